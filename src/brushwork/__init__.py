@@ -1,0 +1,32 @@
+"""brushwork: neural style transfer.
+
+The pipeline, one subpackage per stage: :mod:`brushwork.image` (I/O) →
+:mod:`brushwork.encoders` (VGG-19 and its weights) → :mod:`brushwork.ops` and
+:mod:`brushwork.losses` (feature operations and losses) → :mod:`brushwork.methods` (style
+transfer methods) → front ends (:mod:`brushwork.api`, :mod:`brushwork.cli`).
+"""
+
+from __future__ import annotations
+
+from brushwork.errors import BrushworkError
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # lazy: `import brushwork` stays cheap for the CLI
+    if name in ("stylize", "run"):
+        from brushwork import api
+
+        return getattr(api, name)
+    if name in ("load_image", "save_image"):
+        from brushwork import image
+
+        return getattr(image, name)
+    if name in ("VGG19", "load_vgg19"):
+        from brushwork import encoders
+
+        return getattr(encoders, name)
+    raise AttributeError(f"module 'brushwork' has no attribute {name!r}")
+
+
+__all__ = ["BrushworkError", "VGG19", "load_image", "load_vgg19", "run", "save_image", "stylize"]

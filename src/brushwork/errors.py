@@ -1,0 +1,15 @@
+"""The one exception type users see.
+
+Every problem caused by the user's input (a missing file, a bad option value, weights that
+cannot be found) raises :class:`BrushworkError` with a one-line message. The CLI prints it as
+``brushwork: error: <message>`` and exits with status 2; library callers can catch it.
+"""
+
+from __future__ import annotations
+
+
+class BrushworkError(Exception):
+    """A user-facing error with a one-line, actionable message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))

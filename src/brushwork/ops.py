@@ -1,0 +1,38 @@
+"""Feature and image operations shared by every method: pure functions on (B, C, H, W)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """Channel correlations G = F Fᵀ / (C·H·W) of (B, C, H, W) features → (B, C, C).
+
+    Gatys et al. 2016, eq. 3; normalized by the number of feature elements as in Johnson's
+    neural-style, so style weights do not depend on image size.
+    """
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+# The 4-neighbour discrete Laplacian used by Li et al. 2017 (Laplacian-steered NST, §3.1).
+LAPLACIAN_KERNEL = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
+
+
+def laplacian(image: Tensor) -> Tensor:
+    """The 3×3 Laplacian of each channel, with replicated borders (kornia's filter2d)."""
+    from kornia.filters import filter2d
+
+    kernel = LAPLACIAN_KERNEL.to(image)[None]
+    return filter2d(image, kernel, border_type="replicate")
+
+
+def pooled_laplacian(image: Tensor, pool_size: int) -> Tensor:
+    """Laplacian of the image average-pooled by ``pool_size`` (Li et al. 2017, eq. 2):
+    pooling first makes the loss follow the image's structure, not its pixel noise."""
+    if pool_size > 1:
+        image = F.avg_pool2d(image, pool_size, ceil_mode=True)
+    return laplacian(image)
