@@ -25,6 +25,7 @@ not match. Torch files are read with ``torch.load(weights_only=True)``: no code 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import importlib.util
 import json
 import os
@@ -53,7 +54,7 @@ INSTALL_HINT = (
 )
 # torchvision's `features` indices of the 16 conv layers.
 _TORCHVISION_INDEX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
-_HUB_HASH = re.compile(r"-([0-9a-f]{8,64})\.[^./]+$")
+_HUB_HASH = re.compile(r"-([0-9a-f]{8,64})\.[^./]+$", re.IGNORECASE)
 
 
 def cache_dir() -> Path:
@@ -88,9 +89,11 @@ class WeightsSource:
     def cache_key(self) -> str:
         if self.sha256 and len(self.sha256) == 64:
             return self.sha256[:16]
-        # A URL with only a hash prefix, or a local file: key by location (the file's own
-        # hash is checked when the cache is built).
-        return hashlib.sha256(self.location.encode()).hexdigest()[:16]
+        identity = f"{self.location}|{self.sha256}"
+        if self.kind == "file":  # a replaced file gets a new cache entry
+            stat = Path(self.location).stat()
+            identity += f"|{stat.st_size}|{stat.st_mtime_ns}"
+        return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
     @property
     def cache_path(self) -> Path:
@@ -125,7 +128,7 @@ def resolve_source(source: str | None = None, sha256: str | None = None) -> Weig
         source = DEFAULT_URL
     if source.startswith(("http://", "https://")):
         if sha256 is None and (match := _HUB_HASH.search(source)):
-            sha256 = match.group(1)
+            sha256 = match.group(1).lower()
         if sha256 is None:
             raise BrushworkError(
                 f"weights URL {source} needs a sha256 to verify the download: "
@@ -160,7 +163,7 @@ def download(url: str, target: Path, sha256: str, *, progress: bool = True) -> P
         if not actual.startswith(sha256):
             raise BrushworkError(f"download of {url} has sha256 {actual}, expected {sha256}")
         os.replace(tmp_name, target)
-    except (urllib.error.URLError, OSError) as error:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
         raise BrushworkError(f"cannot download {url}: {error}") from error
     finally:
         if os.path.exists(tmp_name):
@@ -253,12 +256,21 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp_name, path)
 
 
-def cache_is_valid(path: Path) -> bool:
-    """True when ``path`` and its ``.sha256`` file exist and agree."""
+def cache_is_valid(path: Path, source_sha256: str | None = None) -> bool:
+    """True when ``path`` and its ``.sha256`` file exist and agree, and (if given) the
+    source hash recorded inside starts with ``source_sha256``."""
     record = path.with_name(path.name + ".sha256")
     if not (path.is_file() and record.is_file()):
         return False
-    return record.read_text().strip() == sha256_file(path)
+    if record.read_text().strip() != sha256_file(path):
+        return False
+    if source_sha256:
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as f:
+            recorded = (f.metadata() or {}).get("source_sha256", "")
+        return recorded.startswith(source_sha256)
+    return True
 
 
 def load_weights(
@@ -274,7 +286,7 @@ def load_weights(
 
     resolved = resolve_source(source, sha256)
     path = resolved.cache_path
-    if not cache_is_valid(path):
+    if not cache_is_valid(path, resolved.sha256):
         path = build_cache(resolved, progress=progress)
     wanted = list(layers) if layers is not None else list(CONV_LAYERS)
     with safe_open(path, framework="pt") as f:
@@ -295,7 +307,7 @@ def describe(source: str | None = None, sha256: str | None = None) -> dict[str, 
         "expected_sha256": resolved.sha256,
         "cache": str(path),
         "cached": path.is_file(),
-        "cache_valid": cache_is_valid(path),
+        "cache_valid": cache_is_valid(path, resolved.sha256),
     }
     if path.is_file():
         from safetensors import safe_open

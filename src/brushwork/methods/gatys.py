@@ -210,4 +210,4 @@ class Gatys(Method):
 class GatysLaplacian(Gatys):
     name = "gatys-laplacian"
     description = "Gatys + the Laplacian loss of Li et al. 2017: keeps fine content structure"
-    preset = {"lap_weight": 100.0}  # noqa: RUF012
+    preset = {"lap_weight": 10.0}  # noqa: RUF012

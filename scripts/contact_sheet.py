@@ -1,0 +1,84 @@
+"""Render a contact sheet: content, style, Gatys, Gatys + Laplacian, one row per pair.
+
+By default it uses the bundled examples and writes ``docs/contact_sheet.png`` (committed).
+``--content``/``--style`` take image files instead (for example the evaluation images in
+../shared/data, whose results must not be committed: write them under out/).
+
+    python scripts/contact_sheet.py                       # bundled examples → docs/
+    python scripts/contact_sheet.py --content a.jpg --style b.jpg -o out/sheet.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+import brushwork
+from brushwork.examples import content_image, style_path
+from brushwork.image import open_image, save_image, split_alpha
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("gatys", "gatys-laplacian")
+LABEL_HEIGHT = 22
+
+
+def tile(image: Image.Image, size: int) -> Image.Image:
+    """Fit ``image`` into a size×size tile on white, keeping its aspect ratio."""
+    image = image.convert("RGB").copy()
+    image.thumbnail((size, size), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (size, size), "white")
+    canvas.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
+    return canvas
+
+
+def render(pairs: list[tuple[str, Image.Image, Image.Image]], size: int, iterations: int,
+           tile_size: int) -> Image.Image:
+    columns = ["content", "style", *METHODS]
+    sheet = Image.new("RGB", (tile_size * len(columns), LABEL_HEIGHT + tile_size * len(pairs)),
+                      "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, name in enumerate(columns):
+        draw.text((i * tile_size + 6, 5), name, fill="black")
+    for row, (label, content, style) in enumerate(pairs):
+        tiles = [content, style]
+        for method in METHODS:
+            start = time.perf_counter()
+            tiles.append(brushwork.stylize(content, style, method, size=size,
+                                           iterations=iterations))
+            print(f"{label} {method}: {time.perf_counter() - start:.1f} s", flush=True)
+        for col, image in enumerate(tiles):
+            sheet.paste(tile(image, tile_size), (col * tile_size, LABEL_HEIGHT + row * tile_size))
+        draw.text((6, LABEL_HEIGHT + row * tile_size + 4), label, fill="white")
+    return sheet
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--content", nargs="*", help="content image files")
+    parser.add_argument("--style", nargs="*", help="style image files (paired with --content)")
+    parser.add_argument("--size", type=int, default=256, help="stylization size")
+    parser.add_argument("--iterations", type=int, default=150)
+    parser.add_argument("--tile", type=int, default=256, help="tile size in the sheet")
+    parser.add_argument("-o", "--output", default=str(ROOT / "docs" / "contact_sheet.png"))
+    args = parser.parse_args()
+    if args.content:
+        if len(args.content) != len(args.style or []):
+            parser.error("give one --style per --content")
+        pairs = [
+            (f"{Path(c).stem} × {Path(s).stem}", split_alpha(open_image(c))[0],
+             split_alpha(open_image(s))[0])
+            for c, s in zip(args.content, args.style, strict=True)
+        ]
+    else:
+        examples = [("astronaut", "strokes"), ("chelsea", "mosaic"), ("coffee", "strokes")]
+        pairs = [(f"{c} × {s}", content_image(c), Image.open(style_path(s)).convert("RGB"))
+                 for c, s in examples]
+    sheet = render(pairs, args.size, args.iterations, args.tile)
+    print(save_image(sheet, args.output, force=True))
+
+
+if __name__ == "__main__":
+    main()
