@@ -27,7 +27,8 @@ import time
 import torch
 from common import conv_ceiling, machine, markdown_table, write_section
 
-from brushwork.encoders import LAYER_INDEX, LAYERS, deepest, load_vgg19
+from brushwork.encoders import deepest, load_vgg19
+from brushwork.encoders.vgg import LAYER_INDEX, LAYERS
 from brushwork.methods.gatys import GatysLoss, GatysOptions
 from brushwork.optim import optimize_image
 

@@ -6,6 +6,8 @@ By default it uses the bundled examples and writes ``docs/contact_sheet.png`` (c
 
     python scripts/contact_sheet.py                       # bundled examples → docs/
     python scripts/contact_sheet.py --content a.jpg --style b.jpg -o out/sheet.png
+    python scripts/contact_sheet.py --grid ../shared/data/content ../shared/data/style \
+        --size 128 --iterations 60 -o out/grid.png       # every content × style, one method
 """
 
 from __future__ import annotations
@@ -55,15 +57,47 @@ def render(pairs: list[tuple[str, Image.Image, Image.Image]], size: int, iterati
     return sheet
 
 
+def render_grid(contents: list[Path], styles: list[Path], method: str, size: int,
+                iterations: int, tile_size: int) -> Image.Image:
+    """Rows: content images; columns: style images; first row and column show the inputs."""
+    sheet = Image.new("RGB", (tile_size * (len(styles) + 1), tile_size * (len(contents) + 1)),
+                      "white")
+    style_images = [split_alpha(open_image(s))[0] for s in styles]
+    for col, image in enumerate(style_images, start=1):
+        sheet.paste(tile(image, tile_size), (col * tile_size, 0))
+    for row, content_path in enumerate(contents, start=1):
+        content = split_alpha(open_image(content_path))[0]
+        sheet.paste(tile(content, tile_size), (0, row * tile_size))
+        for col, style in enumerate(style_images, start=1):
+            start = time.perf_counter()
+            result = brushwork.stylize(content, style, method, size=size, iterations=iterations)
+            sheet.paste(tile(result, tile_size), (col * tile_size, row * tile_size))
+            print(f"{content_path.stem} × {styles[col - 1].stem}: "
+                  f"{time.perf_counter() - start:.1f} s", flush=True)
+    return sheet
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--content", nargs="*", help="content image files")
     parser.add_argument("--style", nargs="*", help="style image files (paired with --content)")
+    parser.add_argument("--grid", nargs=2, metavar=("CONTENT_DIR", "STYLE_DIR"),
+                        help="every content × style pair of two folders, one method")
+    parser.add_argument("--method", default="gatys", help="method for --grid")
     parser.add_argument("--size", type=int, default=256, help="stylization size")
     parser.add_argument("--iterations", type=int, default=150)
     parser.add_argument("--tile", type=int, default=256, help="tile size in the sheet")
     parser.add_argument("-o", "--output", default=str(ROOT / "docs" / "contact_sheet.png"))
     args = parser.parse_args()
+    if args.grid:
+        from brushwork.image import is_image_path
+
+        contents, styles = (sorted(p for p in Path(d).iterdir() if is_image_path(p))
+                            for d in args.grid)
+        sheet = render_grid(contents, styles, args.method, args.size, args.iterations,
+                            args.tile)
+        print(save_image(sheet, args.output, force=True))
+        return
     if args.content:
         if len(args.content) != len(args.style or []):
             parser.error("give one --style per --content")

@@ -323,11 +323,6 @@ def test_package_exposes_the_api_lazily() -> None:
 
 
 @pytest.mark.usefixtures("no_pretrained")
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: api._as_image converts non-RGB PIL images with Image.convert('RGBA'), which "
-    "clips 16-bit and float grayscale; open_image rescales them (image._normalize_mode)",
-)
 @pytest.mark.parametrize(
     "array",
     [

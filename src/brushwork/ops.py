@@ -14,6 +14,10 @@ def gram_matrix(features: Tensor) -> Tensor:
     neural-style, so style weights do not depend on image size.
     """
     b, c, h, w = features.shape
+    if features.is_contiguous(memory_format=torch.channels_last):
+        # (B, H, W, C) in memory: a (B, HW, C) view, no copy
+        flat = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
+        return torch.bmm(flat.transpose(1, 2), flat) / (c * h * w)
     flat = features.reshape(b, c, h * w)
     return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 

@@ -27,7 +27,10 @@ CONV_LAYERS: tuple[str, ...] = tuple(
 LAYERS: tuple[str, ...] = tuple(
     name
     for b, n, _ in _BLOCKS
-    for name in [*(x for i in range(1, n + 1) for x in (f"conv{b}_{i}", f"relu{b}_{i}")), f"pool{b}"]
+    for name in (
+        *(x for i in range(1, n + 1) for x in (f"conv{b}_{i}", f"relu{b}_{i}")),
+        f"pool{b}",
+    )
 )
 LAYER_INDEX = {name: i for i, name in enumerate(LAYERS)}
 
