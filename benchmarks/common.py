@@ -39,7 +39,7 @@ def conv_ceiling(channels_last: bool, repeats: int = 7) -> float:
         conv = conv.to(memory_format=torch.channels_last)
     flops = 2 * c * c * 9 * size * size
     with torch.inference_mode():
-        return flops / median_seconds(lambda: conv(x), repeats, warmup=2) / 1e9
+        return flops / median_seconds(lambda: conv(x), repeats, warmup=3) / 1e9
 
 
 def machine() -> str:

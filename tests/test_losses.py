@@ -148,3 +148,13 @@ def test_laplacian_loss_is_zero_for_identical_images_and_differentiable(pool_siz
     assert image.grad is not None
     assert torch.isfinite(image.grad).all()
     assert image.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gram_matrix_gradient_is_exact(channels_last: bool) -> None:
+    torch.manual_seed(0)
+    features = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    if channels_last:
+        features = features.contiguous(memory_format=torch.channels_last)
+    features.requires_grad_(True)
+    assert torch.autograd.gradcheck(gram_matrix, (features,))

@@ -7,6 +7,23 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+class _SelfProduct(torch.autograd.Function):
+    """Xᵀ X for X of shape (B, N, C), with the one-matmul backward 2·X·sym(dG).
+
+    Autograd's own backward of ``bmm(Xᵀ, X)`` takes two matmuls and an addition.
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return torch.bmm(x.transpose(1, 2), x)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return torch.bmm(x, grad + grad.transpose(1, 2))
+
+
 def gram_matrix(features: Tensor) -> Tensor:
     """Channel correlations G = F Fᵀ / (C·H·W) of (B, C, H, W) features → (B, C, C).
 
@@ -15,11 +32,10 @@ def gram_matrix(features: Tensor) -> Tensor:
     """
     b, c, h, w = features.shape
     if features.is_contiguous(memory_format=torch.channels_last):
-        # (B, H, W, C) in memory: a (B, HW, C) view, no copy
-        flat = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
-        return torch.bmm(flat.transpose(1, 2), flat) / (c * h * w)
-    flat = features.reshape(b, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+        samples = features.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view, no copy
+    else:
+        samples = features.reshape(b, c, h * w).transpose(1, 2)
+    return _SelfProduct.apply(samples) / (c * h * w)
 
 
 # The 4-neighbour discrete Laplacian used by Li et al. 2017 (Laplacian-steered NST, §3.1).
