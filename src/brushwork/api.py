@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from brushwork.encoders import VGG19, deepest, load_vgg19
+from brushwork.encoders import VGG19, load_vgg19
 from brushwork.errors import BrushworkError
 from brushwork.image import normalize_mode, open_image, resize, split_alpha, to_pil, to_tensor
 from brushwork.methods import StylizeResult, get_method
@@ -117,10 +117,11 @@ def run(
     style_image = resize(style_image, size=style_size or max(content_image.size))
     content_tensor = to_tensor(content_image).to(device)
     style_tensor = to_tensor(style_image).to(device)
-    if hasattr(instance, "encoder") and instance.encoder is None:
-        o = instance.options
+    request = instance.encoder_request()
+    if request is not None and instance.encoder is None:
+        last_layer, pooling = request
         instance.encoder = cached_vgg19(
-            deepest(o.encoder_layers), o.pooling, str(device), weights, weights_sha256
+            last_layer, pooling, str(device), weights, weights_sha256
         )
     result = instance.stylize(content_tensor, style_tensor, callbacks=callbacks)
     image = to_pil(result.image.cpu())

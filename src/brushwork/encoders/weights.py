@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import importlib.util
-import json
 import os
 import re
 import tempfile
@@ -316,7 +315,3 @@ def describe(source: str | None = None, sha256: str | None = None) -> dict[str, 
             info["source_sha256"] = (f.metadata() or {}).get("source_sha256")
         info["cache_bytes"] = path.stat().st_size
     return info
-
-
-def to_json(info: dict[str, object]) -> str:
-    return json.dumps(info, indent=2)

@@ -75,6 +75,12 @@ class Method(ABC):
     options_class: ClassVar[type[Options]]
     preset: ClassVar[dict[str, Any]] = {}
     """Option values that differ from ``options_class``'s defaults for this method."""
+    encoder: Any = None
+    """The feature encoder, for methods that use one; front ends may set a shared one."""
+
+    def encoder_request(self) -> tuple[str, str] | None:
+        """(deepest VGG-19 layer, pooling) this method needs, or None if it needs none."""
+        return None
 
     def __init__(self, options: Options | None = None, **changes: Any) -> None:
         base = options if options is not None else self.default_options()

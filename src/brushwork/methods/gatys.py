@@ -176,10 +176,15 @@ class Gatys(Method):
         super().__init__(options, **changes)
         self.encoder = encoder
 
+    def encoder_request(self) -> tuple[str, str]:
+        options: GatysOptions = self.options  # type: ignore[assignment]
+        return deepest(options.encoder_layers), options.pooling
+
     def build_encoder(self) -> VGG19:
         from brushwork.encoders import load_vgg19
 
-        return load_vgg19(deepest(self.options.encoder_layers), pooling=self.options.pooling)
+        last_layer, pooling = self.encoder_request()
+        return load_vgg19(last_layer, pooling=pooling)
 
     def stylize(
         self,
