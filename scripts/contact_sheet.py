@@ -36,6 +36,13 @@ def tile(image: Image.Image, size: int) -> Image.Image:
     return canvas
 
 
+def label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str) -> None:
+    """White text on a black box, readable on any tile."""
+    _, _, right, bottom = draw.textbbox((xy[0] + 4, xy[1] + 3), text)
+    draw.rectangle((xy[0], xy[1], right + 4, bottom + 3), fill="black")
+    draw.text((xy[0] + 4, xy[1] + 3), text, fill="white")
+
+
 def render(pairs: list[tuple[str, Image.Image, Image.Image]], size: int, iterations: int,
            tile_size: int) -> Image.Image:
     columns = ["content", "style", *METHODS]
@@ -44,16 +51,16 @@ def render(pairs: list[tuple[str, Image.Image, Image.Image]], size: int, iterati
     draw = ImageDraw.Draw(sheet)
     for i, name in enumerate(columns):
         draw.text((i * tile_size + 6, 5), name, fill="black")
-    for row, (label, content, style) in enumerate(pairs):
+    for row, (name, content, style) in enumerate(pairs):
         tiles = [content, style]
         for method in METHODS:
             start = time.perf_counter()
             tiles.append(brushwork.stylize(content, style, method, size=size,
                                            iterations=iterations))
-            print(f"{label} {method}: {time.perf_counter() - start:.1f} s", flush=True)
+            print(f"{name} {method}: {time.perf_counter() - start:.1f} s", flush=True)
         for col, image in enumerate(tiles):
             sheet.paste(tile(image, tile_size), (col * tile_size, LABEL_HEIGHT + row * tile_size))
-        draw.text((6, LABEL_HEIGHT + row * tile_size + 4), label, fill="white")
+        label(draw, (0, LABEL_HEIGHT + row * tile_size), name)
     return sheet
 
 
@@ -102,13 +109,13 @@ def main() -> None:
         if len(args.content) != len(args.style or []):
             parser.error("give one --style per --content")
         pairs = [
-            (f"{Path(c).stem} × {Path(s).stem}", split_alpha(open_image(c))[0],
+            (f"{Path(c).stem} x {Path(s).stem}", split_alpha(open_image(c))[0],
              split_alpha(open_image(s))[0])
             for c, s in zip(args.content, args.style, strict=True)
         ]
     else:
         examples = [("astronaut", "strokes"), ("chelsea", "mosaic"), ("coffee", "strokes")]
-        pairs = [(f"{c} × {s}", content_image(c), Image.open(style_path(s)).convert("RGB"))
+        pairs = [(f"{c} x {s}", content_image(c), Image.open(style_path(s)).convert("RGB"))
                  for c, s in examples]
     sheet = render(pairs, args.size, args.iterations, args.tile)
     print(save_image(sheet, args.output, force=True))

@@ -49,6 +49,15 @@ def _parse_sequence(item_type: type) -> Any:
     return parse
 
 
+def _show(value: Any) -> str:
+    """A default as the user would type it."""
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
 def _option_argument(field: dataclasses.Field, hint: Any) -> tuple[dict[str, Any], str]:
     """argparse keyword arguments and a metavar for one options-dataclass field."""
     args = typing.get_args(hint)
@@ -81,9 +90,9 @@ def _add_method_options(parser: argparse.ArgumentParser) -> list[str]:
             }
             if field.name in seen:
                 continue
-            shown = sorted({repr(v) for v in defaults.values()})
+            shown = sorted({_show(v) for v in defaults.values()})
             default_text = shown[0] if len(shown) == 1 else "; ".join(
-                f"{name}: {value!r}" for name, value in defaults.items()
+                f"{name}: {_show(value)}" for name, value in defaults.items()
             )
             kwargs, metavar = _option_argument(field, hints[field.name])
             group.add_argument(

@@ -40,7 +40,7 @@ class GatysOptions(Options):
         "VGG-19 layers for the style (Gram) loss",
     )
     style_layer_weights: tuple[float, ...] | None = option(
-        None, "relative weight of each style layer (default: equal); normalized to sum 1"
+        None, "relative weight of each style layer, normalized to sum 1 (none: equal)"
     )
     content_weight: float = option(1.0, "weight of the content loss")
     style_weight: float = option(3.0, "weight of the style loss")
