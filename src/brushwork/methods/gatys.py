@@ -9,8 +9,10 @@ The output image x minimizes
   + tv_weight      · TV(x)                                       (smoothness)
   + lap_weight     · Σ_p ‖D(P_p(x)) − D(P_p(content))‖²          (Li et al., eq. 2-3)
 
-where G is the Gram matrix, D the 3×3 Laplacian and P_p average pooling by p. See
-:mod:`brushwork.losses` for how each term is normalized.
+where G is the Gram matrix, D the 3×3 Laplacian and P_p average pooling by p. Every
+content, style and Laplacian term is divided by its target's mean square (a relative error),
+so one layer cannot dominate and the weights carry over between images; see
+:mod:`brushwork.losses`.
 """
 
 from __future__ import annotations
