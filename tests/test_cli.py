@@ -111,23 +111,18 @@ class TestBadInput:
         assert "notes.jpg" in message and "not an image" in message
         assert list(out_dir.iterdir()) == []
 
-    def test_truncated_jpeg(self, capsys, monkeypatch, images, tmp_path, out_dir) -> None:
+    @pytest.mark.parametrize("broken_input", ["content", "style"])
+    def test_truncated_jpeg(
+        self, capsys, monkeypatch, images, tmp_path, out_dir, broken_input
+    ) -> None:
         monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", False)
-        _, style = images
         data = _jpeg_bytes()
         broken = tmp_path / "broken.jpg"
         broken.write_bytes(data[: len(data) // 2])
-        message = expect_error(capsys, stylize_args(broken, style, out_dir / "o.png"))
+        content, style = images
+        pair = (broken, style) if broken_input == "content" else (content, broken)
+        message = expect_error(capsys, stylize_args(*pair, out_dir / "o.png"))
         assert "broken.jpg" in message and "truncated" in message
-        assert list(out_dir.iterdir()) == []
-
-    def test_truncated_style_jpeg(self, capsys, monkeypatch, images, tmp_path, out_dir) -> None:
-        monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", False)
-        content, _ = images
-        data = _jpeg_bytes()
-        broken = tmp_path / "broken.jpg"
-        broken.write_bytes(data[: len(data) // 2])
-        expect_error(capsys, stylize_args(content, broken, out_dir / "o.png"))
         assert list(out_dir.iterdir()) == []
 
     def test_empty_file(self, capsys, images, tmp_path, out_dir) -> None:
