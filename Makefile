@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench contact-sheet clean
+.PHONY: demo test lint bench bench-highres contact-sheet controls-sheet clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,14 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_gatys.py
 
+bench-highres: $(STAMP)
+	$(BIN)/python benchmarks/bench_highres.py
+
 contact-sheet: $(STAMP)
 	$(BIN)/python scripts/contact_sheet.py
+
+controls-sheet: $(STAMP)
+	$(BIN)/python scripts/controls_sheet.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -21,7 +21,7 @@ from PIL import Image, ImageFile
 from brushwork import __version__, api
 from brushwork.cli import build_parser, main
 from brushwork.image import MAX_PIXELS_ENV, to_pil
-from brushwork.methods import gatys
+from brushwork.methods import gatys, optimization
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("bad input reached the expensive part")
 
     monkeypatch.setattr(api, "cached_vgg19", refuse)
-    monkeypatch.setattr(gatys, "optimize_image", refuse)
+    monkeypatch.setattr(optimization, "optimize_image", refuse)
 
 
 @pytest.fixture
@@ -206,6 +206,33 @@ class TestBadInput:
         (["--weights", "/missing/vgg19.pth"], "not found"),
         (["--weights-sha256", "xyz"], "hexadecimal"),
         (["--no-such-flag"], "no-such-flag"),
+        (["--style", "second.png:-1"], "style weights must be finite numbers >= 0"),
+        (["--style", "second.png:nan"], "finite"),
+        (["--style-scale", "0"], "style scale must be a number > 0"),
+        (["--style-scale", "-2"], "style scale"),
+        (["--style-scale", "nan"], "style scale"),
+        (["--style-scale", "small"], "small"),
+        (["--style-scale", "0.5", "--style-size", "32"], "either a style size or a style scale"),
+        (["--style-scale", "0.01"], "--style-scale"),
+        (["--region", "#000000=1"], "regions need a label image"),
+        (["--region", "#000000"], "--region expects COLOR=N"),
+        (["--region", "=1"], "--region expects COLOR=N"),
+        (["--region", "#000000=two"], "style number or 'none'"),
+        (["--scale-iterations", "2,2"], "2 scale iterations given for 1 scales"),
+        (["--start-size", "128", "--scale-iterations", "5,5"], "given for 3 scales"),
+        (["--start-size", "128", "--scale-iterations", "5,0,5"], "integers >= 1"),
+        (["--start-size", "8"], ">= 16"),
+        (["--size", "32", "--start-size", "16"], "--start-size"),
+        (["--size", "24"], "--size"),
+        (["--max-memory", "1M"], "GiB"),
+        (["--max-memory", "lots"], "8G"),
+        (["--max-memory=-1G"], "positive"),
+        (["--max-memory", "inf"], "positive"),
+        (["--plot-losses", "losses.jpg"], "unsupported loss plot format"),
+        (["--animation", "movie.avi"], "unsupported animation format"),
+        (["--frame-every", "0"], "frame-every"),
+        (["--preserve-color", "sepia"], "sepia"),
+        (["--style-mask", "a.png", "--style-mask", "b.png"], "2 --style-mask given for 1 styles"),
     ],
 )
 def test_bad_options(capsys, images, out_dir, extra: list[str], match: str) -> None:
@@ -387,11 +414,14 @@ def test_style_size_flag(capsys, images, out_dir) -> None:
 # ----------------------------------------------------------------------------- other commands
 
 
-def test_methods_lists_both_methods(capsys) -> None:
+def test_methods_lists_every_method(capsys) -> None:
+    from brushwork.methods import METHODS
+
     assert main(["methods"]) == 0
     captured = capsys.readouterr()
     names = [line.split()[0] for line in captured.out.splitlines()]
-    assert names == ["gatys", "gatys-laplacian"]
+    assert names == list(METHODS)
+    assert {"gatys", "gatys-laplacian", "styleswap"} <= set(names)
     assert captured.err == ""
 
 
@@ -606,3 +636,219 @@ def test_stylize_verifies_weights_sha256(capsys, monkeypatch, images, tmp_path, 
     )
     assert "sha256" in expect_error(capsys, argv)
     assert list(out_dir.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- styles and controls
+
+
+def test_parse_style_spec(tmp_path: Path) -> None:
+    from brushwork.cli import parse_style_spec
+
+    assert parse_style_spec("a.jpg") == {"image": "a.jpg", "weight": 1.0, "layers": None}
+    assert parse_style_spec("a.jpg:0.7") == {"image": "a.jpg", "weight": 0.7, "layers": None}
+    assert parse_style_spec("a.jpg@relu1_1,relu2_1") == {
+        "image": "a.jpg", "weight": 1.0, "layers": ("relu1_1", "relu2_1")
+    }
+    assert parse_style_spec("a.jpg:0.5@relu3_1") == {
+        "image": "a.jpg", "weight": 0.5, "layers": ("relu3_1",)
+    }
+    assert parse_style_spec("dir/a.jpg:2") == {"image": "dir/a.jpg", "weight": 2.0, "layers": None}
+    # Not a number or not layer names: part of the path.
+    assert parse_style_spec("x:notanumber")["image"] == "x:notanumber"
+    assert parse_style_spec("x:notanumber")["weight"] == 1.0
+    assert parse_style_spec("me@home.png") == {"image": "me@home.png", "weight": 1.0,
+                                               "layers": None}
+    assert parse_style_spec("a.png@relu1_1,nope")["image"] == "a.png@relu1_1,nope"
+    # An existing file is taken whole, even when its name looks like PATH:W@LAYER.
+    for name in ("style:2", "paint:0.5@relu1_1"):
+        path = tmp_path / name
+        path.write_bytes(b"")
+        assert parse_style_spec(str(path)) == {"image": str(path), "weight": 1.0, "layers": None}
+    assert parse_style_spec(f"{tmp_path / 'style:2'}:0.25")["image"] == str(tmp_path / "style:2")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("8G", 8 * 2**30), ("512M", 512 * 2**20), ("1.5GiB", 3 * 2**29), ("100", 100),
+     ("2gb", 2 * 2**30), ("64K", 64 * 1024), ("1T", 2**40), (" 4G ", 4 * 2**30),
+     ("100B", 100)],
+)
+def test_parse_bytes(text: str, expected: int) -> None:
+    from brushwork.cli import _parse_bytes
+
+    assert _parse_bytes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "G", "lots", "8X", "0", "-1G", "nan", "inf", "1e400"])
+def test_parse_bytes_rejects(text: str) -> None:
+    import argparse
+
+    from brushwork.cli import _parse_bytes
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        _parse_bytes(text)
+
+
+def _styled(content: Path, output: Path, *extra: str) -> list[str]:
+    """argv without the positional style (styles come from --style)."""
+    return ["stylize", str(content), "-o", str(output), "--quiet", *extra]
+
+
+def _label_image(path: Path, width: int, height: int, *colors: tuple[int, int, int]) -> Path:
+    array = np.zeros((height, width, 3), dtype=np.uint8)
+    band = width // len(colors)
+    for i, color in enumerate(colors):
+        array[:, i * band :] = color
+    Image.fromarray(array).save(path)
+    return path
+
+
+@pytest.mark.usefixtures("no_work")
+class TestBadControls:
+    def test_weights_summing_to_zero(self, capsys, images, out_dir) -> None:
+        content, style = images
+        argv = _styled(content, out_dir / "o.png", "--style", f"{style}:0", "--style",
+                       f"{style}:0.0")
+        assert "sum to zero" in expect_error(capsys, argv)
+        assert list(out_dir.iterdir()) == []
+
+    def test_negative_weight_without_positional_style(self, capsys, images, out_dir) -> None:
+        content, style = images
+        argv = _styled(content, out_dir / "o.png", "--style", f"{style}:-0.5")
+        assert ">= 0" in expect_error(capsys, argv)
+        assert list(out_dir.iterdir()) == []
+
+    def test_no_style_at_all(self, capsys, images, out_dir) -> None:
+        content, _ = images
+        message = expect_error(capsys, _styled(content, out_dir / "o.png"))
+        assert "no style image" in message and "--style" in message
+        assert list(out_dir.iterdir()) == []
+
+    def test_mask_with_more_regions_than_styles(self, capsys, images, tmp_path, out_dir):
+        content, style = images
+        labels = _label_image(tmp_path / "labels.png", 64, 40, (0, 0, 0), (255, 255, 255))
+        argv = stylize_args(content, style, out_dir / "o.png", "--mask", str(labels))
+        message = expect_error(capsys, argv)
+        assert "--region" in message and "2 regions" in message
+        assert list(out_dir.iterdir()) == []
+
+    def test_region_naming_a_missing_style(self, capsys, images, tmp_path, out_dir) -> None:
+        content, style = images
+        labels = _label_image(tmp_path / "labels.png", 64, 40, (0, 0, 0), (255, 255, 255))
+        argv = stylize_args(content, style, out_dir / "o.png", "--mask", str(labels),
+                            "--region", "#000000=1", "--region", "255,255,255=2")
+        assert "numbered 1 to 1" in expect_error(capsys, argv)
+        assert list(out_dir.iterdir()) == []
+
+    def test_missing_mask_file(self, capsys, images, out_dir) -> None:
+        content, style = images
+        argv = stylize_args(content, style, out_dir / "o.png", "--mask",
+                            str(out_dir / "nolabels.png"))
+        assert "nolabels.png" in expect_error(capsys, argv)
+        assert list(out_dir.iterdir()) == []
+
+    def test_label_image_and_style_masks(self, capsys, images, tmp_path, out_dir) -> None:
+        content, style = images
+        labels = _label_image(tmp_path / "labels.png", 64, 40, (0, 0, 0))
+        argv = stylize_args(content, style, out_dir / "o.png", "--mask", str(labels),
+                            "--style-mask", str(labels))
+        assert "not both" in expect_error(capsys, argv)
+        assert list(out_dir.iterdir()) == []
+
+    def test_max_memory_refusal_shows_the_estimate(self, capsys, images, out_dir) -> None:
+        content, style = images
+        argv = stylize_args(content, style, out_dir / "o.png", "--max-memory", "1M",
+                            "--size", "64")
+        message = expect_error(capsys, argv)
+        assert "a 64x40 gatys run needs about" in message
+        assert "memory limit (0.0 GiB)" in message
+        assert list(out_dir.iterdir()) == []
+
+    def test_existing_plot_or_animation_without_force(self, capsys, images, out_dir) -> None:
+        content, style = images
+        for flag, name in (("--plot-losses", "p.png"), ("--animation", "a.gif")):
+            existing = out_dir / name
+            existing.write_bytes(b"precious")
+            argv = stylize_args(content, style, out_dir / "o.png", flag, str(existing))
+            assert "--force" in expect_error(capsys, argv)
+            assert existing.read_bytes() == b"precious"
+            existing.unlink()
+        assert list(out_dir.iterdir()) == []
+
+
+def _square_images(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A square content (48x48) and two styles: coarse-to-fine from 16 px needs square."""
+    content, first, second = (tmp_path / f"{n}.png" for n in ("square", "s1", "s2"))
+    to_pil(smooth_image(48, 48, seed=3)).save(content)
+    to_pil(smooth_image(40, 40, seed=4)).save(first)
+    to_pil(smooth_image(44, 44, seed=5)).save(second)
+    return content, first, second
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_stylize_with_every_control(capsys, tmp_path, out_dir) -> None:
+    content, first, second = _square_images(tmp_path)
+    out, plot, movie = out_dir / "o.png", out_dir / "losses.png", out_dir / "x.gif"
+    argv = _styled(
+        content, out, "--style", f"{first}:0.7", "--style", f"{second}:0.3@relu1_1,relu2_1",
+        "--preserve-color", "luminance", "--size", "32", "--start-size", "16",
+        "--scale-iterations", "2,2", "--plot-losses", str(plot), "--animation", str(movie),
+        "--json",
+    )
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    summary = json.loads(captured.out)
+    assert sorted(p.name for p in out_dir.iterdir()) == ["losses.png", "o.png", "x.gif"]
+    assert [s["weight"] for s in summary["styles"]] == [0.7, 0.3]
+    assert [s["image"] for s in summary["styles"]] == [str(first), str(second)]
+    assert summary["styles"][1]["layers"] == ["relu1_1", "relu2_1"]
+    assert [s["size"] for s in summary["scales"]] == [[16, 16], [32, 32]]
+    assert [s["iterations"] for s in summary["scales"]] == [2, 2]
+    assert summary["steps"] == 4
+    assert summary["preserve_color"] == "luminance"
+    assert summary["size"] == [32, 32]
+    with Image.open(out) as image:
+        assert image.size == (32, 32)
+    with Image.open(plot) as image:
+        assert image.format == "PNG"
+    with Image.open(movie) as image:
+        assert image.format == "GIF"
+        assert image.n_frames >= 4
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_stylize_with_a_label_mask_of_another_aspect_warns_once(
+    capsys, tmp_path, out_dir
+) -> None:
+    content, first, second = _square_images(tmp_path)
+    labels = _label_image(tmp_path / "labels.png", 40, 20, (255, 0, 0), (0, 0, 255))
+    out = out_dir / "o.png"
+    argv = _styled(content, out, "--style", str(first), "--style", str(second),
+                   "--mask", str(labels), "--region", "#ff0000=2", "--region", "0,0,255=1",
+                   "--size", "32", "--iterations", "1")
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("brushwork: warning: ")
+    assert "labels.png" in lines[0] or "label image" in lines[0]
+    assert "40x20" in lines[0] and "32x32" in lines[0]
+    assert captured.out.strip() == str(out)
+    assert out.is_file()
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_stylize_with_style_masks_and_style_scale(capsys, tmp_path, out_dir) -> None:
+    content, first, second = _square_images(tmp_path)
+    mask = tmp_path / "left.png"
+    Image.fromarray(np.tile(np.where(np.arange(48) < 24, 255, 0).astype(np.uint8),
+                            (48, 1))).save(mask)
+    argv = _styled(content, out_dir / "o.png", "--style", str(first), "--style", str(second),
+                   "--style-mask", str(mask), "--style-mask", str(mask), "--size", "32",
+                   "--style-scale", "0.75", "--iterations", "1", "--json")
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    summary = json.loads(captured.out)
+    assert summary["style_size"] == [24, 24]

@@ -17,7 +17,8 @@ from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
 from brushwork.losses import laplacian_loss
 from brushwork.methods import METHODS, get_method
-from brushwork.methods.gatys import Gatys, GatysLaplacian, GatysOptions, initial_image
+from brushwork.methods.gatys import Gatys, GatysLaplacian, GatysOptions
+from brushwork.methods.optimization import initial_image
 from brushwork.ops import pooled_laplacian
 from brushwork.optim import Iterate, optimize_image
 

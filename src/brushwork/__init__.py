@@ -3,7 +3,9 @@
 The pipeline, one subpackage per stage: :mod:`brushwork.image` (I/O) →
 :mod:`brushwork.encoders` (VGG-19 and its weights) → :mod:`brushwork.ops` and
 :mod:`brushwork.losses` (feature operations and losses) → :mod:`brushwork.methods` (style
-transfer methods) → front ends (:mod:`brushwork.api`, :mod:`brushwork.cli`).
+transfer methods), with the controls shared by all methods in :mod:`brushwork.color` and
+:mod:`brushwork.masks` → front ends (:mod:`brushwork.api`, :mod:`brushwork.cli`,
+:mod:`brushwork.recording`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):  # lazy: `import brushwork` stays cheap for the CLI
-    if name in ("stylize", "run"):
+    if name in ("stylize", "run", "Style"):
         from brushwork import api
 
         return getattr(api, name)
@@ -29,4 +31,13 @@ def __getattr__(name: str):  # lazy: `import brushwork` stays cheap for the CLI
     raise AttributeError(f"module 'brushwork' has no attribute {name!r}")
 
 
-__all__ = ["VGG19", "BrushworkError", "load_image", "load_vgg19", "run", "save_image", "stylize"]
+__all__ = [
+    "VGG19",
+    "BrushworkError",
+    "Style",
+    "load_image",
+    "load_vgg19",
+    "run",
+    "save_image",
+    "stylize",
+]

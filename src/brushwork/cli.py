@@ -1,6 +1,8 @@
 """The ``brushwork`` command line.
 
     brushwork stylize CONTENT STYLE -o OUT [--method gatys] [options]
+    brushwork stylize CONTENT --style A.jpg:0.7 --style B.jpg:0.3 -o OUT
+    brushwork stylize CONTENT --style sky.jpg --style city.jpg --mask labels.png -o OUT
     brushwork weights [--prepare] [--json]
     brushwork methods
     brushwork demo [--out out]
@@ -15,9 +17,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
 import typing
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -47,6 +51,62 @@ def _parse_sequence(item_type: type) -> Any:
             ) from None
 
     return parse
+
+
+def _parse_bytes(text: str) -> int:
+    """``8G``, ``512M``, ``1.5GiB`` or a number of bytes."""
+    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    value = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = value[-1:] if value[-1:] in units else ""
+    try:
+        number = float(value[: len(value) - len(unit)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size like 8G or 512M, got {text!r}") from None
+    if not (number > 0 and math.isfinite(number)):
+        raise argparse.ArgumentTypeError(f"memory size must be positive, got {text!r}")
+    return int(number * units[unit])
+
+
+def parse_style_spec(spec: str) -> dict[str, Any]:
+    """``PATH[:WEIGHT][@LAYER,LAYER]`` → {"image", "weight", "layers"}; an existing file's
+    name is taken whole, so paths containing ':' or '@' still work."""
+    from brushwork.encoders.vgg import LAYER_INDEX
+
+    path, weight, layers = spec, 1.0, None
+    if not Path(path).exists():
+        head, at, tail = path.rpartition("@")
+        names = [n.strip() for n in tail.split(",") if n.strip()]
+        if at and names and all(n in LAYER_INDEX for n in names):
+            path, layers = head, tuple(names)
+        head, colon, tail = path.rpartition(":")
+        if colon:
+            try:
+                weight = float(tail)
+            except ValueError:
+                pass
+            else:
+                path = head
+    return {"image": path, "weight": weight, "layers": layers}
+
+
+def _parse_regions(items: list[str]) -> dict[str, int | None] | None:
+    if not items:
+        return None
+    regions: dict[str, int | None] = {}
+    for item in items:
+        color, equals, target = item.rpartition("=")
+        if not equals or not color:
+            raise BrushworkError(f"--region expects COLOR=N or COLOR=none, not {item!r}")
+        if target.strip().lower() == "none":
+            regions[color] = None
+            continue
+        try:
+            regions[color] = int(target)
+        except ValueError:
+            raise BrushworkError(
+                f"--region {item!r}: expected a style number or 'none' after '='"
+            ) from None
+    return regions
 
 
 def _show(value: Any) -> str:
@@ -110,8 +170,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("stylize", help="paint a content image in the style of another")
     run.add_argument("content", help="content image (JPEG, PNG, WebP, TIFF, BMP)")
-    run.add_argument("style", help="style image")
+    run.add_argument("style", nargs="?", default=None, help="style image (or use --style)")
     run.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
+    styles = run.add_argument_group("styles and controls")
+    styles.add_argument(
+        "--style", dest="styles", action="append", default=[], metavar="PATH[:W][@LAYERS]",
+        help="a style image, repeatable: blend weight W (default 1; weights are normalized), "
+             "and optionally the style layers it is restricted to, e.g. "
+             "a.jpg:0.7 or a.jpg@relu1_1,relu2_1",
+    )
+    styles.add_argument("--style-scale", type=float, default=None, metavar="S",
+                        help="style image size relative to the output: < 1 gives smaller "
+                             "strokes, > 1 larger (default: 1)")
+    styles.add_argument("--mask", default=None, metavar="LABELS",
+                        help="label image, one flat color per region; regions go to the "
+                             "styles in order of brightness, darkest first, unless --region")
+    styles.add_argument("--region", dest="regions", action="append", default=[],
+                        metavar="COLOR=N", help="map a label color (#rrggbb or r,g,b) to "
+                        "style number N (1-based) or 'none' (unstyled); repeatable")
+    styles.add_argument("--style-mask", dest="style_masks", action="append", default=[],
+                        metavar="PATH", help="grayscale mask per style, in --style order: "
+                        "white where the style applies")
+    styles.add_argument("--preserve-color", default="none",
+                        choices=("none", "luminance", "linear", "histogram"),
+                        help="keep the content's colors: transfer luminance only, or recolor "
+                             "the style to the content by mean/covariance or histogram "
+                             "matching (default: none)")
+    styles.add_argument("--start-size", type=int, default=None, metavar="N",
+                        help="coarse-to-fine: optimize at N px first, then double up to "
+                             "--size (recommended above 1024 px)")
+    styles.add_argument("--scale-iterations", type=_parse_sequence(int), default=None,
+                        metavar="N,...", help="iterations of each coarse-to-fine scale "
+                        "(default: --iterations, then a quarter per finer scale, >= 10)")
+    styles.add_argument("--max-memory", type=_parse_bytes, default=None, metavar="SIZE",
+                        help="memory the run may use, e.g. 8G (default: 80%% of available); "
+                             "larger runs use checkpointing or are refused up front")
     run.add_argument("-m", "--method", default="gatys", help="method (see `brushwork methods`)")
     run.add_argument("--size", type=int, default=512,
                      help="longest side of the output in pixels (default: 512)")
@@ -125,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--weights-sha256", default=None, help="expected sha256 of --weights")
     run.add_argument("--save-every", type=int, default=0, metavar="N",
                      help="also save the image every N steps as OUTPUT_STEM.stepNNNN.EXT")
+    run.add_argument("--plot-losses", default=None, metavar="PNG",
+                     help="write a loss-curve plot at the end (needs matplotlib)")
+    run.add_argument("--animation", default=None, metavar="GIF|MP4",
+                     help="write an animation of the optimization (.mp4 needs PyAV)")
+    run.add_argument("--frame-every", type=int, default=None, metavar="N",
+                     help="animation frame every N steps (default: about 100 frames)")
     run.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
     run.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -159,11 +258,35 @@ def _intermediate_path(output: Path, step: int) -> Path:
     return output.with_name(f"{output.stem}.step{step:04d}{output.suffix}")
 
 
+def _styles(args: argparse.Namespace) -> list[Any]:
+    from brushwork.api import Style
+
+    specs = ([{"image": args.style, "weight": 1.0, "layers": None}] if args.style else []) + [
+        parse_style_spec(spec) for spec in args.styles
+    ]
+    if not specs:
+        raise BrushworkError("no style image: give STYLE or --style PATH")
+    if args.style_masks and len(args.style_masks) != len(specs):
+        raise BrushworkError(
+            f"{len(args.style_masks)} --style-mask given for {len(specs)} styles; give one "
+            "per style"
+        )
+    masks = args.style_masks or [None] * len(specs)
+    return [Style(mask=mask, **spec) for spec, mask in zip(specs, masks, strict=True)]
+
+
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from brushwork.api import run
+    from brushwork.api import run, scale_schedule
     from brushwork.image import check_output_path, save_image
     from brushwork.methods import get_method
     from brushwork.progress import ProgressBar
+    from brushwork.recording import (
+        FrameRecorder,
+        check_animation_path,
+        check_plot_path,
+        plot_losses,
+        save_animation,
+    )
 
     output = check_output_path(args.output, force=args.force)
     options = {
@@ -176,15 +299,26 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     for name in options:
         if name not in known:
             raise BrushworkError(f"{_flag(name)} does not apply to method {args.method!r}")
-    if args.save_every < 0:
-        raise BrushworkError(f"--save-every must be >= 0, not {args.save_every}")
-    iterations = options.get("iterations", method.default_options().iterations)
+    for flag in ("save_every", "frame_every"):
+        value = getattr(args, flag)
+        if value is not None and value < (0 if flag == "save_every" else 1):
+            raise BrushworkError(f"{_flag(flag)} must be >= {int(flag != 'save_every')}, "
+                                 f"not {value}")
+    styles = _styles(args)
+    regions = _parse_regions(args.regions)
+    if args.plot_losses:
+        check_plot_path(args.plot_losses, force=args.force)
+    if args.animation:
+        check_animation_path(args.animation, force=args.force)
+    iterations = options.get("iterations", getattr(method.default_options(), "iterations", 1))
+    schedule = scale_schedule(args.size, args.start_size, iterations, args.scale_iterations)
+    total = sum(n for _, n in schedule)
     if args.save_every:
-        for step in range(args.save_every, iterations + 1, args.save_every):
+        for step in range(args.save_every, total + 1, args.save_every):
             check_output_path(_intermediate_path(output, step), force=args.force)
 
     callbacks: list[Any] = []
-    bar = ProgressBar(iterations, desc=args.method, disable=True if args.quiet else None)
+    bar = ProgressBar(total, desc=args.method, disable=True if args.quiet else None)
     callbacks.append(bar.update)
     if args.save_every:
         def save_intermediate(record: Any) -> None:
@@ -192,26 +326,48 @@ def cmd_stylize(args: argparse.Namespace) -> int:
                 save_image(record.image, _intermediate_path(output, record.step), force=True)
 
         callbacks.append(save_intermediate)
+    recorder = None
+    if args.animation:
+        recorder = FrameRecorder(every=args.frame_every or max(1, total // 100))
+        callbacks.append(recorder)
     if args.weights or args.weights_sha256:
         from brushwork.encoders.weights import resolve_source
 
         resolve_source(args.weights, args.weights_sha256)
     with bar:
         done = run(
-            args.content, args.style, args.method, size=args.size, style_size=args.style_size,
+            args.content, styles, args.method, size=args.size, style_size=args.style_size,
+            style_scale=args.style_scale, mask=args.mask, regions=regions,
+            preserve_color=args.preserve_color, start_size=args.start_size,
+            scale_iterations=args.scale_iterations, max_memory=args.max_memory,
             max_pixels=args.max_pixels, device=args.device, weights=args.weights,
             weights_sha256=args.weights_sha256, callbacks=callbacks, **options,
         )
     save_image(done.image, output, force=args.force)
+    history = done.result.details.get("history", [])
+    if args.plot_losses and history:
+        plot_losses(history, args.plot_losses, force=args.force,
+                    title=f"{args.method}: {Path(args.content).name}",
+                    scale_starts=done.result.details.get("scale_starts"))
+    if recorder is not None:
+        if recorder.last_step != len(history):
+            recorder.add(done.image.convert("RGB"))
+        save_animation(recorder.frames, args.animation, force=args.force)
     summary = {
         "output": str(output),
         "content": str(args.content),
-        "style": str(args.style),
+        "styles": [{"image": str(s.image), "weight": s.weight, "layers": s.layers}
+                   for s in styles],
         "method": args.method,
         "size": list(done.content_size),
         "style_size": list(done.style_size),
+        "preserve_color": args.preserve_color,
         "losses": done.result.losses,
-        "steps": done.result.details.get("steps"),
+        "steps": len(history) or done.result.details.get("steps"),
+        "scales": done.scales,
+        "memory": {k: done.result.details[k] for k in
+                   ("memory_estimate", "checkpointing", "lbfgs_history")
+                   if k in done.result.details},
         "seconds": round(done.seconds, 3),
     }
     if args.json:
@@ -275,6 +431,18 @@ COMMANDS = {"stylize": cmd_stylize, "weights": cmd_weights, "methods": cmd_metho
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from brushwork.errors import BrushworkWarning
+
+    showwarning = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
+        if issubclass(category, BrushworkWarning):
+            print(f"brushwork: warning: {message}", file=sys.stderr)
+        else:
+            showwarning(message, category, *args, **kw)
+
+    warnings.simplefilter("default", BrushworkWarning)
+    warnings.showwarning = show
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
@@ -284,6 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("brushwork: interrupted; no output written", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = showwarning
 
 
 if __name__ == "__main__":

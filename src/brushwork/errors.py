@@ -13,3 +13,8 @@ class BrushworkError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
+
+
+class BrushworkWarning(UserWarning):
+    """Something was adjusted to make a run possible (e.g. a mask stretched to the content);
+    the CLI prints it as ``brushwork: warning: <message>``."""

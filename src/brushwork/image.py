@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -359,14 +359,19 @@ def is_image_path(path: PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def check_output_path(path: PathLike, *, force: bool = False) -> Path:
-    """Validate an output path before doing any expensive work; return it as a ``Path``."""
+def check_output_path(path: PathLike, *, force: bool = False,
+                      extensions: Sequence[str] = tuple(SAVE_FORMATS),
+                      what: str = "output") -> Path:
+    """Validate an output path before doing any expensive work; return it as a ``Path``.
+
+    ``extensions`` and ``what`` serve other outputs (a loss plot, an animation)."""
     p = Path(path)
-    ext = p.suffix.lower()
-    if ext not in SAVE_FORMATS:
-        supported = ", ".join(SAVE_FORMATS)
-        what = f"extension {p.suffix!r}" if p.suffix else "no extension"
-        raise BrushworkError(f"{path}: unsupported output format ({what}); use one of {supported}")
+    if p.suffix.lower() not in extensions:
+        found = f"extension {p.suffix!r}" if p.suffix else "no extension"
+        supported = extensions[0] if len(extensions) == 1 else (
+            ", ".join(extensions[:-1]) + " or " + extensions[-1]
+        )
+        raise BrushworkError(f"{path}: unsupported {what} format ({found}); use {supported}")
     if p.is_dir():
         raise BrushworkError(f"{path}: is a directory")
     parent = p.parent
@@ -386,6 +391,33 @@ def _file_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def write_atomically(target: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(temp_path)`` on a temp file next to ``target``, then move it onto ``target``.
+
+    On any failure (including KeyboardInterrupt) the temp file is removed and ``target`` is left
+    as it was; an ``OSError`` becomes a :class:`BrushworkError`.
+    """
+    tmp_name: str | None = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+        write(tmp_name)
+        with open(tmp_name, "rb+") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), _file_mode())
+            os.fsync(f.fileno())
+        os.replace(tmp_name, target)
+        tmp_name = None
+    except BaseException as exc:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise BrushworkError(f"cannot write {target}: {reason}") from exc
+        raise
 
 
 def save_image(
@@ -429,25 +461,5 @@ def save_image(
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = quality
 
-    tmp_name: str | None = None
-    try:
-        with tempfile.NamedTemporaryFile(
-            dir=p.parent, prefix=f".{p.name}.", suffix=".tmp", delete=False
-        ) as tmp:
-            tmp_name = tmp.name
-            img.save(tmp, format=fmt, **options)
-            tmp.flush()
-            if hasattr(os, "fchmod"):
-                os.fchmod(tmp.fileno(), _file_mode())
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, p)
-        tmp_name = None
-    except BaseException as exc:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-        if isinstance(exc, OSError):
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise BrushworkError(f"cannot write {path}: {reason}") from exc
-        raise
+    write_atomically(p, lambda tmp: img.save(tmp, format=fmt, **options))
     return p

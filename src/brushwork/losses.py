@@ -27,9 +27,10 @@ def content_loss(features: Tensor, target: Tensor) -> Tensor:
     return F.mse_loss(features, target)
 
 
-def gram_loss(features: Tensor, target_gram: Tensor) -> Tensor:
-    """Mean squared error between the output's Gram matrix and a target Gram matrix."""
-    return F.mse_loss(gram_matrix(features), target_gram)
+def gram_loss(features: Tensor, target_gram: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean squared error between the output's Gram matrix (guided by ``mask`` if given, see
+    :func:`brushwork.ops.gram_matrix`) and a target Gram matrix."""
+    return F.mse_loss(gram_matrix(features, mask), target_gram)
 
 
 def total_variation_loss(image: Tensor) -> Tensor:
@@ -44,3 +45,9 @@ def laplacian_loss(image: Tensor, target: Tensor, pool_size: int) -> Tensor:
     and a target already passed through :func:`brushwork.ops.pooled_laplacian` with the same
     pool size; both images are RGB in [0, 1]."""
     return F.mse_loss(pooled_laplacian(image, pool_size), target)
+
+
+def relative_scale(target: Tensor) -> float:
+    """1 / mean square of a target: multiplying a squared error by it makes the error
+    relative, so terms of very different magnitude weigh alike (see the module docstring)."""
+    return 1.0 / float(target.pow(2).mean().clamp_min(1e-12))

@@ -24,18 +24,26 @@ class _SelfProduct(torch.autograd.Function):
         return torch.bmm(x, grad + grad.transpose(1, 2))
 
 
-def gram_matrix(features: Tensor) -> Tensor:
+def gram_matrix(features: Tensor, mask: Tensor | None = None) -> Tensor:
     """Channel correlations G = F Fᵀ / (C·H·W) of (B, C, H, W) features → (B, C, C).
 
     Gatys et al. 2016, eq. 3; normalized by the number of feature elements as in Johnson's
     neural-style, so style weights do not depend on image size.
+
+    With a (B, 1, H, W) ``mask`` (values in [0, 1], at the features' resolution), the guided
+    Gram matrix of Gatys et al. 2017, eq. 7: features are weighted by the mask and the sum is
+    normalized by C·Σmask², so a region's Gram is comparable with a whole image's.
     """
     b, c, h, w = features.shape
     if features.is_contiguous(memory_format=torch.channels_last):
         samples = features.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view, no copy
     else:
         samples = features.reshape(b, c, h * w).transpose(1, 2)
-    return _SelfProduct.apply(samples) / (c * h * w)
+    if mask is None:
+        return _SelfProduct.apply(samples) / (c * h * w)
+    weights = mask.reshape(b, h * w, 1)
+    area = weights.pow(2).sum(dim=(1, 2)).clamp_min(1e-8).reshape(b, 1, 1)
+    return _SelfProduct.apply(samples * weights) / (c * area)
 
 
 # The 4-neighbour discrete Laplacian used by Li et al. 2017 (Laplacian-steered NST, §3.1).
@@ -56,3 +64,101 @@ def pooled_laplacian(image: Tensor, pool_size: int) -> Tensor:
     if pool_size > 1:
         image = F.avg_pool2d(image, pool_size, ceil_mode=True)
     return laplacian(image)
+
+
+def style_swap(
+    content_features: Tensor,
+    style_features: Tensor,
+    patch_size: int = 3,
+    stride: int = 1,
+    *,
+    chunk_size: int | None = None,
+) -> Tensor:
+    """Replace every content patch by its best-matching style patch (Chen & Schmidt 2016,
+    "Fast Patch-based Style Transfer of Arbitrary Style", §3.1-3.2, eq. 2-4).
+
+    ``content_features`` (B, C, H, W) and ``style_features`` (1, C, Hs, Ws) come from the same
+    encoder layer. The style features are cut into ``patch_size``² patches on a grid of step
+    ``stride`` (N = ⌊(Hs−k)/stride+1⌋·⌊(Ws−k)/stride+1⌋ patches); each content patch (at every
+    position, step 1) is matched to the style patch of highest normalized cross-correlation
+    ⟨φ_c, φ_s⟩ / (‖φ_c‖·‖φ_s‖) (eq. 2; dividing by ‖φ_c‖ does not change the argmax, so
+    only the style patches are normalized: a convolution with N filters, eq. 3). The output
+    is the average of the chosen, unnormalized style patches over the content patches
+    covering each position (eq. 4: a transposed convolution of the one-hot argmax divided
+    by the overlap counts), with the content's shape and memory format.
+
+    Cost: about 2·H'·W'·N·C·k² FLOPs for the matching (H'·W' = (H−k+1)·(W−k+1) content
+    patches), e.g. ~50 GFLOPs for relu3_1 of a 256 px content and style (3×3, stride 1).
+    Memory stays bounded: style patches are matched ``chunk_size`` at a time (default: as
+    many as keep the (B, chunk, H', W') score block near 2²⁴ elements) with a running
+    max/argmax, and the output is built from the argmax indices by gathering style feature
+    values and ``F.fold`` (equal to the one-hot transposed convolution), never materializing
+    N×H'×W'. Computes no gradient.
+    """
+    from brushwork.errors import BrushworkError
+
+    if content_features.ndim != 4 or style_features.ndim != 4 or style_features.shape[0] != 1:
+        raise BrushworkError(
+            "style_swap needs (B, C, H, W) content and (1, C, H, W) style features, not "
+            f"{tuple(content_features.shape)} and {tuple(style_features.shape)}"
+        )
+    if content_features.shape[1] != style_features.shape[1]:
+        raise BrushworkError(
+            f"content features have {content_features.shape[1]} channels, "
+            f"style features {style_features.shape[1]}"
+        )
+    if patch_size < 1 or stride < 1:
+        raise BrushworkError(f"patch size and stride must be >= 1, not {patch_size}, {stride}")
+    b, c, h, w = content_features.shape
+    _, _, hs, ws = style_features.shape
+    k = patch_size
+    if min(h, w, hs, ws) < k:
+        raise BrushworkError(
+            f"features of {h}×{w} (content) and {hs}×{ws} (style) are too small for "
+            f"{k}×{k} patches"
+        )
+    channels_last = content_features.is_contiguous(memory_format=torch.channels_last) \
+        and not content_features.is_contiguous()
+    with torch.no_grad():
+        content = content_features.detach()
+        style = style_features.detach().to(content.dtype).contiguous()
+        grid_h, grid_w = (hs - k) // stride + 1, (ws - k) // stride + 1
+        n_patches = grid_h * grid_w
+        out_h, out_w = h - k + 1, w - k + 1
+        if chunk_size is None:
+            chunk_size = max(1, 2**24 // (b * out_h * out_w))
+        best = torch.full((b, out_h, out_w), -torch.inf, dtype=content.dtype,
+                          device=content.device)
+        index = torch.zeros((b, out_h, out_w), dtype=torch.long, device=content.device)
+        for first in range(0, n_patches, chunk_size):
+            last = min(first + chunk_size, n_patches)
+            row0, row1 = first // grid_w, (last - 1) // grid_w + 1
+            # The patches of grid rows row0..row1-1 (row-major, like F.unfold of the whole).
+            rows = style[:, :, row0 * stride:(row1 - 1) * stride + k]
+            patches = F.unfold(rows, k, stride=stride)[0].T
+            patches = patches[first - row0 * grid_w:last - row0 * grid_w]
+            norms = patches.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            filters = (patches / norms).reshape(-1, c, k, k)
+            if channels_last:
+                filters = filters.contiguous(memory_format=torch.channels_last)
+            scores = F.conv2d(content, filters)
+            chunk_best, chunk_index = scores.max(dim=1)
+            better = chunk_best > best
+            best = torch.where(better, chunk_best, best)
+            index = torch.where(better, chunk_index + first, index)
+        # Gather the chosen unnormalized patches: offset (di, dj) of the patch at grid
+        # (r, q) is style pixel (r·stride + di, q·stride + dj).
+        row, col = index.reshape(b, 1, -1) // grid_w, index.reshape(b, 1, -1) % grid_w
+        offsets = torch.arange(k, device=content.device)
+        di = offsets.repeat_interleave(k).view(1, k * k, 1)
+        dj = offsets.repeat(k).view(1, k * k, 1)
+        flat = (row * stride + di) * ws + (col * stride + dj)  # (B, k², H'·W')
+        columns = style.reshape(c, hs * ws)[:, flat.reshape(-1)]
+        columns = columns.view(c, b, k * k, -1).transpose(0, 1).reshape(b, c * k * k, -1)
+        total = F.fold(columns, (h, w), k)
+        ones = torch.ones((1, k * k, out_h * out_w), dtype=content.dtype, device=content.device)
+        counts = F.fold(ones, (h, w), k)
+        result = total / counts
+    if channels_last:
+        result = result.contiguous(memory_format=torch.channels_last)
+    return result

@@ -49,12 +49,14 @@ def optimize_image(
     iterations: int,
     optimizer: str = "lbfgs",
     learning_rate: float | None = None,
+    history_size: int = 100,
     callbacks: list[Callable[[Iterate], None]] | None = None,
 ) -> OptimizationResult:
     """Minimize ``loss_fn(x)["total"]`` over the pixels x, starting from ``image``.
 
-    L-BFGS runs one iteration per step (one loss evaluation, no line search, history 100),
-    like Johnson's neural-style; its default learning rate is 1. Adam's default is 0.02
+    L-BFGS runs one iteration per step (one loss evaluation, no line search, by default a
+    history of 100 steps: 2·100 image-sized vectors), like Johnson's neural-style; its
+    default learning rate is 1. Adam's default is 0.02
     (in units of the [0, 1] image). Raises :class:`BrushworkError` if the loss turns NaN.
     """
     if iterations < 1:
@@ -65,7 +67,7 @@ def optimize_image(
     x.register_hook(lambda grad: grad.contiguous())
     if optimizer == "lbfgs":
         opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            [x], lr=learning_rate or 1.0, max_iter=1, history_size=100,
+            [x], lr=learning_rate or 1.0, max_iter=1, history_size=history_size,
             tolerance_grad=0.0, tolerance_change=0.0,
         )
     elif optimizer == "adam":

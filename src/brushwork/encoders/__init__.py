@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from brushwork.encoders.vgg import CONV_LAYERS, LAYERS, VGG19, check_layers, deepest
+from brushwork.encoders.vgg import (
+    CONV_LAYERS,
+    LAYERS,
+    VGG19,
+    check_layers,
+    deepest,
+    downsample_mask,
+    feature_elements,
+)
 
 
 def load_vgg19(
@@ -22,4 +30,13 @@ def load_vgg19(
     return encoder.requires_grad_(False).eval()
 
 
-__all__ = ["CONV_LAYERS", "LAYERS", "VGG19", "check_layers", "deepest", "load_vgg19"]
+__all__ = [
+    "CONV_LAYERS",
+    "LAYERS",
+    "VGG19",
+    "check_layers",
+    "deepest",
+    "downsample_mask",
+    "feature_elements",
+    "load_vgg19",
+]

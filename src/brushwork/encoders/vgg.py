@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from brushwork.errors import BrushworkError
 
@@ -53,6 +54,36 @@ def check_layers(layers: Iterable[str]) -> list[str]:
 def deepest(layers: Iterable[str]) -> str:
     """The layer among ``layers`` that comes last in the network."""
     return max(check_layers(layers), key=LAYER_INDEX.__getitem__)
+
+
+def pools_before(layer: str) -> int:
+    """How many 2×2 poolings an image passes before reaching ``layer``."""
+    check_layers([layer])
+    return sum(name.startswith("pool") for name in LAYERS[: LAYER_INDEX[layer]])
+
+
+def downsample_mask(mask: Tensor, layer: str) -> Tensor:
+    """A (B, 1, H, W) image-space mask at ``layer``'s resolution: the same 2×2 poolings the
+    features went through, averaged, so each feature pixel gets the share of its input
+    footprint the mask covers (the simple variant of Gatys et al. 2017 §4)."""
+    for _ in range(pools_before(layer)):
+        mask = F.avg_pool2d(mask, 2)
+    return mask
+
+
+def feature_elements(height: int, width: int, last_layer: str) -> int:
+    """Number of activations one forward pass to ``last_layer`` produces for an H×W image
+    (conv and pooling outputs; ReLUs run in place): the basis of memory estimates."""
+    total, channels = 0, 3
+    blocks = {f"conv{b}_{i}": c for b, n, c in _BLOCKS for i in range(1, n + 1)}
+    for name in LAYERS[: LAYER_INDEX[last_layer] + 1]:
+        if name.startswith("conv"):
+            channels = blocks[name]
+            total += channels * height * width
+        elif name.startswith("pool"):
+            height, width = height // 2, width // 2
+            total += channels * height * width
+    return total
 
 
 class VGG19(nn.Module):
@@ -96,9 +127,17 @@ class VGG19(nn.Module):
         if weights is not None:
             self.load_weights(weights)
         self.channels_last = False
+        self.checkpointing = False
         self.register_buffer(
             "mean_bgr", torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1), persistent=False
         )
+
+    def use_checkpointing(self, enabled: bool = True) -> VGG19:
+        """Trade compute for memory when gradients flow to the input: keep only each block's
+        output and the requested features, and recompute the rest during the backward pass
+        (:func:`torch.utils.checkpoint.checkpoint`). Costs about one more forward pass."""
+        self.checkpointing = enabled
+        return self
 
     def use_channels_last(self, enabled: bool = True) -> VGG19:
         """Run convolutions in channels-last memory layout (faster with oneDNN on CPUs)."""
@@ -152,7 +191,28 @@ class VGG19(nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         features: dict[str, Tensor] = {}
-        for name in self.layer_names:
+        block: list[str] = []
+        for name in self.layer_names[: LAYER_INDEX[stop] + 1]:
+            block.append(name)
+            if name.startswith("pool") or name == stop:
+                names = tuple(n for n in block if n in wanted)
+                if self.checkpointing and torch.is_grad_enabled() and x.requires_grad:
+                    outputs = checkpoint(
+                        self._run_block, x, tuple(block), names, use_reentrant=False
+                    )
+                else:
+                    outputs = self._run_block(x, tuple(block), names)
+                x = outputs[0]
+                features.update(zip(names, outputs[1:], strict=True))
+                block = []
+        return features
+
+    def _run_block(
+        self, x: Tensor, block: tuple[str, ...], wanted: tuple[str, ...]
+    ) -> tuple[Tensor, ...]:
+        """Run consecutive layers; return the last output, then the ``wanted`` ones."""
+        features: dict[str, Tensor] = {}
+        for name in block:
             if name.startswith("conv"):
                 x = self.convs[name](x)
             elif name.startswith("relu"):
@@ -164,6 +224,4 @@ class VGG19(nn.Module):
                 x = F.avg_pool2d(x, 2)
             if name in wanted:
                 features[name] = x
-            if name == stop:
-                break
-        return features
+        return (x, *(features[name] for name in wanted))

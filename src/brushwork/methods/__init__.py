@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from brushwork.errors import BrushworkError
-from brushwork.methods.base import Method, Options, StylizeResult
+from brushwork.methods.base import Method, Options, StyleTarget, StylizeResult
 from brushwork.methods.gatys import Gatys, GatysLaplacian, GatysOptions
+from brushwork.methods.optimization import OptimizationMethod, OptimizationOptions
+from brushwork.methods.styleswap import StyleSwap, StyleSwapOptions
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Gatys, GatysLaplacian)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Gatys, GatysLaplacian, StyleSwap)}
 
 
 def get_method(name: str) -> type[Method]:
@@ -19,4 +21,16 @@ def get_method(name: str) -> type[Method]:
         ) from None
 
 
-__all__ = ["METHODS", "GatysOptions", "Method", "Options", "StylizeResult", "get_method"]
+__all__ = [
+    "METHODS",
+    "GatysOptions",
+    "Method",
+    "OptimizationMethod",
+    "OptimizationOptions",
+    "Options",
+    "StyleSwap",
+    "StyleSwapOptions",
+    "StyleTarget",
+    "StylizeResult",
+    "get_method",
+]

@@ -13,29 +13,36 @@ where G is the Gram matrix, D the 3×3 Laplacian and P_p average pooling by p. E
 content, style and Laplacian term is divided by its target's mean square (a relative error),
 so one layer cannot dominate and the weights carry over between images; see
 :mod:`brushwork.losses`.
+
+Several styles (:class:`~brushwork.methods.base.StyleTarget`) either blend, each layer's
+Gram target being the weighted mean of its styles' Gram matrices, or, with masks, each is
+matched in its own region by guided Gram matrices (Gatys et al. 2017, §4).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from brushwork.encoders import VGG19, check_layers, deepest
+from brushwork.encoders import VGG19, check_layers, downsample_mask
 from brushwork.errors import BrushworkError
-from brushwork.losses import content_loss, gram_loss, laplacian_loss, total_variation_loss
-from brushwork.methods.base import Method, Options, StylizeResult, check_weight, option
+from brushwork.losses import (
+    content_loss,
+    gram_loss,
+    laplacian_loss,
+    relative_scale,
+    total_variation_loss,
+)
+from brushwork.methods.base import StyleTarget, blend_weights, check_weight, option, uses_masks
+from brushwork.methods.optimization import OptimizationMethod, OptimizationOptions
 from brushwork.ops import gram_matrix, pooled_laplacian
-from brushwork.optim import Iterate, optimize_image
 
 
 @dataclass
-class GatysOptions(Options):
+class GatysOptions(OptimizationOptions):
     content_layers: tuple[str, ...] = option(("relu4_2",), "VGG-19 layers for the content loss")
     style_layers: tuple[str, ...] = option(
         ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
@@ -46,19 +53,13 @@ class GatysOptions(Options):
     )
     content_weight: float = option(1.0, "weight of the content loss")
     style_weight: float = option(3.0, "weight of the style loss")
-    tv_weight: float = option(1.0, "weight of the total-variation (smoothness) loss")
     lap_weight: float = option(0.0, "weight of the Laplacian loss (Li et al. 2017); 0 = off")
     lap_pool_sizes: tuple[int, ...] = option(
         (4, 16), "average-pooling sizes before the Laplacian, one loss term each"
     )
-    pooling: str = option("max", "pooling in the encoder", choices=("max", "avg"))
-    optimizer: str = option("lbfgs", "optimizer", choices=("lbfgs", "adam"))
-    iterations: int = option(300, "optimization steps")
-    learning_rate: float | None = option(None, "step size (default: 1 for L-BFGS, 0.02 Adam)")
-    init: str = option("content", "start image: 'content', 'noise' or an image file")
-    seed: int = option(0, "random seed (noise init) for reproducible runs")
 
     def validate(self) -> None:
+        super().validate()
         check_layers(self.content_layers)
         check_layers(self.style_layers)
         if not self.content_layers and not self.style_layers:
@@ -73,48 +74,64 @@ class GatysOptions(Options):
                 check_weight("a style layer weight", w)
             if sum(self.style_layer_weights) <= 0:
                 raise BrushworkError("style layer weights must not all be zero")
-        for name in ("content_weight", "style_weight", "tv_weight", "lap_weight"):
+        for name in ("content_weight", "style_weight", "lap_weight"):
             check_weight(name.replace("_", "-"), getattr(self, name))
         if any(not isinstance(p, int) or p < 1 for p in self.lap_pool_sizes):
             raise BrushworkError(f"lap pool sizes must be integers >= 1: {self.lap_pool_sizes}")
         if self.lap_weight > 0 and not self.lap_pool_sizes:
             raise BrushworkError("lap-weight needs at least one lap pool size")
-        if self.pooling not in ("max", "avg"):
-            raise BrushworkError(f"pooling must be 'max' or 'avg', not {self.pooling!r}")
-        if self.optimizer not in ("lbfgs", "adam"):
-            raise BrushworkError(f"optimizer must be 'lbfgs' or 'adam', not {self.optimizer!r}")
-        if not isinstance(self.iterations, int) or self.iterations < 1:
-            raise BrushworkError(f"iterations must be an integer >= 1, not {self.iterations}")
-        if self.learning_rate is not None:
-            check_weight("learning rate", self.learning_rate)
-            if self.learning_rate == 0:
-                raise BrushworkError("learning rate must be > 0")
-        if self.init not in ("content", "noise") and not Path(self.init).is_file():
-            raise BrushworkError(
-                f"init must be 'content', 'noise' or an existing image file, not {self.init!r}"
-            )
 
     @property
     def encoder_layers(self) -> list[str]:
         return [*self.content_layers, *self.style_layers]
 
 
-class GatysLoss(nn.Module):
-    """The Gatys (+ Laplacian) objective for one content and one style image; targets are
-    computed once at construction."""
+def check_layer_assignment(assignments: list[tuple[str, ...] | None],
+                           layers: tuple[str, ...]) -> None:
+    """Every style's layers must be style layers, and every style layer needs a style."""
+    for number, assigned in enumerate(assignments, 1):
+        extra = sorted(set(assigned or ()) - set(layers))
+        if extra:
+            raise BrushworkError(
+                f"style {number} is assigned layer {extra[0]}, which is not a style layer "
+                f"({', '.join(layers)})"
+            )
+    for layer in layers:
+        if not any(assigned is None or layer in assigned for assigned in assignments):
+            raise BrushworkError(
+                f"style layer {layer} has no style assigned; assign it to a style or "
+                "remove it from the style layers"
+            )
 
-    def __init__(self, encoder: VGG19, content: Tensor, style: Tensor, options: GatysOptions):
+
+@dataclass
+class _StyleTerm:
+    """One Gram comparison at one layer: target, loss weight and (mask mode) region mask."""
+
+    target: Tensor
+    weight: float
+    mask: Tensor | None = None
+
+
+class GatysLoss(nn.Module):
+    """The Gatys (+ Laplacian) objective for one content image and one or more styles;
+    targets are computed once at construction."""
+
+    def __init__(self, encoder: VGG19, content: Tensor, style: Tensor | list[StyleTarget],
+                 options: GatysOptions):
         super().__init__()
         self.encoder = encoder
         self.options = options
+        styles = [StyleTarget(style)] if isinstance(style, Tensor) else style
         n = len(options.style_layers)
         weights = options.style_layer_weights or (1.0,) * n
-        self.layer_weights = [w / sum(weights) for w in weights]
+        self.layer_weights = dict(
+            zip(options.style_layers, (w / sum(weights) for w in weights), strict=True)
+        )
         with torch.no_grad():
             content_features = encoder(content, options.content_layers)
-            style_features = encoder(style, options.style_layers)
             self.content_targets = {k: content_features[k] for k in options.content_layers}
-            self.style_targets = {k: gram_matrix(style_features[k]) for k in options.style_layers}
+            self.style_terms = self._style_terms(encoder, styles, options.style_layers)
             self.lap_targets = (
                 {p: pooled_laplacian(content, p) for p in options.lap_pool_sizes}
                 if options.lap_weight > 0
@@ -123,10 +140,45 @@ class GatysLoss(nn.Module):
             # Each term is divided by its target's mean square (a relative error), so layers
             # of very different magnitude weigh alike and weights carry over between images.
             self.scales = {
-                key: 1.0 / float(target.pow(2).mean().clamp_min(1e-12))
-                for targets in (self.content_targets, self.style_targets, self.lap_targets)
+                key: relative_scale(target)
+                for targets in (self.content_targets, self.lap_targets)
                 for key, target in targets.items()
             }
+
+    @staticmethod
+    def _style_terms(encoder: VGG19, styles: list[StyleTarget],
+                     layers: tuple[str, ...]) -> dict[str, list[_StyleTerm]]:
+        check_layer_assignment([s.layers for s in styles], layers)
+        covering = {
+            layer: [i for i, s in enumerate(styles) if s.layers is None or layer in s.layers]
+            for layer in layers
+        }
+        grams = [
+            {k: gram_matrix(f) for k, f in encoder(s.image, s.layers or layers).items()}
+            for s in styles
+        ]
+        weights = blend_weights(styles)
+        terms: dict[str, list[_StyleTerm]] = {}
+        for layer in layers:
+            if not uses_masks(styles):
+                total = sum(weights[i] for i in covering[layer])
+                if total <= 0:
+                    raise BrushworkError(f"the styles of layer {layer} all have weight 0")
+                target = sum(weights[i] * grams[i][layer] for i in covering[layer]) / total
+                terms[layer] = [_StyleTerm(target, relative_scale(target))]
+                continue
+            terms[layer] = []
+            for i in covering[layer]:
+                mask = styles[i].mask
+                if mask is not None:
+                    mask = downsample_mask(mask, layer)
+                area = 1.0 if mask is None else float(mask.pow(2).mean())
+                if weights[i] > 0 and area > 0:
+                    target = grams[i][layer]
+                    terms[layer].append(
+                        _StyleTerm(target, weights[i] * area * relative_scale(target), mask)
+                    )
+        return terms
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         o = self.options
@@ -139,8 +191,11 @@ class GatysLoss(nn.Module):
             ) / len(o.content_layers)
         if o.style_layers:
             terms["style"] = o.style_weight * sum(
-                w * self.scales[k] * gram_loss(features[k], self.style_targets[k])
-                for w, k in zip(self.layer_weights, o.style_layers, strict=True)
+                (self.layer_weights[layer] * term.weight
+                 * gram_loss(features[layer], term.target, term.mask)
+                 for layer, layer_terms in self.style_terms.items()
+                 for term in layer_terms),
+                image.new_zeros(()),  # a tensor even when every mask is empty
             )
         if o.tv_weight > 0:
             terms["tv"] = o.tv_weight * total_variation_loss(image)
@@ -152,66 +207,22 @@ class GatysLoss(nn.Module):
         return terms
 
 
-def initial_image(content: Tensor, init: str, seed: int) -> Tensor:
-    """The optimization's start: the content, seeded uniform noise, or an image file."""
-    if init == "content":
-        return content.clone()
-    if init == "noise":
-        generator = torch.Generator().manual_seed(seed)
-        noise = torch.rand(content.shape, generator=generator)
-        return noise.to(content)
-    from brushwork.image import load_image
-
-    image = load_image(init)
-    return torch.nn.functional.interpolate(
-        image, size=content.shape[-2:], mode="bicubic", align_corners=False, antialias=True
-    ).clamp(0, 1).to(content)
-
-
-class Gatys(Method):
+class Gatys(OptimizationMethod):
     name = "gatys"
     description = "Gatys et al. 2016: optimize the pixels to match content and Gram statistics"
     options_class = GatysOptions
 
-    def __init__(self, options: Options | None = None, *, encoder: VGG19 | None = None,
-                 **changes: Any) -> None:
-        super().__init__(options, **changes)
-        self.encoder = encoder
-
-    def encoder_request(self) -> tuple[str, str]:
+    def encoder_layers(self) -> list[str]:
         options: GatysOptions = self.options  # type: ignore[assignment]
-        return deepest(options.encoder_layers), options.pooling
+        return options.encoder_layers
 
-    def build_encoder(self) -> VGG19:
-        from brushwork.encoders import load_vgg19
-
-        last_layer, pooling = self.encoder_request()
-        return load_vgg19(last_layer, pooling=pooling)
-
-    def stylize(
-        self,
-        content: Tensor,
-        style: Tensor,
-        *,
-        callbacks: list[Callable[[Iterate], None]] | None = None,
-    ) -> StylizeResult:
+    def check_style_layers(self, assignments: Sequence[tuple[str, ...] | None]) -> None:
         options: GatysOptions = self.options  # type: ignore[assignment]
-        start = time.perf_counter()
-        encoder = self.encoder or self.build_encoder()
-        encoder = encoder.to(content.device)
-        loss = GatysLoss(encoder, content, style.to(content.device), options)
-        init = initial_image(content, options.init, options.seed)
-        result = optimize_image(
-            init, loss, iterations=options.iterations, optimizer=options.optimizer,
-            learning_rate=options.learning_rate, callbacks=callbacks,
-        )
-        return StylizeResult(
-            result.image.clamp(0, 1),
-            result.losses,
-            time.perf_counter() - start,
-            {"steps": result.steps, "evaluations": result.evaluations,
-             "history": result.history},
-        )
+        check_layer_assignment(list(assignments), options.style_layers)
+
+    def build_loss(self, encoder: VGG19, content: Tensor, styles: list[StyleTarget]) -> GatysLoss:
+        options: GatysOptions = self.options  # type: ignore[assignment]
+        return GatysLoss(encoder, content, styles, options)
 
 
 class GatysLaplacian(Gatys):

@@ -1,0 +1,135 @@
+"""High-resolution Gatys: single-scale vs coarse-to-fine at 1024, 2048 and 4096 px.
+
+Each run is a separate `brushwork stylize` process, so its peak memory (RSS) is its own.
+Reports wall time, peak RSS, the planner's estimate, and the final content and style losses
+(measured at the output size, so single-scale and coarse-to-fine rows of one size compare).
+Writes the ``highres`` section of BENCHMARKS.md.
+
+    python benchmarks/bench_highres.py                 # ~45 min on a 2-core CPU
+    python benchmarks/bench_highres.py --sizes 1024    # one size
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, machine, markdown_table, write_section
+
+SHARED = ROOT.parent / "shared" / "data"
+# (label, extra CLI arguments) per output size: iteration counts chosen so that the two rows
+# of a size take comparable time; coarse-to-fine starts at 256 px.
+RUNS: dict[int, list[tuple[str, list[str]]]] = {
+    1024: [
+        ("single-scale, 30 steps", ["--iterations", "30"]),
+        ("coarse-to-fine 256→1024, 200/50/12 steps",
+         ["--start-size", "256", "--scale-iterations", "200,50,12"]),
+    ],
+    2048: [
+        ("single-scale, 10 steps", ["--iterations", "10"]),
+        ("coarse-to-fine 256→2048, 200/50/12/4 steps",
+         ["--start-size", "256", "--scale-iterations", "200,50,12,4"]),
+    ],
+    4096: [
+        ("single-scale, 2 steps", ["--iterations", "2"]),
+        ("coarse-to-fine 256→4096, 200/50/12/4/2 steps",
+         ["--start-size", "256", "--scale-iterations", "200,50,12,4,2"]),
+    ],
+}
+WRAPPER = (
+    "import resource, sys\n"
+    "from brushwork.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def pair() -> tuple[str, str, str]:
+    content, style = SHARED / "content" / "golden_gate.jpg", SHARED / "style" / "starry_night.jpg"
+    if content.is_file() and style.is_file():
+        return str(content), str(style), "golden_gate × starry_night (../shared/data)"
+    from brushwork.examples import content_image, style_path
+
+    folder = Path(tempfile.mkdtemp())
+    content_image("astronaut").save(folder / "astronaut.png")
+    return str(folder / "astronaut.png"), str(style_path("strokes")), "astronaut × strokes"
+
+
+def run(content: str, style: str, size: int, extra: list[str], max_memory: str,
+        output: Path) -> dict:
+    command = [sys.executable, "-c", WRAPPER, "stylize", content, style, "-o", str(output),
+               "--size", str(size), "--max-memory", max_memory, "--json", "-q", "-f", *extra]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    peak = next((int(line.split()[1]) * 1024 for line in done.stderr.splitlines()
+                 if line.startswith("PEAK_KIB")), 0)
+    if done.returncode != 0:
+        error = next((line for line in done.stderr.splitlines()
+                      if line.startswith("brushwork: error")), done.stderr.strip()[-300:])
+        return {"wall": wall, "peak": peak, "error": error}
+    return {"wall": wall, "peak": peak, **json.loads(done.stdout)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="*", default=sorted(RUNS))
+    parser.add_argument("--max-memory", default="8G", help="memory limit passed to each run")
+    parser.add_argument("--out", default=str(ROOT / "out" / "highres"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    content, style, pair_name = pair()
+    # Results are kept in out/ so sizes can be run separately and still share one table.
+    store = out / "results.json"
+    results = json.loads(store.read_text()) if store.exists() else {}
+    for size in args.sizes:
+        for number, (label, extra) in enumerate(RUNS[size]):
+            result = run(content, style, size, extra, args.max_memory,
+                         out / f"{size}-{number}.png")
+            print(json.dumps({"label": label, **result})[:600], flush=True)
+            results[f"{size}|{label}"] = {"pair": pair_name, **result}
+            store.write_text(json.dumps(results, indent=1))
+    rows = []
+    for size in sorted(RUNS):
+        for label, _ in RUNS[size]:
+            result = results.get(f"{size}|{label}")
+            if result is None or result.get("pair") != pair_name:
+                continue
+            if "error" in result:
+                rows.append([f"{size}", label, "refused", "-", "-", "-", "-", "-",
+                             result["error"].removeprefix("brushwork: error: ")])
+                continue
+            memory = result.get("memory", {})
+            losses = result["losses"]
+            rows.append([
+                f"{size}", label, f"{result['wall'] / 60:.1f} min",
+                f"{result['peak'] / 2**30:.2f} GiB",
+                f"{memory.get('memory_estimate', 0) / 2**30:.2f} GiB"
+                + (" (checkpointing)" if memory.get("checkpointing") else ""),
+                " / ".join(f"{scale['seconds']:.0f}" for scale in result["scales"]),
+                f"{losses['content']:.3f}", f"{losses['style']:.3f}", "",
+            ])
+    table = markdown_table(
+        ["output px", "schedule", "wall", "peak RSS", "planner estimate", "s per scale",
+         "content loss", "style loss", "note"], rows,
+    )
+    text = (
+        "## High resolution: single-scale vs coarse-to-fine (Gatys, L-BFGS)\n\n"
+        f"`python benchmarks/bench_highres.py` — {pair_name}, `--max-memory "
+        f"{args.max_memory}`, one run each. {machine()}.\n"
+        "Losses are the final relative content and style losses at the output size (lower "
+        "is better; same normalization as the method's progress bar).\n\n" + table + "\n"
+    )
+    write_section("highres", text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
