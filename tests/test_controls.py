@@ -880,3 +880,11 @@ def test_controls_together_with_real_weights(content_pil, style_pil, other_style
     assert done.image.size == (64, 64)
     assert done.result.details["scale_starts"] == [1, 3]
     assert all(np.isfinite(v) for v in done.result.losses.values())
+
+
+def test_large_single_scale_run_suggests_coarse_to_fine(monkeypatch, content_pil, style_pil):
+    """Above 1024 px a single-scale optimization gets a hint; the planner still runs first."""
+    monkeypatch.setattr(api, "COARSE_TO_FINE_HINT", 16)
+    with pytest.warns(BrushworkWarning, match="--start-size"), \
+            pytest.raises(BrushworkError, match="GiB"):
+        api.run(content_pil, style_pil, size=32, iterations=1, max_memory=1)

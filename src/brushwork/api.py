@@ -69,6 +69,11 @@ class Stylization:
     scales: list[dict[str, Any]] = field(default_factory=list)
 
 
+COARSE_TO_FINE_HINT = 1024
+"""Optimizing outputs larger than this in one scale draws a warning suggesting coarse to
+fine (see BENCHMARKS.md, high resolution)."""
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` → CUDA when available, else the CPU; anything else is checked."""
     if str(device) == "auto":
@@ -258,6 +263,13 @@ def run(
     )
     if len(schedule) > 1 and not instance.accepts_init:
         raise BrushworkError(f"coarse-to-fine needs an optimization method, not {method!r}")
+    if len(schedule) == 1 and instance.accepts_init and final_size > COARSE_TO_FINE_HINT:
+        warnings.warn(
+            f"single-scale at {final_size} px: each step costs about "
+            f"{(final_size / 512) ** 2:.0f}x a 512 px step and large style structures will "
+            "not form; --start-size 256 (coarse to fine) is faster and looks more painted",
+            BrushworkWarning, stacklevel=2,
+        )
     first_ratio = schedule[0][0] / final_size
     _check_side(instance, "the content" + (" at the first scale" if first_ratio < 1 else ""),
                 _scaled_size(*content_image.size, schedule[0][0]),
