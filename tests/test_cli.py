@@ -589,15 +589,16 @@ def test_module_entry_point_exit_status(tmp_path) -> None:
 
 @requires_weights
 @pytest.mark.integration
-def test_demo_writes_both_examples(capsys, tmp_path) -> None:
+def test_demo_writes_every_example(capsys, tmp_path) -> None:
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--size", "32", "--iterations", "1"]) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["astronaut-strokes-gatys.png", "chelsea-mosaic-gatys-laplacian.png"]
+    assert names == ["astronaut-strokes-gatys.png", "chelsea-mosaic-gatys-laplacian.png",
+                     "coffee-strokes-adain.png"]
     for path in out.iterdir():
         with Image.open(path) as image:
             assert max(image.size) == 32
-    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert len(capsys.readouterr().out.splitlines()) == 3
 
 
 @pytest.mark.usefixtures("no_work")

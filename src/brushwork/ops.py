@@ -162,3 +162,35 @@ def style_swap(
     if channels_last:
         result = result.contiguous(memory_format=torch.channels_last)
     return result
+
+
+def mean_std(features: Tensor, mask: Tensor | None = None,
+             eps: float = 1e-5) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and standard deviation over the spatial positions of (B, C, H, W)
+    features → two (B, C, 1, 1) tensors (Huang & Belongie 2017, eq. 5-6).
+
+    With a (B, 1, H, W) ``mask`` (values in [0, 1], at the features' resolution), the
+    statistics of the masked region only, each position weighted by its mask value.
+    Computed in float32 whatever the features' dtype; ``eps`` keeps the deviation of a flat
+    channel, and its gradient, finite.
+    """
+    x = features.float()
+    if mask is None:
+        var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+    else:
+        weight = mask.float()
+        total = weight.sum(dim=(2, 3), keepdim=True).clamp_min(1e-8)
+        mean = (x * weight).sum(dim=(2, 3), keepdim=True) / total
+        var = ((x - mean).pow(2) * weight).sum(dim=(2, 3), keepdim=True) / total
+    return mean, (var + eps).sqrt()
+
+
+def adain(content: Tensor, style_mean: Tensor, style_std: Tensor,
+          mask: Tensor | None = None) -> Tensor:
+    """Adaptive instance normalization (Huang & Belongie 2017, eq. 8): normalize each channel
+    of the content features to zero mean and unit deviation, then give it the style's
+    (B, C, 1, 1) mean and deviation. With a ``mask``, the content statistics are those of the
+    masked region (for styling regions separately, §7.3 of the paper)."""
+    mean, std = mean_std(content, mask)
+    normalized = (content.float() - mean) / std
+    return (normalized * style_std + style_mean).to(content.dtype)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from brushwork.errors import BrushworkError
+from brushwork.methods.adain import AdaIN, AdaINOptions
 from brushwork.methods.base import Method, Options, StyleTarget, StylizeResult
 from brushwork.methods.gatys import Gatys, GatysLaplacian, GatysOptions
 from brushwork.methods.optimization import OptimizationMethod, OptimizationOptions
 from brushwork.methods.styleswap import StyleSwap, StyleSwapOptions
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Gatys, GatysLaplacian, StyleSwap)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Gatys, GatysLaplacian, StyleSwap, AdaIN)}
 
 
 def get_method(name: str) -> type[Method]:
@@ -23,6 +24,8 @@ def get_method(name: str) -> type[Method]:
 
 __all__ = [
     "METHODS",
+    "AdaIN",
+    "AdaINOptions",
     "GatysOptions",
     "Method",
     "OptimizationMethod",

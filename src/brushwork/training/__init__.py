@@ -1,0 +1,1 @@
+"""Training commands: data loading shared by all trainers, one module per trained network."""

@@ -1,0 +1,163 @@
+"""Training images: folders of photos or paintings served as random crops by worker
+processes, with images that cannot be decoded skipped and counted, never fatal."""
+
+from __future__ import annotations
+
+import random
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from brushwork.errors import BrushworkError, BrushworkWarning
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+
+
+def list_images(folder: str | Path, what: str) -> list[Path]:
+    """Image files (by suffix) anywhere under ``folder``, sorted; an error if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BrushworkError(f"{what} folder {folder} does not exist or is not a folder")
+    files = sorted(p for p in folder.rglob("*")
+                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        suffixes = ", ".join(sorted(s[1:] for s in IMAGE_SUFFIXES))
+        raise BrushworkError(f"{what} folder {folder} has no images ({suffixes})")
+    return files
+
+
+def random_crop(image: Image.Image, load_size: int | None, crop_size: int,
+                rng: random.Random) -> Tensor:
+    """Resize so the shorter side is ``load_size`` (None: as is; never below
+    ``crop_size``), then take a random ``crop_size`` square → (3, S, S) float in [0, 1]."""
+    short = min(image.size)
+    target = max(load_size or short, crop_size)
+    if short != target:
+        ratio = target / short
+        size = (max(crop_size, round(image.width * ratio)),
+                max(crop_size, round(image.height * ratio)))
+        image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+    left = rng.randint(0, image.width - crop_size)
+    top = rng.randint(0, image.height - crop_size)
+    crop = image.crop((left, top, left + crop_size, top + crop_size))
+    array = np.asarray(crop, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255)
+
+
+class CropDataset(Dataset):
+    """Random crops of the images in ``files``: item ``i`` is a fresh crop of file ``i``,
+    or None (with the path) when the file cannot be decoded.
+
+    ``cache`` keeps each worker's decoded, resized images in memory: fast epochs for small
+    corpora (each worker holds up to the whole folder).
+    """
+
+    def __init__(self, files: Sequence[Path], load_size: int | None, crop_size: int,
+                 cache: bool = False) -> None:
+        self.files = list(files)
+        self.load_size = load_size
+        self.crop_size = crop_size
+        self.cache = cache
+        self._decoded: dict[int, Image.Image] = {}
+        self._rng = random.Random()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _open(self, index: int) -> Image.Image:
+        if index in self._decoded:
+            return self._decoded[index]
+        with Image.open(self.files[index]) as opened:
+            image = ImageOps.exif_transpose(opened).convert("RGB")
+        if self.cache:
+            short = min(image.size)
+            target = max(self.load_size or short, self.crop_size)
+            if short > target:  # store at the training resolution
+                ratio = target / short
+                image = image.resize((round(image.width * ratio), round(image.height * ratio)),
+                                     Image.Resampling.BICUBIC, reducing_gap=3.0)
+            self._decoded[index] = image
+        return image
+
+    def __getitem__(self, index: int) -> tuple[Tensor | None, str]:
+        try:
+            image = self._open(index)
+            return random_crop(image, self.load_size, self.crop_size, self._rng), ""
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            return None, str(self.files[index])
+
+
+def _worker_seed(worker_id: int) -> None:
+    info = torch.utils.data.get_worker_info()
+    assert info is not None
+    info.dataset._rng.seed(info.seed)  # type: ignore[attr-defined]
+
+
+def _collate(items: list[tuple[Tensor | None, str]]) -> tuple[Tensor | None, list[str]]:
+    good = [crop for crop, _ in items if crop is not None]
+    bad = [path for crop, path in items if crop is None]
+    return (torch.stack(good) if good else None), bad
+
+
+class Batches:
+    """An endless stream of (B, 3, S, S) batches from one folder; unreadable files are
+    skipped, warned about once each and counted in :attr:`skipped`."""
+
+    def __init__(self, files: Sequence[Path], *, batch_size: int, load_size: int | None,
+                 crop_size: int, workers: int, seed: int, cache: bool = False,
+                 what: str = "images") -> None:
+        self.what = what
+        self.batch_size = batch_size
+        self.skipped: set[str] = set()
+        self.total_files = len(files)
+        generator = torch.Generator().manual_seed(seed)
+        dataset = CropDataset(files, load_size, crop_size, cache)
+        dataset._rng.seed(seed)
+        self.loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=RandomSampler(dataset, replacement=True, num_samples=1 << 62,
+                                  generator=generator),
+            num_workers=workers,
+            collate_fn=_collate,
+            worker_init_fn=_worker_seed if workers else None,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            prefetch_factor=4 if workers else None,
+        )
+        self._iterator: Iterator[Any] | None = None
+
+    def __iter__(self) -> Batches:
+        return self
+
+    def __next__(self) -> Tensor:
+        if self._iterator is None:
+            self._iterator = iter(self.loader)
+        parts: list[Tensor] = []
+        count = 0
+        failures = 0
+        while count < self.batch_size:
+            batch, bad = next(self._iterator)
+            for path in bad:
+                if path not in self.skipped:
+                    self.skipped.add(path)
+                    warnings.warn(f"skipping unreadable {self.what} image {path}",
+                                  BrushworkWarning, stacklevel=2)
+            if len(self.skipped) == self.total_files:
+                raise BrushworkError(f"none of the {self.total_files} {self.what} images "
+                                     "could be read")
+            if batch is None:
+                failures += 1
+                if failures > 1000:
+                    raise BrushworkError(f"almost no {self.what} images can be read")
+                continue
+            parts.append(batch)
+            count += len(batch)
+        return torch.cat(parts)[: self.batch_size]

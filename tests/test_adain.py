@@ -1,0 +1,624 @@
+"""Tests for AdaIN (Huang & Belongie 2017): the ops (mean_std, adain), the decoder, the method
+with a tiny random decoder checkpoint (sizes, alpha, several styles, masks, colour
+preservation), every kind of bad model file and option (API and CLI), and, marked
+``integration``, the two bundled decoders with the real VGG-19."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import requires_weights, smooth_image
+from kornia.color import rgb_to_yuv
+from safetensors.torch import save_file
+
+from brushwork import api
+from brushwork.api import Style
+from brushwork.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
+from brushwork.cli import main
+from brushwork.encoders import CONV_LAYERS, VGG19
+from brushwork.encoders.vgg import pools_before
+from brushwork.errors import BrushworkError
+from brushwork.image import open_image, to_pil, to_tensor
+from brushwork.methods import StyleTarget, get_method
+from brushwork.methods.adain import (
+    BUNDLED,
+    LAYER,
+    AdaIN,
+    AdaINOptions,
+    Decoder,
+    encoder_id,
+    load_decoder,
+    pad_to_multiple,
+    resolve_model,
+    stylized_features,
+)
+from brushwork.ops import adain, mean_std
+
+EPS = 1e-5  # mean_std's default
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> None:
+    """Tiny tensors gain nothing from threads, and on a busy machine OpenMP's waiting
+    threads make these tests several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _no_pretrained(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests use the tiny encoder; the real VGG-19 must never be requested."""
+    if request.node.get_closest_marker("integration"):
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the pretrained VGG-19 was requested in a unit test")
+
+    monkeypatch.setattr(api, "cached_vgg19", refuse)
+
+
+@pytest.fixture
+def tiny_pretrained(monkeypatch: pytest.MonkeyPatch, tiny_encoder: VGG19) -> VGG19:
+    """Stand the tiny random encoder in for the real VGG-19 (API and CLI runs)."""
+    monkeypatch.setattr(api, "cached_vgg19", lambda *args, **kwargs: tiny_encoder)
+    return tiny_encoder
+
+
+def random_decoder(encoder: VGG19, seed: int = 1) -> Decoder:
+    """A tiny decoder whose output depends on its input and mostly lies in [0, 1]: He
+    initialization, zero biases, the last layer scaled to a deviation of 0.2 around 0.5 on a
+    probe image (PyTorch's default initialization gives a nearly constant image)."""
+    torch.manual_seed(seed)
+    decoder = Decoder(width=encoder.out_channels[LAYER] / 512).eval()
+    with torch.no_grad():
+        for module in decoder.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                module.bias.zero_()
+        probe = decoder(encoder(smooth_image(32, 32, seed=9), [LAYER])[LAYER])
+        decoder.conv1_1.weight.mul_(0.2 / probe.std())
+        decoder.conv1_1.bias.fill_(0.5)
+    return decoder.requires_grad_(False)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random decoder checkpoint for the tiny encoder (same seed as conftest's)."""
+    torch.manual_seed(0)
+    encoder = VGG19(last_layer="relu4_1", width=1 / 16).requires_grad_(False).eval()
+    decoder = random_decoder(encoder)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    return save_checkpoint(path, Checkpoint("adain", encoder_id(encoder), decoder.state_dict(),
+                                            {"note": "test"}, step=3))
+
+
+@pytest.fixture
+def method(tiny_encoder: VGG19, model: Path) -> AdaIN:
+    return AdaIN(encoder=tiny_encoder, model=str(model))
+
+
+def distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().mean())
+
+
+def halves(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, 1, H, W) binary masks of the left and the right half."""
+    left = torch.zeros(1, 1, height, width)
+    left[..., : width // 2] = 1
+    return left, 1 - left
+
+
+# ----------------------------------------------------------------------------- ops
+
+
+def test_mean_std_is_the_population_statistics_per_channel() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 7, 9) * 3 + torch.arange(5.0).view(1, 5, 1, 1)
+    mean, std = mean_std(x)
+    assert mean.shape == std.shape == (2, 5, 1, 1)
+    torch.testing.assert_close(mean, x.mean(dim=(2, 3), keepdim=True))
+    var = x.std(dim=(2, 3), keepdim=True, unbiased=False) ** 2
+    torch.testing.assert_close(std, (var + EPS).sqrt())
+    # computed in float32 whatever the features' dtype
+    half_mean, half_std = mean_std(x.to(torch.bfloat16))
+    assert half_mean.dtype == half_std.dtype == torch.float32
+
+
+def test_masked_mean_std_is_the_statistics_of_the_masked_pixels() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 6, 10)
+    mask = (torch.rand(1, 1, 6, 10) > 0.6).float()
+    mean, std = mean_std(x, mask)
+    inside = x[0][:, mask[0, 0].bool()]  # (C, N)
+    torch.testing.assert_close(mean.flatten(), inside.mean(dim=1))
+    torch.testing.assert_close(std.flatten(), (inside.var(dim=1, unbiased=False) + EPS).sqrt())
+    # a mask of ones is no mask
+    for a, b in zip(mean_std(x, torch.ones(1, 1, 6, 10)), mean_std(x), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_adain_gives_the_content_the_style_statistics() -> None:
+    torch.manual_seed(0)
+    content = torch.randn(1, 6, 12, 10) * 4 + 2
+    style = torch.randn(1, 6, 8, 8) * torch.rand(1, 6, 1, 1) * 10 - 3
+    style_mean, style_std = mean_std(style)
+    out = adain(content, style_mean, style_std)
+    mean, std = mean_std(out)
+    torch.testing.assert_close(mean, style_mean, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(std, style_std, atol=1e-4, rtol=1e-4)
+    # with a mask, the masked region takes the style's statistics
+    left, _ = halves(12, 10)
+    out = adain(content, style_mean, style_std, left)
+    mean, std = mean_std(out, left)
+    torch.testing.assert_close(mean, style_mean, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(std, style_std, atol=1e-4, rtol=1e-4)
+    assert adain(content.half(), style_mean, style_std).dtype == torch.float16
+
+
+def test_gradients_stay_finite_on_a_constant_channel() -> None:
+    torch.manual_seed(0)
+    content = torch.randn(1, 3, 8, 8)
+    content[:, 1] = 0.7  # flat channel: zero variance
+    content.requires_grad_(True)
+    style = torch.randn(1, 3, 8, 8)
+    style[:, 2] = -1.0
+    style.requires_grad_(True)
+    out = adain(content, *mean_std(style))
+    assert torch.isfinite(out).all()
+    (out ** 2).sum().backward()
+    assert torch.isfinite(content.grad).all() and torch.isfinite(style.grad).all()
+
+
+# ----------------------------------------------------------------------------- decoder
+
+
+@pytest.mark.parametrize("width", [1.0, 1 / 16])
+def test_decoder_upsamples_eight_times(width: float) -> None:
+    decoder = Decoder(width=width).eval()
+    assert decoder.in_channels == round(512 * width)
+    with torch.no_grad():
+        out = decoder(torch.randn(1, decoder.in_channels, 3, 5))
+    assert out.shape == (1, 3, 24, 40)
+
+
+def test_decoder_mirrors_the_encoder(tiny_encoder: VGG19) -> None:
+    decoder = Decoder(width=1 / 16)
+    convs = [name for name, m in decoder.named_children() if isinstance(m, torch.nn.Conv2d)]
+    assert convs == list(reversed(CONV_LAYERS[: CONV_LAYERS.index("conv4_1") + 1]))
+    for name in convs:  # each conv undoes its namesake: channels swapped
+        conv, mirrored = getattr(decoder, name), tiny_encoder.convs[name]
+        assert (conv.in_channels, conv.out_channels) == (mirrored.out_channels,
+                                                         mirrored.in_channels)
+    ups = [m for m in decoder.children() if isinstance(m, torch.nn.Upsample)]
+    assert len(ups) == pools_before(LAYER) == 3
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._NormBase)
+                   for m in decoder.modules())
+
+
+# ----------------------------------------------------------------------------- the method
+
+
+def test_registered_with_its_defaults() -> None:
+    assert get_method("adain") is AdaIN
+    options = AdaIN.default_options()
+    assert isinstance(options, AdaINOptions)
+    assert (options.alpha, options.model) == (1.0, None)
+    assert resolve_model(None) == resolve_model("adain")
+    assert set(BUNDLED) == {"adain", "adain-laplacian"}
+    assert AdaIN().encoder_request() == (LAYER, "max")
+
+
+def test_checkpoint_round_trip(model: Path, tiny_encoder: VGG19) -> None:
+    decoder, checkpoint = load_decoder(model, tiny_encoder)
+    assert checkpoint.encoder == encoder_id(tiny_encoder) == "vgg19:relu4_1:32"
+    assert (checkpoint.config, checkpoint.step) == ({"note": "test"}, 3)
+    assert not decoder.training
+    assert all(not p.requires_grad and p.dtype == torch.float32 for p in decoder.parameters())
+
+
+@pytest.mark.parametrize("size", [(37, 53), (9, 13), (8, 8), (5, 7), (1, 1), (3, 40), (64, 2)])
+def test_output_has_the_content_size(method: AdaIN, size: tuple[int, int]) -> None:
+    content = torch.rand(1, 3, *size)
+    result = method.stylize(content, smooth_image(24, 20, seed=1))
+    assert result.image.shape == content.shape
+    assert torch.isfinite(result.image).all()
+    assert float(result.image.min()) >= 0 and float(result.image.max()) <= 1
+    assert result.details["model"] == str(method.options.model)
+
+
+def test_alpha_zero_decodes_the_content_features(method: AdaIN, tiny_encoder: VGG19) -> None:
+    content = smooth_image(37, 53, seed=0)
+    result = method.stylize(content, smooth_image(32, 32, seed=1))
+    decoder = method.decoder()
+    zero = AdaIN(encoder=tiny_encoder, model=method.options.model, alpha=0.0)
+    with torch.no_grad():
+        padded = F.pad(content, (0, 3, 0, 3), mode="reflect")  # to 40×56
+        expected = decoder(tiny_encoder(padded, [LAYER])[LAYER])[..., :37, :53].clamp(0, 1)
+    torch.testing.assert_close(zero.stylize(content, smooth_image(32, 32, seed=1)).image,
+                               expected, atol=1e-5, rtol=1e-5)
+    assert distance(result.image, expected) > 0.01  # full style differs
+
+
+def test_alpha_moves_the_output_away_from_the_content(method: AdaIN,
+                                                       tiny_encoder: VGG19) -> None:
+    content, style = smooth_image(32, 40, seed=0), smooth_image(32, 32, seed=5)
+
+    def output(alpha: float) -> torch.Tensor:
+        return AdaIN(encoder=tiny_encoder, model=method.options.model,
+                     alpha=alpha).stylize(content, style).image
+
+    base = output(0.0)
+    distances = [distance(output(a), base) for a in (0.25, 0.5, 0.75, 1.0)]
+    assert distances[0] > 0
+    assert all(a < b for a, b in itertools.pairwise(distances)), distances
+
+
+def test_pad_to_multiple() -> None:
+    image = torch.rand(1, 3, 37, 53)
+    padded, size = pad_to_multiple(image)
+    assert size == (37, 53) and padded.shape[-2:] == (40, 56)
+    torch.testing.assert_close(padded, F.pad(image, (0, 3, 0, 3), mode="reflect"))
+    assert pad_to_multiple(torch.rand(1, 3, 16, 8))[0].shape[-2:] == (16, 8)  # unchanged
+    tiny, size = pad_to_multiple(torch.rand(1, 1, 3, 5))  # too small to reflect
+    assert size == (3, 5) and tiny.shape[-2:] == (8, 8)
+    small, _ = pad_to_multiple(torch.rand(1, 3, 9, 2), minimum=16)
+    assert small.shape[-2:] == (16, 16)
+
+
+# ----------------------------------------------------------------------------- several styles
+
+
+def test_a_style_of_weight_zero_changes_nothing(method: AdaIN) -> None:
+    content = smooth_image(33, 41, seed=0)
+    one, two = smooth_image(32, 32, seed=1), smooth_image(40, 24, seed=2)
+    alone = method.stylize(content, one).image
+    blended = method.stylize(content, [StyleTarget(one, 1.0), StyleTarget(two, 0.0)]).image
+    torch.testing.assert_close(blended, alone)
+    other = method.stylize(content, two).image
+    assert distance(other, alone) > 0.01  # the styles do differ
+
+
+def test_features_interpolate_linearly_between_styles() -> None:
+    torch.manual_seed(0)
+    content = torch.randn(1, 8, 6, 7)
+    stats = [mean_std(torch.randn(1, 8, 5, 5) * s + s) for s in (1.0, 3.0)]
+
+    def mixed(w: float, alpha: float = 1.0) -> torch.Tensor:
+        return stylized_features(content, stats, [w, 1 - w], [None, None], alpha)
+
+    first, second = mixed(1.0), mixed(0.0)
+    torch.testing.assert_close(first, adain(content, *stats[0]))
+    torch.testing.assert_close(second, adain(content, *stats[1]))
+    for w in (0.3, 0.7):
+        torch.testing.assert_close(mixed(w), w * first + (1 - w) * second)
+    # alpha mixes with the content linearly too
+    torch.testing.assert_close(mixed(0.3, 0.4), 0.4 * mixed(0.3) + 0.6 * content)
+    torch.testing.assert_close(mixed(0.3, 0.0), content)
+
+
+def test_the_method_normalizes_blend_weights(method: AdaIN) -> None:
+    content = smooth_image(24, 24, seed=0)
+    one, two = smooth_image(32, 32, seed=1), smooth_image(40, 24, seed=2)
+    a = method.stylize(content, [StyleTarget(one, 0.3), StyleTarget(two, 0.7)]).image
+    b = method.stylize(content, [StyleTarget(one, 3.0), StyleTarget(two, 7.0)]).image
+    torch.testing.assert_close(a, b)
+
+
+# ----------------------------------------------------------------------------- masks
+
+
+def test_masked_styles_paint_their_own_half_at_feature_level() -> None:
+    torch.manual_seed(0)
+    content = torch.randn(1, 8, 6, 8) * 2
+    a = mean_std(torch.randn(1, 8, 5, 5) * 0.5 + 4)
+    b = mean_std(torch.randn(1, 8, 5, 5) * 3 - 4)
+    left, right = halves(6, 8)
+    masked = stylized_features(content, [a, b], [1.0, 1.0], [left, right], 1.0)
+    only_a = stylized_features(content, [a], [1.0], [None], 1.0)
+    only_b = stylized_features(content, [b], [1.0], [None], 1.0)
+    assert distance(masked[..., :4], only_a[..., :4]) < distance(masked[..., :4], only_b[..., :4])
+    assert distance(masked[..., 4:], only_b[..., 4:]) < distance(masked[..., 4:], only_a[..., 4:])
+    # each region has exactly its style's statistics
+    for (mean, std), region in ((a, left), (b, right)):
+        got_mean, got_std = mean_std(masked, region)
+        torch.testing.assert_close(got_mean, mean, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(got_std, std, atol=1e-4, rtol=1e-4)
+
+
+def test_uncovered_pixels_keep_the_content_features() -> None:
+    torch.manual_seed(0)
+    content = torch.randn(1, 8, 6, 8)
+    a = mean_std(torch.randn(1, 8, 5, 5) + 3)
+    empty = torch.zeros(1, 1, 6, 8)
+    torch.testing.assert_close(stylized_features(content, [a], [1.0], [empty], 1.0), content)
+    left, right = halves(6, 8)
+    half = stylized_features(content, [a, a], [1.0, 1.0], [left, empty], 1.0)
+    torch.testing.assert_close(half * right, content * right)
+    assert distance(half[..., :4], content[..., :4]) > 0.5
+    # a masked style of weight 0 leaves its region alone too
+    unstyled = stylized_features(content, [a, a], [1.0, 0.0], [left, right], 1.0)
+    torch.testing.assert_close(unstyled * right, content * right)
+
+
+def test_masked_styles_through_the_method(method: AdaIN) -> None:
+    content = smooth_image(24, 128, seed=0)
+    stripes = (torch.arange(32).view(1, 1, 1, 32) % 4 < 2).float().expand(1, 3, 32, 32)
+    smooth = smooth_image(32, 32, seed=2)
+    left, right = halves(24, 128)
+    masked = method.stylize(content, [StyleTarget(stripes.clone(), mask=left),
+                                      StyleTarget(smooth, mask=right)]).image
+    only_stripes = method.stylize(content, stripes.clone()).image
+    only_smooth = method.stylize(content, smooth).image
+    # away from the seam (the decoder sees about ±4 feature pixels, 32 px) each side
+    # follows its own style; not exactly, as AdaIN normalizes with its region's statistics
+    lhs, rhs = (..., slice(0, 32)), (..., slice(96, 128))
+    assert distance(masked[lhs], only_stripes[lhs]) < 0.6 * distance(masked[lhs],
+                                                                     only_smooth[lhs])
+    assert distance(masked[rhs], only_smooth[rhs]) < 0.6 * distance(masked[rhs],
+                                                                    only_stripes[rhs])
+    # a mask covering nothing keeps the content: as alpha = 0
+    nothing = method.stylize(content, StyleTarget(smooth, mask=torch.zeros(1, 1, 24, 128)))
+    zero = AdaIN(encoder=method.encoder, model=method.options.model, alpha=0.0)
+    torch.testing.assert_close(nothing.image, zero.stylize(content, smooth).image)
+
+
+def test_masks_on_tiny_contents(method: AdaIN) -> None:
+    content = smooth_image(5, 7, seed=0)
+    left, right = halves(5, 7)
+    out = method.stylize(content, [StyleTarget(smooth_image(16, 16, seed=1), mask=left),
+                                   StyleTarget(smooth_image(16, 16, seed=2), mask=right)])
+    assert out.image.shape == content.shape and torch.isfinite(out.image).all()
+
+
+# ----------------------------------------------------------------------------- API and colour
+
+
+def test_api_run_with_preserved_colour(tiny_pretrained: VGG19, model: Path) -> None:
+    content = smooth_image(40, 48, seed=0)
+    style = 1 - smooth_image(32, 32, seed=3)
+
+    def chroma_error(mode: str) -> float:
+        done = api.run(content, style, "adain", size=None, preserve_color=mode,
+                       model=str(model), alpha=1.0, device="cpu")
+        assert done.image.size == (48, 40)
+        output = to_tensor(done.image)
+        uv = rgb_to_yuv(output)[:, 1:]
+        return distance(uv, rgb_to_yuv(to_tensor(to_pil(content)))[:, 1:])
+
+    kept, changed = chroma_error("luminance"), chroma_error("none")
+    assert kept < 0.01 and kept < 0.3 * changed, (kept, changed)
+
+
+def test_api_accepts_the_smallest_content(tiny_pretrained: VGG19, model: Path) -> None:
+    done = api.run(smooth_image(8, 8), smooth_image(16, 16, seed=1), "adain", size=None,
+                   model=str(model), device="cpu")
+    assert done.image.size == (8, 8)
+    with pytest.raises(BrushworkError, match="smaller than the 8 px adain needs"):
+        api.run(smooth_image(5, 6), smooth_image(16, 16, seed=1), "adain", size=None,
+                model=str(model), device="cpu")
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def _valid(path: Path, encoder: VGG19, *, method: str = "adain",
+           encoder_name: str | None = None) -> Path:
+    tensors = Decoder(width=encoder.out_channels[LAYER] / 512).state_dict()
+    return save_checkpoint(path, Checkpoint(method, encoder_name or encoder_id(encoder),
+                                            tensors))
+
+
+def make_bad_model(kind: str, folder: Path, encoder: VGG19) -> Path:
+    path = folder / f"{kind}.safetensors"
+    if kind == "missing":
+        return path
+    if kind == "truncated":
+        data = _valid(folder / "valid.safetensors", encoder).read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "random":
+        path.write_bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8,
+                                       generator=torch.Generator().manual_seed(0))
+                         .numpy().tobytes())
+    elif kind == "no-metadata":
+        save_file({"model/x": torch.zeros(2)}, str(path))
+    elif kind == "johnson":
+        _valid(path, encoder, method="johnson")
+    elif kind == "vgg-512":
+        _valid(path, encoder, encoder_name="vgg19:relu4_1:512")
+    elif kind == "resnet":
+        _valid(path, encoder, encoder_name="resnet50:layer3:1024")
+    elif kind == "wrong-tensors":
+        save_checkpoint(path, Checkpoint("adain", encoder_id(encoder),
+                                         {"conv1_1.weight": torch.zeros(3, 2, 3, 3)}))
+    else:  # pragma: no cover
+        raise AssertionError(kind)
+    return path
+
+
+BAD_MODELS = {
+    "missing": "does not exist",
+    "truncated": "not a readable safetensors file",
+    "random": "not a readable safetensors file",
+    "no-metadata": "not a brushwork checkpoint",
+    "johnson": "is a 'johnson' checkpoint, not 'adain'",
+    "vgg-512": "trained on encoder 'vgg19:relu4_1:512'; this run uses 'vgg19:relu4_1:32'",
+    "resnet": "trained on encoder 'resnet50:layer3:1024'",
+    "wrong-tensors": "does not hold an AdaIN decoder for 32 encoder channels",
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_MODELS))
+def test_bad_model_files_are_refused(kind: str, tmp_path: Path, tiny_encoder: VGG19) -> None:
+    path = make_bad_model(kind, tmp_path, tiny_encoder)
+    message = BAD_MODELS[kind]
+    with pytest.raises(BrushworkError, match=message) as caught:
+        load_decoder(path, tiny_encoder)
+    assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+    with pytest.raises(BrushworkError, match=message):
+        AdaIN(encoder=tiny_encoder, model=str(path)).stylize(smooth_image(16, 16),
+                                                             smooth_image(16, 16))
+
+
+def test_checkpoint_of_another_method_loads_for_that_method(tmp_path: Path,
+                                                            tiny_encoder: VGG19) -> None:
+    path = make_bad_model("johnson", tmp_path, tiny_encoder)
+    assert load_checkpoint(path, method="johnson").method == "johnson"
+
+
+def test_bundled_model_does_not_fit_the_tiny_encoder(tiny_encoder: VGG19) -> None:
+    with pytest.raises(BrushworkError, match="trained on encoder 'vgg19:relu4_1:512'"):
+        load_decoder("adain", tiny_encoder)
+
+
+BAD_ALPHAS = [-0.1, 1.5, math.nan, math.inf, "x", None, True]
+
+
+@pytest.mark.parametrize("alpha", BAD_ALPHAS)
+def test_bad_alpha_is_refused(alpha: object) -> None:
+    with pytest.raises(BrushworkError, match=r"alpha must be a number in \[0, 1\]"):
+        AdaIN(alpha=alpha)
+    with pytest.raises(BrushworkError, match=r"alpha must be a number in \[0, 1\]"):
+        AdaINOptions(alpha=alpha).validate()  # type: ignore[arg-type]
+    with pytest.raises(BrushworkError, match=r"alpha must be a number in \[0, 1\]"):
+        api.run(smooth_image(16, 16), smooth_image(16, 16), "adain", alpha=alpha)
+
+
+def test_other_misuse_is_refused(method: AdaIN, tiny_encoder: VGG19, model: Path) -> None:
+    content, style = smooth_image(24, 24), smooth_image(24, 24, seed=1)
+    with pytest.raises(BrushworkError, match="weights must not sum to zero"):
+        api.run(content, [Style(style, 0), Style(style, 0)], "adain", model=str(model))
+    with pytest.raises(BrushworkError, match="weights must not sum to zero"):
+        method.stylize(content, [StyleTarget(style, 0.0), StyleTarget(style, 0.0)])
+    with pytest.raises(BrushworkError, match="coarse-to-fine needs an optimization method"):
+        api.run(content, style, "adain", size=64, start_size=32, model=str(model))
+    with pytest.raises(BrushworkError, match="cannot start from a given image"):
+        method.stylize(content, style, init=content)
+    with pytest.raises(BrushworkError, match="needs an encoder"):
+        AdaIN(model=str(model)).stylize(content, style)
+    with pytest.raises(BrushworkError, match="style 1 is 30×7 px; adain needs at least 8×8"):
+        method.stylize(content, smooth_image(7, 30))
+    with pytest.raises(BrushworkError, match="cannot restrict styles to layers"):
+        api.run(content, Style(style, layers=("relu1_1",)), "adain", model=str(model))
+    with pytest.raises(BrushworkError, match="unknown option 'iterations'"):
+        AdaIN(iterations=3)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def expect_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run the CLI, check the one-line error and exit status 2; return the message."""
+    rc = main(argv)
+    captured = capsys.readouterr()
+    assert rc == 2, captured
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("brushwork: error: "), captured.err
+    assert captured.out == ""
+    return lines[0][len("brushwork: error: "):]
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """content.png (40×32), style.png (24×24) and a free output path."""
+    content, style = tmp_path / "content.png", tmp_path / "style.png"
+    to_pil(smooth_image(32, 40, seed=0)).save(content)
+    to_pil(smooth_image(24, 24, seed=1)).save(style)
+    return content, style, tmp_path / "out.png"
+
+
+def stylize(content: Path, style: Path | None, output: Path, *extra: str) -> list[str]:
+    return ["stylize", str(content), *([str(style)] if style else []), "-o", str(output),
+            "--quiet", "-m", "adain", *extra]
+
+
+def test_cli_stylizes(capsys, files, model: Path, tiny_pretrained: VGG19) -> None:
+    content, style, output = files
+    rc = main(stylize(content, style, output, "--alpha", "0.5", "--model", str(model),
+                      "--preserve-color", "luminance", "--size", "40"))
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert captured.out.strip() == str(output)
+    image = to_tensor(open_image(output))
+    assert image.shape == (1, 3, 32, 40)
+
+
+@pytest.mark.parametrize("kind", list(BAD_MODELS))
+def test_cli_refuses_bad_models(capsys, files, tmp_path: Path, kind: str,
+                                tiny_pretrained: VGG19) -> None:
+    content, style, output = files
+    path = make_bad_model(kind, tmp_path, tiny_pretrained)
+    message = expect_error(capsys, stylize(content, style, output, "--model", str(path)))
+    assert BAD_MODELS[kind] in message
+    assert not output.exists()
+
+
+def test_cli_default_model_needs_the_real_encoder(capsys, files,
+                                                  tiny_pretrained: VGG19) -> None:
+    content, style, output = files
+    message = expect_error(capsys, stylize(content, style, output))
+    assert "trained on encoder 'vgg19:relu4_1:512'" in message
+
+
+@pytest.mark.parametrize("alpha", ["-0.1", "1.5", "nan", "x"])
+def test_cli_refuses_bad_alpha(capsys, files, model: Path, alpha: str) -> None:
+    content, style, output = files
+    message = expect_error(capsys, stylize(content, style, output, f"--alpha={alpha}",
+                                           "--model", str(model)))
+    assert "alpha" in message
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--start-size", "16", "--size", "40"], "coarse-to-fine needs an optimization method"),
+    (["--iterations", "5"], "--iterations does not apply to method 'adain'"),
+])
+def test_cli_refuses_options_adain_cannot_use(capsys, files, model: Path, extra: list[str],
+                                              expected: str) -> None:
+    content, style, output = files
+    message = expect_error(capsys, stylize(content, style, output, "--model", str(model),
+                                           *extra))
+    assert expected in message
+
+
+def test_cli_refuses_zero_style_weights(capsys, files, model: Path) -> None:
+    content, style, output = files
+    message = expect_error(capsys, stylize(content, None, output, "--style", f"{style}:0",
+                                           "--style", f"{style}:0", "--model", str(model)))
+    assert "must not sum to zero" in message
+    assert not output.exists()
+
+
+# ----------------------------------------------------------------------------- bundled models
+
+
+@requires_weights
+@pytest.mark.integration
+def test_bundled_models_stylize_the_examples() -> None:
+    from brushwork.examples import content_image, style_path
+
+    encoder = api.cached_vgg19("relu4_1", "max", "cpu")
+    for name in BUNDLED:
+        checkpoint = load_checkpoint(resolve_model(name), method="adain")
+        assert checkpoint.encoder == "vgg19:relu4_1:512"
+        assert all(t.dtype == torch.float16 for t in checkpoint.tensors.values())
+        decoder, _ = load_decoder(name, encoder)
+        assert all(p.dtype == torch.float32 for p in decoder.parameters())
+    content = content_image("astronaut").resize((64, 64))
+    outputs = {}
+    for name in BUNDLED:
+        done = api.run(content, style_path("strokes"), "adain", size=64, model=name,
+                       device="cpu")
+        outputs[name] = to_tensor(done.image)
+        assert outputs[name].shape == (1, 3, 64, 64)
+        assert torch.isfinite(outputs[name]).all()
+        assert distance(outputs[name], to_tensor(content)) > 0.05, name
+        assert outputs[name].std() > 0.02  # not a flat image
+    assert distance(outputs["adain"], outputs["adain-laplacian"]) > 0.02

@@ -1,0 +1,587 @@
+"""Tests for ``brushwork train adain`` (brushwork.training.adain, brushwork.training.data and
+the ``train`` command of brushwork.cli).
+
+Every run uses a tiny random encoder (no weights), 16-32 px crops, batches of 2 and a few
+steps. Interruption (SIGINT to the process group, SIGKILL) and distributed training (two
+processes under torchrun, gloo on the CPU) run in subprocesses; everything else in-process.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import smooth_image
+from PIL import Image, ImageFile
+from safetensors.torch import load_file
+
+from brushwork import api
+from brushwork.checkpoints import load_checkpoint
+from brushwork.cli import main
+from brushwork.encoders import VGG19
+from brushwork.errors import BrushworkError, BrushworkWarning
+from brushwork.image import to_pil
+from brushwork.methods.adain import load_decoder
+from brushwork.training import adain as training
+from brushwork.training.adain import CHECKPOINT, CURVE, LOG, MODEL, RunOptions, TrainConfig, train
+
+TESTS = Path(__file__).resolve().parent
+# The subprocesses' stand-in for the real VGG-19 (the same as the `encoder` fixture), with a
+# line on stderr per logged step so that a test can tell when training is under way.
+DRIVER = """
+import sys, torch
+torch.set_num_threads(1)
+from brushwork import api
+from brushwork.encoders import VGG19
+torch.manual_seed(0)
+encoder = VGG19(last_layer="relu4_1", width=1 / 16).requires_grad_(False).eval()
+api.cached_vgg19 = lambda *args, **kwargs: encoder
+import brushwork.training.adain as adain
+_train = adain.train
+def _progress(step):
+    print(f"step {step.step}", file=sys.stderr, flush=True)
+adain.train = lambda *args, **kwargs: _train(*args, callbacks=[_progress], **kwargs)
+from brushwork.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on a small, busy machine several make these tiny steps slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def encoder() -> VGG19:
+    torch.manual_seed(0)
+    return VGG19(last_layer="relu4_1", width=1 / 16).requires_grad_(False).eval()
+
+
+@pytest.fixture
+def tiny_pretrained(monkeypatch: pytest.MonkeyPatch, encoder: VGG19) -> None:
+    """The CLI's VGG-19 replaced by the tiny random encoder."""
+    monkeypatch.setattr(api, "cached_vgg19", lambda *args, **kwargs: encoder)
+
+
+@pytest.fixture
+def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if the weights are loaded or a training step starts."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("bad input reached the expensive part")
+
+    monkeypatch.setattr(api, "cached_vgg19", refuse)
+    monkeypatch.setattr(training.AdaINLoss, "forward", refuse)
+
+
+def _folder(path: Path, count: int, seed: int, size: int = 32) -> Path:
+    path.mkdir(parents=True)
+    for i in range(count):
+        to_pil(smooth_image(size, size, seed=seed + i)).save(path / f"{i}.png")
+    return path
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> tuple[Path, Path]:
+    """Three 32 px content and three 32 px style images."""
+    return _folder(tmp_path / "content", 3, 0), _folder(tmp_path / "style", 3, 10)
+
+
+@pytest.fixture
+def fixed_data(tmp_path: Path) -> tuple[Path, Path]:
+    """One content and one style image of exactly the crop size (crop 32, no resizing):
+    every batch is the same whatever the seed."""
+    return _folder(tmp_path / "content1", 1, 0), _folder(tmp_path / "style1", 1, 1)
+
+
+def _config(data: tuple[Path, Path], **changes: object) -> TrainConfig:
+    values: dict = {"iterations": 4, "batch_size": 2, "learning_rate": 3e-3,
+                    "load_size": 32, "crop_size": 16}
+    values.update(changes)
+    return TrainConfig(str(data[0]), str(data[1]), **values)
+
+
+def _fixed_config(data: tuple[Path, Path], **changes: object) -> TrainConfig:
+    return _config(data, **{"load_size": None, "crop_size": 32, **changes})
+
+
+def _options(out: Path, **changes: object) -> RunOptions:
+    values: dict = {"out_dir": str(out), "workers": 0, "save_every": 1000, "log_every": 1,
+                    "progress": False}
+    values.update(changes)
+    return RunOptions(**values)
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    with open(out / LOG, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _steps(out: Path) -> list[int]:
+    return [int(row["step"]) for row in _rows(out)]
+
+
+def _checkpoint(out: Path):
+    return load_checkpoint(out / CHECKPOINT, method="adain")
+
+
+def expect_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run the CLI, check the one-line error and exit status 2; return the message."""
+    rc = main(argv)
+    captured = capsys.readouterr()
+    assert rc == 2, captured
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("brushwork: error: "), captured.err
+    assert captured.out == ""
+    return lines[0][len("brushwork: error: ") :]
+
+
+def _argv(data: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
+    return ["train", "adain", "--content-dir", str(data[0]), "--style-dir", str(data[1]),
+            "--out", str(out), "--iterations", "2", "--batch-size", "2", "--crop-size", "16",
+            "--load-size", "32", "--workers", "0", "--lr", "3e-3", "--log-every", "1", "--quiet",
+            *extra]
+
+
+# ----------------------------------------------------------------------------- a run's files
+
+
+def test_short_run_writes_checkpoint_log_curve_and_model(tmp_path, data, encoder) -> None:
+    out = tmp_path / "run"
+    config = _config(data, lap_weight=2.0, iterations=5)
+    result = train(config, _options(out, save_every=2), encoder=encoder)
+    assert (result.out_dir, result.step, result.finished, result.interrupted,
+            result.skipped) == (out, 5, True, False, [])
+    assert sorted(p.name for p in out.iterdir()) == sorted([CHECKPOINT, LOG, CURVE, MODEL])
+
+    saved = _checkpoint(out)
+    assert saved.step == 5
+    assert TrainConfig(**saved.config) == config
+    assert saved.optimizer and all(t.dtype == torch.float32 for t in saved.tensors.values())
+
+    rows = _rows(out)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
+    for row in rows:
+        for name in ("content", "style", "laplacian", "total", "lr"):
+            assert math.isfinite(float(row[name])) and float(row[name]) >= 0, row
+        assert row["depth"] == ""
+        weighted = float(row["content"]) + 10 * float(row["style"]) + 2 * float(row["laplacian"])
+        assert float(row["total"]) == pytest.approx(weighted, rel=1e-3)
+    assert (out / CURVE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    model = load_file(out / MODEL)
+    assert {t.dtype for t in model.values()} == {torch.float16}
+    decoder, meta = load_decoder(out / MODEL, encoder)
+    assert meta.step == 5 and TrainConfig(**meta.config) == config
+    for name, tensor in decoder.state_dict().items():
+        torch.testing.assert_close(tensor, saved.tensors[name], rtol=1e-3, atol=1e-4)
+    with torch.no_grad():
+        image = decoder(torch.rand(1, 32, 2, 2))
+    assert image.shape == (1, 3, 16, 16)
+
+
+def test_without_lap_weight_the_laplacian_column_is_empty(tmp_path, data, encoder) -> None:
+    out = tmp_path / "run"
+    train(_config(data, iterations=2), _options(out), encoder=encoder)
+    assert all(row["laplacian"] == "" and row["depth"] == "" for row in _rows(out))
+
+
+def test_the_loss_goes_down(tmp_path, fixed_data, encoder) -> None:
+    # Same batch every step, fixed seeds: deterministic; the margin is wide (seen: ×0.65-0.85).
+    out = tmp_path / "run"
+    train(_fixed_config(fixed_data, iterations=40), _options(out), encoder=encoder)
+    totals = [float(row["total"]) for row in _rows(out)]
+    assert len(totals) == 40
+    first, last = np.mean(totals[:5]), np.mean(totals[-5:])
+    assert last < 0.9 * first, totals
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def test_resume_continues_exactly(tmp_path, fixed_data, encoder) -> None:
+    halves, straight = tmp_path / "halves", tmp_path / "straight"
+    config = _fixed_config(fixed_data, iterations=3, lap_weight=1.0)
+    first = train(config, _options(halves, save_every=3), encoder=encoder)
+    assert (first.step, first.finished) == (3, True)
+    assert _steps(halves) == [1, 2, 3]
+
+    longer = dataclasses.replace(config, iterations=6)
+    second = train(longer, _options(halves, save_every=3, resume=True), encoder=encoder)
+    assert (second.step, second.finished) == (6, True)
+    assert _steps(halves) == [1, 2, 3, 4, 5, 6]
+    assert _checkpoint(halves).step == 6
+
+    # With the same batch every step, 3 + 3 steps equal 6 straight ones: the optimizer's
+    # state and the learning-rate schedule survive the checkpoint.
+    train(longer, _options(straight, save_every=3), encoder=encoder)
+    resumed, direct = _checkpoint(halves), _checkpoint(straight)
+    assert resumed.tensors.keys() == direct.tensors.keys()
+    for name, tensor in direct.tensors.items():
+        torch.testing.assert_close(resumed.tensors[name], tensor, rtol=1e-5, atol=1e-6)
+    assert resumed.optimizer.keys() == direct.optimizer.keys()
+    for name, tensor in direct.optimizer.items():
+        torch.testing.assert_close(resumed.optimizer[name], tensor, rtol=1e-5, atol=1e-6)
+    assert [r["lr"] for r in _rows(halves)] == [r["lr"] for r in _rows(straight)]
+
+
+@pytest.mark.parametrize("crash_in", ["write_log", "save_checkpoint"])
+def test_a_crash_while_saving_leaves_a_resumable_run(monkeypatch, tmp_path, data, encoder,
+                                                     crash_in) -> None:
+    """Killed during its second save (between or inside the log's and the checkpoint's
+    writes), a run resumes from its first checkpoint with a continuous log."""
+    out = tmp_path / "run"
+    real = getattr(training, crash_in)
+    calls = []
+
+    def crash_on_second_call(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, crash_in, crash_on_second_call)
+    config = _config(data, iterations=6)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, _options(out, save_every=2), encoder=encoder)
+    monkeypatch.setattr(training, crash_in, real)
+    assert _checkpoint(out).step == 2
+    assert _steps(out) in ([1, 2], [1, 2, 3, 4])
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+
+    result = train(config, _options(out, save_every=2, resume=True), encoder=encoder)
+    assert result.finished and _checkpoint(out).step == 6
+    assert _steps(out) == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_cli_run_and_resume_refusals(capsys, tmp_path, data) -> None:
+    out = tmp_path / "run"
+    message = expect_error(capsys, _argv(data, out, "--resume"))
+    assert "nothing to resume" in message and CHECKPOINT in message
+
+    assert main(_argv(data, out)) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(out / MODEL)
+    assert _checkpoint(out).step == 2
+
+    message = expect_error(capsys, _argv(data, out))
+    assert "already holds a training run" in message and "--resume" in message
+
+    message = expect_error(capsys, _argv(data, out, "--resume", "--style-weight", "5"))
+    assert "different configuration" in message and "--style-weight" in message
+    assert _checkpoint(out).step == 2 and _steps(out) == [1, 2]
+
+    assert main(_argv(data, out, "--resume", "--iterations", "3")) == 0
+    capsys.readouterr()
+    assert _checkpoint(out).step == 3 and _steps(out) == [1, 2, 3]
+
+
+# ----------------------------------------------------------------------------- bad data
+
+
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize("which", ["content", "style"])
+@pytest.mark.parametrize("problem", ["missing", "empty", "text only", "a file"])
+def test_bad_folder(capsys, tmp_path, data, which, problem) -> None:
+    bad = tmp_path / "bad"
+    if problem == "empty":
+        bad.mkdir()
+    elif problem == "text only":
+        (bad / "sub").mkdir(parents=True)
+        (bad / "notes.txt").write_text("no images here\n")
+        (bad / "sub" / "readme.md").write_text("nor here\n")
+    elif problem == "a file":
+        bad = data[0] / "0.png"
+    folders = (bad, data[1]) if which == "content" else (data[0], bad)
+    out = tmp_path / "run"
+    message = expect_error(capsys, _argv(folders, out))
+    assert message.startswith(f"{which} folder {bad}")
+    assert ("has no images" if problem in ("empty", "text only") else "does not exist") in message
+    assert not out.exists()
+
+
+def _corrupt(folder: Path, seed: int) -> list[Path]:
+    """Add a file of random bytes, a truncated JPEG and an empty PNG to ``folder``."""
+    rng = np.random.default_rng(seed)
+    noise = folder / "noise.jpg"
+    noise.write_bytes(rng.integers(0, 256, 2000, dtype=np.uint8).tobytes())
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    truncated = folder / "truncated.jpg"
+    truncated.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    empty = folder / "empty.png"
+    empty.write_bytes(b"")
+    return [noise, truncated, empty]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_unreadable_images_are_skipped_and_warned_once(monkeypatch, tmp_path, data, encoder,
+                                                       workers) -> None:
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", False)
+    bad = _corrupt(data[0], 0) + _corrupt(data[1], 1)
+    with pytest.warns(BrushworkWarning) as record:
+        result = train(_config(data, iterations=15), _options(tmp_path / "run", workers=workers),
+                       encoder=encoder)
+    assert result.finished and result.step == 15
+    assert result.skipped == sorted(str(p) for p in bad)
+    messages = [str(w.message) for w in record if issubclass(w.category, BrushworkWarning)]
+    assert len(messages) == len(bad), messages
+    for path in bad:
+        assert sum(str(path) in m for m in messages) == 1, messages
+    assert all(m.startswith("skipping unreadable ") for m in messages)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_no_readable_image_is_an_error(tmp_path, data, encoder, workers) -> None:
+    style = tmp_path / "broken"
+    style.mkdir()
+    _corrupt(style, 2)
+    with pytest.raises(BrushworkError, match="none of the 3 style images could be read"), \
+            pytest.warns(BrushworkWarning):
+        train(_config((data[0], style)), _options(tmp_path / "run", workers=workers),
+              encoder=encoder)
+    assert not (tmp_path / "run" / CHECKPOINT).exists()
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_cli_reports_skipped_images(capsys, monkeypatch, tmp_path, data) -> None:
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", False)
+    bad = _corrupt(data[1], 3)
+    assert main(_argv(data, tmp_path / "run", "--iterations", "12")) == 0
+    err = capsys.readouterr().err.splitlines()
+    warned = [line for line in err if line.startswith("brushwork: warning: skipping")]
+    assert sorted(warned) == sorted(f"brushwork: warning: skipping unreadable style image {p}"
+                                    for p in bad)
+    assert f"brushwork: skipped {len(bad)} unreadable image(s)" in err
+
+
+# ----------------------------------------------------------------------------- bad values
+
+
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize(("extra", "expected"), [
+    (["--iterations", "0"], "iterations must be an integer >= 1"),
+    (["--batch-size", "0"], "batch-size must be an integer >= 1"),
+    (["--lap-weight", "-1"], "lap-weight must be a finite number >= 0"),
+    (["--style-weight", "inf"], "style-weight must be a finite number"),
+    (["--lr", "nan"], "learning-rate must be a finite number"),
+    (["--lr", "0"], "learning-rate must be > 0"),
+    (["--crop-size", "64", "--load-size", "32"], "load-size must be an integer >= crop-size"),
+    (["--crop-size", "8", "--load-size", "8"], "crop-size must be at least 16"),
+    (["--lap-pool", "0"], "lap-pool must be an integer >= 1"),
+    (["--depth-weight", "1"], "--depth-model"),
+    (["--save-every", "0"], "save-every must be an integer >= 1"),
+    (["--log-every", "0"], "log-every must be an integer >= 1"),
+    (["--workers", "-1"], "workers must be an integer >= 0"),
+    (["--max-minutes", "0"], "max-minutes must be > 0"),
+])
+def test_bad_values(capsys, monkeypatch, tmp_path, data, extra, expected) -> None:
+    monkeypatch.delenv("BRUSHWORK_DEPTH_MODEL", raising=False)
+    out = tmp_path / "run"
+    assert expected in expect_error(capsys, _argv(data, out, *extra))
+    assert not out.exists()
+
+
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize("from_environment", [False, True])
+def test_missing_depth_model_fails_before_the_weights_load(capsys, monkeypatch, tmp_path, data,
+                                                           from_environment) -> None:
+    """BRUSHWORK_DEPTH_MODEL stands in for --depth-model."""
+    missing = tmp_path / "nowhere.onnx"
+    extra = ["--depth-weight", "1"]
+    if from_environment:
+        monkeypatch.setenv("BRUSHWORK_DEPTH_MODEL", str(missing))
+    else:
+        monkeypatch.delenv("BRUSHWORK_DEPTH_MODEL", raising=False)
+        extra += ["--depth-model", str(missing)]
+    message = expect_error(capsys, _argv(data, tmp_path / "run", *extra))
+    assert message == f"depth model {missing} does not exist"
+
+
+# ----------------------------------------------------------------------------- stopping
+
+
+def _signal_self_at(step: int, *signums: int) -> Callable:
+    def callback(record) -> None:
+        if record.step == step:
+            for signum in signums:
+                os.kill(os.getpid(), signum)
+
+    return callback
+
+
+def test_sigterm_stops_between_steps_with_a_checkpoint(tmp_path, data, encoder) -> None:
+    out = tmp_path / "run"
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    result = train(_config(data, iterations=50), _options(out, save_every=1000), encoder=encoder,
+                   callbacks=[_signal_self_at(2, signal.SIGTERM)])
+    assert (result.step, result.finished, result.interrupted) == (2, False, True)
+    assert _checkpoint(out).step == 2 and _steps(out) == [1, 2]
+    assert not (out / MODEL).exists()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_a_second_signal_stops_at_once(tmp_path, data, encoder) -> None:
+    out = tmp_path / "run"
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(data, iterations=50), _options(out, save_every=1000), encoder=encoder,
+              callbacks=[_signal_self_at(2, signal.SIGINT, signal.SIGINT)])
+    assert not (out / CHECKPOINT).exists()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_max_minutes_stops_with_a_checkpoint(tmp_path, data, encoder) -> None:
+    out = tmp_path / "run"
+    result = train(_config(data, iterations=50), _options(out, max_minutes=0.001),
+                   encoder=encoder, callbacks=[lambda record: time.sleep(0.1)])
+    assert (result.step, result.finished, result.interrupted) == (1, False, False)
+    assert _checkpoint(out).step == 1
+
+
+def _start_cli(tmp_path: Path, data: tuple[Path, Path], out: Path, *extra: str):
+    err = open(tmp_path / "stderr.txt", "w+")  # noqa: SIM115 (closed by _finish)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, *_argv(data, out, "--iterations", "100000", *extra)],
+        stdout=subprocess.PIPE, stderr=err, text=True, env=env, start_new_session=True,
+    )
+    return process, err
+
+
+def _stderr(err) -> str:
+    err.seek(0)
+    return err.read()
+
+
+def _wait_for(condition: Callable[[], bool], process, err, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"training ended early ({process.returncode}): {_stderr(err)}")
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            pytest.fail(f"no progress in {timeout} s: {_stderr(err)}")
+        time.sleep(0.05)
+
+
+def _finish(process, err, timeout: float = 90) -> tuple[int, str]:
+    try:
+        rc = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"training did not stop: {_stderr(err)}")
+    text = _stderr(err)
+    err.close()
+    return rc, text
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(capsys, tmp_path, data) -> None:
+    """Ctrl-C at a terminal signals the whole process group, data workers included."""
+    out = tmp_path / "run"
+    process, err = _start_cli(tmp_path, data, out, "--workers", "2", "--save-every", "100000")
+    _wait_for(lambda: "step 3\n" in _stderr(err), process, err)
+    os.killpg(process.pid, signal.SIGINT)
+    rc, text = _finish(process, err)
+    assert rc == 130, text
+    assert "Traceback" not in text, text
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("brushwork: stopped at step ") and "--resume continues" in last
+    step = int(last.split()[4])
+    assert step >= 3 and f"step {step}\n" in text
+    assert _checkpoint(out).step == step
+    assert _steps(out) == list(range(1, step + 1))
+    assert process.stdout.read() == ""
+    process.stdout.close()
+
+    assert main(_argv(data, out, "--resume", "--iterations", str(step + 2))) == 0
+    assert capsys.readouterr().out.strip() == str(out / MODEL)
+    assert _checkpoint(out).step == step + 2
+    assert _steps(out) == list(range(1, step + 3))
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_resume_after_sigkill_cuts_the_log_back(capsys, tmp_path, data) -> None:
+    out = tmp_path / "run"
+    process, err = _start_cli(tmp_path, data, out, "--save-every", "3")
+    _wait_for(lambda: (out / CHECKPOINT).exists(), process, err)
+    process.kill()
+    _finish(process, err)
+    process.stdout.close()
+    saved = _checkpoint(out).step
+    assert saved > 0 and saved % 3 == 0
+    logged = _steps(out)
+    assert logged == list(range(1, len(logged) + 1)) and len(logged) >= saved
+
+    # A log ahead of its checkpoint (a kill between the two writes): resume cuts it back.
+    with open(out / LOG, "a", newline="") as f:
+        for extra in range(len(logged) + 1, len(logged) + 3):
+            f.write(f"{extra},0.001,1,1,,,999,1.0\n")
+    assert main(_argv(data, out, "--resume", "--iterations", str(saved + 2),
+                      "--save-every", "3")) == 0
+    capsys.readouterr()
+    assert _checkpoint(out).step == saved + 2
+    rows = _rows(out)
+    assert [int(r["step"]) for r in rows] == list(range(1, saved + 3))
+    assert all(float(r["total"]) != 999 for r in rows)
+
+
+# ----------------------------------------------------------------------------- distributed
+
+
+def test_distributed_training_all_reduces_gradients(tmp_path, data) -> None:
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed is not available in this build")
+    out, ranks = tmp_path / "run", tmp_path / "ranks"
+    ranks.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
+         "--nproc_per_node", "2", str(TESTS / "ddp_train.py"), str(data[0]), str(data[1]),
+         str(out), str(ranks), "4"],
+        capture_output=True, text=True, env=env, timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    reports = [json.loads((ranks / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["world"] == 2 and r["step"] == 4 and r["finished"] for r in reports)
+    # Each rank read its own crops, and the log shows the mean over the ranks ...
+    assert reports[0]["batches"] != reports[1]["batches"]
+    assert reports[0]["totals"] == reports[1]["totals"]
+    # ... yet both ended with the same decoder: the gradients were averaged across ranks.
+    weights = [load_file(ranks / f"rank{r}.safetensors") for r in (0, 1)]
+    assert weights[0].keys() == weights[1].keys()
+    for name, tensor in weights[0].items():
+        torch.testing.assert_close(weights[1][name], tensor, rtol=0, atol=0)
+    # Rank 0 alone wrote the run: one checkpoint (the final state), one log, one model.
+    assert sorted(p.name for p in out.iterdir()) == sorted([CHECKPOINT, LOG, CURVE, MODEL])
+    saved = _checkpoint(out)
+    assert saved.step == 4
+    for name, tensor in weights[0].items():
+        torch.testing.assert_close(saved.tensors[name], tensor, rtol=0, atol=0)
+    assert _steps(out) == [1, 2, 3, 4]
+    assert [float(r["total"]) for r in _rows(out)] == pytest.approx(reports[0]["totals"],
+                                                                    rel=1e-5)
