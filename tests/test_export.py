@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import requires_weights, smooth_image
+from conftest import expect_error, random_decoder, requires_weights, smooth_image
 
 from brushwork import api
 from brushwork.checkpoints import Checkpoint, save_checkpoint
@@ -17,7 +17,7 @@ from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
 from brushwork.export import AdaINGraph, export_adain
 from brushwork.methods import get_method
-from brushwork.methods.adain import LAYER, Decoder, encoder_id, load_decoder
+from brushwork.methods.adain import LAYER, encoder_id, load_decoder
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -28,25 +28,10 @@ TOLERANCE = 1e-4
 SIZES = [((37, 45), (29, 33)), ((21, 30), (40, 17)), ((9, 13), (8, 8)), ((32, 24), (19, 51))]
 
 
-def random_decoder(encoder: VGG19, width: float, seed: int = 1) -> Decoder:
-    """A random decoder whose output depends on its input and mostly lies in [0, 1]: He
-    initialization, zero biases, the last layer scaled to a deviation of 0.2 around 0.5 on a
-    probe image (PyTorch's default initialization gives a nearly constant image)."""
-    torch.manual_seed(seed)
-    decoder = Decoder(width=width).eval()
-    with torch.no_grad():
-        for module in decoder.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                module.bias.zero_()
-        probe = decoder(encoder(smooth_image(32, 32, seed=9), [LAYER])[LAYER])
-        decoder.conv1_1.weight.mul_(0.2 / probe.std())
-        decoder.conv1_1.bias.fill_(0.5)
-    return decoder
 
 
-def save_decoder(path: Path, encoder: VGG19, width: float) -> Path:
-    decoder = random_decoder(encoder, width)
+def save_decoder(path: Path, encoder: VGG19) -> Path:
+    decoder = random_decoder(encoder)
     return save_checkpoint(path, Checkpoint("adain", encoder_id(encoder), decoder.state_dict()))
 
 
@@ -58,7 +43,7 @@ def tiny() -> VGG19:
 
 @pytest.fixture(scope="module")
 def checkpoint(tiny: VGG19, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_decoder(tmp_path_factory.mktemp("model") / "tiny.safetensors", tiny, 1 / 16)
+    return save_decoder(tmp_path_factory.mktemp("model") / "tiny.safetensors", tiny)
 
 
 @pytest.fixture(scope="module")
@@ -144,15 +129,6 @@ def tiny_pretrained(monkeypatch: pytest.MonkeyPatch, tiny: VGG19) -> None:
     monkeypatch.setattr(api, "cached_vgg19", lambda *args, **kwargs: tiny)
 
 
-def expect_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    rc = main(argv)
-    captured = capsys.readouterr()
-    assert rc == 2, captured
-    lines = captured.err.splitlines()
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith("brushwork: error: "), captured.err
-    assert captured.out == ""
-    return lines[0][len("brushwork: error: "):]
 
 
 @pytest.mark.usefixtures("tiny_pretrained")
@@ -199,7 +175,7 @@ def test_real_encoder_exports_within_tolerance(tmp_path) -> None:
     from brushwork.encoders import load_vgg19
 
     encoder = load_vgg19(LAYER)
-    checkpoint = save_decoder(tmp_path / "full.safetensors", encoder, 1.0)
+    checkpoint = save_decoder(tmp_path / "full.safetensors", encoder)
     path = export_adain(tmp_path / "adain.onnx", checkpoint, encoder=encoder)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     content, style = smooth_image(45, 61, seed=0), smooth_image(40, 33, seed=3)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import smooth_image
+from conftest import expect_error, smooth_image
 from PIL import Image, ImageFile
 from safetensors.torch import load_file
 
@@ -142,16 +142,6 @@ def _checkpoint(out: Path):
     return load_checkpoint(out / CHECKPOINT, method="adain")
 
 
-def expect_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    """Run the CLI, check the one-line error and exit status 2; return the message."""
-    rc = main(argv)
-    captured = capsys.readouterr()
-    assert rc == 2, captured
-    lines = captured.err.splitlines()
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith("brushwork: error: "), captured.err
-    assert captured.out == ""
-    return lines[0][len("brushwork: error: ") :]
 
 
 def _argv(data: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
