@@ -466,6 +466,21 @@ def test_bad_alpha_is_refused(alpha: object) -> None:
         api.run(smooth_image(16, 16), smooth_image(16, 16), "adain", alpha=alpha)
 
 
+def test_a_run_too_large_for_the_memory_limit_is_refused_up_front(model: Path) -> None:
+    from brushwork.methods.adain import BYTES_PER_PIXEL, FIXED_BYTES
+
+    method = AdaIN(model=str(model))
+    need = FIXED_BYTES + BYTES_PER_PIXEL * 64 * 72  # 61x70 pads to 64x72
+    method.check_memory(61, 70, torch.device("cpu"), need)
+    with pytest.raises(BrushworkError, match=r"a 70x61 adain run needs about .* GiB, over "
+                       r"the memory limit"):
+        method.check_memory(61, 70, torch.device("cpu"), need - 1)
+    # through the API, before the (refused, see no_pretrained) VGG-19 is requested
+    with pytest.raises(BrushworkError, match="use a smaller --size"):
+        api.run(smooth_image(61, 70), smooth_image(16, 16), "adain", size=None,
+                max_memory=need - 1, model=str(model))
+
+
 def test_other_misuse_is_refused(method: AdaIN, tiny_encoder: VGG19, model: Path) -> None:
     content, style = smooth_image(24, 24), smooth_image(24, 24, seed=1)
     with pytest.raises(BrushworkError, match="weights must not sum to zero"):

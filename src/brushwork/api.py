@@ -37,7 +37,7 @@ from brushwork.encoders import VGG19, load_vgg19
 from brushwork.errors import BrushworkError, BrushworkWarning
 from brushwork.image import normalize_mode, open_image, resize, split_alpha, to_pil, to_tensor
 from brushwork.masks import grayscale_mask, label_masks
-from brushwork.methods import Method, OptimizationMethod, StyleTarget, StylizeResult, get_method
+from brushwork.methods import Method, StyleTarget, StylizeResult, get_method
 from brushwork.methods.base import check_style_weights
 from brushwork.optim import Iterate
 
@@ -274,9 +274,7 @@ def run(
     _check_side(instance, "the content" + (" at the first scale" if first_ratio < 1 else ""),
                 _scaled_size(*content_image.size, schedule[0][0]),
                 "--start-size" if first_ratio < 1 else "--size")
-    if isinstance(instance, OptimizationMethod):
-        instance.memory_limit = max_memory
-        instance.memory_plan(content_image.size[1], content_image.size[0], device)
+    instance.check_memory(content_image.size[1], content_image.size[0], device, max_memory)
 
     side = style_size or max(1, round(final_size * (style_scale or 1.0)))
     style_images = _load_styles(instance, styles, side, first_ratio, max_pixels)

@@ -16,14 +16,41 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor
 
 from brushwork.errors import BrushworkError
+
+GIB = 2**30
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes that can be allocated now: free GPU memory, or the system's MemAvailable."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_limit(limit: int | None, device: torch.device) -> tuple[int, str]:
+    """(bytes a run may use, how to name that limit in an error): ``limit``, or 80 % of
+    what is available."""
+    if limit:
+        return limit, "the memory limit"
+    return int(0.8 * available_memory(device)), "80 % of the available memory"
 
 
 def option(default: Any, help: str, **kwargs: Any) -> Any:
@@ -159,6 +186,12 @@ class Method(ABC):
     def min_style_side(self) -> int:
         """The shortest side, in pixels, a style image must have for this method."""
         return 1
+
+    def check_memory(self, height: int, width: int, device: torch.device,
+                     limit: int | None = None) -> None:
+        """Refuse, before any work, an H×W run that cannot fit in ``limit`` bytes (None: 80 %
+        of the available memory). Methods that can estimate their peak override this."""
+        return None
 
     def check_style_layers(self, assignments: Sequence[tuple[str, ...] | None]) -> None:
         """Refuse per-style layer assignments (``StyleTarget.layers``, one entry per style)

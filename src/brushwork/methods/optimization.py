@@ -14,7 +14,6 @@ a memory limit, and refuses, with its estimate, a request that cannot fit.
 
 from __future__ import annotations
 
-import os
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
@@ -29,11 +28,13 @@ from brushwork.encoders import VGG19, deepest, feature_elements
 from brushwork.encoders.vgg import pools_before
 from brushwork.errors import BrushworkError
 from brushwork.methods.base import (
+    GIB,
     Method,
     Options,
     StyleTarget,
     StylizeResult,
     check_weight,
+    memory_limit,
     option,
     style_targets,
 )
@@ -84,7 +85,6 @@ def initial_image(content: Tensor, init: str, seed: int) -> Tensor:
     ).clamp(0, 1).to(content)
 
 
-GIB = 2**30
 ACTIVATION_BYTES = {False: 1.9 * 4, True: 1.35 * 4}
 """Peak bytes per encoder activation in a forward + backward pass, without and with
 checkpointing (measured at 512-2048 px, with margin)."""
@@ -92,21 +92,6 @@ FIXED_BYTES = 512 * 2**20
 """Interpreter, torch and the encoder's weights."""
 LBFGS_HISTORY_BUDGET = GIB
 """Memory L-BFGS may use for its history before it is shortened (at least 10 steps)."""
-
-
-def available_memory(device: torch.device) -> int:
-    """Bytes that can be allocated now: free GPU memory, or the system's MemAvailable."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass
@@ -161,8 +146,7 @@ class OptimizationMethod(Method):
         fits."""
         options: OptimizationOptions = self.options  # type: ignore[assignment]
         device = device or torch.device("cpu")
-        limit = self.memory_limit or int(0.8 * available_memory(device))
-        source = "the memory limit" if self.memory_limit else "80 % of the available memory"
+        limit, source = memory_limit(self.memory_limit, device)
         elements = feature_elements(height, width, deepest(self.encoder_layers()))
         vector = 3 * height * width * 4
         lbfgs = options.optimizer == "lbfgs"
@@ -182,6 +166,11 @@ class OptimizationMethod(Method):
             f"activation checkpointing, over {source} ({limit / GIB:.1f} GiB); use a smaller "
             "--size, or a machine with more memory"
         )
+
+    def check_memory(self, height: int, width: int, device: torch.device,
+                     limit: int | None = None) -> None:
+        self.memory_limit = limit
+        self.memory_plan(height, width, device)
 
     def build_encoder(self) -> VGG19:
         from brushwork.encoders import load_vgg19
