@@ -31,6 +31,7 @@ when launched by ``torchrun`` (gloo on CPUs, NCCL on GPUs); each reads its own r
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import dataclasses
 import math
@@ -356,6 +357,8 @@ def train(config: TrainConfig, run: RunOptions | None = None, *,
         from brushwork.api import cached_vgg19
 
         encoder = cached_vgg19(LAYER, "max", "cpu")
+        if device.type != "cpu":  # leave the shared CPU copy as it is
+            encoder = copy.deepcopy(encoder)
     encoder = encoder.to(device).requires_grad_(False).eval()
     if depth is not None:
         depth = depth.to(device).requires_grad_(False).eval()
