@@ -270,6 +270,21 @@ def test_training_with_depth_loss(tmp_path: Path, onnx_path: Path,
         assert math.isfinite(s.losses["depth"]) and 0 <= s.losses["depth"] <= 1
 
 
+def test_training_with_a_depth_module_passed_directly(tmp_path: Path, torchscript_path: Path,
+                                                     tiny_relu4: VGG19) -> None:
+    """The API can hand train() a depth module: no depth_model path is needed then."""
+    config = TrainConfig(_image_folder(tmp_path / "content", 2, 0),
+                         _image_folder(tmp_path / "style", 2, 1), iterations=2, batch_size=2,
+                         load_size=None, crop_size=16, depth_weight=1.0)
+    with pytest.raises(BrushworkError, match="--depth-model"):
+        config.validate()
+    result = train(config, RunOptions(out_dir=str(tmp_path / "run"), workers=0,
+                                      progress=False, log_every=1),
+                   encoder=tiny_relu4, depth=load_depth_model(torchscript_path, input_size=32))
+    assert result.finished
+    assert all(math.isfinite(s.losses["depth"]) for s in read_log(tmp_path / "run" / LOG))
+
+
 def test_depth_term_alone_trains_the_decoder(torchscript_path: Path,
                                              tiny_relu4: VGG19) -> None:
     depth = load_depth_model(torchscript_path, input_size=32)

@@ -91,7 +91,9 @@ class TrainConfig:
     crop_size: int = 256
     seed: int = 0
 
-    def validate(self) -> None:
+    def validate(self, depth_given: bool = False) -> None:
+        """Raise :class:`BrushworkError` for a value no run could use (``depth_given``: a
+        depth module is passed to :func:`train` directly, so no ``depth_model`` is needed)."""
         for name in ("iterations", "batch_size", "crop_size", "lap_pool"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -120,7 +122,7 @@ class TrainConfig:
         if self.depth_normalize not in NORMALIZATIONS:
             raise BrushworkError(f"depth-normalize must be one of {', '.join(NORMALIZATIONS)}, "
                                  f"not {self.depth_normalize!r}")
-        if self.depth_weight > 0 and not self.depth_model:
+        if self.depth_weight > 0 and not self.depth_model and not depth_given:
             raise BrushworkError(f"--depth-weight needs a depth model: {NO_MODEL_HINT}")
 
 
@@ -329,7 +331,7 @@ def train(config: TrainConfig, run: RunOptions | None = None, *,
     """Train (or resume) an AdaIN decoder; returns where the run stands. ``encoder`` defaults to
     the pretrained VGG-19; ``depth`` to the model named by ``config.depth_model``."""
     run = run or RunOptions()
-    config.validate()
+    config.validate(depth_given=depth is not None)
     for name in ("save_every", "log_every", "workers"):
         value = getattr(run, name)
         if not isinstance(value, int) or value < (0 if name == "workers" else 1):
