@@ -395,6 +395,9 @@ def make_bad_model(kind: str, folder: Path, encoder: VGG19) -> Path:
     path = folder / f"{kind}.safetensors"
     if kind == "missing":
         return path
+    if kind == "folder":
+        path.mkdir()
+        return path
     if kind == "truncated":
         data = _valid(folder / "valid.safetensors", encoder).read_bytes()
         path.write_bytes(data[: len(data) // 2])
@@ -420,6 +423,7 @@ def make_bad_model(kind: str, folder: Path, encoder: VGG19) -> Path:
 
 BAD_MODELS = {
     "missing": "does not exist",
+    "folder": "is not a file",
     "truncated": "not a readable safetensors file",
     "random": "not a readable safetensors file",
     "no-metadata": "not a brushwork checkpoint",

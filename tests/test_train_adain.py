@@ -407,6 +407,16 @@ def test_missing_depth_model_fails_before_the_weights_load(capsys, monkeypatch, 
     assert message == f"depth model {missing} does not exist"
 
 
+@pytest.mark.usefixtures("no_work")
+def test_a_run_folder_that_cannot_be_created_fails_before_the_weights_load(
+        capsys, tmp_path, data) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    message = expect_error(capsys, _argv(data, blocker / "run"))
+    assert message.startswith(f"cannot create the run folder {blocker / 'run'}")
+    assert blocker.read_text() == "not a folder"
+
+
 # ----------------------------------------------------------------------------- stopping
 
 

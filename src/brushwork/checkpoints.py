@@ -84,8 +84,10 @@ def load_checkpoint(path: str | Path, *, method: str, encoder: str | None = None
     (truncated, not safetensors), not brushwork's, of another method, or trained against
     another encoder than ``encoder``."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise BrushworkError(f"{what} {path} does not exist")
+    if not path.is_file():
+        raise BrushworkError(f"{what} {path} is not a file")
     try:
         metadata = _metadata(path)
         stored = load_file(path)

@@ -37,6 +37,7 @@ import dataclasses
 import math
 import os
 import signal
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -346,6 +347,13 @@ def train(config: TrainConfig, run: RunOptions | None = None, *,
                              "it or choose another --out")
     if run.resume and not checkpoint_path.exists():
         raise BrushworkError(f"nothing to resume: {checkpoint_path} does not exist")
+    try:  # before any weights load: an unusable run folder fails at once
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise BrushworkError(f"cannot create the run folder {out}: "
+                             f"{error.strerror or error}") from None
 
     rank, world = _distributed()
     device = _device(run.device, rank)
@@ -407,8 +415,6 @@ def train(config: TrainConfig, run: RunOptions | None = None, *,
 
     log_path = out / LOG
     history = [s for s in read_log(log_path) if s.step <= start_step] if rank == 0 else []
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
 
     def save(step: int) -> None:
         if rank != 0:
