@@ -16,7 +16,8 @@ from PIL import Image
 from torch import nn
 
 from brushwork.cli import main
-from brushwork.depth import NO_MODEL_HINT, DepthModel, load_depth_model
+from brushwork.depth import DepthModel, load_depth_model
+from brushwork.depth.estimator import DepthNet
 from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
 from brushwork.losses import scale_shift_invariant_loss
@@ -119,9 +120,6 @@ def test_model_from_environment_and_conventions(torchscript_path: Path,
 
 def test_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BRUSHWORK_DEPTH_MODEL", raising=False)
-    with pytest.raises(BrushworkError, match="--depth-model") as error:
-        load_depth_model(None)
-    assert NO_MODEL_HINT in str(error.value) and "\n" not in str(error.value)
     with pytest.raises(BrushworkError, match="does not exist"):
         load_depth_model(tmp_path / "missing.onnx")
     (tmp_path / "model.h5").write_bytes(b"whatever")
@@ -272,12 +270,10 @@ def test_training_with_depth_loss(tmp_path: Path, onnx_path: Path,
 
 def test_training_with_a_depth_module_passed_directly(tmp_path: Path, torchscript_path: Path,
                                                      tiny_relu4: VGG19) -> None:
-    """The API can hand train() a depth module: no depth_model path is needed then."""
+    """The API can hand train() a depth module, which stands in for depth_model."""
     config = TrainConfig(_image_folder(tmp_path / "content", 2, 0),
                          _image_folder(tmp_path / "style", 2, 1), iterations=2, batch_size=2,
                          load_size=None, crop_size=16, depth_weight=1.0)
-    with pytest.raises(BrushworkError, match="--depth-model"):
-        config.validate()
     result = train(config, RunOptions(out_dir=str(tmp_path / "run"), workers=0,
                                       progress=False, log_every=1),
                    encoder=tiny_relu4, depth=load_depth_model(torchscript_path, input_size=32))
@@ -310,17 +306,25 @@ def test_config_checks_depth_options() -> None:
     TrainConfig("c", "s", depth_size=None, depth_normalize="half").validate()
 
 
-def test_cli_without_depth_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_depth_model_the_bundled_estimator_is_used(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_relu4: VGG19) -> None:
+    from brushwork import api
+    from brushwork.checkpoints import load_checkpoint
+
     monkeypatch.delenv("BRUSHWORK_DEPTH_MODEL", raising=False)
+    model = load_depth_model(None)
+    assert isinstance(model.net, DepthNet) and model.input_size is None
+    assert not any(p.requires_grad for p in model.parameters())
+    monkeypatch.setattr(api, "cached_vgg19", lambda *args, **kwargs: tiny_relu4)
     content = _image_folder(tmp_path / "content", 1, 0)
     code = main(["train", "adain", "--content-dir", content, "--style-dir", content,
-                 "--depth-weight", "1", "--out", str(tmp_path / "run"), "-q"])
-    assert code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("brushwork: error:") and "--depth-model" in err
-    assert len(err.splitlines()) == 1
-    assert not (tmp_path / "run").exists()
+                 "--depth-weight", "1", "--iterations", "1", "--batch-size", "1",
+                 "--crop-size", "16", "--load-size", "16", "--workers", "0",
+                 "--out", str(tmp_path / "run"), "-q"])
+    assert code == 0
+    saved = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors", method="adain")
+    assert saved.config["depth_model"] == "depth"
+    assert math.isfinite(read_log(tmp_path / "run" / LOG)[-1].losses["depth"])
 
 
 def test_cli_depth_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -378,7 +378,6 @@ def test_cli_reports_skipped_images(capsys, monkeypatch, tmp_path, data) -> None
     (["--crop-size", "64", "--load-size", "32"], "load-size must be an integer >= crop-size"),
     (["--crop-size", "8", "--load-size", "8"], "crop-size must be at least 16"),
     (["--lap-pool", "0"], "lap-pool must be an integer >= 1"),
-    (["--depth-weight", "1"], "--depth-model"),
     (["--save-every", "0"], "save-every must be an integer >= 1"),
     (["--log-every", "0"], "log-every must be an integer >= 1"),
     (["--workers", "-1"], "workers must be an integer >= 0"),

@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):  # lazy: `import brushwork` stays cheap for the CLI
-    if name in ("stylize", "run", "Style"):
+    if name in ("stylize", "run", "Style", "estimate_depth"):
         from brushwork import api
 
         return getattr(api, name)
@@ -35,6 +35,7 @@ __all__ = [
     "VGG19",
     "BrushworkError",
     "Style",
+    "estimate_depth",
     "load_image",
     "load_vgg19",
     "run",

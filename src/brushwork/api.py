@@ -408,6 +408,44 @@ def _load_masks(
     return masks
 
 
+def estimate_depth(
+    image: ImageInput,
+    model: str | Path | torch.nn.Module | None = None,
+    side: int | None = 224,
+    device: str | torch.device = "auto",
+    *,
+    max_pixels: int | None = None,
+) -> Tensor:
+    """Relative inverse depth of one image: a float32 (1, 1, H, W) CPU tensor at the image's
+    size, larger = nearer, with an unknown scale and shift (only the order of depths and
+    their ratios of differences mean anything).
+
+    Args:
+        image: image path, PIL image or (1, 3, H, W) tensor in [0, 1] (transparency is
+            composited over white).
+        model: a bundled estimator's name (None: ``"depth"``, trained on indoor scenes,
+            NYU Depth v2, and unreliable outdoors), a checkpoint from ``brushwork train
+            depth``, or a loaded :class:`brushwork.depth.estimator.DepthNet`.
+        side: the image is resized so that its shorter side is ``side`` for the estimator
+            (224: the bundled model's training scale; None: as it is) and the prediction
+            resized back.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        max_pixels: refuse input images larger than this (default: BRUSHWORK_MAX_PIXELS or
+            40 megapixels).
+
+    See :mod:`brushwork.depth.render` to turn the result into images.
+    """
+    from brushwork.depth.estimator import load_estimator, predict_depth
+
+    if side is not None and (isinstance(side, bool) or not isinstance(side, int) or side < 32):
+        raise BrushworkError(f"depth side must be an integer >= 32, not {side}")
+    device = resolve_device(device)
+    rgb, _ = split_alpha(_as_image(image, "image", max_pixels))
+    net = model if isinstance(model, torch.nn.Module) else load_estimator(model)
+    net = net.to(device)
+    return predict_depth(net, to_tensor(rgb).to(device), side=side).float().cpu()
+
+
 def stylize(
     content: ImageInput,
     style: ImageInput | Style | Sequence[ImageInput | Style],

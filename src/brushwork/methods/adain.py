@@ -56,6 +56,7 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 BUNDLED = {
     "adain": "adain.safetensors",
     "adain-laplacian": "adain-laplacian.safetensors",
+    "adain-depth": "adain-depth.safetensors",
 }
 """Decoders shipped with brushwork (see docs/models/), by name."""
 
@@ -154,7 +155,8 @@ class AdaINOptions(Options):
         1.0, "content–style trade-off in feature space: 0 keeps the content, 1 full style"
     )
     model: str | None = option(
-        None, "decoder: a bundled name (adain, adain-laplacian) or a checkpoint file; "
+        None, "decoder: a bundled name (adain, adain-laplacian, adain-depth) or a checkpoint "
+        "file; "
         "default adain"
     )
 

@@ -32,17 +32,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import dataclasses
 import math
 import os
-import signal
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -62,6 +58,14 @@ from brushwork.errors import BrushworkError
 from brushwork.methods.adain import LAYER, STYLE_LAYERS, Decoder, encoder_id
 from brushwork.ops import adain, mean_std, pooled_laplacian
 from brushwork.training.data import Batches, list_images
+from brushwork.training.runs import (
+    Step,
+    StopRequest,
+    plot_log,
+    prepare_run_folder,
+    read_log,
+    write_log,
+)
 
 CHECKPOINT = "checkpoint.safetensors"
 MODEL = "model.safetensors"
@@ -92,9 +96,8 @@ class TrainConfig:
     crop_size: int = 256
     seed: int = 0
 
-    def validate(self, depth_given: bool = False) -> None:
-        """Raise :class:`BrushworkError` for a value no run could use (``depth_given``: a
-        depth module is passed to :func:`train` directly, so no ``depth_model`` is needed)."""
+    def validate(self) -> None:
+        """Raise :class:`BrushworkError` for a value no run could use."""
         for name in ("iterations", "batch_size", "crop_size", "lap_pool"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -114,7 +117,7 @@ class TrainConfig:
                                      f">= 0, not {value}")
         if self.learning_rate == 0:
             raise BrushworkError("learning-rate must be > 0")
-        from brushwork.depth import NO_MODEL_HINT, NORMALIZATIONS
+        from brushwork.depth import NORMALIZATIONS
 
         if self.depth_size is not None and (not isinstance(self.depth_size, int)
                                             or isinstance(self.depth_size, bool)
@@ -123,8 +126,6 @@ class TrainConfig:
         if self.depth_normalize not in NORMALIZATIONS:
             raise BrushworkError(f"depth-normalize must be one of {', '.join(NORMALIZATIONS)}, "
                                  f"not {self.depth_normalize!r}")
-        if self.depth_weight > 0 and not self.depth_model and not depth_given:
-            raise BrushworkError(f"--depth-weight needs a depth model: {NO_MODEL_HINT}")
 
 
 @dataclass
@@ -151,16 +152,6 @@ class TrainResult:
     finished: bool
     interrupted: bool
     skipped: list[str]
-
-
-@dataclass
-class Step:
-    """One logged training step."""
-
-    step: int
-    learning_rate: float
-    losses: dict[str, float]
-    seconds: float
 
 
 def style_statistics(features: dict[str, Tensor]) -> list[tuple[Tensor, Tensor]]:
@@ -240,88 +231,6 @@ def _device(requested: str, rank: int) -> torch.device:
     return device
 
 
-def read_log(path: Path) -> list[Step]:
-    if not path.is_file():
-        return []
-    steps = []
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                steps.append(Step(int(row["step"]), float(row["lr"]),
-                                  {k: float(row[k]) for k in LOSS_NAMES if row.get(k)},
-                                  float(row["seconds"])))
-            except (KeyError, ValueError):
-                continue
-    return steps
-
-
-def write_log(path: Path, steps: list[Step]) -> None:
-    from brushwork.image import write_atomically
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["step", "lr", *LOSS_NAMES, "seconds"])
-            for s in steps:
-                writer.writerow([s.step, f"{s.learning_rate:.6g}",
-                                 *(f"{s.losses[k]:.6g}" if k in s.losses else ""
-                                   for k in LOSS_NAMES),
-                                 f"{s.seconds:.1f}"])
-
-    write_atomically(path, write)
-
-
-def plot_log(path: Path, steps: list[Step], title: str) -> None:
-    """The loss curves as a PNG (needs matplotlib; skipped without it)."""
-    try:
-        import matplotlib
-    except ImportError:
-        return
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from brushwork.image import write_atomically
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    for name in LOSS_NAMES:
-        points = [(s.step, s.losses[name]) for s in steps if name in s.losses]
-        if points:
-            ax.plot(*zip(*points, strict=True), label=name, linewidth=1)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (weighted terms are unweighted here)")
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    write_atomically(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
-
-
-class _StopRequest:
-    """Turns SIGINT / SIGTERM into a flag the loop checks between steps, so an interrupted
-    run saves a checkpoint of a whole step; a second signal stops at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopRequest:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not the main thread
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 def _parameter_names(decoder: nn.Module) -> dict[int, str]:
     return {i: name for i, (name, _) in enumerate(decoder.named_parameters())}
 
@@ -332,7 +241,7 @@ def train(config: TrainConfig, run: RunOptions | None = None, *,
     """Train (or resume) an AdaIN decoder; returns where the run stands. ``encoder`` defaults to
     the pretrained VGG-19; ``depth`` to the model named by ``config.depth_model``."""
     run = run or RunOptions()
-    config.validate(depth_given=depth is not None)
+    config.validate()
     for name in ("save_every", "log_every", "workers"):
         value = getattr(run, name)
         if not isinstance(value, int) or value < (0 if name == "workers" else 1):
@@ -342,18 +251,7 @@ def train(config: TrainConfig, run: RunOptions | None = None, *,
     style_files = list_images(config.style_dir, "style")
     out = Path(run.out_dir)
     checkpoint_path = out / CHECKPOINT
-    if checkpoint_path.exists() and not run.resume:
-        raise BrushworkError(f"{out} already holds a training run; use --resume to continue "
-                             "it or choose another --out")
-    if run.resume and not checkpoint_path.exists():
-        raise BrushworkError(f"nothing to resume: {checkpoint_path} does not exist")
-    try:  # before any weights load: an unusable run folder fails at once
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as error:
-        raise BrushworkError(f"cannot create the run folder {out}: "
-                             f"{error.strerror or error}") from None
+    prepare_run_folder(out, checkpoint_path, run.resume)
 
     rank, world = _distributed()
     device = _device(run.device, rank)
@@ -421,11 +319,11 @@ def train(config: TrainConfig, run: RunOptions | None = None, *,
             return
         # The log first: a run killed between the two writes then has a log ahead of its
         # checkpoint, which --resume cuts back, rather than one with a gap.
-        write_log(log_path, history)
+        write_log(log_path, history, LOSS_NAMES)
         save_checkpoint(checkpoint_path, Checkpoint(
             "adain", encoder_id(encoder), decoder.state_dict(), dataclasses.asdict(config),
             step, optimizer_state(optimizer, names)))
-        plot_log(out / CURVE, history, f"AdaIN training: {out.name}")
+        plot_log(out / CURVE, history, LOSS_NAMES, f"AdaIN training: {out.name}")
 
     seed = config.seed + 1000 * rank + start_step
     loader_args = {"batch_size": config.batch_size, "load_size": config.load_size,
@@ -442,7 +340,7 @@ def train(config: TrainConfig, run: RunOptions | None = None, *,
                disable=True if (not run.progress or rank != 0) else None, dynamic_ncols=True)
     running: dict[str, list[float]] = {}
     try:
-        with _StopRequest() as stop:
+        with StopRequest() as stop:
             while step < config.iterations:
                 if _should_stop(stop.requested or (
                         run.max_minutes is not None

@@ -1,27 +1,32 @@
-"""Monocular depth estimators, plugged in from a file, for depth-preserving style transfer.
+"""Monocular depth estimators for depth-preserving style transfer.
 
-The depth variant of AdaIN training (``brushwork train adain --depth-weight W``) asks the
-decoder's output to keep the content's depth layout: a frozen estimator D maps both images
-to depth maps and :func:`brushwork.losses.scale_shift_invariant_loss` compares them.
+The depth variant of AdaIN training (``brushwork train adain --depth-weight W``) and
+``brushwork stylize --method gatys --depth-weight W`` ask the output to keep the content's
+depth layout: a frozen estimator D maps both images to depth maps and
+:func:`brushwork.losses.scale_shift_invariant_loss` compares them.
 
-No depth network ships with brushwork yet and none is downloaded: bring your own, as
+Estimators, chosen by ``--depth-model`` (or ``$BRUSHWORK_DEPTH_MODEL``):
 
+* ``depth`` (the default): brushwork's own, :mod:`brushwork.depth.estimator`, shipped with
+  the package and trained on indoor scenes (NYU Depth v2); or any checkpoint that
+  ``brushwork train depth`` wrote (``.safetensors``);
 * ONNX (``.onnx``), e.g. MiDaS (Ranftl et al. 2020) or Depth Anything (Yang et al. 2024)
   exported to ONNX. It is converted to a torch module with ``onnx2torch`` (``pip install
   onnx && pip install --no-deps onnx2torch``; ``brushwork[depth]`` also pulls in
-  torchvision, which brushwork does not need): the loss backpropagates through the estimator into
-  the decoder, which an inference runtime such as onnxruntime cannot do;
+  torchvision, which brushwork does not need): the loss backpropagates through the estimator,
+  which an inference runtime such as onnxruntime cannot do;
 * TorchScript (``.pt``, ``.pth``, ``.ts``, ``.torchscript``), saved with ``torch.jit.save``.
 
-The network must map a normalized RGB batch (B, 3, S, S) to (B, S', S') or (B, 1, S', S').
-:class:`DepthModel` does the rest: it resizes the [0, 1] RGB input to S × S (``input_size``;
-MiDaS small uses 256, DPT 384, Depth Anything 518, a multiple of its 14-pixel patches),
-normalizes it (ImageNet mean and std for MiDaS; 0.5 / 0.5 for some DPT and Depth Anything
-exports) and resizes the prediction back to the input's size.
+A foreign network must map a normalized RGB batch (B, 3, S, S) to (B, S', S') or
+(B, 1, S', S'). :class:`DepthModel` does the rest: it resizes the [0, 1] RGB input to S × S
+(``input_size``; MiDaS small uses 256, DPT 384, Depth Anything 518, a multiple of its
+14-pixel patches), normalizes it (ImageNet mean and std for MiDaS; 0.5 / 0.5 for some DPT and
+Depth Anything exports) and resizes the prediction back to the input's size. brushwork's own
+estimator takes any size and does its own normalization, so those settings do not apply to it.
 
-Its output follows MiDaS's convention: *relative inverse depth* (disparity), larger =
-nearer, known only up to an unknown scale and shift per image. That is why the loss is
-scale-and-shift invariant (Ranftl, Lasinger, Hafner, Schindler & Koltun, "Towards Robust
+Every estimator's output follows MiDaS's convention: *relative inverse depth* (disparity),
+larger = nearer, known only up to an unknown scale and shift per image. That is why the loss
+is scale-and-shift invariant (Ranftl, Lasinger, Hafner, Schindler & Koltun, "Towards Robust
 Monocular Depth Estimation: Mixing Datasets for Zero-shot Cross-dataset Transfer", TPAMI
 2020, §5).
 """
@@ -49,8 +54,6 @@ if TYPE_CHECKING:
     import onnx
 
 ENV = "BRUSHWORK_DEPTH_MODEL"
-NO_MODEL_HINT = ("pass --depth-model PATH (an ONNX or TorchScript monocular depth network, "
-                 "e.g. MiDaS or Depth Anything exported to ONNX) or set " + ENV)
 INSTALL_HINT = ("install brushwork[depth], or without torchvision: pip install onnx && "
                 "pip install --no-deps onnx2torch")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -61,6 +64,7 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # DPT-hybrid and some Depth Anything exports
 }
 ONNX2TORCH_OPSET = 17  # retry ONNX models onnx2torch cannot convert at this opset
+BRUSHWORK_SUFFIXES = frozenset({".safetensors"})
 ONNX_SUFFIXES = frozenset({".onnx"})
 TORCHSCRIPT_SUFFIXES = frozenset({".pt", ".pth", ".ts", ".torchscript"})
 
@@ -141,33 +145,39 @@ def _check_convention(input_size: int | None, mean: Sequence[float],
 def load_depth_model(path: str | Path | None, *, input_size: int | None = 256,
                      mean: Sequence[float] = IMAGENET_MEAN,
                      std: Sequence[float] = IMAGENET_STD) -> DepthModel:
-    """A depth network file (``path``, else ``$BRUSHWORK_DEPTH_MODEL``) → a frozen
-    :class:`DepthModel` on the CPU, in eval mode, with no trainable parameters.
+    """A depth estimator → a frozen :class:`DepthModel` on the CPU, in eval mode, with no
+    trainable parameters.
 
-    ``.onnx`` files are converted with onnx2torch (differentiable); ``.pt``, ``.pth``,
-    ``.ts`` and ``.torchscript`` files are loaded with :func:`torch.jit.load`. Every
-    problem (no model given, a missing or corrupt file, an operator onnx2torch cannot
-    convert, onnx2torch not installed) raises :class:`BrushworkError`.
+    ``path`` (else ``$BRUSHWORK_DEPTH_MODEL``, else the bundled ``depth``) is a bundled
+    name, a brushwork checkpoint (``.safetensors``; ``input_size``, ``mean`` and ``std``
+    do not apply: it runs at the image's own size), an ``.onnx`` file (converted with
+    onnx2torch, differentiable) or a TorchScript file (``.pt``, ``.pth``, ``.ts``,
+    ``.torchscript``). Every problem (a missing or corrupt file, an operator onnx2torch
+    cannot convert, onnx2torch not installed) raises :class:`BrushworkError`.
     """
+    from brushwork.depth.estimator import BUNDLED, load_estimator
+
     _check_convention(input_size, mean, std)
     if path is None or str(path) == "":
         path = os.environ.get(ENV) or None
-    if path is None:
-        raise BrushworkError(f"no depth model: {NO_MODEL_HINT}")
+    if path is None or str(path) in BUNDLED:
+        return DepthModel(load_estimator(path), None, (0.0,) * 3, (1.0,) * 3)
     path = Path(path).expanduser()
     if not path.exists():
         raise BrushworkError(f"depth model {path} does not exist")
     if not path.is_file():
         raise BrushworkError(f"depth model {path} is not a file")
     suffix = path.suffix.lower()
+    if suffix in BRUSHWORK_SUFFIXES:
+        return DepthModel(load_estimator(path), None, (0.0,) * 3, (1.0,) * 3)
     if suffix in ONNX_SUFFIXES:
         net = _load_onnx(path)
     elif suffix in TORCHSCRIPT_SUFFIXES:
         net = _load_torchscript(path)
     else:
-        known = ", ".join(sorted(ONNX_SUFFIXES | TORCHSCRIPT_SUFFIXES))
+        known = ", ".join(sorted(BRUSHWORK_SUFFIXES | ONNX_SUFFIXES | TORCHSCRIPT_SUFFIXES))
         raise BrushworkError(f"depth model {path}: unsupported file type {suffix or '(none)'!r}"
-                             f"; expected ONNX or TorchScript ({known})")
+                             f"; expected a brushwork, ONNX or TorchScript model ({known})")
     return DepthModel(net, input_size, mean, std)
 
 

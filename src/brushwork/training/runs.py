@@ -1,0 +1,136 @@
+"""What every training run shares: its folder, its loss log and curve, and stopping cleanly.
+
+A run lives in one folder: ``checkpoint.safetensors`` (written atomically every few steps
+and when the run stops or is interrupted), ``losses.csv`` (one row per logged step: step,
+learning rate, the named losses, seconds since the run began) and ``losses.png``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import signal
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from brushwork.errors import BrushworkError
+
+_FIXED_COLUMNS = ("step", "lr", "seconds")
+
+
+@dataclass
+class Step:
+    """One logged training step."""
+
+    step: int
+    learning_rate: float
+    losses: dict[str, float]
+    seconds: float
+
+
+def prepare_run_folder(out: Path, checkpoint: Path, resume: bool) -> None:
+    """Check, before any weights load, that the run folder can hold this run: no earlier run
+    is overwritten without ``resume``, there is a checkpoint to resume, and the folder can be
+    created and written."""
+    if checkpoint.exists() and not resume:
+        raise BrushworkError(f"{out} already holds a training run; use --resume to continue "
+                             "it or choose another --out")
+    if resume and not checkpoint.exists():
+        raise BrushworkError(f"nothing to resume: {checkpoint} does not exist")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise BrushworkError(f"cannot create the run folder {out}: "
+                             f"{error.strerror or error}") from None
+
+
+def read_log(path: Path) -> list[Step]:
+    """The steps of a ``losses.csv`` (empty when there is none); unreadable rows are left
+    out, and so are empty cells (a loss a step did not compute)."""
+    if not path.is_file():
+        return []
+    steps = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                steps.append(Step(int(row["step"]), float(row["lr"]),
+                                  {k: float(v) for k, v in row.items()
+                                   if k not in _FIXED_COLUMNS and k and v},
+                                  float(row["seconds"])))
+            except (KeyError, ValueError, TypeError):
+                continue
+    return steps
+
+
+def write_log(path: Path, steps: list[Step], names: Sequence[str]) -> None:
+    """Write ``steps`` atomically, with a column for each of ``names``."""
+    from brushwork.image import write_atomically
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["step", "lr", *names, "seconds"])
+            for s in steps:
+                writer.writerow([s.step, f"{s.learning_rate:.6g}",
+                                 *(f"{s.losses[k]:.6g}" if k in s.losses else ""
+                                   for k in names),
+                                 f"{s.seconds:.1f}"])
+
+    write_atomically(path, write)
+
+
+def plot_log(path: Path, steps: list[Step], names: Sequence[str], title: str) -> None:
+    """The curves of ``names`` as a PNG, log scale (needs matplotlib; skipped without it)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from brushwork.image import write_atomically
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for name in names:
+        points = [(s.step, s.losses[name]) for s in steps if name in s.losses]
+        if points:
+            ax.plot(*zip(*points, strict=True), label=name, linewidth=1,
+                    marker="o" if len(points) < 30 else None, markersize=3)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (weighted terms are unweighted here)")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    write_atomically(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+class StopRequest:
+    """Turns SIGINT / SIGTERM into a flag the loop checks between steps, so an interrupted
+    run saves a checkpoint of a whole step; a second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
