@@ -187,7 +187,7 @@ def test_registered_with_its_defaults() -> None:
     assert isinstance(options, AdaINOptions)
     assert (options.alpha, options.model) == (1.0, None)
     assert resolve_model(None) == resolve_model("adain")
-    assert set(BUNDLED) == {"adain", "adain-laplacian"}
+    assert set(BUNDLED) == {"adain", "adain-laplacian", "adain-depth"}
     assert AdaIN().encoder_request() == (LAYER, "max")
 
 
@@ -607,3 +607,4 @@ def test_bundled_models_stylize_the_examples() -> None:
         assert distance(outputs[name], to_tensor(content)) > 0.05, name
         assert outputs[name].std() > 0.02  # not a flat image
     assert distance(outputs["adain"], outputs["adain-laplacian"]) > 0.02
+    assert distance(outputs["adain"], outputs["adain-depth"]) > 0.02

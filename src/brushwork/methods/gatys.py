@@ -1,18 +1,34 @@
 """Optimization-based style transfer: Gatys, Ecker & Bethge 2016, "Image Style Transfer Using
 Convolutional Neural Networks" (CVPR), with the optional Laplacian term of Li, Xu, Nie & Chua
-2017, "Laplacian-Steered Neural Style Transfer" (ACM MM).
+2017, "Laplacian-Steered Neural Style Transfer" (ACM MM), and an optional depth term.
 
 The output image x minimizes
 
     content_weight · ‖F(x) − F(content)‖²                       (relu4_2; eq. 1)
   + style_weight   · Σ_l w_l ‖G(F_l(x)) − G(F_l(style))‖²        (relu1_1…relu5_1; eq. 3-5)
   + tv_weight      · TV(x)                                       (smoothness)
-  + lap_weight     · Σ_p ‖D(P_p(x)) − D(P_p(content))‖²          (Li et al., eq. 2-3)
+  + lap_weight     · Σ_p ‖Λ(P_p(x)) − Λ(P_p(content))‖²          (Li et al., eq. 2-3)
+  + depth_weight   · SSI(E(R(x)), E(R(content)))                  (depth, see below)
 
-where G is the Gram matrix, D the 3×3 Laplacian and P_p average pooling by p. Every
+where G is the Gram matrix, Λ the 3×3 Laplacian and P_p average pooling by p. Every
 content, style and Laplacian term is divided by its target's mean square (a relative error),
 so one layer cannot dominate and the weights carry over between images; see
 :mod:`brushwork.losses`.
+
+The depth term keeps the content's depth layout, the idea of Liu, Cheng, Lai & Rosin 2017,
+"Depth-aware neural style transfer" (NPAR), who added a depth loss to the training of a
+Johnson-style feed-forward network; here it is one more term of Gatys et al.'s objective. E
+is a frozen monocular depth estimator (:mod:`brushwork.depth`; ``depth_model``, by default
+``$BRUSHWORK_DEPTH_MODEL`` else brushwork's bundled, indoor-trained ``depth``) and SSI
+:func:`~brushwork.losses.scale_shift_invariant_loss` (1 − r² after a least-squares scale
+and shift, in [0, 1], so it needs no normalization). R resizes an image (bilinear,
+antialiased, differentiable) so that its shorter side is
+:data:`~brushwork.depth.estimator.TRAINING_SIDE` (224 px) when it is longer
+(:func:`depth_input`): the estimator sees the scale it was trained at, and the term costs
+about one 224 px pass however large the output. The output goes through the same
+antialiased resize as the content, so at x = content the term is exactly 0, and every pixel
+gets a gradient (a plain bilinear 4× reduction reads, and so moves, only a quarter of the
+pixels). E(R(content)) is computed once per scale, without gradients.
 
 Several styles (:class:`~brushwork.methods.base.StyleTarget`) either blend, each layer's
 Gram target being the weighted mean of its styles' Gram matrices, or, with masks, each is
@@ -21,19 +37,24 @@ matched in its own region by guided Gram matrices (Gatys et al. 2017, §4).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from brushwork.encoders import VGG19, check_layers, downsample_mask
+from brushwork.depth.estimator import MULTIPLE, TRAINING_SIDE
+from brushwork.encoders import VGG19, check_layers, downsample_mask, feature_elements
 from brushwork.errors import BrushworkError
 from brushwork.losses import (
     content_loss,
     gram_loss,
     laplacian_loss,
     relative_scale,
+    scale_shift_invariant_loss,
     total_variation_loss,
 )
 from brushwork.methods.base import StyleTarget, blend_weights, check_weight, option, uses_masks
@@ -57,6 +78,14 @@ class GatysOptions(OptimizationOptions):
     lap_pool_sizes: tuple[int, ...] = option(
         (4, 16), "average-pooling sizes before the Laplacian, one loss term each"
     )
+    depth_weight: float = option(
+        0.0, "weight of the depth loss: keep the content's depth layout (Liu et al. 2017); "
+        "0 = off"
+    )
+    depth_model: str | None = option(
+        None, "depth estimator: bundled name or file; default $BRUSHWORK_DEPTH_MODEL, else "
+        "the bundled 'depth' (indoor-trained)"
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -74,8 +103,13 @@ class GatysOptions(OptimizationOptions):
                 check_weight("a style layer weight", w)
             if sum(self.style_layer_weights) <= 0:
                 raise BrushworkError("style layer weights must not all be zero")
-        for name in ("content_weight", "style_weight", "lap_weight"):
+        for name in ("content_weight", "style_weight", "lap_weight", "depth_weight"):
             check_weight(name.replace("_", "-"), getattr(self, name))
+        if self.depth_model is not None and not isinstance(self.depth_model,
+                                                           (str, os.PathLike)):
+            raise BrushworkError(
+                f"depth-model must be a bundled name or a file, not {self.depth_model!r}"
+            )
         if any(not isinstance(p, int) or p < 1 for p in self.lap_pool_sizes):
             raise BrushworkError(f"lap pool sizes must be integers >= 1: {self.lap_pool_sizes}")
         if self.lap_weight > 0 and not self.lap_pool_sizes:
@@ -84,6 +118,45 @@ class GatysOptions(OptimizationOptions):
     @property
     def encoder_layers(self) -> list[str]:
         return [*self.content_layers, *self.style_layers]
+
+
+DEPTH_ACTIVATION_BYTES = 1.6 * 1.9 * 4
+"""Peak bytes of the depth estimator's forward + backward pass per VGG-19 relu4_1
+activation (:func:`~brushwork.encoders.feature_elements`) of its input: brushwork's
+estimator is VGG-19 to relu4_1 plus a U-Net decoder that adds about 0.6× as many
+activations (counted at 224×299), times the encoder's 1.9 peak factor. For a 4:3 output of
+any size above 224 px (input 224×299, padded to 224×320) that is about 240 MB, plus 26 MB of
+weights for the bundled model; measured, the term added 290 MB to a CPU run's peak RSS at
+800×600 and 180 MB to the CUDA peak at 512×384 (the encoder's pass dominates larger runs)."""
+
+
+def depth_input(image: Tensor, side: int = TRAINING_SIDE) -> Tensor:
+    """``image`` resized (bilinear, antialiased, differentiable) so that its shorter side is
+    ``side`` when it is longer; a smaller image passes unchanged. What the depth estimator
+    sees: the scale it was trained at, at a cost that does not grow with the output."""
+    height, width = image.shape[-2:]
+    if min(height, width) <= side:
+        return image
+    factor = side / min(height, width)
+    size = (max(side, round(height * factor)), max(side, round(width * factor)))
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False,
+                         antialias=True)
+
+
+def depth_bytes(estimator: nn.Module, height: int, width: int) -> int:
+    """Rough peak memory of the depth term for an H×W output: the estimator's weights and
+    buffers plus its activations on :func:`depth_input`'s size (padded to the estimator's
+    stride; an ONNX/TorchScript model's own square input size when larger)."""
+    side = min(height, width)
+    factor = min(1.0, TRAINING_SIDE / side)
+    h, w = max(1, round(height * factor)), max(1, round(width * factor))
+    h, w = h + -h % MULTIPLE, w + -w % MULTIPLE
+    input_size = getattr(estimator, "input_size", None)
+    if isinstance(input_size, int):
+        h, w = max(h, input_size), max(w, input_size)
+    stored = sum(t.numel() * t.element_size()
+                 for t in [*estimator.parameters(), *estimator.buffers()])
+    return int(stored + DEPTH_ACTIVATION_BYTES * feature_elements(h, w, "relu4_1"))
 
 
 def check_layer_assignment(assignments: list[tuple[str, ...] | None],
@@ -114,14 +187,19 @@ class _StyleTerm:
 
 
 class GatysLoss(nn.Module):
-    """The Gatys (+ Laplacian) objective for one content image and one or more styles;
-    targets are computed once at construction."""
+    """The Gatys (+ Laplacian, + depth) objective for one content image and one or more
+    styles; targets are computed once at construction. ``depth``, the frozen estimator of
+    the depth term, is needed when ``options.depth_weight`` > 0."""
 
     def __init__(self, encoder: VGG19, content: Tensor, style: Tensor | list[StyleTarget],
-                 options: GatysOptions):
+                 options: GatysOptions, depth: nn.Module | None = None):
         super().__init__()
         self.encoder = encoder
         self.options = options
+        if options.depth_weight > 0 and depth is None:
+            raise BrushworkError("depth-weight > 0 needs a depth estimator")
+        self.depth = depth if options.depth_weight > 0 else None
+        self.details: dict[str, Any] = {}
         styles = [StyleTarget(style)] if isinstance(style, Tensor) else style
         n = len(options.style_layers)
         weights = options.style_layer_weights or (1.0,) * n
@@ -137,6 +215,11 @@ class GatysLoss(nn.Module):
                 if options.lap_weight > 0
                 else {}
             )
+            self.depth_target = (
+                None if self.depth is None else self.depth(depth_input(content))
+            )
+            if self.depth_target is not None:
+                self.details["depth_input"] = list(self.depth_target.shape[-2:])
             # Each term is divided by its target's mean square (a relative error), so layers
             # of very different magnitude weigh alike and weights carry over between images.
             self.scales = {
@@ -203,6 +286,10 @@ class GatysLoss(nn.Module):
             terms["lap"] = o.lap_weight * sum(
                 self.scales[p] * laplacian_loss(image, t, p) for p, t in self.lap_targets.items()
             )
+        if self.depth is not None:
+            terms["depth"] = o.depth_weight * scale_shift_invariant_loss(
+                self.depth(depth_input(image)), self.depth_target
+            )
         terms["total"] = sum(terms.values())
         return terms
 
@@ -211,6 +298,40 @@ class Gatys(OptimizationMethod):
     name = "gatys"
     description = "Gatys et al. 2016: optimize the pixels to match content and Gram statistics"
     options_class = GatysOptions
+
+    def __init__(self, options: GatysOptions | None = None, *, encoder: VGG19 | None = None,
+                 depth: nn.Module | None = None, **changes: Any) -> None:
+        """``depth``: the estimator of the depth term (RGB in [0, 1] (B, 3, H, W) →
+        (B, 1, H, W) relative inverse depth), replacing ``depth_model``; it is frozen."""
+        super().__init__(options, encoder=encoder, **changes)
+        self.depth = depth
+        self._depth: tuple[tuple[str | None, str | None], nn.Module] | None = None
+
+    def depth_estimator(self) -> nn.Module | None:
+        """The depth term's estimator, None when ``depth_weight`` is 0: the one given as
+        ``depth``, else ``depth_model`` (or ``$BRUSHWORK_DEPTH_MODEL``, or the bundled
+        ``depth``) loaded on the CPU once per instance, which every scale of a
+        coarse-to-fine run shares. A missing or unreadable model raises
+        :class:`BrushworkError`."""
+        options: GatysOptions = self.options  # type: ignore[assignment]
+        if options.depth_weight <= 0:
+            return None
+        if self.depth is not None:
+            return self.depth
+        from brushwork import depth as depth_models
+
+        model = None if options.depth_model is None else str(options.depth_model)
+        key = (model, os.environ.get(depth_models.ENV))
+        if self._depth is None or self._depth[0] != key:
+            self._depth = (key, depth_models.load_depth_model(model))
+        return self._depth[1]
+
+    def extra_bytes(self, height: int, width: int) -> int:
+        """The depth estimator's weights and activations (:func:`depth_bytes`). It is loaded
+        here, so a bad ``depth_model`` fails in :meth:`check_memory`, before the VGG-19 is
+        loaded or any step runs."""
+        estimator = self.depth_estimator()
+        return 0 if estimator is None else depth_bytes(estimator, height, width)
 
     def encoder_layers(self) -> list[str]:
         options: GatysOptions = self.options  # type: ignore[assignment]
@@ -222,7 +343,10 @@ class Gatys(OptimizationMethod):
 
     def build_loss(self, encoder: VGG19, content: Tensor, styles: list[StyleTarget]) -> GatysLoss:
         options: GatysOptions = self.options  # type: ignore[assignment]
-        return GatysLoss(encoder, content, styles, options)
+        estimator = self.depth_estimator()
+        if estimator is not None:
+            estimator = estimator.to(content.device).requires_grad_(False).eval()
+        return GatysLoss(encoder, content, styles, options, depth=estimator)
 
 
 class GatysLaplacian(Gatys):
