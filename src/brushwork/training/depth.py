@@ -56,6 +56,8 @@ from brushwork.losses import gradient_matching_loss, scale_shift_invariant_loss
 from brushwork.training.runs import (
     Step,
     StopRequest,
+    check_resumed_config,
+    move_optimizer_state,
     plot_log,
     prepare_run_folder,
     read_log,
@@ -408,27 +410,13 @@ def train_depth(config: DepthTrainConfig, run: DepthRunOptions | None = None, *,
     start_step = 0
     if run.resume:
         saved = load_checkpoint(checkpoint_path, method=METHOD, encoder=encoder_id(net))
-        known = {f.name for f in dataclasses.fields(DepthTrainConfig)}
-        if unknown := sorted(set(saved.config) - known):
-            raise BrushworkError(f"{checkpoint_path} has a configuration this brushwork does "
-                                 f"not know ({', '.join(unknown)})")
-        stored = DepthTrainConfig(**saved.config)
-        changed = [f.name for f in dataclasses.fields(config)
-                   if f.name not in ("iterations", "data_dir")
-                   and getattr(stored, f.name) != getattr(config, f.name)]
-        if changed:
-            raise BrushworkError(
-                "--resume with a different configuration: " + ", ".join(
-                    f"--{name.replace('_', '-')} {getattr(config, name)} (checkpoint: "
-                    f"{getattr(stored, name)})" for name in changed))
+        check_resumed_config(config, saved.config, {"iterations", "data_dir"},
+                             checkpoint_path)
         net.load_state_dict(saved.tensors)
         restore_optimizer(optimizer, saved.optimizer, names)
         start_step = saved.step
     net.to(device).train()
-    for state in optimizer.state.values():
-        for key, value in state.items():
-            if isinstance(value, Tensor) and key != "step":
-                state[key] = value.to(device)
+    move_optimizer_state(optimizer, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     _write_split(out / SPLIT, parts)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import signal
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from brushwork.errors import BrushworkError
 
@@ -134,3 +137,31 @@ class StopRequest:
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+def check_resumed_config(config: Any, stored: dict[str, Any], free: set[str],
+                         path: Path) -> None:
+    """Refuse to resume a run whose configuration (a dataclass) differs from the one stored
+    in its checkpoint, except in the ``free`` fields (the data may move between sessions;
+    what is learned from it may not change)."""
+    kind = type(config)
+    known = {f.name for f in dataclasses.fields(kind)}
+    if unknown := sorted(set(stored) - known):
+        raise BrushworkError(f"{path} has a configuration this brushwork does not know "
+                             f"({', '.join(unknown)}); it was written by another version")
+    before = kind(**stored)
+    changed = [f.name for f in dataclasses.fields(kind) if f.name not in free
+               and getattr(before, f.name) != getattr(config, f.name)]
+    if changed:
+        raise BrushworkError(
+            "--resume with a different configuration: " + ", ".join(
+                f"--{name.replace('_', '-')} {getattr(config, name)} (checkpoint: "
+                f"{getattr(before, name)})" for name in changed))
+
+
+def move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    """Put a restored optimizer's state tensors (not its step counts) on ``device``."""
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and key != "step":
+                state[key] = value.to(device)
