@@ -3,6 +3,7 @@ and markers for tests that need the real VGG-19 weights or ../shared."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,26 @@ def no_pretrained(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         raise AssertionError("the pretrained VGG-19 was requested in a unit test")
 
     monkeypatch.setattr(api, "cached_vgg19", refuse)
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for a module: tiny tensors gain nothing from threads, and on a busy
+    2-core machine OpenMP threads waiting for each other make small steps many times slower.
+    Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if the VGG-19 is loaded or an optimization starts."""
+    from brushwork.methods import optimization
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("bad input reached the expensive part")
+
+    monkeypatch.setattr(api, "cached_vgg19", refuse)
+    monkeypatch.setattr(optimization, "optimize_image", refuse)

@@ -21,7 +21,7 @@ from PIL import Image, ImageFile
 from brushwork import __version__, api
 from brushwork.cli import build_parser, main
 from brushwork.image import MAX_PIXELS_ENV, to_pil
-from brushwork.methods import gatys, optimization
+from brushwork.methods import gatys
 
 
 @pytest.fixture
@@ -38,17 +38,6 @@ def out_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "out"
     folder.mkdir()
     return folder
-
-
-@pytest.fixture
-def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail the test if the weights are loaded or an optimization starts."""
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("bad input reached the expensive part")
-
-    monkeypatch.setattr(api, "cached_vgg19", refuse)
-    monkeypatch.setattr(optimization, "optimize_image", refuse)
 
 
 @pytest.fixture

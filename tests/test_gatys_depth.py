@@ -28,20 +28,13 @@ from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
 from brushwork.image import to_pil
 from brushwork.losses import scale_shift_invariant_loss
-from brushwork.methods import StyleTarget, optimization
+from brushwork.methods import StyleTarget
 from brushwork.methods.gatys import Gatys, GatysLaplacian, depth_input
 
 MB = 2**20
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> None:
-    """32 px tensors gain nothing from threads, and on a busy machine OpenMP threads that
-    wait for each other make these tests up to 100× slower; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -311,17 +304,6 @@ def out_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "out"
     folder.mkdir()
     return folder
-
-
-@pytest.fixture
-def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail the test if the VGG-19 is loaded or an optimization starts."""
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("bad input reached the expensive part")
-
-    monkeypatch.setattr(api, "cached_vgg19", refuse)
-    monkeypatch.setattr(optimization, "optimize_image", refuse)
 
 
 def _stylize(images: tuple[Path, Path], output: Path, *extra: str) -> list[str]:

@@ -49,12 +49,7 @@ FIELDS = ["stem", "batch", "scene", "kind", "to_metres", "invalid", "width", "he
           "source_path"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

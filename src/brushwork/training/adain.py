@@ -59,6 +59,10 @@ from brushwork.methods.adain import LAYER, STYLE_LAYERS, Decoder, encoder_id
 from brushwork.ops import adain, mean_std, pooled_laplacian
 from brushwork.training.data import Batches, list_images
 from brushwork.training.runs import (
+    CHECKPOINT,
+    CURVE,
+    LOG,
+    MODEL,
     Step,
     StopRequest,
     check_resumed_config,
@@ -69,10 +73,6 @@ from brushwork.training.runs import (
     write_log,
 )
 
-CHECKPOINT = "checkpoint.safetensors"
-MODEL = "model.safetensors"
-LOG = "losses.csv"
-CURVE = "losses.png"
 LOSS_NAMES = ("content", "style", "laplacian", "depth", "total")
 
 

@@ -54,6 +54,10 @@ from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError, BrushworkWarning
 from brushwork.losses import gradient_matching_loss, scale_shift_invariant_loss
 from brushwork.training.runs import (
+    CHECKPOINT,
+    CURVE,
+    LOG,
+    MODEL,
     Step,
     StopRequest,
     check_resumed_config,
@@ -64,10 +68,6 @@ from brushwork.training.runs import (
     write_log,
 )
 
-CHECKPOINT = "checkpoint.safetensors"
-MODEL = "model.safetensors"
-LOG = "losses.csv"
-CURVE = "losses.png"
 SPLIT = "split.csv"
 LOSS_NAMES = ("ssi", "gradient", "total", "val_ssi", "val_absrel", "val_delta1")
 MAX_METRES = 70.0  # Make3D saturates at 80 m; its benchmark ignores depths beyond 70 m

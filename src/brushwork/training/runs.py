@@ -21,6 +21,10 @@ import torch
 
 from brushwork.errors import BrushworkError
 
+CHECKPOINT = "checkpoint.safetensors"  # weights, optimizer state, configuration, step
+MODEL = "model.safetensors"  # the finished network alone, float16
+LOG = "losses.csv"
+CURVE = "losses.png"
 _FIXED_COLUMNS = ("step", "lr", "seconds")
 
 
