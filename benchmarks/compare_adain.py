@@ -7,21 +7,33 @@ For every pair and model it stylizes at ``--size`` and measures, with the pretra
   of channel means and deviations to the style image's (Huang & Belongie 2017, eq. 13);
 * style (Gram): Σ over the same layers of ‖G(out) − G(s)‖² / ‖G(s)‖² (Gatys et al. 2016);
 * Laplacian: relative error of the 4×4-pooled Laplacian to the content's (Li et al. 2017),
-  what the +Laplacian variant trains for; and SSIM of the luminance to the content's.
+  what the +Laplacian variant trains for; and SSIM of the luminance to the content's;
+* depth: the scale-and-shift-invariant error (1 − r², :func:`brushwork.losses.
+  scale_shift_invariant_loss`) between brushwork's depth estimator on the output and on the
+  content, what the +depth variant trains for. The estimator was trained on indoor scenes
+  (NYU) only: this measures whether the stylization keeps what *it* sees, a proxy for the
+  depth layout. δ<1.25 (:func:`brushwork.depth.metrics.depth_errors`) is not reported: it
+  needs a positive target, and the estimator's relative inverse depth on these photos is
+  ≤ 0 on 28–46 % of the pixels; shifting it positive would pick a depth range δ depends on.
 
 Lower is better for the losses; higher SSIM is closer to the content. It prints a table
-(means over the pairs, and how often each model has the lower value), writes its section of
-BENCHMARKS.md, and a contact sheet (content, style, one column per model).
+(means over the pairs, and on how many pairs each model has the best value), the depth error
+per content image, writes its section of BENCHMARKS.md, and a contact sheet (content, style,
+one column per model; with ``--sheet-depth`` a row of depth maps under each pair).
 
-    python benchmarks/compare_adain.py                      # ../shared/data, sheet → out/
-    python benchmarks/compare_adain.py --bundled -o docs/adain.png   # bundled images only
+    python benchmarks/compare_adain.py --styles ../shared/data/style/*   # 96 pairs, sheet → out/
+    python benchmarks/compare_adain.py --pairs golden_gate/starry_night sailboat/mondrian \\
+        --styles ../shared/data/style/* --sheet-depth --no-write -o out/adain_variants.png
+    python benchmarks/compare_adain.py --bundled --no-write --tile 176 -o docs/adain.png
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +43,11 @@ from skimage.metrics import structural_similarity
 
 import brushwork
 from brushwork.api import cached_vgg19
+from brushwork.depth.estimator import load_estimator, predict_depth
 from brushwork.examples import content_image, style_path
 from brushwork.image import open_image, resize, save_image, to_tensor
-from brushwork.methods.adain import STYLE_LAYERS
+from brushwork.losses import align_scale_shift, scale_shift_invariant_loss
+from brushwork.methods.adain import BUNDLED, STYLE_LAYERS
 from brushwork.ops import gram_matrix, mean_std, pooled_laplacian
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -44,46 +58,143 @@ from contact_sheet import LABEL_HEIGHT, label, tile
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_STYLES = ("starry_night", "mondrian", "brushstrokes", "picasso_self_portrait",
                   "the_resevoir_at_poitiers", "woman_in_peasant_dress")
-METRICS = ("content", "style (mean/std)", "style (Gram)", "Laplacian", "SSIM")
+METRICS = ("content", "style (mean/std)", "style (Gram)", "Laplacian", "SSIM", "depth")
+HIGHER_IS_BETTER = {"SSIM"}
+HEADERS = {"SSIM": "SSIM to content ↑", "depth": "depth (SSI) ↓"}
+
+
+def short_name(model: str) -> str:
+    """``adain-laplacian`` → ``laplacian``; a checkpoint path → its file name's stem."""
+    name = Path(model).stem if model not in BUNDLED else model
+    return name.removeprefix("adain-") if name != "adain" else name
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).pow(2).sum() / b.pow(2).sum().clamp_min(1e-12))
 
 
-def measure(output: torch.Tensor, content: torch.Tensor, style: torch.Tensor,
-            encoder: torch.nn.Module) -> dict[str, float]:
+def _gray(image: torch.Tensor) -> np.ndarray:
+    return (np.asarray(image[0].mul(255).round().byte().permute(1, 2, 0).numpy())
+            @ np.array([0.299, 0.587, 0.114]))
+
+
+class Reference:
+    """What the measures compare an output with, computed once per content or style."""
+
+    def __init__(self, image: torch.Tensor, encoder: torch.nn.Module,
+                 depth_net: torch.nn.Module | None = None) -> None:
+        self.image = image
+        with torch.inference_mode():
+            features = encoder(image, list(STYLE_LAYERS))
+            self.relu4_1 = features["relu4_1"]
+            self.stats = {k: mean_std(v) for k, v in features.items()}
+            self.grams = {k: gram_matrix(v) for k, v in features.items()}
+            self.laplacian = pooled_laplacian(image, 4)
+        self.gray = _gray(image)
+        self.depth = None if depth_net is None else depth(depth_net, image)
+
+
+def depth(net: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
+    return predict_depth(net, image.contiguous(memory_format=torch.channels_last)).float()
+
+
+def measure(output: torch.Tensor, content: Reference, style: Reference,
+            encoder: torch.nn.Module, depth_net: torch.nn.Module
+            ) -> tuple[dict[str, float], torch.Tensor]:
+    """The measures of one output, and its depth map."""
     layers = list(STYLE_LAYERS)
     with torch.inference_mode():
-        out_f, content_f, style_f = (encoder(x, layers) for x in (output, content, style))
+        out_f = encoder(output, layers)
         style_stats = 0.0
         gram = 0.0
         for layer in layers:
-            (m, s), (sm, ss) = mean_std(out_f[layer]), mean_std(style_f[layer])
+            (m, s), (sm, ss) = mean_std(out_f[layer]), style.stats[layer]
             style_stats += float(((m - sm).pow(2).mean() + (s - ss).pow(2).mean())
                                  / (sm.pow(2) + ss.pow(2)).mean())
-            gram += _relative(gram_matrix(out_f[layer]), gram_matrix(style_f[layer]))
-        lap = _relative(pooled_laplacian(output, 4), pooled_laplacian(content, 4))
-    gray = [np.asarray(x[0].mul(255).round().byte().permute(1, 2, 0).numpy()) @
-            np.array([0.299, 0.587, 0.114]) for x in (output, content)]
-    ssim = structural_similarity(gray[0], gray[1], data_range=255.0)
-    return {"content": _relative(out_f["relu4_1"], content_f["relu4_1"]),
+            gram += _relative(gram_matrix(out_f[layer]), style.grams[layer])
+        lap = _relative(pooled_laplacian(output, 4), content.laplacian)
+    ssim = structural_similarity(_gray(output), content.gray, data_range=255.0)
+    out_depth = depth(depth_net, output)
+    ssi = float(scale_shift_invariant_loss(out_depth, content.depth))
+    return {"content": _relative(out_f["relu4_1"], content.relu4_1),
             "style (mean/std)": style_stats, "style (Gram)": gram, "Laplacian": lap,
-            "SSIM": float(ssim)}
+            "SSIM": float(ssim), "depth": ssi}, out_depth
+
+
+def depth_tile(inverse_depth: torch.Tensor, reference: torch.Tensor, size: int) -> Image.Image:
+    """A depth map as a grey image, bright = near: aligned (scale ≥ 0 and shift) to the
+    content's map and shown on the content map's range (2nd to 98th percentile), so the
+    tiles of one row compare."""
+    aligned = align_scale_shift(inverse_depth, reference)
+    low, high = (float(q) for q in torch.quantile(reference.flatten(), torch.tensor([0.02, 0.98])))
+    values = ((aligned - low) / max(high - low, 1e-6)).clamp(0, 1)[0, 0]
+    image = Image.fromarray(values.mul(255).round().byte().numpy(), "L")
+    return tile(image, size)
+
+
+def shown_command(argv: list[str]) -> str:
+    """The command line as typed: a run of files that is a whole folder back to ``folder/*``."""
+    shown: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        parents = {str(Path(a).parent) for a in run}
+        if len(run) > 1 and len(parents) == 1:
+            folder = Path(run[0]).parent
+            everything = {f.name for f in folder.iterdir()
+                          if f.is_file() and not f.name.startswith(".")}
+            if {Path(a).name for a in run} == everything:
+                shown.append(f"{parents.pop()}/*")
+                run.clear()
+                return
+        shown.extend(run)
+        run.clear()
+
+    for arg in argv:
+        if arg.startswith("-") or not Path(arg).is_file():
+            flush()
+            shown.append(arg)
+        else:
+            run.append(arg)
+    flush()
+    return " ".join(["python benchmarks/compare_adain.py", *shown])
+
+
+def best_counts(results: dict[str, list[dict[str, float]]], metric: str) -> list[int]:
+    """On how many pairs each model has the best value of ``metric`` (ties: the first)."""
+    models = list(results)
+    counts = [0] * len(models)
+    for values in zip(*(results[m] for m in models), strict=True):
+        column = [v[metric] for v in values]
+        counts[int(np.argmax(column) if metric in HIGHER_IS_BETTER else np.argmin(column))] += 1
+    return counts
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["adain", "adain-laplacian"])
+    parser.add_argument("--models", nargs="+", default=list(BUNDLED),
+                        help="bundled decoder names or checkpoint files (default: all bundled: "
+                        f"{', '.join(BUNDLED)})")
     parser.add_argument("--bundled", action="store_true",
                         help="use the bundled example images instead of ../shared/data")
     parser.add_argument("--contents", nargs="*", default=None, help="content image files")
     parser.add_argument("--styles", nargs="*", default=None, help="style image files")
+    parser.add_argument("--pairs", nargs="+", default=None, metavar="CONTENT/STYLE",
+                        help="only these pairs of the contents × styles (file stems)")
+    parser.add_argument("--depth-model", default=None,
+                        help="depth estimator for the depth measure (default: the bundled one)")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--tile", type=int, default=192)
+    parser.add_argument("--sheet-depth", action="store_true",
+                        help="add a row of depth maps under each pair in the contact sheet")
     parser.add_argument("-o", "--output", default="out/adain_compare.png")
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    parser.add_argument("--records", default=None,
+                        help="also write every pair's measures to this JSON-lines file")
     args = parser.parse_args()
+    if args.bundled and (args.contents or args.styles):
+        parser.error("--bundled uses the bundled example images; it takes no --contents or "
+                     "--styles (the decoders compared are --models, all bundled by default)")
 
     if args.bundled:
         contents = {name: content_image(name) for name in ("astronaut", "chelsea", "coffee")}
@@ -101,65 +212,130 @@ def main() -> None:
         styles = {p.stem: open_image(p) for p in style_files}
         source = (f"../shared/data: {len(contents)} contents × {len(styles)} styles "
                   f"({', '.join(styles)})")
+    pairs = list(itertools.product(contents, styles))
+    if args.pairs is not None:
+        wanted = [tuple(p.split("/", 1)) for p in args.pairs]
+        unknown = [p for p in wanted if p not in pairs]
+        if unknown:
+            parser.error("not among the contents × styles: "
+                         + ", ".join("/".join(p) for p in unknown))
+        pairs = wanted
+        source += f", {len(pairs)} of the pairs"
 
+    start = time.perf_counter()
     encoder = cached_vgg19("relu4_1", "max", "cpu")
+    depth_net = load_estimator(args.depth_model).to(memory_format=torch.channels_last)
+    depth_net.encoder.use_channels_last(True)
+    content_small = {n: resize(im.convert("RGB"), size=args.size) for n, im in contents.items()}
+    style_small = {n: resize(im.convert("RGB"), size=args.size) for n, im in styles.items()}
+    content_refs: dict[str, Reference] = {}
+    style_refs: dict[str, Reference] = {}
+
+    names = [short_name(m) for m in args.models]
     results: dict[str, list[dict[str, float]]] = {m: [] for m in args.models}
-    sheet_rows = []
-    for (c_name, content), (s_name, style) in itertools.product(contents.items(),
-                                                                styles.items()):
-        content_small = resize(content.convert("RGB"), size=args.size)
-        style_small = resize(style.convert("RGB"), size=args.size)
-        c, s = to_tensor(content_small), to_tensor(style_small)
-        row = [content_small, style_small]
+    t = args.tile
+    sheet_rows: list[tuple[str, list[Image.Image], list[tuple[Image.Image, str]]]] = []
+    records = None
+    if args.records:
+        Path(args.records).parent.mkdir(parents=True, exist_ok=True)
+        records = open(args.records, "w")  # noqa: SIM115 (written pair by pair)
+    for c_name, s_name in pairs:
+        pair_start = time.perf_counter()
+        if c_name not in content_refs:
+            content_refs[c_name] = Reference(to_tensor(content_small[c_name]), encoder,
+                                             depth_net)
+        if s_name not in style_refs:
+            style_refs[s_name] = Reference(to_tensor(style_small[s_name]), encoder)
+        c_ref, s_ref = content_refs[c_name], style_refs[s_name]
+        tiles = [tile(content_small[c_name], t), tile(style_small[s_name], t)]
+        depth_tiles = [(depth_tile(c_ref.depth, c_ref.depth, t), "content depth")]
         for model in args.models:
-            image = brushwork.stylize(content_small, style_small, "adain", model=model,
-                                      size=None, device="cpu")
-            results[model].append(measure(to_tensor(image), c, s, encoder))
-            row.append(image)
-        sheet_rows.append((f"{c_name} / {s_name}", row))
+            image = brushwork.stylize(content_small[c_name], style_small[s_name], "adain",
+                                      model=model, size=None, device="cpu")
+            values, out_depth = measure(to_tensor(image), c_ref, s_ref, encoder, depth_net)
+            results[model].append(values)
+            tiles.append(tile(image, t))
+            if args.sheet_depth:
+                depth_tiles.append((depth_tile(out_depth, c_ref.depth, t),
+                                    f"SSI {values['depth']:.3f}"))
+        sheet_rows.append((f"{c_name} / {s_name}", tiles, depth_tiles))
         print(f"{c_name} × {s_name}: " + "; ".join(
-            f"{m} c={results[m][-1]['content']:.3f} s={results[m][-1]['style (mean/std)']:.3f}"
-            for m in args.models), flush=True)
+            f"{n} c={results[m][-1]['content']:.3f} s={results[m][-1]['style (mean/std)']:.3f}"
+            f" d={results[m][-1]['depth']:.3f}" for m, n in zip(args.models, names, strict=True))
+            + f" ({time.perf_counter() - pair_start:.0f} s)", flush=True)
+        if records:
+            records.write(json.dumps({"content": c_name, "style": s_name, **{
+                m: results[m][-1] for m in args.models}}) + "\n")
+            records.flush()
+    if records:
+        records.close()
+    seconds = time.perf_counter() - start
 
     rows = []
     for model in args.models:
         means = {k: float(np.mean([r[k] for r in results[model]])) for k in METRICS}
         rows.append([model, *(f"{means[k]:.3f}" for k in METRICS)])
-    if len(args.models) == 2:
-        a, b = args.models
-        wins = []
-        for k in METRICS:
-            better = sum((ra[k] > rb[k]) if k == "SSIM" else (ra[k] < rb[k])
-                         for ra, rb in zip(results[a], results[b], strict=True))
-            wins.append(f"{better}/{len(results[a])}")
-        rows.append([f"pairs where {a} is better", *wins])
-    table = markdown_table(["model", *(f"{k} ↓" if k != "SSIM" else "SSIM to content ↑"
-                                       for k in METRICS)], rows)
+    if len(args.models) > 1:
+        rows.append([f"best on pairs ({' / '.join(names)})",
+                     *(" / ".join(map(str, best_counts(results, k))) for k in METRICS)])
+    table = markdown_table(["model", *(HEADERS.get(k, f"{k} ↓") for k in METRICS)], rows)
     print(table)
 
+    # the depth measure per content image: mean over its styles, and the best model's count
+    per_content = []
+    for c_name in content_refs:
+        index = [i for i, (c, _) in enumerate(pairs) if c == c_name]
+        subset = {m: [results[m][i] for i in index] for m in args.models}
+        per_content.append([
+            c_name, len(index),
+            *(f"{np.mean([r['depth'] for r in subset[m]]):.3f}" for m in args.models),
+            " / ".join(map(str, best_counts(subset, "depth"))) if len(args.models) > 1 else "",
+        ])
+    content_table = markdown_table(
+        ["content", "pairs", *(f"{n} ↓" for n in names),
+         f"best on pairs ({' / '.join(names)})"], per_content)
+    print("depth (SSI) per content image, mean over its styles:")
+    print(content_table)
+    print(f"{len(pairs)} pairs × {len(args.models)} models in {seconds / 60:.1f} min")
+
     columns = ["content", "style", *args.models]
-    t = args.tile
-    sheet = Image.new("RGB", (t * len(columns), LABEL_HEIGHT + t * len(sheet_rows)), "white")
+    row_height = t * (2 if args.sheet_depth else 1)
+    sheet = Image.new("RGB", (t * len(columns), LABEL_HEIGHT + row_height * len(sheet_rows)),
+                      "white")
     draw = ImageDraw.Draw(sheet)
     for i, name in enumerate(columns):
         draw.text((i * t + 6, 5), name, fill="black")
-    for r, (name, images) in enumerate(sheet_rows):
-        for i, image in enumerate(images):
-            sheet.paste(tile(image, t), (i * t, LABEL_HEIGHT + r * t))
-        label(draw, (0, LABEL_HEIGHT + r * t), name)
+    for r, (name, tiles, depth_tiles) in enumerate(sheet_rows):
+        top = LABEL_HEIGHT + r * row_height
+        for i, image in enumerate(tiles):
+            sheet.paste(image, (i * t, top))
+        label(draw, (0, top), name)
+        if args.sheet_depth:
+            for i, (image, text) in enumerate(depth_tiles):
+                x = 0 if i == 0 else (i + 1) * t
+                sheet.paste(image, (x, top + t))
+                label(draw, (x, top + t), text)
+            draw.text((t + 6, top + t + 6), "depth maps below:\nbright = near,\n"
+                      "each aligned to the\ncontent's (scale, shift)", fill="black")
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     save_image(sheet, args.output, force=True)
     print(f"contact sheet: {args.output}")
 
     if not args.no_write:
-        command = "python benchmarks/compare_adain.py " + " ".join(sys.argv[1:])
+        command = shown_command(sys.argv[1:])
         write_section("adain-variants", (
             "## AdaIN variants compared\n\n"
-            f"`{command.strip()}` on {machine()}, {args.size} px, images from {source}. "
+            f"`{command}` on {machine()}, {args.size} px, images from {source}; "
+            f"{seconds / 60:.0f} min. "
             "Means over the pairs; relative errors (lower: closer to the content's features "
             "or the style's statistics), SSIM of the luminance to the content (higher: more "
-            "of the content's structure kept). The last row counts the pairs on which the "
-            "first model has the better value.\n\n" + table + "\n"
+            "of the content's structure kept), depth: the scale-and-shift-invariant error "
+            "1 − r² between brushwork's depth estimator (trained on indoor NYU scenes only, so "
+            "a proxy) on the output and on the content (lower: the depth layout the "
+            "estimator sees is kept). The last row counts the pairs on which each model has "
+            "the best value (" + " / ".join(names) + ").\n\n" + table + "\n\n"
+            "The depth error per content image (mean over its styles):\n\n"
+            + content_table + "\n"
         ))
 
 
