@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import expect_error
+from conftest import SHARED, expect_error
 from PIL import Image
 
 from brushwork import api
@@ -366,3 +366,27 @@ def test_cli(tmp_path: Path, encoder: VGG19, monkeypatch: pytest.MonkeyPatch,
     assert not (tmp_path / "bad").exists()
     assert "does not exist" in expect_error(capsys, ["train", "depth", "--data",
                                                      str(tmp_path / "nowhere")])
+
+
+@pytest.mark.skipif(not (SHARED / "depth" / "pairs.csv").is_file(),
+                    reason=f"depth pairs not found at {SHARED / 'depth'} (only in the dev "
+                           "workspace)")
+def test_bundled_estimator_beats_the_baselines_on_held_out_scenes() -> None:
+    """The shipped model against the two trivial baselines on 25 validation frames (every
+    twelfth of the 300 held out by the split it was trained with)."""
+    pairs = read_pairs(SHARED / "depth")
+    parts = split_pairs(pairs)
+    held_out = [p for p in pairs if parts[p.stem] == "val"][::12]
+    net = load_estimator(None)
+    scores: dict[str, list[float]] = {"model": [], "constant": [], "ramp": []}
+    for pair in held_out:
+        rgb, target = load_pair(pair)
+        image = rgb[None].float() / 255
+        predictions = {"model": predict_depth(net, image),
+                       "constant": baseline("constant", (1, *target.shape)),
+                       "ramp": baseline("ramp", (1, *target.shape))}
+        for name, prediction in predictions.items():
+            scores[name].append(depth_errors(prediction, target[None])["absrel"])
+    mean = {name: sum(v) / len(v) for name, v in scores.items()}
+    assert len(held_out) == 25
+    assert mean["model"] < 0.8 * mean["ramp"] < 0.8 * mean["constant"]
