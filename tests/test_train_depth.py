@@ -372,11 +372,11 @@ def test_cli(tmp_path: Path, encoder: VGG19, monkeypatch: pytest.MonkeyPatch,
                     reason=f"depth pairs not found at {SHARED / 'depth'} (only in the dev "
                            "workspace)")
 def test_bundled_estimator_beats_the_baselines_on_held_out_scenes() -> None:
-    """The shipped model against the two trivial baselines on 25 validation frames (every
-    twelfth of the 300 held out by the split it was trained with)."""
+    """The shipped model against the two trivial baselines on 12 validation frames (every
+    25th of the 300 held out by the split it was trained with)."""
     pairs = read_pairs(SHARED / "depth")
     parts = split_pairs(pairs)
-    held_out = [p for p in pairs if parts[p.stem] == "val"][::12]
+    held_out = [p for p in pairs if parts[p.stem] == "val"][::25]
     net = load_estimator(None)
     scores: dict[str, list[float]] = {"model": [], "constant": [], "ramp": []}
     for pair in held_out:
@@ -388,5 +388,5 @@ def test_bundled_estimator_beats_the_baselines_on_held_out_scenes() -> None:
         for name, prediction in predictions.items():
             scores[name].append(depth_errors(prediction, target[None])["absrel"])
     mean = {name: sum(v) / len(v) for name, v in scores.items()}
-    assert len(held_out) == 25
+    assert len(held_out) == 12
     assert mean["model"] < 0.8 * mean["ramp"] < 0.8 * mean["constant"]
