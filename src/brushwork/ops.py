@@ -33,17 +33,22 @@ def gram_matrix(features: Tensor, mask: Tensor | None = None) -> Tensor:
     With a (B, 1, H, W) ``mask`` (values in [0, 1], at the features' resolution), the guided
     Gram matrix of Gatys et al. 2017, eq. 7: features are weighted by the mask and the sum is
     normalized by C·Σmask², so a region's Gram is comparable with a whole image's.
+
+    Accumulated in float32 whatever the features' dtype (autocast off): bfloat16 sums of
+    H·W products would lose the small entries.
     """
     b, c, h, w = features.shape
-    if features.is_contiguous(memory_format=torch.channels_last):
-        samples = features.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view, no copy
-    else:
-        samples = features.reshape(b, c, h * w).transpose(1, 2)
-    if mask is None:
-        return _SelfProduct.apply(samples) / (c * h * w)
-    weights = mask.reshape(b, h * w, 1)
-    area = weights.pow(2).sum(dim=(1, 2)).clamp_min(1e-8).reshape(b, 1, 1)
-    return _SelfProduct.apply(samples * weights) / (c * area)
+    with torch.autocast(features.device.type, enabled=False):
+        features = features.float()
+        if features.is_contiguous(memory_format=torch.channels_last):
+            samples = features.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view, no copy
+        else:
+            samples = features.reshape(b, c, h * w).transpose(1, 2)
+        if mask is None:
+            return _SelfProduct.apply(samples) / (c * h * w)
+        weights = mask.float().reshape(b, h * w, 1)
+        area = weights.pow(2).sum(dim=(1, 2)).clamp_min(1e-8).reshape(b, 1, 1)
+        return _SelfProduct.apply(samples * weights) / (c * area)
 
 
 # The 4-neighbour discrete Laplacian used by Li et al. 2017 (Laplacian-steered NST, §3.1).
@@ -51,11 +56,14 @@ LAPLACIAN_KERNEL = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0
 
 
 def laplacian(image: Tensor) -> Tensor:
-    """The 3×3 Laplacian of each channel, with replicated borders (kornia's filter2d)."""
+    """The 3×3 Laplacian of each channel, with replicated borders (kornia's filter2d), in
+    float32 (autocast off: differences of nearby pixels need more than bfloat16's 8 bits)."""
     from kornia.filters import filter2d
 
-    kernel = LAPLACIAN_KERNEL.to(image)[None]
-    return filter2d(image, kernel, border_type="replicate")
+    with torch.autocast(image.device.type, enabled=False):
+        image = image.float()
+        kernel = LAPLACIAN_KERNEL.to(image)[None]
+        return filter2d(image, kernel, border_type="replicate")
 
 
 def pooled_laplacian(image: Tensor, pool_size: int) -> Tensor:
@@ -194,3 +202,98 @@ def adain(content: Tensor, style_mean: Tensor, style_std: Tensor,
     mean, std = mean_std(content, mask)
     normalized = (content.float() - mean) / std
     return (normalized * style_std + style_mean).to(content.dtype)
+
+
+def covariance(features: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Channel means (B, C, 1) and covariances (B, C, C) of (B, C, H, W) features, in
+    float32 whatever their dtype (autocast off). With a (B, 1, H, W) ``mask`` (values in
+    [0, 1], at the features' resolution), of the masked region, each position weighted by
+    its mask value (Li et al. 2017, §4, spatial control)."""
+    with torch.autocast(features.device.type, enabled=False):
+        b, c = features.shape[:2]
+        x = features.float().reshape(b, c, -1)
+        if mask is None:
+            weight = None
+            count = x.new_full((b, 1, 1), float(x.shape[-1]))
+        else:
+            weight = mask.float().reshape(b, 1, -1)
+            count = weight.sum(-1, keepdim=True).clamp_min(1e-8)
+        mean = (x if weight is None else x * weight).sum(-1, keepdim=True) / count
+        centred = x - mean
+        weighted = centred if weight is None else centred * weight
+        cov = torch.bmm(weighted, centred.transpose(1, 2)) / (count - 1).clamp_min(1.0)
+    return mean, cov
+
+
+def symmetric_power(cov: Tensor, power: float, *, eps: float = 1e-5,
+                    cut: float = 1e-5) -> Tensor:
+    """``cov ** power`` of symmetric positive semi-definite (B, C, C) matrices, by
+    eigendecomposition in float64 (:func:`torch.linalg.eigh`).
+
+    Regularized for the rank-deficient covariances of flat or tiny images: ``eps`` times the
+    mean eigenvalue is added to the diagonal, and eigen-directions whose eigenvalue is below
+    ``cut`` times the largest are dropped (their component is set to 0, as in the reference
+    implementations' cut at 1e-5). Returns float32."""
+    with torch.autocast(cov.device.type, enabled=False):
+        matrix = cov.double()
+        size = matrix.shape[-1]
+        scale = matrix.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-30)
+        matrix = matrix + (eps * scale)[:, None, None] * torch.eye(
+            size, dtype=matrix.dtype, device=matrix.device)
+        values, vectors = torch.linalg.eigh(matrix)
+        keep = values > cut * values[..., -1:].clamp_min(1e-30)
+        powered = torch.where(keep, values.clamp_min(1e-30) ** power, torch.zeros_like(values))
+        result = (vectors * powered[..., None, :]) @ vectors.mT
+    return result.float()
+
+
+def whiten_color(content: Tensor, style_mean: Tensor, coloring: Tensor,
+                 mask: Tensor | None = None) -> Tensor:
+    """The whitening and coloring transform (Li, Fang, Yang, Wang, Lu & Yang 2017,
+    "Universal Style Transfer via Feature Transforms", §3.2, eq. 3-4): centre the content
+    features and whiten them, f̂_c = E_c D_c^{-1/2} E_cᵀ (f_c − m_c), so their covariance is
+    the identity, then color them with the style's, f̂_cs = E_s D_s^{1/2} E_sᵀ f̂_c + m_s.
+
+    ``style_mean`` (B, C, 1) and ``coloring`` (E_s D_s^{1/2} E_sᵀ, (B, C, C)) come from
+    :func:`coloring_statistics`. With a ``mask``, the content statistics are those of the
+    masked region (each region its own transform, §4). Matrix work in float32 (the
+    eigendecomposition in float64); the result has the content's dtype and layout."""
+    b, c, h, w = content.shape
+    mean, cov = covariance(content, mask)
+    whitening = symmetric_power(cov, -0.5)
+    with torch.autocast(content.device.type, enabled=False):
+        x = content.float().reshape(b, c, -1) - mean
+        out = torch.bmm(coloring.float(), torch.bmm(whitening, x)) + style_mean.float()
+        out = out.reshape(b, c, h, w).to(content.dtype)
+    if content.is_contiguous(memory_format=torch.channels_last) and not content.is_contiguous():
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out
+
+
+def coloring_statistics(features: Tensor) -> tuple[Tensor, Tensor]:
+    """A style's channel means (B, C, 1) and coloring matrix E_s D_s^{1/2} E_sᵀ (B, C, C)
+    for :func:`whiten_color`."""
+    mean, cov = covariance(features)
+    return mean, symmetric_power(cov, 0.5)
+
+
+def pad_to_multiple(image: Tensor, multiple: int, minimum: int = 0,
+                    mode: str = "reflect") -> tuple[Tensor, tuple[int, int]]:
+    """Pad the bottom and right of (B, C, H, W) to multiples of ``multiple`` and at least
+    ``minimum`` (``mode``: reflection, falling back to replication where the image is too
+    small to reflect); returns the padded tensor and the original (H, W), for cropping the
+    result back (``out[..., :H, :W]``).
+
+    While being traced for ONNX export the amounts are computed from the traced shape with
+    no Python branch (reflection, no minimum), so the graph pads every input size right."""
+    height, width = image.shape[-2:]
+    if torch.jit.is_tracing():
+        return F.pad(image, (0, (-width) % multiple, 0, (-height) % multiple),
+                     mode=mode), (height, width)
+    bottom = max(-height % multiple, minimum - height)
+    right = max(-width % multiple, minimum - width)
+    if bottom or right:
+        if mode == "reflect" and min(height, width) <= max(bottom, right):
+            mode = "replicate"
+        image = F.pad(image, (0, right, 0, bottom), mode=mode)
+    return image, (height, width)

@@ -1,8 +1,12 @@
 """Image optimization: minimize a loss over the pixels of an image, one step at a time.
 
 :func:`optimize_image` drives L-BFGS (default; best quality per iteration) or Adam (less
-memory, steadier on large images) and reports every step to a callback as an
-:class:`Iterate`, which the progress bar, periodic saves and other front ends consume.
+memory, steadier on large images) and reports every step to the event stream
+(:class:`brushwork.events.Progress`, with the image as its preview), which progress bars,
+periodic saves, animations and the web page consume.
+
+Divergence is caught for both optimizers: a loss or an image that is no longer finite stops
+the run with one clear error, never a saturated image written as a result.
 """
 
 from __future__ import annotations
@@ -15,21 +19,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from brushwork import events as ev
 from brushwork.errors import BrushworkError
+
+PIXEL_BOUND = 100.0
+"""Pixels of the [0, 1] image that leave [-PIXEL_BOUND, 1 + PIXEL_BOUND] mean the run
+diverged: no loss of an image is minimized that far out."""
 
 LossFunction = Callable[[Tensor], dict[str, Tensor]]
 """Maps the image being optimized to named loss terms; the term ``"total"`` is minimized."""
-
-
-@dataclass
-class Iterate:
-    """One optimization step: its number (1-based), loss terms before the step, the image
-    after it (detached; do not modify), and seconds since the start."""
-
-    step: int
-    losses: dict[str, float]
-    image: Tensor
-    seconds: float
 
 
 @dataclass
@@ -42,6 +40,11 @@ class OptimizationResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def _diverged(step: int, what: str) -> BrushworkError:
+    return BrushworkError(f"optimization diverged at step {step} ({what}); lower the loss "
+                          "weights or the learning rate")
+
+
 def optimize_image(
     image: Tensor,
     loss_fn: LossFunction,
@@ -50,18 +53,23 @@ def optimize_image(
     optimizer: str = "lbfgs",
     learning_rate: float | None = None,
     history_size: int = 100,
-    callbacks: list[Callable[[Iterate], None]] | None = None,
+    stage: str = "optimize",
+    step_offset: int = 0,
+    total: int | None = None,
+    scale: int | None = None,
 ) -> OptimizationResult:
     """Minimize ``loss_fn(x)["total"]`` over the pixels x, starting from ``image``.
 
     L-BFGS runs one iteration per step (one loss evaluation, no line search, by default a
     history of 100 steps: 2·100 image-sized vectors), like Johnson's neural-style; its
-    default learning rate is 1. Adam's default is 0.02
-    (in units of the [0, 1] image). Raises :class:`BrushworkError` if the loss turns NaN.
+    default learning rate is 1. Adam's default is 0.02 (in units of the [0, 1] image). Each
+    step is emitted as a :class:`~brushwork.events.Progress` of ``stage`` numbered from
+    ``step_offset`` + 1. Raises :class:`BrushworkError` if the loss or the image stops
+    being finite.
     """
     if iterations < 1:
         raise BrushworkError(f"iterations must be at least 1, not {iterations}")
-    x = image.detach().clone().contiguous().requires_grad_(True)
+    x = image.detach().float().clone().contiguous().requires_grad_(True)
     # torch's L-BFGS flattens gradients with .view(-1); conv backward may return them in
     # another memory layout.
     x.register_hook(lambda grad: grad.contiguous())
@@ -88,20 +96,24 @@ def optimize_image(
 
     history: list[dict[str, float]] = []
     start = time.perf_counter()
+    total = total or step_offset + iterations
     for step in range(1, iterations + 1):
         opt.step(closure)
         losses = {name: float(value.detach()) for name, value in terms.items()}
         if not math.isfinite(losses["total"]):
-            raise BrushworkError(
-                f"optimization diverged at step {step} (loss is {losses['total']}); "
-                "lower the learning rate or the loss weights"
-            )
+            raise _diverged(step, f"the loss is {losses['total']}")
+        if not bool(torch.isfinite(x).all()):
+            raise _diverged(step, "the image is no longer finite")
+        if float(x.detach().abs().max()) > 1 + PIXEL_BOUND:
+            raise _diverged(step, "pixel values left the image's range by over "
+                            f"{PIXEL_BOUND:g}")
         history.append(losses)
-        record = Iterate(step, losses, x.detach(), time.perf_counter() - start)
-        for callback in callbacks or ():
-            callback(record)
+        ev.emit(ev.Progress(stage, step_offset + step, total, losses,
+                            time.perf_counter() - start, scale, x.detach()))
     with torch.no_grad():
         final = {name: float(value) for name, value in loss_fn(x.detach()).items()}
+    if not math.isfinite(final["total"]):
+        raise _diverged(iterations, f"the final loss is {final['total']}")
     return OptimizationResult(
         x.detach(), final, iterations, evaluations, time.perf_counter() - start, history
     )

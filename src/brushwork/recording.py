@@ -29,17 +29,15 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
 from brushwork.errors import BrushworkError
-from brushwork.image import check_output_path, to_pil, write_atomically
-
-if TYPE_CHECKING:
-    from brushwork.optim import Iterate
+from brushwork.events import Event, Progress
+from brushwork.image import to_pil
+from brushwork.outputs import check_output_path, write_atomically
 
 __all__ = [
     "ANIMATION_EXTENSIONS",
@@ -75,9 +73,14 @@ def check_animation_path(path: PathLike, *, force: bool = False) -> Path:
     """
     p = check_output_path(path, force=force, extensions=ANIMATION_EXTENSIONS,
                           what="animation")
-    if p.suffix.lower() == ".mp4":
-        _import_av()
+    check_animation_deps(p)
     return p
+
+
+def check_animation_deps(path: PathLike) -> None:
+    """Refuse an animation whose writer is not installed (PyAV for ``.mp4``)."""
+    if Path(path).suffix.lower() == ".mp4":
+        _import_av()
 
 
 # ----------------------------------------------------------------------------- loss plot
@@ -162,7 +165,7 @@ def plot_losses(
         # Outside the axes, right of them: never hides a curve.
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize="small")
 
-    write_atomically(p, lambda tmp: fig.savefig(tmp, format="png"))
+    write_atomically(p, lambda tmp: fig.savefig(tmp, format="png"), replace=force)
     return p
 
 
@@ -170,10 +173,10 @@ def plot_losses(
 
 
 class FrameRecorder:
-    """Step callback that keeps every ``every``-th image as a uint8 ``(H, W, 3)`` frame.
+    """Event sink that keeps every ``every``-th image as a uint8 ``(H, W, 3)`` frame.
 
-    Pass it among the callbacks of a run (``callbacks=[recorder]``); it records the steps whose
-    number is a multiple of ``every``. :meth:`add` appends an image explicitly (e.g. the final
+    Pass it among the sinks of a run (``events=[recorder]``); it records the progress events
+    whose step is a multiple of ``every``. :meth:`add` appends an image explicitly (e.g. the final
     result when the last step was not a multiple of ``every``; :attr:`last_step` tells).
 
     The first frame is shrunk (LANCZOS) so its longest side is at most ``max_side``; that size
@@ -197,11 +200,13 @@ class FrameRecorder:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def __call__(self, record: Iterate) -> None:
-        """Record ``record.image`` when ``record.step`` is a multiple of ``every``."""
-        if record.step % self.every == 0:
-            self.add(record.image)
-            self.last_step = record.step
+    def __call__(self, event: Event) -> None:
+        """Record a progress event's image when its step is a multiple of ``every``."""
+        if not isinstance(event, Progress) or event.image is None:
+            return
+        if event.step % self.every == 0:
+            self.add(event.image)
+            self.last_step = event.step
 
     def add(self, image: torch.Tensor | Image.Image) -> None:
         """Append one frame: a ``(1, 3, H, W)`` / ``(3, H, W)`` tensor in [0, 1] or an image."""
@@ -333,7 +338,7 @@ def save_animation(
     if not prepared:
         raise BrushworkError(f"no frames to write to {path}")
     if p.suffix.lower() == ".gif":
-        write_atomically(p, lambda tmp: _write_gif(prepared, tmp, fps))
+        write_atomically(p, lambda tmp: _write_gif(prepared, tmp, fps), replace=force)
     else:
-        write_atomically(p, lambda tmp: _write_mp4(prepared, tmp, fps))
+        write_atomically(p, lambda tmp: _write_mp4(prepared, tmp, fps), replace=force)
     return p

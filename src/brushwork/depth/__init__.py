@@ -155,12 +155,13 @@ def load_depth_model(path: str | Path | None, *, input_size: int | None = 256,
     ``.torchscript``). Every problem (a missing or corrupt file, an operator onnx2torch
     cannot convert, onnx2torch not installed) raises :class:`BrushworkError`.
     """
-    from brushwork.depth.estimator import BUNDLED, load_estimator
+    from brushwork import models
+    from brushwork.depth.estimator import load_estimator
 
     _check_convention(input_size, mean, std)
     if path is None or str(path) == "":
         path = os.environ.get(ENV) or None
-    if path is None or str(path) in BUNDLED:
+    if path is None or str(path) in models.MODELS:
         return DepthModel(load_estimator(path), None, (0.0,) * 3, (1.0,) * 3)
     path = Path(path).expanduser()
     if not path.exists():

@@ -20,7 +20,6 @@ indoor scenes only: see docs/models/depth.md for what it gets wrong.
 from __future__ import annotations
 
 import math
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -30,10 +29,9 @@ from torch import Tensor, nn
 from brushwork.checkpoints import Checkpoint, load_checkpoint
 from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
+from brushwork.ops import pad_to_multiple
 
 METHOD = "depth"
-BUNDLED = {"depth": "depth.safetensors"}
-"""Depth estimators shipped with brushwork (docs/models/depth.md), by name."""
 SKIP_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 #: The side the shipped model was trained at (NYU frames are 320 × 240, cropped to 304 × 224):
 #: :func:`predict_depth` resizes images so that their shorter side is this long.
@@ -85,9 +83,7 @@ class DepthNet(nn.Module):
     def forward(self, image: Tensor) -> Tensor:
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"expected RGB images (B, 3, H, W), got {tuple(image.shape)}")
-        height, width = image.shape[-2:]
-        pad_h, pad_w = -height % MULTIPLE, -width % MULTIPLE
-        x = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else image
+        x, (height, width) = pad_to_multiple(image, MULTIPLE, mode="replicate")
         skips = self.encoder(x, SKIP_LAYERS)
         f16 = self.down16(skips["relu4_1"])
         y = self.down32(f16)
@@ -104,21 +100,11 @@ def encoder_id(net: DepthNet) -> str:
     return f"vgg19:relu4_1:{net.encoder.out_channels['relu4_1']}"
 
 
-def bundled_path(name: str = "depth") -> Path:
-    return Path(str(resources.files("brushwork") / "models" / BUNDLED[name]))
-
-
 def resolve_estimator(model: str | Path | None) -> Path:
     """A bundled estimator's name (default ``"depth"``) or a checkpoint path → its path."""
-    if model is None or str(model) in BUNDLED:
-        name = str(model or "depth")
-        path = bundled_path(name)
-        if not path.is_file():
-            raise BrushworkError(f"the bundled depth model {name!r} is missing from this "
-                                 f"installation ({path}); reinstall brushwork or pass a "
-                                 "model file")
-        return path
-    return Path(model).expanduser()
+    from brushwork import models
+
+    return models.resolve(model or "depth", method=METHOD, what="depth model")
 
 
 def load_estimator(model: str | Path | None = None) -> DepthNet:

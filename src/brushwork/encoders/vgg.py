@@ -71,6 +71,27 @@ def downsample_mask(mask: Tensor, layer: str) -> Tensor:
     return mask
 
 
+def inference_peak_elements(height: int, width: int, last_layer: str,
+                            kept: Iterable[str] = ()) -> int:
+    """Peak number of live activations in one forward pass without gradients: the largest
+    input + output pair of any layer, plus the ``kept`` layers' outputs (returned features)."""
+    check_layers(kept)
+    peak, kept_total, channels = 0, 0, 3
+    live = channels * height * width
+    blocks = {f"conv{b}_{i}": c for b, n, c in _BLOCKS for i in range(1, n + 1)}
+    for name in LAYERS[: LAYER_INDEX[last_layer] + 1]:
+        if name.startswith("conv"):
+            channels = blocks[name]
+        elif name.startswith("pool"):
+            height, width = height // 2, width // 2
+        out = channels * height * width
+        peak = max(peak, kept_total + live + out)
+        live = out
+        if name in kept or name.replace("relu", "conv") in kept:
+            kept_total += out
+    return peak
+
+
 def feature_elements(height: int, width: int, last_layer: str) -> int:
     """Number of activations one forward pass to ``last_layer`` produces for an H×W image
     (conv and pooling outputs; ReLUs run in place): the basis of memory estimates."""
@@ -127,20 +148,14 @@ class VGG19(nn.Module):
         if weights is not None:
             self.load_weights(weights)
         self.channels_last = False
-        self.checkpointing = False
         self.register_buffer(
             "mean_bgr", torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1), persistent=False
         )
 
-    def use_checkpointing(self, enabled: bool = True) -> VGG19:
-        """Trade compute for memory when gradients flow to the input: keep only each block's
-        output and the requested features, and recompute the rest during the backward pass
-        (:func:`torch.utils.checkpoint.checkpoint`). Costs about one more forward pass."""
-        self.checkpointing = enabled
-        return self
-
     def use_channels_last(self, enabled: bool = True) -> VGG19:
-        """Run convolutions in channels-last memory layout (faster with oneDNN on CPUs)."""
+        """Run convolutions in channels-last memory layout (faster with oneDNN on CPUs).
+        Call it when the encoder is built, before it is shared: an encoder is never changed
+        while in use."""
         memory_format = torch.channels_last if enabled else torch.contiguous_format
         for conv in self.convs.values():
             conv.weight.data = conv.weight.data.contiguous(memory_format=memory_format)
@@ -178,9 +193,16 @@ class VGG19(nn.Module):
         """RGB in [0, 1] → the Caffe convention (BGR, 0..255, mean pixel subtracted)."""
         return image.flip(1) * 255.0 - self.mean_bgr
 
-    def forward(self, image: Tensor, layers: Iterable[str] | None = None) -> dict[str, Tensor]:
+    def forward(self, image: Tensor, layers: Iterable[str] | None = None, *,
+                checkpointing: bool = False) -> dict[str, Tensor]:
         """Run up to the deepest of ``layers`` (default: every layer built) and return their
-        outputs by name."""
+        outputs by name.
+
+        ``checkpointing`` trades compute for memory when gradients flow to the input: only
+        each block's output and the requested features are kept, the rest is recomputed in
+        the backward pass (:func:`torch.utils.checkpoint.checkpoint`; about one more forward
+        pass). It is an argument, not a setting, so one encoder serves runs with and without
+        it at the same time."""
         wanted = set(check_layers(layers)) if layers is not None else set(self.layer_names)
         stop = deepest(wanted)
         if LAYER_INDEX[stop] > LAYER_INDEX[self.last_layer]:
@@ -196,7 +218,7 @@ class VGG19(nn.Module):
             block.append(name)
             if name.startswith("pool") or name == stop:
                 names = tuple(n for n in block if n in wanted)
-                if self.checkpointing and torch.is_grad_enabled() and x.requires_grad:
+                if checkpointing and torch.is_grad_enabled() and x.requires_grad:
                     outputs = checkpoint(
                         self._run_block, x, tuple(block), names, use_reentrant=False
                     )

@@ -1,39 +1,102 @@
-"""Style-transfer methods, one module each, all behind :class:`~brushwork.methods.base.Method`."""
+"""The method registry: every style-transfer method, registered once.
+
+An entry names the method, where its class lives, what it is, and, if it has them, the
+trainers (:mod:`brushwork.training` objectives) and the ONNX exporter that belong to it. Its
+bundled networks are listed in :mod:`brushwork.models` by method. Front ends (CLI, Python
+API, HTTP service, export, ``brushwork methods``) iterate this registry and never name a
+method; adding one is its module plus one entry here.
+
+Reading the registry imports nothing heavy: classes load (with torch) when asked for.
+"""
 
 from __future__ import annotations
 
-from brushwork.errors import BrushworkError
-from brushwork.methods.adain import AdaIN, AdaINOptions
-from brushwork.methods.base import Method, Options, StyleTarget, StylizeResult
-from brushwork.methods.gatys import Gatys, GatysLaplacian, GatysOptions
-from brushwork.methods.optimization import OptimizationMethod, OptimizationOptions
-from brushwork.methods.styleswap import StyleSwap, StyleSwapOptions
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Gatys, GatysLaplacian, StyleSwap, AdaIN)}
+from brushwork.errors import BrushworkError
+
+if TYPE_CHECKING:
+    from brushwork.methods.base import Method
+
+
+def load_object(target: str) -> object:
+    """``"package.module:Name"`` → the object."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """One registered method."""
+
+    name: str
+    target: str
+    """``module:Class`` of its :class:`~brushwork.methods.base.Method` subclass."""
+    description: str
+    kind: str
+    """``optimization`` (optimizes the output's pixels) or ``feed-forward`` (trained
+    networks, one pass)."""
+    paper: str = ""
+    trainers: dict[str, str] = field(default_factory=dict)
+    """Training objectives by name (``brushwork train NAME``): ``module:Class``."""
+    exporter: str | None = None
+    """``module:function`` writing the method as ONNX (``brushwork export NAME``)."""
+
+    def load(self) -> type[Method]:
+        cls = load_object(self.target)
+        if getattr(cls, "name", None) != self.name:
+            raise BrushworkError(f"{self.target} is registered as {self.name!r} but is named "
+                                 f"{getattr(cls, 'name', None)!r}")
+        cls.description = self.description  # type: ignore[attr-defined]
+        return cls  # type: ignore[return-value]
+
+
+REGISTRY: dict[str, MethodEntry] = {e.name: e for e in (
+    MethodEntry("gatys", "brushwork.methods.gatys:Gatys",
+                "optimize the pixels to match content features and Gram statistics",
+                "optimization", "Gatys, Ecker & Bethge, CVPR 2016"),
+    MethodEntry("gatys-laplacian", "brushwork.methods.gatys:GatysLaplacian",
+                "Gatys + a Laplacian loss that keeps fine content structure",
+                "optimization", "Li, Xu, Nie & Chua, ACM MM 2017"),
+    MethodEntry("styleswap", "brushwork.methods.styleswap:StyleSwap",
+                "rebuild the content's features from best-matching style patches "
+                "(optimization, or one pass with --inverse)",
+                "optimization", "Chen & Schmidt 2016",
+                trainers={"styleswap-inverse": "brushwork.training.styleswap:InverseObjective"}),
+    MethodEntry("adain", "brushwork.methods.adain:AdaIN",
+                "one pass for any style: channel statistics at relu4_1, trained decoder",
+                "feed-forward", "Huang & Belongie, ICCV 2017",
+                trainers={"adain": "brushwork.training.adain:AdaINObjective"},
+                exporter="brushwork.export:export_adain"),
+    MethodEntry("wct", "brushwork.methods.wct:WCT",
+                "one pass for any style: whitening and coloring at relu5_1..relu1_1, "
+                "five trained decoders",
+                "feed-forward", "Li, Fang, Yang, Wang, Lu & Yang, NeurIPS 2017",
+                trainers={"wct": "brushwork.training.decoders:ReconstructionObjective"},
+                exporter="brushwork.export:export_wct"),
+)}
+
+
+def get_entry(name: str) -> MethodEntry:
+    """The registry entry of ``name``, or one clear error listing the methods."""
+    try:
+        return REGISTRY[name]
+    except (KeyError, TypeError):
+        raise BrushworkError(
+            f"unknown method {name!r}; available: {', '.join(REGISTRY)}"
+        ) from None
 
 
 def get_method(name: str) -> type[Method]:
     """The method class registered as ``name``."""
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise BrushworkError(
-            f"unknown method {name!r}; available: {', '.join(sorted(METHODS))}"
-        ) from None
+    return get_entry(name).load()
 
 
-__all__ = [
-    "METHODS",
-    "AdaIN",
-    "AdaINOptions",
-    "GatysOptions",
-    "Method",
-    "OptimizationMethod",
-    "OptimizationOptions",
-    "Options",
-    "StyleSwap",
-    "StyleSwapOptions",
-    "StyleTarget",
-    "StylizeResult",
-    "get_method",
-]
+def method_names() -> list[str]:
+    return list(REGISTRY)
+
+
+__all__ = ["REGISTRY", "MethodEntry", "get_entry", "get_method", "load_object",
+           "method_names"]

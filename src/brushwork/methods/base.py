@@ -1,22 +1,27 @@
 """The interface every style-transfer method implements.
 
-A method is a class with a name, an options dataclass and one call::
+A method is a class with options (a dataclass, :mod:`brushwork.options`) and two calls:
+:meth:`Method.prepare` encodes the styles once (Gram targets, channel statistics,
+covariances, feature maps: a :class:`PreparedStyle`), and :meth:`Method.stylize` paints one
+content image with them; a video or a server prepares once and stylizes many times::
 
-    method = get_method("gatys")(GatysOptions(iterations=200))
-    result = method.stylize(content, style)   # tensors (1, 3, H, W), RGB in [0, 1]
+    method = get_method("gatys")(GatysOptions(iterations=200), encoder=vgg)
+    prepared = method.prepare([StyleTarget(style)])
+    result = method.stylize(content, prepared)   # tensors (1, 3, H, W), RGB in [0, 1]
 
-``style`` may also be a list of :class:`StyleTarget`: several style images, each with a
-blend weight, optionally restricted to some encoder layers or to a region of the content.
+A method instance holds its options (fixed at construction), its shared encoder and the
+networks it loaded; nothing about one run is stored on it, so one instance may serve
+several threads. Per-run choices (a memory plan, the iterations of a coarse-to-fine scale,
+extra loss terms) are arguments of :meth:`Method.stylize`.
 
-Options are plain dataclasses whose fields carry ``help`` metadata: the CLI builds its flags
-from them, so the library's defaults are the only defaults.
+Several styles (:class:`StyleTarget`) blend by their weights, may be restricted to some
+encoder layers, or paint their own region of the content (masks).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,64 +31,8 @@ import torch
 from torch import Tensor
 
 from brushwork.errors import BrushworkError
-
-GIB = 2**30
-
-
-def available_memory(device: torch.device) -> int:
-    """Bytes that can be allocated now: free GPU memory, or the system's MemAvailable."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def memory_limit(limit: int | None, device: torch.device) -> tuple[int, str]:
-    """(bytes a run may use, how to name that limit in an error): ``limit``, or 80 % of
-    what is available."""
-    if limit:
-        return limit, "the memory limit"
-    return int(0.8 * available_memory(device)), "80 % of the available memory"
-
-
-def option(default: Any, help: str, **kwargs: Any) -> Any:
-    """A dataclass field with a help text for the CLI."""
-    if isinstance(default, (list, dict, set)):
-        raise TypeError("use tuples for sequence defaults")
-    return field(default=default, metadata={"help": help, **kwargs})
-
-
-@dataclass
-class Options:
-    """Base class of method options; subclasses add fields and checks in :meth:`validate`."""
-
-    def validate(self) -> None:
-        """Raise :class:`BrushworkError` for a value no run could use."""
-
-    def replace(self, **changes: Any) -> Options:
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - names)
-        if unknown:
-            raise BrushworkError(
-                f"unknown option {unknown[0]!r} for {type(self).__name__}; "
-                f"known: {', '.join(sorted(names))}"
-            )
-        new = dataclasses.replace(self, **changes)
-        new.validate()
-        return new
-
-
-def check_weight(name: str, value: float) -> None:
-    """Loss weights must be finite and non-negative."""
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise BrushworkError(f"{name} must be a finite number >= 0, not {value}")
+from brushwork.options import Options
+from brushwork.precision import FLOAT32, Precision
 
 
 @dataclass
@@ -108,10 +57,29 @@ class StyleTarget:
     """(1, 1, H, W) over the content image, values in [0, 1]; None: everywhere."""
 
 
-def style_targets(style: Tensor | StyleTarget | Sequence[StyleTarget],
-                  content: Tensor) -> list[StyleTarget]:
-    """Check styles against the content and return them as a list; a tensor becomes one
-    :class:`StyleTarget` of weight 1."""
+@dataclass
+class PreparedStyle:
+    """Styles encoded once by one method, for content images of one size (their masks are
+    over the content). ``data`` is the method's own (targets, statistics, features)."""
+
+    method: str
+    targets: list[StyleTarget]
+    data: Any
+    content_size: tuple[int, int] | None = None
+    """(H, W) the masks are for; None when no style has a mask."""
+    seconds: float = 0.0
+
+    def check_content(self, content: Tensor) -> None:
+        if self.content_size is not None and tuple(content.shape[-2:]) != self.content_size:
+            raise BrushworkError(
+                f"the styles were prepared with masks for a {self.content_size[1]}x"
+                f"{self.content_size[0]} content, not {content.shape[-1]}x{content.shape[-2]}"
+            )
+
+
+def style_targets(style: Tensor | StyleTarget | Sequence[StyleTarget]) -> list[StyleTarget]:
+    """Check styles and return them as a list; a tensor becomes one :class:`StyleTarget`
+    of weight 1."""
     if isinstance(style, Tensor):
         targets = [StyleTarget(style)]
     elif isinstance(style, StyleTarget):
@@ -120,25 +88,36 @@ def style_targets(style: Tensor | StyleTarget | Sequence[StyleTarget],
         targets = list(style)
     if not targets:
         raise BrushworkError("at least one style image is needed")
+    size = None
     for number, target in enumerate(targets, 1):
         if target.image.ndim != 4 or target.image.shape[:2] != (1, 3):
             raise BrushworkError(f"style {number} must be a (1, 3, H, W) tensor")
-        if target.mask is not None and (
-            target.mask.ndim != 4 or target.mask.shape[:2] != (1, 1)
-            or target.mask.shape[-2:] != content.shape[-2:]
-        ):
-            raise BrushworkError(
-                f"the mask of style {number} has shape {tuple(target.mask.shape)}; "
-                f"expected (1, 1, {content.shape[-2]}, {content.shape[-1]}) like the content"
-            )
+        if not bool(torch.isfinite(target.image).all()):
+            raise BrushworkError(f"style {number} has values that are not finite numbers")
+        if target.mask is not None:
+            if target.mask.ndim != 4 or target.mask.shape[:2] != (1, 1):
+                raise BrushworkError(f"the mask of style {number} must be a (1, 1, H, W) "
+                                     f"tensor, not {tuple(target.mask.shape)}")
+            if size is not None and tuple(target.mask.shape[-2:]) != size:
+                raise BrushworkError("the masks of the styles differ in size")
+            size = tuple(target.mask.shape[-2:])
     check_style_weights([t.weight for t in targets])
     return targets
+
+
+def mask_size(targets: Sequence[StyleTarget]) -> tuple[int, int] | None:
+    """The (H, W) of the styles' masks, or None without masks."""
+    for target in targets:
+        if target.mask is not None:
+            return (int(target.mask.shape[-2]), int(target.mask.shape[-1]))
+    return None
 
 
 def check_style_weights(weights: Sequence[float]) -> None:
     """Blend weights must be finite, >= 0 and not all zero."""
     for weight in weights:
-        if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+        if (isinstance(weight, bool) or not isinstance(weight, (int, float))
+                or not math.isfinite(weight) or weight < 0):
             raise BrushworkError(f"style weights must be finite numbers >= 0, not {weight}")
     if sum(weights) <= 0:
         raise BrushworkError("style weights must not sum to zero")
@@ -157,6 +136,19 @@ def blend_weights(targets: Sequence[StyleTarget]) -> list[float]:
     return [t.weight / total for t in targets]
 
 
+def check_content(content: Tensor, least: int, name: str) -> None:
+    """Refuse a content tensor a method cannot take: wrong shape, non-finite values, or a
+    side under ``least`` pixels."""
+    if content.ndim != 4 or content.shape[:2] != (1, 3):
+        raise BrushworkError(f"the content must be a (1, 3, H, W) tensor, not "
+                             f"{tuple(content.shape)}")
+    if not bool(torch.isfinite(content).all()):
+        raise BrushworkError("the content has values that are not finite numbers")
+    if min(content.shape[-2:]) < least:
+        raise BrushworkError(f"the content is {content.shape[-1]}x{content.shape[-2]} px; "
+                             f"{name} needs at least {least} px a side")
+
+
 @dataclass
 class StylizeResult:
     """What a method returns: the image (1, 3, H, W) in [0, 1], final loss terms (empty for
@@ -168,40 +160,59 @@ class StylizeResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class MemoryPlan:
+    """How a run fits in memory: estimated peak bytes and, for optimization, activation
+    checkpointing and the L-BFGS history."""
+
+    estimate: int
+    checkpointing: bool = False
+    history_size: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        return {"memory_estimate": self.estimate, "checkpointing": self.checkpointing,
+                "lbfgs_history": self.history_size}
+
+
+@dataclass(frozen=True)
+class StepCounter:
+    """Where one :meth:`Method.stylize` call's steps fall in a longer run (the scales of a
+    coarse-to-fine run, the frames of a video): progress events are numbered from
+    ``offset`` + 1, out of ``total`` (None: this call's own steps)."""
+
+    stage: str
+    offset: int = 0
+    total: int | None = None
+    scale: int | None = None
+
+
+LossTerm = Callable[[Tensor], Tensor]
+"""An extra term of an optimization objective: the image being optimized → a scalar, already
+weighted (e.g. the temporal loss of a video frame)."""
+
+
 class Method(ABC):
-    """A style-transfer method. Subclasses set ``name``, ``description``, ``options_class``."""
+    """A style-transfer method. Subclasses set ``name``, ``description`` (both from the
+    registry, :mod:`brushwork.methods`) and ``options_class``."""
 
     name: ClassVar[str]
-    description: ClassVar[str]
+    description: ClassVar[str] = ""
     options_class: ClassVar[type[Options]]
     preset: ClassVar[dict[str, Any]] = {}
     """Option values that differ from ``options_class``'s defaults for this method."""
-    encoder: Any = None
-    """The feature encoder, for methods that use one; front ends may set a shared one."""
 
-    def encoder_request(self) -> tuple[str, str] | None:
-        """(deepest VGG-19 layer, pooling) this method needs, or None if it needs none."""
-        return None
-
-    def min_style_side(self) -> int:
-        """The shortest side, in pixels, a style image must have for this method."""
-        return 1
-
-    def check_memory(self, height: int, width: int, device: torch.device,
-                     limit: int | None = None) -> None:
-        """Refuse, before any work, an H×W run that cannot fit in ``limit`` bytes (None: 80 %
-        of the available memory). Methods that can estimate their peak override this."""
-        return None
-
-    def check_style_layers(self, assignments: Sequence[tuple[str, ...] | None]) -> None:
-        """Refuse per-style layer assignments (``StyleTarget.layers``, one entry per style)
-        this method cannot use; called before any work. By default none are allowed."""
-        if any(layers is not None for layers in assignments):
-            raise BrushworkError(f"{self.name} cannot restrict styles to layers")
-
-    def __init__(self, options: Options | None = None, **changes: Any) -> None:
+    def __init__(self, options: Options | None = None, *, encoder: Any = None,
+                 precision: Precision | None = None, **changes: Any) -> None:
         base = options if options is not None else self.default_options()
-        self.options = base.replace(**changes)
+        if not isinstance(base, self.options_class):
+            raise BrushworkError(f"{self.name} takes {self.options_class.__name__}, not "
+                                 f"{type(base).__name__}")
+        self.options = base.replace(**changes) if changes else base
+        if not changes:
+            self.options.validate()
+        self.encoder = encoder
+        self.precision = precision or FLOAT32
+        self._lock = threading.Lock()
 
     @classmethod
     def default_options(cls) -> Options:
@@ -209,18 +220,90 @@ class Method(ABC):
         options.validate()
         return options
 
-    accepts_init: ClassVar[bool] = False
-    """Whether :meth:`stylize` can start from a given image (coarse-to-fine, video)."""
+    # -- what the method needs, asked before any work ------------------------------------
+
+    def encoder_request(self) -> tuple[str, str] | None:
+        """(deepest VGG-19 layer, pooling) this method needs, or None if it needs none."""
+        return None
+
+    def accepts_init(self) -> bool:
+        """Whether :meth:`stylize` can start from a given image (coarse-to-fine, video)."""
+        return False
+
+    def has_losses(self) -> bool:
+        """Whether runs have loss terms and steps (loss plots, animations, step saves)."""
+        return False
+
+    def steps(self) -> int:
+        """Steps one :meth:`stylize` call takes (its progress total)."""
+        return 1
+
+    def min_style_side(self) -> int:
+        """The shortest side, in pixels, a style image must have for this method."""
+        return 1
+
+    def min_content_side(self) -> int:
+        """The shortest side, in pixels, the content must have for this method."""
+        return 1
+
+    def check_style_layers(self, assignments: Sequence[tuple[str, ...] | None]) -> None:
+        """Refuse per-style layer assignments (``StyleTarget.layers``, one entry per style)
+        this method cannot use; called before any work. By default none are allowed."""
+        if any(layers is not None for layers in assignments):
+            raise BrushworkError(f"{self.name} cannot restrict styles to layers")
+
+    def check_files(self) -> None:
+        """Check, before any weights load, that every file the options name exists
+        (trained networks, start images); override where options name files."""
+
+    def plan(self, height: int, width: int, style_sizes: Sequence[tuple[int, int]],
+             device: torch.device | None = None, limit: int | None = None) -> MemoryPlan:
+        """Check that an H×W run with styles of ``style_sizes`` (each (H, W)) fits in
+        ``limit`` bytes (None: 80 % of what is available) and return how; raise
+        :class:`BrushworkError` with the estimate if it cannot. Computed from the sizes
+        alone: nothing is allocated."""
+        return MemoryPlan(0)
+
+    # -- the work -------------------------------------------------------------------------
+
+    def get_encoder(self) -> Any:
+        if self.encoder is None:
+            raise BrushworkError(f"{self.name} needs an encoder (pass encoder=, or use "
+                                 "brushwork.Stylizer, which loads the pretrained VGG-19)")
+        return self.encoder
+
+    @abstractmethod
+    def prepare(self, styles: Tensor | StyleTarget | Sequence[StyleTarget]) -> PreparedStyle:
+        """Encode the styles once; the result serves every content image of the size their
+        masks have (any size without masks)."""
 
     @abstractmethod
     def stylize(
         self,
         content: Tensor,
-        style: Tensor | StyleTarget | Sequence[StyleTarget],
+        style: PreparedStyle | Tensor | StyleTarget | Sequence[StyleTarget],
         *,
         init: Tensor | None = None,
-        callbacks: list[Callable[[Any], None]] | None = None,
+        plan: MemoryPlan | None = None,
+        iterations: int | None = None,
+        extra_losses: Sequence[tuple[str, LossTerm]] = (),
+        events: Any = None,
+        progress: StepCounter | None = None,
     ) -> StylizeResult:
-        """Paint ``content`` ((1, 3, H, W) in [0, 1]) in the style of ``style``: one image
-        tensor or a list of :class:`StyleTarget`. ``init``, for methods with
-        ``accepts_init``, replaces the method's own start image (same shape as content)."""
+        """Paint ``content`` ((1, 3, H, W) in [0, 1]) in the prepared style (or in raw
+        styles, prepared on the spot).
+
+        ``init`` (methods that accept one) replaces the start image; ``plan`` is the
+        memory plan of :meth:`plan` (computed if None); ``iterations`` overrides the
+        options' step count for this call (coarse-to-fine scales); ``extra_losses`` adds
+        named, weighted terms to an optimization objective; progress goes to ``events``
+        (see :mod:`brushwork.events`), numbered by ``progress``."""
+
+    def _prepared(self, style: PreparedStyle | Tensor | StyleTarget | Sequence[StyleTarget]
+                  ) -> PreparedStyle:
+        if isinstance(style, PreparedStyle):
+            if style.method != self.name:
+                raise BrushworkError(f"styles prepared by {style.method} cannot be used by "
+                                     f"{self.name}")
+            return style
+        return self.prepare(style)

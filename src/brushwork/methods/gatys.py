@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from brushwork.depth.estimator import MULTIPLE, TRAINING_SIDE
-from brushwork.encoders import VGG19, check_layers, downsample_mask, feature_elements
+from brushwork.encoders import LAYERS, VGG19, downsample_mask, feature_elements
 from brushwork.errors import BrushworkError
 from brushwork.losses import (
     content_loss,
@@ -57,40 +57,42 @@ from brushwork.losses import (
     scale_shift_invariant_loss,
     total_variation_loss,
 )
-from brushwork.methods.base import StyleTarget, blend_weights, check_weight, option, uses_masks
+from brushwork.methods.base import PreparedStyle, StyleTarget, blend_weights, uses_masks
 from brushwork.methods.optimization import OptimizationMethod, OptimizationOptions
 from brushwork.ops import gram_matrix, pooled_laplacian
+from brushwork.options import option
 
 
 @dataclass
 class GatysOptions(OptimizationOptions):
-    content_layers: tuple[str, ...] = option(("relu4_2",), "VGG-19 layers for the content loss")
+    content_layers: tuple[str, ...] = option(("relu4_2",), "VGG-19 layers for the content loss",
+                                             choices=LAYERS, metavar="LAYER,...")
     style_layers: tuple[str, ...] = option(
         ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
-        "VGG-19 layers for the style (Gram) loss",
+        "VGG-19 layers for the style (Gram) loss", choices=LAYERS, metavar="LAYER,...",
     )
     style_layer_weights: tuple[float, ...] | None = option(
-        None, "relative weight of each style layer, normalized to sum 1 (none: equal)"
+        None, "relative weight of each style layer, normalized to sum 1 (none: equal)",
+        minimum=0.0,
     )
-    content_weight: float = option(1.0, "weight of the content loss")
-    style_weight: float = option(3.0, "weight of the style loss")
-    lap_weight: float = option(0.0, "weight of the Laplacian loss (Li et al. 2017); 0 = off")
+    content_weight: float = option(1.0, "weight of the content loss", minimum=0.0)
+    style_weight: float = option(3.0, "weight of the style loss", minimum=0.0)
+    lap_weight: float = option(0.0, "weight of the Laplacian loss (Li et al. 2017); 0 = off",
+                               minimum=0.0)
     lap_pool_sizes: tuple[int, ...] = option(
-        (4, 16), "average-pooling sizes before the Laplacian, one loss term each"
+        (4, 16), "average-pooling sizes before the Laplacian, one loss term each", minimum=1,
     )
     depth_weight: float = option(
         0.0, "weight of the depth loss: keep the content's depth layout (Liu et al. 2017); "
-        "0 = off"
+        "0 = off", minimum=0.0,
     )
     depth_model: str | None = option(
         None, "depth estimator: bundled name or file; default $BRUSHWORK_DEPTH_MODEL, else "
-        "the bundled 'depth' (indoor-trained)"
+        "the bundled 'depth' (indoor-trained); needs --depth-weight > 0", metavar="NAME|PATH",
     )
 
-    def validate(self) -> None:
-        super().validate()
-        check_layers(self.content_layers)
-        check_layers(self.style_layers)
+    def check(self) -> None:
+        super().check()
         if not self.content_layers and not self.style_layers:
             raise BrushworkError("at least one content or style layer is needed")
         if self.style_layer_weights is not None:
@@ -99,21 +101,13 @@ class GatysOptions(OptimizationOptions):
                     f"{len(self.style_layer_weights)} style layer weights given for "
                     f"{len(self.style_layers)} style layers"
                 )
-            for w in self.style_layer_weights:
-                check_weight("a style layer weight", w)
             if sum(self.style_layer_weights) <= 0:
                 raise BrushworkError("style layer weights must not all be zero")
-        for name in ("content_weight", "style_weight", "lap_weight", "depth_weight"):
-            check_weight(name.replace("_", "-"), getattr(self, name))
-        if self.depth_model is not None and not isinstance(self.depth_model,
-                                                           (str, os.PathLike)):
-            raise BrushworkError(
-                f"depth-model must be a bundled name or a file, not {self.depth_model!r}"
-            )
-        if any(not isinstance(p, int) or p < 1 for p in self.lap_pool_sizes):
-            raise BrushworkError(f"lap pool sizes must be integers >= 1: {self.lap_pool_sizes}")
         if self.lap_weight > 0 and not self.lap_pool_sizes:
             raise BrushworkError("lap-weight needs at least one lap pool size")
+        if self.depth_model is not None and self.depth_weight == 0:
+            raise BrushworkError("depth-model is set but depth-weight is 0, so it would not "
+                                 "be used; give a depth-weight > 0")
 
     @property
     def encoder_layers(self) -> list[str]:
@@ -186,37 +180,50 @@ class _StyleTerm:
     mask: Tensor | None = None
 
 
-class GatysLoss(nn.Module):
-    """The Gatys (+ Laplacian, + depth) objective for one content image and one or more
-    styles; targets are computed once at construction. ``depth``, the frozen estimator of
-    the depth term, is needed when ``options.depth_weight`` > 0."""
+def style_grams(encoder: VGG19, styles: list[StyleTarget],
+                layers: tuple[str, ...]) -> list[dict[str, Tensor]]:
+    """Each style's Gram matrices at the style layers assigned to it (float32)."""
+    check_layer_assignment([s.layers for s in styles], layers)
+    return [
+        {k: gram_matrix(f) for k, f in encoder(s.image, s.layers or layers).items()}
+        for s in styles
+    ]
 
-    def __init__(self, encoder: VGG19, content: Tensor, style: Tensor | list[StyleTarget],
-                 options: GatysOptions, depth: nn.Module | None = None):
+
+class GatysLoss(nn.Module):
+    """The Gatys (+ Laplacian, + depth) objective for one content image and prepared styles
+    (:func:`style_grams`); content targets are computed at construction. ``depth``, the
+    frozen estimator of the depth term, is needed when ``options.depth_weight`` > 0."""
+
+    def __init__(self, encoder: VGG19, content: Tensor, styles: list[StyleTarget],
+                 grams: list[dict[str, Tensor]], options: GatysOptions,
+                 depth: nn.Module | None = None, checkpointing: bool = False):
         super().__init__()
         self.encoder = encoder
         self.options = options
+        self.checkpointing = checkpointing
         if options.depth_weight > 0 and depth is None:
             raise BrushworkError("depth-weight > 0 needs a depth estimator")
         self.depth = depth if options.depth_weight > 0 else None
         self.details: dict[str, Any] = {}
-        styles = [StyleTarget(style)] if isinstance(style, Tensor) else style
         n = len(options.style_layers)
         weights = options.style_layer_weights or (1.0,) * n
         self.layer_weights = dict(
             zip(options.style_layers, (w / sum(weights) for w in weights), strict=True)
         )
         with torch.no_grad():
-            content_features = encoder(content, options.content_layers)
-            self.content_targets = {k: content_features[k] for k in options.content_layers}
-            self.style_terms = self._style_terms(encoder, styles, options.style_layers)
+            content_features = encoder(content, options.content_layers) \
+                if options.content_layers else {}
+            self.content_targets = {k: content_features[k].float()
+                                    for k in options.content_layers}
+            self.style_terms = self._style_terms(styles, grams, options.style_layers)
             self.lap_targets = (
                 {p: pooled_laplacian(content, p) for p in options.lap_pool_sizes}
                 if options.lap_weight > 0
                 else {}
             )
             self.depth_target = (
-                None if self.depth is None else self.depth(depth_input(content))
+                None if self.depth is None else self.depth(depth_input(content)).float()
             )
             if self.depth_target is not None:
                 self.details["depth_input"] = list(self.depth_target.shape[-2:])
@@ -229,17 +236,12 @@ class GatysLoss(nn.Module):
             }
 
     @staticmethod
-    def _style_terms(encoder: VGG19, styles: list[StyleTarget],
+    def _style_terms(styles: list[StyleTarget], grams: list[dict[str, Tensor]],
                      layers: tuple[str, ...]) -> dict[str, list[_StyleTerm]]:
-        check_layer_assignment([s.layers for s in styles], layers)
         covering = {
             layer: [i for i, s in enumerate(styles) if s.layers is None or layer in s.layers]
             for layer in layers
         }
-        grams = [
-            {k: gram_matrix(f) for k, f in encoder(s.image, s.layers or layers).items()}
-            for s in styles
-        ]
         weights = blend_weights(styles)
         terms: dict[str, list[_StyleTerm]] = {}
         for layer in layers:
@@ -265,11 +267,11 @@ class GatysLoss(nn.Module):
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         o = self.options
-        features = self.encoder(image, o.encoder_layers)
+        features = self.encoder(image, o.encoder_layers, checkpointing=self.checkpointing)
         terms: dict[str, Tensor] = {}
         if o.content_layers:
             terms["content"] = o.content_weight * sum(
-                self.scales[k] * content_loss(features[k], t)
+                self.scales[k] * content_loss(features[k].float(), t)
                 for k, t in self.content_targets.items()
             ) / len(o.content_layers)
         if o.style_layers:
@@ -288,7 +290,7 @@ class GatysLoss(nn.Module):
             )
         if self.depth is not None:
             terms["depth"] = o.depth_weight * scale_shift_invariant_loss(
-                self.depth(depth_input(image)), self.depth_target
+                self.depth(depth_input(image)).float(), self.depth_target
             )
         terms["total"] = sum(terms.values())
         return terms
@@ -296,7 +298,6 @@ class GatysLoss(nn.Module):
 
 class Gatys(OptimizationMethod):
     name = "gatys"
-    description = "Gatys et al. 2016: optimize the pixels to match content and Gram statistics"
     options_class = GatysOptions
 
     def __init__(self, options: GatysOptions | None = None, *, encoder: VGG19 | None = None,
@@ -322,14 +323,17 @@ class Gatys(OptimizationMethod):
 
         model = None if options.depth_model is None else str(options.depth_model)
         key = (model, os.environ.get(depth_models.ENV))
-        if self._depth is None or self._depth[0] != key:
-            self._depth = (key, depth_models.load_depth_model(model))
-        return self._depth[1]
+        with self._lock:
+            if self._depth is None or self._depth[0] != key:
+                self._depth = (key, depth_models.load_depth_model(model))
+            return self._depth[1]
+
+    def check_files(self) -> None:
+        super().check_files()
+        self.depth_estimator()  # a bad depth model fails before the VGG-19 loads
 
     def extra_bytes(self, height: int, width: int) -> int:
-        """The depth estimator's weights and activations (:func:`depth_bytes`). It is loaded
-        here, so a bad ``depth_model`` fails in :meth:`check_memory`, before the VGG-19 is
-        loaded or any step runs."""
+        """The depth estimator's weights and activations (:func:`depth_bytes`)."""
         estimator = self.depth_estimator()
         return 0 if estimator is None else depth_bytes(estimator, height, width)
 
@@ -337,19 +341,29 @@ class Gatys(OptimizationMethod):
         options: GatysOptions = self.options  # type: ignore[assignment]
         return options.encoder_layers
 
+    def style_layers(self) -> list[str]:
+        options: GatysOptions = self.options  # type: ignore[assignment]
+        return list(options.style_layers)
+
     def check_style_layers(self, assignments: Sequence[tuple[str, ...] | None]) -> None:
         options: GatysOptions = self.options  # type: ignore[assignment]
         check_layer_assignment(list(assignments), options.style_layers)
 
-    def build_loss(self, encoder: VGG19, content: Tensor, styles: list[StyleTarget]) -> GatysLoss:
+    def prepare_styles(self, encoder: VGG19, styles: list[StyleTarget]) -> Any:
+        options: GatysOptions = self.options  # type: ignore[assignment]
+        return style_grams(encoder, styles, options.style_layers)
+
+    def build_loss(self, encoder: VGG19, content: Tensor, prepared: PreparedStyle,
+                   checkpointing: bool) -> GatysLoss:
         options: GatysOptions = self.options  # type: ignore[assignment]
         estimator = self.depth_estimator()
         if estimator is not None:
             estimator = estimator.to(content.device).requires_grad_(False).eval()
-        return GatysLoss(encoder, content, styles, options, depth=estimator)
+        with self.precision.autocast():
+            return GatysLoss(encoder, content, prepared.targets, prepared.data, options,
+                             depth=estimator, checkpointing=checkpointing)
 
 
 class GatysLaplacian(Gatys):
     name = "gatys-laplacian"
-    description = "Gatys + the Laplacian loss of Li et al. 2017: keeps fine content structure"
     preset = {"lap_weight": 10.0}  # noqa: RUF012

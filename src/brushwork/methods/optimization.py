@@ -1,68 +1,66 @@
 """What every optimization-based method shares: the pixels of the output are optimized to
 minimize a loss built from encoder features (Gatys et al. 2016 and its descendants).
 
-A subclass says which encoder layers it needs (:meth:`OptimizationMethod.encoder_layers`)
-and builds its loss (:meth:`OptimizationMethod.build_loss`); the start image, optimizer,
-memory plan, progress callbacks and result are handled here once.
+A subclass says which encoder layers it needs (:meth:`OptimizationMethod.encoder_layers`),
+what it keeps of the styles (:meth:`OptimizationMethod.prepare_styles`: Gram targets,
+feature maps) and builds its loss for one content image
+(:meth:`OptimizationMethod.build_loss`); the start image, optimizer, memory plan, extra loss
+terms (a video's temporal term), progress events and result are handled here once.
 
 Memory (float32, CPU, measured with ``benchmarks/bench_highres.py``): one forward and
 backward pass keeps about 1.9 × 4 bytes per encoder activation (:func:`feature_elements`),
 about 1.35 × with activation checkpointing; L-BFGS keeps 2 image-sized vectors per history
-step. :meth:`OptimizationMethod.memory_plan` picks checkpointing and the L-BFGS history to fit
-a memory limit, and refuses, with its estimate, a request that cannot fit.
+step. :meth:`OptimizationMethod.plan` picks checkpointing and the L-BFGS history to fit a
+memory limit, and refuses, with its estimate, a request that cannot fit.
 """
 
 from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from brushwork.encoders import VGG19, deepest, feature_elements
+from brushwork.encoders import VGG19, deepest, feature_elements, inference_peak_elements
 from brushwork.encoders.vgg import pools_before
 from brushwork.errors import BrushworkError
+from brushwork.memory import GIB, memory_limit
 from brushwork.methods.base import (
-    GIB,
+    LossTerm,
+    MemoryPlan,
     Method,
-    Options,
+    PreparedStyle,
+    StepCounter,
     StyleTarget,
     StylizeResult,
-    check_weight,
-    memory_limit,
-    option,
+    check_content,
+    mask_size,
     style_targets,
 )
-from brushwork.optim import Iterate, LossFunction, optimize_image
+from brushwork.optim import LossFunction, optimize_image
+from brushwork.options import SEED_MAX, Options, option
 
 
 @dataclass
 class OptimizationOptions(Options):
-    tv_weight: float = option(1.0, "weight of the total-variation (smoothness) loss")
+    tv_weight: float = option(1.0, "weight of the total-variation (smoothness) loss",
+                              minimum=0.0)
     pooling: str = option("max", "pooling in the encoder", choices=("max", "avg"))
     optimizer: str = option("lbfgs", "optimizer", choices=("lbfgs", "adam"))
-    iterations: int = option(300, "optimization steps")
-    learning_rate: float | None = option(None, "step size (default: 1 for L-BFGS, 0.02 Adam)")
-    init: str = option("content", "start image: 'content', 'noise' or an image file")
-    seed: int = option(0, "random seed (noise init) for reproducible runs")
+    iterations: int = option(300, "optimization steps", minimum=1, maximum=1_000_000)
+    learning_rate: float | None = option(None, "step size (default: 1 for L-BFGS, 0.02 Adam)",
+                                         minimum=0.0, exclusive_minimum=True)
+    init: str = option("content", "start image: 'content', 'noise' or an image file",
+                       metavar="content|noise|PATH")
+    seed: int = option(0, "random seed (noise init) for reproducible runs", minimum=0,
+                       maximum=SEED_MAX)
 
-    def validate(self) -> None:
-        check_weight("tv-weight", self.tv_weight)
-        if self.pooling not in ("max", "avg"):
-            raise BrushworkError(f"pooling must be 'max' or 'avg', not {self.pooling!r}")
-        if self.optimizer not in ("lbfgs", "adam"):
-            raise BrushworkError(f"optimizer must be 'lbfgs' or 'adam', not {self.optimizer!r}")
-        if not isinstance(self.iterations, int) or self.iterations < 1:
-            raise BrushworkError(f"iterations must be an integer >= 1, not {self.iterations}")
-        if self.learning_rate is not None:
-            check_weight("learning rate", self.learning_rate)
-            if self.learning_rate == 0:
-                raise BrushworkError("learning rate must be > 0")
+    def check(self) -> None:
         if self.init not in ("content", "noise") and not Path(self.init).is_file():
             raise BrushworkError(
                 f"init must be 'content', 'noise' or an existing image file, not {self.init!r}"
@@ -94,126 +92,185 @@ LBFGS_HISTORY_BUDGET = GIB
 """Memory L-BFGS may use for its history before it is shortened (at least 10 steps)."""
 
 
-@dataclass
-class MemoryPlan:
-    """How a run fits in memory: estimated peak bytes, checkpointing, L-BFGS history."""
+class WithExtraTerms(nn.Module):
+    """A loss with more named terms added to its total (e.g. a video's temporal loss)."""
 
-    estimate: int
-    checkpointing: bool
-    history_size: int
+    def __init__(self, loss: nn.Module, extra: Sequence[tuple[str, LossTerm]]) -> None:
+        super().__init__()
+        self.loss = loss
+        self.extra = list(extra)
+        self.details = getattr(loss, "details", {})
+
+    def forward(self, image: Tensor) -> dict[str, Tensor]:
+        terms = self.loss(image)
+        total = terms.pop("total")
+        for name, term in self.extra:
+            if name in terms or name == "total":
+                raise BrushworkError(f"an extra loss term may not be named {name!r}")
+            terms[name] = term(image)
+            total = total + terms[name]
+        terms["total"] = total
+        return terms
 
 
 class OptimizationMethod(Method):
     """Base of the methods that optimize the output's pixels."""
 
     options_class = OptimizationOptions
-    accepts_init = True
-    memory_limit: int | None = None
-    """Bytes a run may use; None: 80 % of what is available when it starts."""
-
-    def __init__(self, options: Options | None = None, *, encoder: VGG19 | None = None,
-                 **changes: Any) -> None:
-        super().__init__(options, **changes)
-        self.encoder = encoder
 
     @abstractmethod
     def encoder_layers(self) -> list[str]:
         """Every encoder layer the loss reads."""
 
     @abstractmethod
-    def build_loss(
-        self, encoder: VGG19, content: Tensor, styles: list[StyleTarget]
-    ) -> LossFunction:
-        """The objective: image → named loss terms including ``"total"``; its targets are
-        computed here, once. A ``details`` dict attribute on it is added to the result's."""
+    def prepare_styles(self, encoder: VGG19, styles: list[StyleTarget]) -> Any:
+        """What the loss needs of the styles, computed once (no gradient)."""
+
+    @abstractmethod
+    def build_loss(self, encoder: VGG19, content: Tensor, prepared: PreparedStyle,
+                   checkpointing: bool) -> LossFunction:
+        """The objective for one content image: image → named loss terms including
+        ``"total"``; its content targets are computed here, once. A ``details`` dict
+        attribute on it is added to the result's."""
+
+    def style_layers(self) -> list[str]:
+        """The layers the styles are encoded at (default: every layer the loss reads)."""
+        return self.encoder_layers()
 
     def encoder_request(self) -> tuple[str, str]:
         options: OptimizationOptions = self.options  # type: ignore[assignment]
         return deepest(self.encoder_layers()), options.pooling
 
+    def accepts_init(self) -> bool:
+        return True
+
+    def has_losses(self) -> bool:
+        return True
+
+    def steps(self) -> int:
+        return self.options.iterations  # type: ignore[attr-defined,no-any-return]
+
     def min_style_side(self) -> int:
-        """The shortest style image side the deepest layer can use (one feature pixel)."""
+        """The shortest image side the deepest layer can use (one feature pixel)."""
         return 2 ** pools_before(deepest(self.encoder_layers()))
+
+    def min_content_side(self) -> int:
+        return self.min_style_side()
+
+    def check_files(self) -> None:
+        options: OptimizationOptions = self.options  # type: ignore[assignment]
+        if options.init not in ("content", "noise"):
+            from brushwork.image import probe_image
+
+            probe_image(options.init, what="the init image")
 
     def extra_bytes(self, height: int, width: int) -> int:
         """Memory the method's loss needs beyond the encoder's pass (override if large)."""
         return 0
 
-    def memory_plan(self, height: int, width: int, device: torch.device | None = None
-                    ) -> MemoryPlan:
-        """Fit an H×W run into :attr:`memory_limit`: plain if it fits, else with activation
+    def plan(self, height: int, width: int, style_sizes: Sequence[tuple[int, int]],
+             device: torch.device | None = None, limit: int | None = None) -> MemoryPlan:
+        """Fit an H×W run into ``limit``: plain if it fits, else with activation
         checkpointing, then a shorter L-BFGS history; raise with the estimate if nothing
-        fits."""
+        fits. The styles' encoder passes (one at a time, before the optimization) count
+        too."""
         options: OptimizationOptions = self.options  # type: ignore[assignment]
-        device = device or torch.device("cpu")
-        limit, source = memory_limit(self.memory_limit, device)
-        elements = feature_elements(height, width, deepest(self.encoder_layers()))
+        allowed, source = memory_limit(limit, device)
+        last = deepest(self.encoder_layers())
+        elements = feature_elements(height, width, last)
         vector = 3 * height * width * 4
         lbfgs = options.optimizer == "lbfgs"
         preferred = min(100, max(10, LBFGS_HISTORY_BUDGET // (2 * vector))) if lbfgs else 0
+        style_pass = max((inference_peak_elements(h, w, last, self.style_layers())
+                          for h, w in style_sizes), default=0) * 4
+        extra = self.extra_bytes(height, width)
 
         def estimate(checkpointing: bool, history: int) -> int:
-            return int(FIXED_BYTES + ACTIVATION_BYTES[checkpointing] * elements
-                       + self.extra_bytes(height, width) + (2 * history + 6) * vector)
+            run = (ACTIVATION_BYTES[checkpointing] * elements + extra
+                   + (2 * history + 6) * vector)
+            return int(FIXED_BYTES + max(run, style_pass))
 
         for checkpointing, history in ((False, preferred), (True, preferred),
                                        (True, min(preferred, 5))):
-            if estimate(checkpointing, history) <= limit:
+            if estimate(checkpointing, history) <= allowed:
                 return MemoryPlan(estimate(checkpointing, history), checkpointing, history)
         smallest = estimate(True, min(preferred, 5))
         raise BrushworkError(
             f"a {width}x{height} {self.name} run needs about {smallest / GIB:.1f} GiB even with "
-            f"activation checkpointing, over {source} ({limit / GIB:.1f} GiB); use a smaller "
-            "--size, or a machine with more memory"
+            f"activation checkpointing, over {source} ({allowed / GIB:.1f} GiB); use a smaller "
+            "--size or --style-scale, or a machine with more memory"
         )
 
-    def check_memory(self, height: int, width: int, device: torch.device,
-                     limit: int | None = None) -> None:
-        self.memory_limit = limit
-        self.memory_plan(height, width, device)
-
-    def build_encoder(self) -> VGG19:
-        from brushwork.encoders import load_vgg19
-
-        last_layer, pooling = self.encoder_request()
-        return load_vgg19(last_layer, pooling=pooling)
+    def prepare(self, styles: Tensor | StyleTarget | Sequence[StyleTarget]) -> PreparedStyle:
+        start = time.perf_counter()
+        targets = style_targets(styles)
+        least = self.min_style_side()
+        for number, target in enumerate(targets, 1):
+            height, width = target.image.shape[-2:]
+            if min(height, width) < least:
+                raise BrushworkError(f"style {number} is {width}×{height} px; {self.name} "
+                                     f"needs at least {least}×{least} px")
+        self.check_style_layers([t.layers for t in targets])
+        encoder = self.get_encoder()
+        with torch.no_grad(), self.precision.autocast():
+            data = self.prepare_styles(encoder, targets)
+        return PreparedStyle(self.name, targets, data, mask_size(targets),
+                             time.perf_counter() - start)
 
     def stylize(
         self,
         content: Tensor,
-        style: Tensor | StyleTarget | Sequence[StyleTarget],
+        style: PreparedStyle | Tensor | StyleTarget | Sequence[StyleTarget],
         *,
         init: Tensor | None = None,
-        callbacks: list[Callable[[Iterate], None]] | None = None,
+        plan: MemoryPlan | None = None,
+        iterations: int | None = None,
+        extra_losses: Sequence[tuple[str, LossTerm]] = (),
+        events: Any = None,
+        progress: StepCounter | None = None,
     ) -> StylizeResult:
+        from brushwork import events as ev
+
         options: OptimizationOptions = self.options  # type: ignore[assignment]
         start = time.perf_counter()
-        styles = [
-            StyleTarget(t.image.to(content.device), t.weight, t.layers,
-                        None if t.mask is None else t.mask.to(content.device))
-            for t in style_targets(style, content)
-        ]
-        plan = self.memory_plan(*content.shape[-2:], content.device)
-        encoder = (self.encoder or self.build_encoder()).to(content.device)
-        encoder.use_checkpointing(plan.checkpointing)
-        loss = self.build_loss(encoder, content, styles)
+        check_content(content, self.min_content_side(), self.name)
+        prepared = self._prepared(style)
+        prepared.check_content(content)
+        if plan is None:
+            plan = self.plan(*content.shape[-2:], [], content.device)
+        if iterations is None:
+            iterations = options.iterations
+        elif isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+            raise BrushworkError(f"iterations must be an integer >= 1, not {iterations}")
+        encoder = self.get_encoder()
         if init is None:
             init = initial_image(content, options.init, options.seed)
         elif init.shape != content.shape:
             raise BrushworkError(
                 f"start image has shape {tuple(init.shape)}, the content {tuple(content.shape)}"
             )
-        result = optimize_image(
-            init.to(content), loss, iterations=options.iterations,
-            optimizer=options.optimizer, learning_rate=options.learning_rate,
-            history_size=max(plan.history_size, 1), callbacks=callbacks,
-        )
+        counter = progress or StepCounter(self.name)
+        with ev.bound(events):
+            loss: Any = self.build_loss(encoder, content, prepared, plan.checkpointing)
+            if extra_losses:
+                loss = WithExtraTerms(loss, extra_losses)
+            precision = self.precision
+
+            def objective(image: Tensor) -> dict[str, Tensor]:
+                with precision.autocast():
+                    return loss(image)
+
+            result = optimize_image(
+                init.to(content), objective, iterations=iterations,
+                optimizer=options.optimizer, learning_rate=options.learning_rate,
+                history_size=max(plan.history_size, 1), stage=counter.stage,
+                step_offset=counter.offset, total=counter.total, scale=counter.scale,
+            )
         return StylizeResult(
             result.image.clamp(0, 1),
             result.losses,
             time.perf_counter() - start,
             {"steps": result.steps, "evaluations": result.evaluations,
-             "history": result.history, "memory_estimate": plan.estimate,
-             "checkpointing": plan.checkpointing, "lbfgs_history": plan.history_size,
+             "history": result.history, **plan.describe(), "precision": precision.name,
              **getattr(loss, "details", {})},
         )

