@@ -21,9 +21,14 @@ strokes, both resized to S×S):
 * the peer: Gatys on the same pair and size through ``brushwork.run``, timed for
   ``--gatys-iterations`` iterations and extrapolated to its default iteration count.
 
+Every CPU number is float32: (a)–(d) and (f) build no autocast context (``common.FLOAT32``),
+(e) and the Gatys peer pass ``precision="float32"`` (brushwork's ``auto`` would pick bfloat16
+on CPUs with bfloat16 units, which the table states with the machine).
+
 GPU section (``--section gpu``, only where CUDA is available): median of ``--gpu-repeats`` runs
 timed with CUDA events, as fps, at 256² and 512² batch 1 and 256² batch 8 (each item a full
-stylization: its own content and style encoding), fp32 / bf16 / fp16 autocast, channels_last.
+stylization: its own content and style encoding), fp32 / bf16 / fp16 autocast, channels_last;
+and ``brushwork.run`` with ``precision="float32"`` (``auto`` would pick a 16-bit precision).
 
 Writes the ``adain`` (CPU) and ``adain-gpu`` sections of BENCHMARKS.md and merges its numbers
 into ``out/adain_bench.json``; a section is only rewritten by a run that measured it, so a CPU
@@ -40,6 +45,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import copy
 import itertools
 import json
 import shlex
@@ -55,28 +61,29 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from common import ROOT, conv_ceiling, machine, markdown_table, median_seconds, write_section
+from common import (
+    FLOAT32,
+    ROOT,
+    conv_ceiling,
+    machine,
+    markdown_table,
+    median_seconds,
+    write_section,
+)
 from PIL import Image
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from brushwork import events, models
 from brushwork.api import run as brushwork_run
 from brushwork.checkpoints import Checkpoint, save_checkpoint
 from brushwork.encoders import VGG19, load_vgg19
 from brushwork.examples import content_image, style_path
 from brushwork.image import to_tensor
 from brushwork.methods import get_method
-from brushwork.methods.adain import (
-    BUNDLED,
-    LAYER,
-    Decoder,
-    bundled_model,
-    encoder_id,
-    load_decoder,
-    pad_to_multiple,
-    stylized_features,
-)
-from brushwork.ops import mean_std
+from brushwork.methods.adain import LAYER
+from brushwork.methods.feedforward import Decoder, decoder_id, load_decoder, min_side, mix_styles
+from brushwork.ops import adain, mean_std, pad_to_multiple
 
 CONTENT, STYLE = "astronaut", "strokes"
 CPU_SECTION, GPU_SECTION = "adain", "adain-gpu"
@@ -90,16 +97,27 @@ def decoder_for(model: str, encoder: VGG19) -> tuple[Decoder, str, bool]:
     """The decoder to time, a description of it, and whether it is the real one. A bundled
     model missing from this checkout is replaced by a random-initialized decoder of the same
     shape (the timing does not depend on the weight values); any other failure is an error."""
-    if model in BUNDLED and not bundled_model(model).is_file():
+    info = models.MODELS.get(model)
+    if info is not None and info.method == "adain" and not info.path.is_file():
         torch.manual_seed(0)
-        decoder = Decoder(width=encoder.out_channels[LAYER] / 512).requires_grad_(False).eval()
+        decoder = Decoder(LAYER, width=encoder.out_channels[LAYER] / 512)
+        decoder = decoder.requires_grad_(False).eval()
         note = (f"random-initialized full-width decoder: the bundled model {model!r} is not in "
-                f"this checkout ({bundled_model(model)}); timing does not depend on the "
-                "weight values")
+                f"this checkout ({info.path}); timing does not depend on the weight values")
         print(f"NOTE: {note}", flush=True)
         return decoder, note, False
-    decoder, _ = load_decoder(model, encoder)
+    # a copy: the loaded decoder is shared (cached per process) and this script changes its
+    # memory layout
+    decoder = copy.deepcopy(load_decoder(model, method="adain", layer=LAYER, encoder=encoder))
     return decoder, f"decoder {model!r}", True
+
+
+def random_model(folder: Path, encoder: VGG19, decoder: Decoder) -> str:
+    """The stand-in decoder saved as shipped (float16), for ``brushwork.run``."""
+    checkpoint = Checkpoint("adain", decoder_id(LAYER, encoder.out_channels[LAYER]),
+                            decoder.state_dict())
+    return str(save_checkpoint(folder / "adain-random.safetensors", checkpoint,
+                               dtype=torch.float16))
 
 
 def pair(size: int) -> tuple[Image.Image, Image.Image]:
@@ -112,12 +130,14 @@ def pair(size: int) -> tuple[Image.Image, Image.Image]:
 
 
 def stylize(encoder: VGG19, decoder: nn.Module, content: Tensor, style: Tensor) -> Tensor:
-    """One stylization, as :meth:`brushwork.methods.adain.AdaIN.stylize` computes it (one
-    style, alpha 1, no masks); the caller picks the grad mode, layout and dtype."""
-    padded, (height, width) = pad_to_multiple(content)
+    """One stylization, as :class:`brushwork.methods.adain.AdaIN` computes it (one style,
+    alpha 1, no masks: :func:`~brushwork.methods.feedforward.mix_styles` with
+    :func:`~brushwork.ops.adain`); the caller picks the grad mode, layout and dtype."""
+    padded, (height, width) = pad_to_multiple(content, 8, min_side(LAYER))
     features = encoder(padded, [LAYER])[LAYER]
     style_stats = [mean_std(encoder(style, [LAYER])[LAYER])]
-    mixed = stylized_features(features, style_stats, [1.0], [None], 1.0)
+    mixed = mix_styles(features, style_stats, [1.0], [None], 1.0,
+                       lambda c, s, m: adain(c, *s, m))
     return decoder(mixed)[..., :height, :width].clamp(0, 1)
 
 
@@ -200,12 +220,13 @@ def gatys_peer(content: Path, style: Path, size: int, iterations: int) -> dict[s
     default = get_method("gatys").default_options().iterations  # type: ignore[attr-defined]
     # warm-up: loads VGG-19 to relu5_1 into brushwork's cache, as a second call would find it
     brushwork_run(str(content), str(style), method="gatys", size=size, device="cpu",
-                  iterations=1)
-    stamps: list[float] = []
+                  precision="float32", iterations=1)
+    collect = events.Collect()
     start = time.perf_counter()
     brushwork_run(str(content), str(style), method="gatys", size=size, device="cpu",
-                  iterations=iterations, callbacks=[lambda record: stamps.append(record.seconds)])
+                  precision="float32", iterations=iterations, events=collect)
     wall = time.perf_counter() - start
+    stamps = [event.seconds for event in collect.of(events.Progress)]
     steps = list(itertools.pairwise(stamps[1:])) or list(itertools.pairwise(stamps))
     per_step = statistics.median(b - a for a, b in steps) if steps else wall / iterations
     overhead = max(0.0, wall - iterations * per_step)
@@ -235,20 +256,20 @@ def cpu_size(size: int, encoder: VGG19, decoder: Decoder, separate: nn.Module, f
         c, s = in_layout(content, channels_last), in_layout(style, channels_last)
 
         def fn() -> Tensor:
-            with mode():
+            with mode(), FLOAT32.autocast():
                 return stylize(encoder, net, c, s)
 
         return fn
 
     with torch.inference_mode():
-        features = encoder(pad_to_multiple(content)[0], [LAYER])[LAYER]
+        features = encoder(pad_to_multiple(content, 8, min_side(LAYER))[0], [LAYER])[LAYER]
     difference = check_fused(separate, decoder, features)
     print(f"reflect-padded conv decoder matches the original to {difference:.1e}",
           flush=True)
 
     def user_path() -> None:
         brushwork_run(str(content_file), str(style_file), method="adain", size=size,
-                      device="cpu", model=model_arg).image.save(output_file)
+                      device="cpu", precision="float32", model=model_arg).image.save(output_file)
 
     variants: list[tuple[str, Callable[[], Callable[[], object]]]] = [
         ("(a) fp32 contiguous, no_grad", lambda: variant(False, torch.no_grad, separate)),
@@ -292,7 +313,7 @@ def compiled_child(size: int, model: str, repeats: int) -> None:
     compiled = torch.compile(lambda: stylize(encoder, decoder, content, style))
 
     def fn() -> Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), FLOAT32.autocast():
             return compiled()
 
     start = time.perf_counter()
@@ -311,11 +332,7 @@ def cpu_benchmark(args: argparse.Namespace) -> dict:
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     model_arg = args.model
     if not real_model:  # brushwork.run needs a checkpoint file: save the stand-in as shipped
-        model_arg = str(save_checkpoint(
-            folder / "adain-random.safetensors",
-            Checkpoint("adain", encoder_id(encoder), decoder.state_dict()),
-            dtype=torch.float16,
-        ))
+        model_arg = random_model(folder, encoder, decoder)
 
     ceilings = {"channels_last": [conv_ceiling(True)], "contiguous": [conv_ceiling(False)]}
     print(f"conv ceiling before: {ceilings['channels_last'][0]:.1f} GFLOP/s channels_last, "
@@ -369,8 +386,9 @@ def cpu_markdown(result: dict, command: str) -> str:
     text = (
         "## AdaIN: one stylization on the CPU, against the FLOP floor\n\n"
         f"`{command}` on {result['machine']}. Content {CONTENT}, style {STYLE}, both "
-        f"resized to S×S; {result['model']}. Median of {result['repeats']} runs after one "
-        "warm-up.\n\n"
+        f"resized to S×S; {result['model']}. float32 throughout (no autocast; (e) and Gatys "
+        "with `precision=\"float32\"`). Median of "
+        f"{result['repeats']} runs after one warm-up.\n\n"
         "One stylization = VGG-19 to relu4_1 on the content and on the style, AdaIN, the "
         "decoder. GFLOP counts the convolutions only (2 × multiply-adds, from the layer "
         f"shapes; {counter_note}). The **floor** is GFLOP divided by "
@@ -472,10 +490,12 @@ def gpu_shape_rows(size: int, batch: int, encoder: VGG19, decoder: nn.Module, fo
         def user_path(size: int = size, content_file: Path = content_file,
                       style_file: Path = style_file) -> None:
             brushwork_run(str(content_file), str(style_file), method="adain", size=size,
-                          device=GPU, model=model_arg).image.save(folder / "output.png")
+                          device=GPU, precision="float32",
+                          model=model_arg).image.save(folder / "output.png")
 
         seconds = median_seconds(user_path, min(args.gpu_repeats, 20), warmup=2)
-        rows.append({"size": size, "batch": 1, "variant": "brushwork.run, PNG in and out",
+        rows.append({"size": size, "batch": 1,
+                     "variant": "brushwork.run (float32), PNG in and out",
                      "seconds": seconds, "fps": 1 / seconds, "tflops": None,
                      "peak_gib": None, "difference": None})
         print(f"{size}² ×1 brushwork.run: {seconds * 1e3:.1f} ms", flush=True)
@@ -498,10 +518,7 @@ def gpu_benchmark(args: argparse.Namespace) -> dict:
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     model_arg = args.model
     if not real_model:
-        model_arg = str(save_checkpoint(
-            folder / "adain-random.safetensors",
-            Checkpoint("adain", encoder_id(encoder), decoder.state_dict()), dtype=torch.float16,
-        ))
+        model_arg = random_model(folder, encoder, decoder)
     rows = [row for size, batch in args.gpu_shapes
             for row in gpu_shape_rows(size, batch, encoder, decoder, folder, model_arg, args)]
     return {"device": name, "torch": torch.__version__, "model": model_note,

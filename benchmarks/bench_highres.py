@@ -3,10 +3,13 @@
 Each run is a separate `brushwork stylize` process, so its peak memory (RSS) is its own.
 Reports wall time, peak RSS, the planner's estimate, and the final content and style losses
 (measured at the output size, so single-scale and coarse-to-fine rows of one size compare).
-Writes the ``highres`` section of BENCHMARKS.md.
+Every run passes ``--precision float32`` (the table's memory and time are float32; ``auto``
+would pick bfloat16 on CPUs with bfloat16 units). Writes the ``highres`` section of
+BENCHMARKS.md.
 
     python benchmarks/bench_highres.py                 # ~45 min on a 2-core CPU
     python benchmarks/bench_highres.py --sizes 1024    # one size
+    python benchmarks/bench_highres.py --smoke         # check the script: 64 px, no writing
 """
 
 from __future__ import annotations
@@ -41,6 +44,14 @@ RUNS: dict[int, list[tuple[str, list[str]]]] = {
          ["--start-size", "256", "--scale-iterations", "200,50,12,4,2"]),
     ],
 }
+SMOKE_RUNS: dict[int, list[tuple[str, list[str]]]] = {
+    64: [
+        ("single-scale, 1 step", ["--iterations", "1"]),
+        ("coarse-to-fine 32→64, 1/1 steps",
+         ["--start-size", "32", "--scale-iterations", "1,1"]),
+    ],
+}
+"""``--smoke``: the same pipeline at 64 px in seconds, to check the script."""
 WRAPPER = (
     "import resource, sys\n"
     "from brushwork.cli import main\n"
@@ -64,7 +75,8 @@ def pair() -> tuple[str, str, str]:
 def run(content: str, style: str, size: int, extra: list[str], max_memory: str,
         output: Path) -> dict:
     command = [sys.executable, "-c", WRAPPER, "stylize", content, style, "-o", str(output),
-               "--size", str(size), "--max-memory", max_memory, "--json", "-q", "-f", *extra]
+               "--size", str(size), "--max-memory", max_memory, "--precision", "float32",
+               "--json", "-q", "-f", *extra]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -79,10 +91,25 @@ def run(content: str, style: str, size: int, extra: list[str], max_memory: str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="*", default=sorted(RUNS))
+    parser.add_argument("--sizes", type=int, nargs="*", default=None,
+                        help=f"output sizes (default: {', '.join(map(str, sorted(RUNS)))})")
     parser.add_argument("--max-memory", default="8G", help="memory limit passed to each run")
     parser.add_argument("--out", default=str(ROOT / "out" / "highres"))
+    parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    parser.add_argument("--smoke", action="store_true",
+                        help="check the script at 64 px with 1-2 steps (a temporary --out, "
+                        "implies --no-write)")
     args = parser.parse_args()
+    runs = SMOKE_RUNS if args.smoke else RUNS
+    if args.smoke:
+        args.no_write = True
+        args.out = tempfile.mkdtemp(prefix="bench_highres_smoke_")
+    if args.sizes is None:
+        args.sizes = sorted(runs)
+    for size in args.sizes:
+        if size not in runs:
+            parser.error(f"--sizes: no runs are defined for {size} px; choose from "
+                         f"{', '.join(map(str, sorted(runs)))}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     content, style, pair_name = pair()
@@ -90,15 +117,15 @@ def main() -> None:
     store = out / "results.json"
     results = json.loads(store.read_text()) if store.exists() else {}
     for size in args.sizes:
-        for number, (label, extra) in enumerate(RUNS[size]):
+        for number, (label, extra) in enumerate(runs[size]):
             result = run(content, style, size, extra, args.max_memory,
                          out / f"{size}-{number}.png")
             print(json.dumps({"label": label, **result})[:600], flush=True)
             results[f"{size}|{label}"] = {"pair": pair_name, **result}
             store.write_text(json.dumps(results, indent=1))
     rows = []
-    for size in sorted(RUNS):
-        for label, _ in RUNS[size]:
+    for size in sorted(runs):
+        for label, _ in runs[size]:
             result = results.get(f"{size}|{label}")
             if result is None or result.get("pair") != pair_name:
                 continue
@@ -123,12 +150,13 @@ def main() -> None:
     text = (
         "## High resolution: single-scale vs coarse-to-fine (Gatys, L-BFGS)\n\n"
         f"`python benchmarks/bench_highres.py` — {pair_name}, `--max-memory "
-        f"{args.max_memory}`, one run each. {machine()}.\n"
+        f"{args.max_memory}` `--precision float32`, one run each. {machine()}.\n"
         "Losses are the final relative content and style losses at the output size (lower "
         "is better; same normalization as the method's progress bar).\n\n" + table + "\n"
     )
-    write_section("highres", text)
     print(text)
+    if not args.no_write:
+        write_section("highres", text)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,11 @@
-"""Compare AdaIN decoders (the bundled variants, or any checkpoints) on content × style pairs.
+"""Compare feed-forward methods and AdaIN decoders on content × style pairs.
 
-For every pair and model it stylizes at ``--size`` and measures, with the pretrained VGG-19:
+The rows are AdaIN decoders (``--models``: the bundled variants, or any checkpoints) and any
+other method of the registry (``--methods adain,wct``: ``adain`` stands for the ``--models``
+rows, every other method is one row with its default options; ``--set wct.models=DIR`` and
+the like change a method's options). For every pair and row it stylizes at ``--size`` (in
+``--precision``, float32 by default), times the call (the table gives the median seconds per
+image) and measures, with the pretrained VGG-19:
 
 * content: relative relu4_1 feature error to the content image, ‖f(out) − f(c)‖² / ‖f(c)‖²;
 * style (mean/std): the training's style loss, Σ over relu1_1..relu4_1 of the relative error
@@ -17,14 +22,17 @@ For every pair and model it stylizes at ``--size`` and measures, with the pretra
   ≤ 0 on 28–46 % of the pixels; shifting it positive would pick a depth range δ depends on.
 
 Lower is better for the losses; higher SSIM is closer to the content. It prints a table
-(means over the pairs, and on how many pairs each model has the best value), the depth error
-per content image, writes its section of BENCHMARKS.md, and a contact sheet (content, style,
-one column per model; with ``--sheet-depth`` a row of depth maps under each pair).
+(means over the pairs, and on how many pairs each row has the best value), the depth error
+per content image, writes its section of BENCHMARKS.md (``adain-variants`` when every row is
+an AdaIN decoder, else ``feedforward``), and a contact sheet (content, style, one column per
+row; with ``--sheet-depth`` a row of depth maps under each pair).
 
     python benchmarks/compare_adain.py --styles ../shared/data/style/*   # 96 pairs, sheet → out/
     python benchmarks/compare_adain.py --pairs golden_gate/starry_night sailboat/mondrian \\
         --styles ../shared/data/style/* --sheet-depth --no-write -o out/adain_variants.png
     python benchmarks/compare_adain.py --bundled --no-write --tile 176 -o docs/adain.png
+    python benchmarks/compare_adain.py --methods adain,wct --models adain \\
+        --styles ../shared/data/style/* -o out/feedforward_compare.png
 """
 
 from __future__ import annotations
@@ -32,9 +40,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,13 +53,18 @@ from PIL import Image, ImageDraw
 from skimage.metrics import structural_similarity
 
 import brushwork
-from brushwork.api import cached_vgg19
+from brushwork import models
 from brushwork.depth.estimator import load_estimator, predict_depth
+from brushwork.encoders import cached_vgg19
+from brushwork.errors import BrushworkError
 from brushwork.examples import content_image, style_path
 from brushwork.image import open_image, resize, save_image, to_tensor
 from brushwork.losses import align_scale_shift, scale_shift_invariant_loss
-from brushwork.methods.adain import BUNDLED, STYLE_LAYERS
+from brushwork.methods import REGISTRY, get_method
+from brushwork.methods.adain import STYLE_LAYERS
 from brushwork.ops import gram_matrix, mean_std, pooled_laplacian
+from brushwork.options import fields_of
+from brushwork.stylizer import make_stylizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -61,12 +77,84 @@ DEFAULT_STYLES = ("starry_night", "mondrian", "brushstrokes", "picasso_self_port
 METRICS = ("content", "style (mean/std)", "style (Gram)", "Laplacian", "SSIM", "depth")
 HIGHER_IS_BETTER = {"SSIM"}
 HEADERS = {"SSIM": "SSIM to content ↑", "depth": "depth (SSI) ↓"}
+ADAIN_MODELS = [m.name for m in models.for_method("adain")]
+PRECISIONS = ("float32", "bfloat16", "auto")
 
 
-def short_name(model: str) -> str:
-    """``adain-laplacian`` → ``laplacian``; a checkpoint path → its file name's stem."""
-    name = Path(model).stem if model not in BUNDLED else model
+@dataclass
+class Row:
+    """One compared row: an AdaIN decoder (``label`` is its name or path, as before) or
+    another method (``label`` is the method's name), with the options it runs with."""
+
+    label: str
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+    adain: bool = False
+
+
+def short_name(row: Row) -> str:
+    """``adain-laplacian`` → ``laplacian``; a checkpoint path → its file name's stem; another
+    method → its name."""
+    if not row.adain:
+        return row.label
+    name = Path(row.label).stem if row.label not in models.MODELS else row.label
     return name.removeprefix("adain-") if name != "adain" else name
+
+
+def parse_value(method: str, text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` of one of ``method``'s options → (name, typed value)."""
+    name, sep, value = text.partition("=")
+    name = name.strip().replace("-", "_")
+    specs = {spec.name: spec for spec in fields_of(get_method(method).options_class)}
+    if not sep or name not in specs:
+        raise BrushworkError(f"--set {method}.{text}: {method}'s options are "
+                             f"{', '.join(sorted(specs))} (give NAME=VALUE)")
+    spec = specs[name]
+    if spec.optional and value.lower() == "none":
+        return name, None
+
+    def one(kind: str, item: str) -> Any:
+        if kind == "bool":
+            if item.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise BrushworkError(f"--set {method}.{name}: true or false, not {item!r}")
+            return item.lower() in ("true", "1", "yes")
+        try:
+            return int(item) if kind == "int" else float(item) if kind == "float" else item
+        except ValueError:
+            raise BrushworkError(f"--set {method}.{name}: not a number: {item!r}") from None
+
+    if spec.kind == "list":
+        return name, tuple(one(spec.item or "str", v.strip()) for v in value.split(","))
+    return name, one(spec.kind, value)
+
+
+def build_rows(methods: list[str], adain_models: list[str], settings: list[str]) -> list[Row]:
+    """The rows: one per AdaIN decoder where ``adain`` is among ``methods``, one per other
+    method; ``settings`` (``METHOD.NAME=VALUE``) change the methods' options."""
+    options: dict[str, dict[str, Any]] = {m: {} for m in methods}
+    for setting in settings:
+        method, dot, rest = setting.partition(".")
+        if not dot or method not in options:
+            raise BrushworkError(f"--set {setting}: give METHOD.NAME=VALUE for one of the "
+                                 f"--methods ({', '.join(methods)})")
+        name, value = parse_value(method, rest)
+        options[method][name] = value
+    rows = []
+    for method in methods:
+        if method not in REGISTRY:
+            raise BrushworkError(f"unknown method {method!r}; available: "
+                                 f"{', '.join(REGISTRY)}")
+        if method == "adain":
+            if "model" in options[method]:
+                raise BrushworkError("AdaIN's decoders are --models, not --set adain.model")
+            rows += [Row(model, "adain", {**options[method], "model": model}, adain=True)
+                     for model in adain_models]
+        else:
+            rows.append(Row(method, method, options[method]))
+    labels = [row.label for row in rows]
+    if len(set(labels)) != len(labels):
+        raise BrushworkError(f"the rows must differ: {', '.join(labels)}")
+    return rows
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -161,7 +249,7 @@ def shown_command(argv: list[str]) -> str:
 
 
 def best_counts(results: dict[str, list[dict[str, float]]], metric: str) -> list[int]:
-    """On how many pairs each model has the best value of ``metric`` (ties: the first)."""
+    """On how many pairs each row has the best value of ``metric`` (ties: the first)."""
     models = list(results)
     counts = [0] * len(models)
     for values in zip(*(results[m] for m in models), strict=True):
@@ -172,9 +260,18 @@ def best_counts(results: dict[str, list[dict[str, float]]], metric: str) -> list
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(BUNDLED),
-                        help="bundled decoder names or checkpoint files (default: all bundled: "
-                        f"{', '.join(BUNDLED)})")
+    parser.add_argument("--methods", default="adain",
+                        help="comma-separated methods to compare, e.g. adain,wct (default: "
+                        "adain); adain stands for one row per --models decoder")
+    parser.add_argument("--models", nargs="+", default=ADAIN_MODELS,
+                        help="AdaIN decoders: bundled names or checkpoint files (default: all "
+                        f"bundled: {', '.join(ADAIN_MODELS)})")
+    parser.add_argument("--set", action="append", default=[], metavar="METHOD.NAME=VALUE",
+                        help="an option of one method, e.g. wct.models=DIR or wct.alpha=1 "
+                        "(repeatable)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="precision of the stylizations (default float32; the measures "
+                        "always run in float32)")
     parser.add_argument("--bundled", action="store_true",
                         help="use the bundled example images instead of ../shared/data")
     parser.add_argument("--contents", nargs="*", default=None, help="content image files")
@@ -189,12 +286,26 @@ def main() -> None:
                         help="add a row of depth maps under each pair in the contact sheet")
     parser.add_argument("-o", "--output", default="out/adain_compare.png")
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    parser.add_argument("--section", default=None,
+                        help="BENCHMARKS.md section (default: adain-variants when every row is "
+                        "an AdaIN decoder, else feedforward)")
     parser.add_argument("--records", default=None,
                         help="also write every pair's measures to this JSON-lines file")
     args = parser.parse_args()
     if args.bundled and (args.contents or args.styles):
         parser.error("--bundled uses the bundled example images; it takes no --contents or "
                      "--styles (the decoders compared are --models, all bundled by default)")
+    try:
+        rows_wanted = build_rows([m.strip() for m in args.methods.split(",") if m.strip()],
+                                 args.models, args.set)
+        if not rows_wanted:
+            raise BrushworkError("--methods names no method")
+        for row in rows_wanted:  # every decoder file exists, before any work
+            make_stylizer(row.method, size=None, device="cpu", precision=args.precision,
+                          **row.options).check_files()
+    except BrushworkError as error:
+        parser.error(str(error))
+    only_adain = all(row.adain for row in rows_wanted)
 
     if args.bundled:
         contents = {name: content_image(name) for name in ("astronaut", "chelsea", "coffee")}
@@ -231,8 +342,9 @@ def main() -> None:
     content_refs: dict[str, Reference] = {}
     style_refs: dict[str, Reference] = {}
 
-    names = [short_name(m) for m in args.models]
-    results: dict[str, list[dict[str, float]]] = {m: [] for m in args.models}
+    labels = [row.label for row in rows_wanted]
+    names = [short_name(row) for row in rows_wanted]
+    results: dict[str, list[dict[str, float]]] = {key: [] for key in labels}
     t = args.tile
     sheet_rows: list[tuple[str, list[Image.Image], list[tuple[Image.Image, str]]]] = []
     records = None
@@ -249,11 +361,15 @@ def main() -> None:
         c_ref, s_ref = content_refs[c_name], style_refs[s_name]
         tiles = [tile(content_small[c_name], t), tile(style_small[s_name], t)]
         depth_tiles = [(depth_tile(c_ref.depth, c_ref.depth, t), "content depth")]
-        for model in args.models:
-            image = brushwork.stylize(content_small[c_name], style_small[s_name], "adain",
-                                      model=model, size=None, device="cpu")
+        for row in rows_wanted:
+            stylize_start = time.perf_counter()
+            image = brushwork.stylize(content_small[c_name], style_small[s_name], row.method,
+                                      size=None, device="cpu", precision=args.precision,
+                                      **row.options)
+            stylize_seconds = time.perf_counter() - stylize_start
             values, out_depth = measure(to_tensor(image), c_ref, s_ref, encoder, depth_net)
-            results[model].append(values)
+            values["seconds"] = stylize_seconds
+            results[row.label].append(values)
             tiles.append(tile(image, t))
             if args.sheet_depth:
                 depth_tiles.append((depth_tile(out_depth, c_ref.depth, t),
@@ -261,44 +377,47 @@ def main() -> None:
         sheet_rows.append((f"{c_name} / {s_name}", tiles, depth_tiles))
         print(f"{c_name} × {s_name}: " + "; ".join(
             f"{n} c={results[m][-1]['content']:.3f} s={results[m][-1]['style (mean/std)']:.3f}"
-            f" d={results[m][-1]['depth']:.3f}" for m, n in zip(args.models, names, strict=True))
+            f" d={results[m][-1]['depth']:.3f} t={results[m][-1]['seconds']:.2f}s"
+            for m, n in zip(labels, names, strict=True))
             + f" ({time.perf_counter() - pair_start:.0f} s)", flush=True)
         if records:
             records.write(json.dumps({"content": c_name, "style": s_name, **{
-                m: results[m][-1] for m in args.models}}) + "\n")
+                m: results[m][-1] for m in labels}}) + "\n")
             records.flush()
     if records:
         records.close()
     seconds = time.perf_counter() - start
 
     rows = []
-    for model in args.models:
-        means = {k: float(np.mean([r[k] for r in results[model]])) for k in METRICS}
-        rows.append([model, *(f"{means[k]:.3f}" for k in METRICS)])
-    if len(args.models) > 1:
+    for key in labels:
+        means = {k: float(np.mean([r[k] for r in results[key]])) for k in METRICS}
+        seconds_per_image = statistics.median(r["seconds"] for r in results[key])
+        rows.append([key, *(f"{means[k]:.3f}" for k in METRICS), f"{seconds_per_image:.2f}"])
+    if len(labels) > 1:
         rows.append([f"best on pairs ({' / '.join(names)})",
-                     *(" / ".join(map(str, best_counts(results, k))) for k in METRICS)])
-    table = markdown_table(["model", *(HEADERS.get(k, f"{k} ↓") for k in METRICS)], rows)
+                     *(" / ".join(map(str, best_counts(results, k))) for k in METRICS), ""])
+    table = markdown_table(["model" if only_adain else "method / model",
+                            *(HEADERS.get(k, f"{k} ↓") for k in METRICS), "s / image"], rows)
     print(table)
 
     # the depth measure per content image: mean over its styles, and the best model's count
     per_content = []
     for c_name in content_refs:
         index = [i for i, (c, _) in enumerate(pairs) if c == c_name]
-        subset = {m: [results[m][i] for i in index] for m in args.models}
+        subset = {m: [results[m][i] for i in index] for m in labels}
         per_content.append([
             c_name, len(index),
-            *(f"{np.mean([r['depth'] for r in subset[m]]):.3f}" for m in args.models),
-            " / ".join(map(str, best_counts(subset, "depth"))) if len(args.models) > 1 else "",
+            *(f"{np.mean([r['depth'] for r in subset[m]]):.3f}" for m in labels),
+            " / ".join(map(str, best_counts(subset, "depth"))) if len(labels) > 1 else "",
         ])
     content_table = markdown_table(
         ["content", "pairs", *(f"{n} ↓" for n in names),
          f"best on pairs ({' / '.join(names)})"], per_content)
     print("depth (SSI) per content image, mean over its styles:")
     print(content_table)
-    print(f"{len(pairs)} pairs × {len(args.models)} models in {seconds / 60:.1f} min")
+    print(f"{len(pairs)} pairs × {len(labels)} rows in {seconds / 60:.1f} min; {machine()}")
 
-    columns = ["content", "style", *args.models]
+    columns = ["content", "style", *labels]
     row_height = t * (2 if args.sheet_depth else 1)
     sheet = Image.new("RGB", (t * len(columns), LABEL_HEIGHT + row_height * len(sheet_rows)),
                       "white")
@@ -323,17 +442,21 @@ def main() -> None:
 
     if not args.no_write:
         command = shown_command(sys.argv[1:])
-        write_section("adain-variants", (
-            "## AdaIN variants compared\n\n"
-            f"`{command}` on {machine()}, {args.size} px, images from {source}; "
-            f"{seconds / 60:.0f} min. "
+        section = args.section or ("adain-variants" if only_adain else "feedforward")
+        heading = "AdaIN variants" if only_adain else "Feed-forward methods"
+        write_section(section, (
+            f"## {heading} compared\n\n"
+            f"`{command}` on {machine()}, {args.size} px, {args.precision}, images from "
+            f"{source}; {seconds / 60:.0f} min. "
             "Means over the pairs; relative errors (lower: closer to the content's features "
             "or the style's statistics), SSIM of the luminance to the content (higher: more "
             "of the content's structure kept), depth: the scale-and-shift-invariant error "
             "1 − r² between brushwork's depth estimator (trained on indoor NYU scenes only, so "
             "a proxy) on the output and on the content (lower: the depth layout the "
-            "estimator sees is kept). The last row counts the pairs on which each model has "
-            "the best value (" + " / ".join(names) + ").\n\n" + table + "\n\n"
+            "estimator sees is kept); s / image: the median seconds of one stylization call "
+            "(`brushwork.stylize`, decoded images in, image out). The last row counts the pairs "
+            "on which each row has the best value (" + " / ".join(names) + ").\n\n"
+            + table + "\n\n"
             "The depth error per content image (mean over its styles):\n\n"
             + content_table + "\n"
         ))

@@ -10,8 +10,11 @@ does not. Two parts, on bundled images only:
   decoders (adain-depth was trained with the depth loss on 256 px crops).
 
 Prints the scale-and-shift-invariant depth error (lower = the content's layout is kept);
-``None`` is the size the optimization saw. Usage: ``python benchmarks/depth_robustness.py
-[--part gatys|adain|both]``. Takes a few minutes on a 2-core CPU.
+``None`` is the size the optimization saw. Every stylization runs in float32
+(``precision="float32"``: ``auto`` would pick bfloat16 on CPUs with bfloat16 units). Usage:
+``python benchmarks/depth_robustness.py [--part gatys|adain|both]``. Takes a few minutes on a
+2-core CPU; ``--gatys-size 64 --iterations 2 --adain-size 64 --photos 1`` checks the script in
+seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import time
 
 import torch
+from common import machine
 from PIL import Image
 from skimage import data
 
@@ -39,8 +43,8 @@ def depth_error(net: torch.nn.Module, output: torch.Tensor, content: torch.Tenso
                                             predict_depth(net, content, side)))
 
 
-def gatys_part(net: torch.nn.Module) -> None:
-    content = content_image("astronaut").resize((192, 192))
+def gatys_part(net: torch.nn.Module, size: int, iterations: int) -> None:
+    content = content_image("astronaut").resize((size, size))
     c = to_tensor(content)
     original = gatys.depth_input
     print("| depth weight | estimator input | as optimized | " +
@@ -51,29 +55,29 @@ def gatys_part(net: torch.nn.Module) -> None:
             gatys.depth_input = lambda image, s=side: original(image, s)  # type: ignore[misc]
         started = time.perf_counter()
         try:
-            done = api.run(content, style_path("strokes"), "gatys", size=192, iterations=100,
-                           depth_weight=weight)
+            done = api.run(content, style_path("strokes"), "gatys", size=size,
+                           iterations=iterations, depth_weight=weight, precision="float32")
         finally:
             gatys.depth_input = original
         seconds = time.perf_counter() - started
         o = to_tensor(done.image)
-        seen = depth_error(net, o, c, side)  # 192 px images pass depth_input unchanged
+        seen = depth_error(net, o, c, side)  # images up to 224 px pass depth_input unchanged
         others = [depth_error(net, o, c, s) for s in SIDES]
-        print(f"| {weight:g} | {side or 'own size (192)'} | {seen:.3f} | " +
+        print(f"| {weight:g} | {side or f'own size ({size})'} | {seen:.3f} | " +
               " | ".join(f"{v:.3f}" for v in others) + f" | {seconds:.0f} |")
 
 
-def adain_part(net: torch.nn.Module) -> None:
+def adain_part(net: torch.nn.Module, size: int, count: int) -> None:
     photos = {name: Image.fromarray(getattr(data, name)()) for name in
-              ("astronaut", "coffee", "chelsea", "rocket")}
+              ("astronaut", "coffee", "chelsea", "rocket")[:count]}
     models = ("adain", "adain-laplacian", "adain-depth")
     errors: dict[tuple[str, int], list[float]] = {}
     for photo in photos.values():
         c = to_tensor(photo)
-        for style in ("strokes", "mosaic"):
+        for style in ("strokes", "mosaic")[: 2 if count > 1 else 1]:
             for model in models:
-                o = to_tensor(api.run(photo, style_path(style), "adain", size=256,
-                                      model=model).image)
+                o = to_tensor(api.run(photo, style_path(style), "adain", size=size,
+                                      model=model, precision="float32").image)
                 cc = torch.nn.functional.interpolate(c, size=o.shape[-2:], mode="bilinear",
                                                      antialias=True)
                 for side in SIDES:
@@ -88,12 +92,18 @@ def adain_part(net: torch.nn.Module) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("gatys", "adain", "both"), default="both")
+    parser.add_argument("--gatys-size", type=int, default=192, help="Gatys output size")
+    parser.add_argument("--iterations", type=int, default=100, help="Gatys L-BFGS steps")
+    parser.add_argument("--adain-size", type=int, default=256, help="AdaIN output size")
+    parser.add_argument("--photos", type=int, default=4, choices=range(1, 5),
+                        help="photos of the AdaIN part (1: one photo and one style)")
     args = parser.parse_args()
+    print(f"{machine()}, float32")
     net = load_estimator(None)
     if args.part in ("gatys", "both"):
-        gatys_part(net)
+        gatys_part(net, args.gatys_size, args.iterations)
     if args.part in ("adain", "both"):
-        adain_part(net)
+        adain_part(net, args.adain_size, args.photos)
 
 
 if __name__ == "__main__":

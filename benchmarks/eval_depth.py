@@ -12,6 +12,7 @@ The last column counts the images on which the model's AbsRel is below each base
 
     python benchmarks/eval_depth.py                 # ../shared/depth, writes BENCHMARKS.md
     python benchmarks/eval_depth.py --data DIR --model runs/depth/model.safetensors --no-write
+    python benchmarks/eval_depth.py --limit 4 --no-write   # check the script in seconds
 """
 
 from __future__ import annotations
@@ -57,7 +58,12 @@ def main() -> None:
     parser.add_argument("--model", default=None,
                         help="bundled estimator name or checkpoint path (default: bundled)")
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    parser.add_argument("--limit", type=int, default=None, metavar="N",
+                        help="evaluate only the first N pairs of each part (a quick check; "
+                        "implies --no-write)")
     args = parser.parse_args()
+    if args.limit is not None:
+        args.no_write = True
 
     data = Path(args.data).expanduser()
     if not data.is_dir():
@@ -74,6 +80,14 @@ def main() -> None:
     start = time.perf_counter()
     parts = split_pairs(pairs)
     wanted = [p for p in pairs if parts[p.stem] in ("val", "heldout", "outdoor")]
+    if args.limit is not None:
+        taken: dict[str, int] = {}
+        kept = []
+        for p in wanted:
+            taken[parts[p.stem]] = taken.get(parts[p.stem], 0) + 1
+            if taken[parts[p.stem]] <= args.limit:
+                kept.append(p)
+        wanted = kept
     loaded, skipped = load_pairs(wanted, warn=False)
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
@@ -114,7 +128,7 @@ def main() -> None:
         print(f"\nNYU validation: the model's AbsRel is lower than the constant baseline's on "
               f"{wins[val]['constant']}/{n} images and lower than the ramp's on "
               f"{wins[val]['ramp']}/{n}.")
-    print(f"{len(loaded)} pairs evaluated in {seconds:.1f} s"
+    print(f"{machine()}; {len(loaded)} pairs evaluated in {seconds:.1f} s"
           + (f"; {len(skipped)} skipped" if skipped else ""))
 
     if not args.no_write:

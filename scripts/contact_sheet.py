@@ -8,6 +8,9 @@ By default it uses the bundled examples and writes ``docs/contact_sheet.png`` (c
     python scripts/contact_sheet.py --content a.jpg --style b.jpg -o out/sheet.png
     python scripts/contact_sheet.py --grid ../shared/data/content ../shared/data/style \
         --size 128 --iterations 60 -o out/grid.png       # every content × style, one method
+
+The networks run in float32 (``--precision``; brushwork's ``auto`` would pick bfloat16 on CPUs
+with bfloat16 units, and the committed sheets were made in float32).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from PIL import Image, ImageDraw
 import brushwork
 from brushwork.examples import content_image, style_path
 from brushwork.image import open_image, save_image, split_alpha
+from brushwork.methods import get_method
+from brushwork.options import fields_of
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("gatys", "gatys-laplacian")
@@ -44,7 +49,7 @@ def label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str) -> None:
 
 
 def render(pairs: list[tuple[str, Image.Image, Image.Image]], size: int, iterations: int,
-           tile_size: int) -> Image.Image:
+           tile_size: int, precision: str = "float32") -> Image.Image:
     columns = ["content", "style", *METHODS]
     sheet = Image.new("RGB", (tile_size * len(columns), LABEL_HEIGHT + tile_size * len(pairs)),
                       "white")
@@ -56,7 +61,7 @@ def render(pairs: list[tuple[str, Image.Image, Image.Image]], size: int, iterati
         for method in METHODS:
             start = time.perf_counter()
             tiles.append(brushwork.stylize(content, style, method, size=size,
-                                           iterations=iterations))
+                                           iterations=iterations, precision=precision))
             print(f"{name} {method}: {time.perf_counter() - start:.1f} s", flush=True)
         for col, image in enumerate(tiles):
             sheet.paste(tile(image, tile_size), (col * tile_size, LABEL_HEIGHT + row * tile_size))
@@ -65,11 +70,14 @@ def render(pairs: list[tuple[str, Image.Image, Image.Image]], size: int, iterati
 
 
 def render_grid(contents: list[Path], styles: list[Path], method: str, size: int,
-                iterations: int, tile_size: int) -> Image.Image:
+                iterations: int, tile_size: int, precision: str = "float32") -> Image.Image:
     """Rows: content images; columns: style images; first row and column show the inputs."""
     sheet = Image.new("RGB", (tile_size * (len(styles) + 1), tile_size * (len(contents) + 1)),
                       "white")
     style_images = [split_alpha(open_image(s))[0] for s in styles]
+    # feed-forward methods have no iterations
+    takes_iterations = any(spec.name == "iterations"
+                           for spec in fields_of(get_method(method).options_class))
     for col, image in enumerate(style_images, start=1):
         sheet.paste(tile(image, tile_size), (col * tile_size, 0))
     for row, content_path in enumerate(contents, start=1):
@@ -77,7 +85,9 @@ def render_grid(contents: list[Path], styles: list[Path], method: str, size: int
         sheet.paste(tile(content, tile_size), (0, row * tile_size))
         for col, style in enumerate(style_images, start=1):
             start = time.perf_counter()
-            result = brushwork.stylize(content, style, method, size=size, iterations=iterations)
+            options = {"iterations": iterations} if takes_iterations else {}
+            result = brushwork.stylize(content, style, method, size=size, precision=precision,
+                                       **options)
             sheet.paste(tile(result, tile_size), (col * tile_size, row * tile_size))
             print(f"{content_path.stem} × {styles[col - 1].stem}: "
                   f"{time.perf_counter() - start:.1f} s", flush=True)
@@ -94,6 +104,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="stylization size")
     parser.add_argument("--iterations", type=int, default=150)
     parser.add_argument("--tile", type=int, default=256, help="tile size in the sheet")
+    parser.add_argument("--precision", default="float32",
+                        choices=("float32", "bfloat16", "float16", "auto"),
+                        help="network precision (default float32)")
     parser.add_argument("-o", "--output", default=str(ROOT / "docs" / "contact_sheet.png"))
     args = parser.parse_args()
     if args.grid:
@@ -102,7 +115,7 @@ def main() -> None:
         contents, styles = (sorted(p for p in Path(d).iterdir() if is_image_path(p))
                             for d in args.grid)
         sheet = render_grid(contents, styles, args.method, args.size, args.iterations,
-                            args.tile)
+                            args.tile, args.precision)
         print(save_image(sheet, args.output, force=True))
         return
     if args.content:
@@ -117,7 +130,7 @@ def main() -> None:
         examples = [("astronaut", "strokes"), ("chelsea", "mosaic"), ("coffee", "strokes")]
         pairs = [(f"{c} x {s}", content_image(c), Image.open(style_path(s)).convert("RGB"))
                  for c, s in examples]
-    sheet = render(pairs, args.size, args.iterations, args.tile)
+    sheet = render(pairs, args.size, args.iterations, args.tile, args.precision)
     print(save_image(sheet, args.output, force=True))
 
 

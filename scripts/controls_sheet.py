@@ -7,6 +7,9 @@
 
     python scripts/controls_sheet.py                 # both sheets, ~10 min on 2 CPU cores
     python scripts/controls_sheet.py --sheet scale --size 256 --iterations 150
+
+The networks run in float32 (``--precision``; brushwork's ``auto`` would pick bfloat16 on CPUs
+with bfloat16 units, and the committed sheets were made in float32).
 """
 
 from __future__ import annotations
@@ -79,7 +82,8 @@ def rows(sheet: str) -> list[tuple[str, list[tuple[str, Any]]]]:
     ]
 
 
-def render(sheet: str, size: int, iterations: int, tile_size: int) -> Image.Image:
+def render(sheet: str, size: int, iterations: int, tile_size: int,
+           precision: str = "float32") -> Image.Image:
     table = rows(sheet)
     columns = max(len(cells) for _, cells in table)
     canvas = Image.new("RGB", (tile_size * columns, (tile_size + LABEL_HEIGHT) * len(table)),
@@ -92,7 +96,8 @@ def render(sheet: str, size: int, iterations: int, tile_size: int) -> Image.Imag
             method = kwargs.pop("method", "gatys")
             start = time.perf_counter()
             image = brushwork.stylize(kwargs.pop("content"), kwargs.pop("style"), method,
-                                      size=size, iterations=iterations, **kwargs)
+                                      size=size, iterations=iterations, precision=precision,
+                                      **kwargs)
             print(f"{sheet} / {caption}: {time.perf_counter() - start:.1f} s", flush=True)
             canvas.paste(tile(image, tile_size), (c * tile_size, top + LABEL_HEIGHT))
             label(draw, (c * tile_size, top), caption)
@@ -106,11 +111,15 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=120)
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--out", default=str(ROOT / "docs"))
+    parser.add_argument("--precision", default="float32",
+                        choices=("float32", "bfloat16", "float16", "auto"),
+                        help="network precision (default float32)")
     args = parser.parse_args()
     sheets = ("scale", "controls") if args.sheet == "both" else (args.sheet,)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     for sheet in sheets:
         name = "style_scale.png" if sheet == "scale" else "controls.png"
-        image = render(sheet, args.size, args.iterations, args.tile)
+        image = render(sheet, args.size, args.iterations, args.tile, args.precision)
         print(save_image(image, Path(args.out) / name, force=True))
 
 

@@ -58,6 +58,29 @@ def smooth_image(height: int = 32, width: int = 48, seed: int = 0) -> torch.Tens
     return image.clamp(0, 1)
 
 
+def assert_matches_reference(output: torch.Tensor, path: Path, key: str,
+                             tolerance: float = 1e-5) -> None:
+    """``output`` equals the stored tensor ``key`` of ``path`` bit for bit where the
+    reference was made (same CPU model and torch version: the metadata says), else within
+    ``tolerance``: other CPUs pick other kernels (oneDNN, MKL), whose float32 sums round
+    differently."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from brushwork.precision import cpu_name
+
+    expected = load_file(path)[key]
+    with safe_open(path, framework="pt") as f:
+        made = f.metadata() or {}
+    assert output.dtype == expected.dtype == torch.float32
+    assert output.shape == expected.shape
+    difference = float((output - expected).abs().max())
+    if made.get("cpu") == cpu_name() and made.get("torch") == torch.__version__:
+        assert torch.equal(output, expected), f"{key}: max abs difference {difference:.3g}"
+    else:
+        assert difference <= tolerance, f"{key}: max abs difference {difference:.3g}"
+
+
 def expect_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     """Run the CLI, check the one-line error and exit status 2; return the message."""
     from brushwork.cli import main

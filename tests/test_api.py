@@ -1,7 +1,8 @@
 """Tests for the Python API (brushwork.api, ``brushwork.stylize`` / ``brushwork.run``).
 
 Unit tests pass the tiny random encoder through ``encoder=`` (a keyword that ``run`` hands to
-the method); tests marked ``integration`` use the real VGG-19 weights at 48 px."""
+the method) and use conftest's ``no_pretrained``, which refuses the shared VGG-19; tests
+marked ``integration`` use the real VGG-19 weights at 48 px."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from PIL import Image
 import brushwork
 from brushwork import api
 from brushwork.errors import BrushworkError
+from brushwork.events import Collect, Progress
 from brushwork.image import to_pil, to_tensor
+from brushwork.precision import resolve_device
 
 
 @pytest.fixture
@@ -27,16 +30,6 @@ def content_pil() -> Image.Image:
 @pytest.fixture
 def style_pil() -> Image.Image:
     return to_pil(smooth_image(56, 56, seed=1))
-
-
-@pytest.fixture
-def no_pretrained(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Unit tests must never load the real weights."""
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the pretrained VGG-19 was requested in a unit test")
-
-    monkeypatch.setattr(api, "cached_vgg19", refuse)
 
 
 # ----------------------------------------------------------------------------- real weights
@@ -212,17 +205,17 @@ def test_rgba_style_alpha_is_not_used_for_the_output(tiny_encoder, content_pil, 
 
 @pytest.mark.usefixtures("no_pretrained")
 def test_run_reports_losses_and_sizes(tiny_encoder, content_pil, style_pil) -> None:
-    steps: list[int] = []
+    collect = Collect()
     done = api.run(
         content_pil,
         style_pil,
         size=48,
         iterations=2,
         encoder=tiny_encoder,
-        callbacks=[lambda record: steps.append(record.step)],
+        events=collect,
     )
     assert isinstance(done, api.Stylization)
-    assert steps == [1, 2]
+    assert [event.step for event in collect.of(Progress)] == [1, 2]
     assert done.content_size == (48, 30)
     assert done.style_size == (48, 48)  # default: the content's longest side
     assert done.image.size == done.content_size
@@ -261,7 +254,7 @@ def test_size_none_keeps_the_content_size(tiny_encoder, style_pil) -> None:
 @pytest.mark.usefixtures("no_pretrained")
 @pytest.mark.parametrize("size", [0, -4])
 def test_bad_size_raises(tiny_encoder, content_pil, style_pil, size: int) -> None:
-    with pytest.raises(BrushworkError, match="size"):
+    with pytest.raises(BrushworkError, match=f"^size must be >= 1 .*not {size}$"):
         api.run(content_pil, style_pil, size=size, iterations=1, encoder=tiny_encoder)
 
 
@@ -280,9 +273,9 @@ def test_unknown_method_lists_the_available_ones(content_pil) -> None:
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"style_weight": -1.0}, "style-weight"),
-        ({"iterations": 0}, "iterations"),
-        ({"bogus_option": 1}, "bogus_option"),
+        ({"style_weight": -1.0}, "style-weight must be >= 0, not -1.0"),
+        ({"iterations": 0}, "iterations must be >= 1 .*not 0"),
+        ({"bogus_option": 1}, "unknown option 'bogus_option'; known: .*style_weight"),
     ],
 )
 def test_bad_method_options_raise(content_pil, options: dict, match: str) -> None:
@@ -292,20 +285,20 @@ def test_bad_method_options_raise(content_pil, options: dict, match: str) -> Non
 
 def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert api.resolve_device("auto") == torch.device("cpu")
-    assert api.resolve_device("cpu") == torch.device("cpu")
-    assert api.resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
     with pytest.raises(BrushworkError, match="CUDA is not available"):
-        api.resolve_device("cuda")
+        resolve_device("cuda")
     with pytest.raises(BrushworkError, match="CUDA is not available"):
-        api.resolve_device("cuda:1")
+        resolve_device("cuda:1")
     with pytest.raises(BrushworkError, match="unknown device"):
-        api.resolve_device("toaster")
+        resolve_device("toaster")
 
 
 def test_resolve_device_auto_picks_cuda_when_available(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert api.resolve_device("auto") == torch.device("cuda")
+    assert resolve_device("auto") == torch.device("cuda")
 
 
 @pytest.mark.usefixtures("no_pretrained")

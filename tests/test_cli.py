@@ -18,10 +18,9 @@ import pytest
 from conftest import expect_error, requires_weights, smooth_image
 from PIL import Image, ImageFile
 
-from brushwork import __version__, api
-from brushwork.cli import build_parser, main
+from brushwork import __version__
+from brushwork.cli import main, stylize_parser
 from brushwork.image import MAX_PIXELS_ENV, to_pil
-from brushwork.methods import gatys
 
 
 @pytest.fixture
@@ -38,14 +37,6 @@ def out_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "out"
     folder.mkdir()
     return folder
-
-
-@pytest.fixture
-def tiny_pretrained(monkeypatch: pytest.MonkeyPatch, tiny_encoder) -> None:
-    """Stand the tiny random encoder in for the real VGG-19: fast CLI runs without weights."""
-    monkeypatch.setattr(api, "cached_vgg19", lambda *args, **kwargs: tiny_encoder)
-
-
 
 
 def stylize_args(content: Path | str, style: Path | str, output: Path | str, *extra: str):
@@ -167,10 +158,10 @@ class TestBadInput:
         (["--iterations", "-3"], "iterations"),
         (["--style-layer-weights", "1,2"], "style layer weights"),
         (["--style-layer-weights", "0,0,0,0,0"], "zero"),
-        (["--lap-pool-sizes", "4,0"], "pool sizes"),
+        (["--lap-pool-sizes", "4,0"], "each of lap-pool-sizes must be >= 1, not 0"),
         (["--optimizer", "sgd"], "sgd"),
         (["--pooling", "median"], "median"),
-        (["--learning-rate", "0"], "learning rate"),
+        (["--learning-rate", "0"], "learning-rate must be > 0, not 0"),
         (["--init", "/nonexistent/start.png"], "init"),
         (["--method", "picasso"], "gatys-laplacian"),
         (["--size", "abc"], "abc"),
@@ -187,9 +178,9 @@ class TestBadInput:
         (["--no-such-flag"], "no-such-flag"),
         (["--style", "second.png:-1"], "style weights must be finite numbers >= 0"),
         (["--style", "second.png:nan"], "finite"),
-        (["--style-scale", "0"], "style scale must be a number > 0"),
-        (["--style-scale", "-2"], "style scale"),
-        (["--style-scale", "nan"], "style scale"),
+        (["--style-scale", "0"], "style-scale must be > 0 and <= 128, not 0"),
+        (["--style-scale", "-2"], "style-scale must be > 0"),
+        (["--style-scale", "nan"], "style-scale must be a finite number"),
         (["--style-scale", "small"], "small"),
         (["--style-scale", "0.5", "--style-size", "32"], "either a style size or a style scale"),
         (["--style-scale", "0.01"], "--style-scale"),
@@ -199,7 +190,10 @@ class TestBadInput:
         (["--region", "#000000=two"], "style number or 'none'"),
         (["--scale-iterations", "2,2"], "2 scale iterations given for 1 scales"),
         (["--start-size", "128", "--scale-iterations", "5,5"], "given for 3 scales"),
-        (["--start-size", "128", "--scale-iterations", "5,0,5"], "integers >= 1"),
+        (
+            ["--start-size", "128", "--scale-iterations", "5,0,5"],
+            "each of scale-iterations must be >= 1",
+        ),
         (["--start-size", "8"], ">= 16"),
         (["--size", "32", "--start-size", "16"], "--start-size"),
         (["--size", "24"], "--size"),
@@ -216,6 +210,13 @@ class TestBadInput:
         (["--stride", "2"], "does not apply to method 'gatys'"),
         (["--preserve-color", "sepia"], "sepia"),
         (["--style-mask", "a.png", "--style-mask", "b.png"], "2 --style-mask given for 1 styles"),
+        (["-m", "adain", "--save-every", "1"], "--save-every needs an optimization method"),
+        (["-m", "wct", "--plot-losses", "p.png"], "--plot-losses needs an optimization method"),
+        (["-m", "adain", "--animation", "a.gif"], "--animation needs an optimization method"),
+        (["-m", "adain", "--alpha", "2"], "alpha must be <= 1, not 2.0"),
+        (["-m", "adain", "--alpha", "-1"], "alpha must be >= 0 and <= 1, not -1.0"),
+        (["-m", "adain", "--style-weight", "2"], "(it is an option of gatys, gatys-laplacian"),
+        (["--precision", "float8"], "float8"),
     ],
 )
 def test_bad_options(capsys, images, out_dir, extra: list[str], match: str) -> None:
@@ -305,7 +306,8 @@ class TestBadOutput:
 
 
 def test_no_command_is_a_one_line_error(capsys) -> None:
-    assert "command" in expect_error(capsys, [])
+    message = expect_error(capsys, [])
+    assert "command" in message and "stylize" in message and "arguments" not in message
 
 
 def test_unknown_command_is_a_one_line_error(capsys) -> None:
@@ -313,9 +315,8 @@ def test_unknown_command_is_a_one_line_error(capsys) -> None:
 
 
 def test_lap_weight_parses_with_the_gatys_method() -> None:
-    args = build_parser().parse_args(
+    args = stylize_parser("gatys").parse_args(
         [
-            "stylize",
             "c.png",
             "s.png",
             "-o",
@@ -331,16 +332,50 @@ def test_lap_weight_parses_with_the_gatys_method() -> None:
         ]
     )
     assert args.method == "gatys"
-    assert args.option_lap_weight == 5.0
-    assert args.option_lap_pool_sizes == (2, 8)
-    assert args.option_style_layers == ("relu1_1", "relu2_1")
-    assert args.option_style_weight is None  # unset flags leave the method's defaults
+    assert args.m_lap_weight == 5.0
+    assert args.m_lap_pool_sizes == (2, 8)
+    assert args.m_style_layers == ("relu1_1", "relu2_1")
+    assert args.m_style_weight is None  # unset flags leave the method's defaults
 
 
-def test_every_method_option_has_a_flag() -> None:
-    args = vars(build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "o.png"]))
-    for field in gatys.GatysOptions.__dataclass_fields__:
-        assert args[f"option_{field}"] is None
+def test_every_option_has_a_flag() -> None:
+    """Each method's parser has one flag per control and per option of that method, all
+    unset by default (the options' own defaults apply)."""
+    from brushwork.methods import REGISTRY
+    from brushwork.options import fields_of
+    from brushwork.stylizer import Controls
+
+    for name, entry in REGISTRY.items():
+        args = vars(stylize_parser(name).parse_args(["c.png", "s.png", "-o", "o.png", "-m", name]))
+        for prefix, cls in (("c_", Controls), ("m_", entry.load().options_class)):
+            specs = [spec for spec in fields_of(cls) if spec.metadata.get("cli", True)]
+            assert specs, (name, cls)
+            for spec in specs:
+                assert args[prefix + spec.name] is None, (name, spec.name)
+
+
+@pytest.mark.parametrize(
+    ("method", "own", "other"),
+    [("gatys", "--style-weight", "--alpha"), ("adain", "--alpha", "--style-weight")],
+)
+def test_method_help_shows_only_its_options(capsys, method, own, other) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["stylize", "-m", method, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert f"{method} options" in text
+    assert own in text and other not in text
+    assert "--size" in text and "--preserve-color" in text  # the controls, for every method
+
+
+@pytest.mark.usefixtures("no_work")
+def test_another_methods_option_names_its_owners(capsys, images, out_dir) -> None:
+    content, style = images
+    argv = stylize_args(content, style, out_dir / "o.png", "--alpha", "0.5")
+    assert expect_error(capsys, argv) == (
+        "--alpha does not apply to method 'gatys' (it is an option of adain, wct)"
+    )
+    assert list(out_dir.iterdir()) == []
 
 
 @pytest.mark.usefixtures("tiny_pretrained")
@@ -372,6 +407,36 @@ def test_lap_weight_applies_to_the_gatys_method(capsys, images, out_dir) -> None
 
 
 @pytest.mark.usefixtures("tiny_pretrained")
+def test_progress_json_lines_on_stderr(capsys, images, out_dir) -> None:
+    content, style = images
+    out = out_dir / "o.png"
+    argv = [
+        "stylize",
+        str(content),
+        str(style),
+        "-o",
+        str(out),
+        "--size",
+        "32",
+        "--iterations",
+        "2",
+        "--progress",
+        "json",
+    ]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(out)
+    lines = [json.loads(line) for line in captured.err.splitlines()]
+    assert [line["event"] for line in lines] == ["started", "progress", "progress", "finished"]
+    assert lines[0]["stage"] == "gatys" and lines[0]["total"] == 2
+    assert lines[0]["details"]["precision"] == "float32"
+    assert [line["step"] for line in lines[1:3]] == [1, 2]
+    assert {"content", "style", "total"} <= set(lines[2]["losses"])
+    assert all("image" not in line for line in lines)
+    assert out.is_file()
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
 def test_style_size_flag(capsys, images, out_dir) -> None:
     content, style = images
     argv = stylize_args(
@@ -398,13 +463,13 @@ def test_style_size_flag(capsys, images, out_dir) -> None:
 
 
 def test_methods_lists_every_method(capsys) -> None:
-    from brushwork.methods import METHODS
+    from brushwork.methods import REGISTRY
 
     assert main(["methods"]) == 0
     captured = capsys.readouterr()
     names = [line.split()[0] for line in captured.out.splitlines()]
-    assert names == list(METHODS)
-    assert {"gatys", "gatys-laplacian", "styleswap"} <= set(names)
+    assert names == list(REGISTRY)
+    assert {"gatys", "gatys-laplacian", "styleswap", "adain", "wct"} <= set(names)
     assert captured.err == ""
 
 
@@ -569,15 +634,25 @@ def test_module_entry_point_exit_status(tmp_path) -> None:
 @requires_weights
 @pytest.mark.integration
 def test_demo_writes_every_example(capsys, tmp_path) -> None:
+    from brushwork.models import MODELS, for_method
+
+    missing = [m.name for m in (MODELS["adain"], *for_method("wct")) if not m.path.is_file()]
+    if missing:
+        pytest.skip(f"bundled decoders not installed: {', '.join(missing)}")
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--size", "32", "--iterations", "1"]) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["astronaut-strokes-gatys.png", "chelsea-mosaic-gatys-laplacian.png",
-                     "coffee-strokes-adain.png"]
+    assert names == [
+        "astronaut-strokes-gatys.png",
+        "astronaut-strokes-wct.png",
+        "chelsea-mosaic-gatys-laplacian.png",
+        "coffee-strokes-styleswap.png",
+        "rocket-mosaic-adain.png",
+    ]
     for path in out.iterdir():
         with Image.open(path) as image:
             assert max(image.size) == 32
-    assert len(capsys.readouterr().out.splitlines()) == 3
+    assert len(capsys.readouterr().out.splitlines()) == 5
 
 
 @pytest.mark.usefixtures("no_work")
@@ -631,17 +706,24 @@ def test_parse_style_spec(tmp_path: Path) -> None:
     assert parse_style_spec("a.jpg") == {"image": "a.jpg", "weight": 1.0, "layers": None}
     assert parse_style_spec("a.jpg:0.7") == {"image": "a.jpg", "weight": 0.7, "layers": None}
     assert parse_style_spec("a.jpg@relu1_1,relu2_1") == {
-        "image": "a.jpg", "weight": 1.0, "layers": ("relu1_1", "relu2_1")
+        "image": "a.jpg",
+        "weight": 1.0,
+        "layers": ("relu1_1", "relu2_1"),
     }
     assert parse_style_spec("a.jpg:0.5@relu3_1") == {
-        "image": "a.jpg", "weight": 0.5, "layers": ("relu3_1",)
+        "image": "a.jpg",
+        "weight": 0.5,
+        "layers": ("relu3_1",),
     }
     assert parse_style_spec("dir/a.jpg:2") == {"image": "dir/a.jpg", "weight": 2.0, "layers": None}
     # Not a number or not layer names: part of the path.
     assert parse_style_spec("x:notanumber")["image"] == "x:notanumber"
     assert parse_style_spec("x:notanumber")["weight"] == 1.0
-    assert parse_style_spec("me@home.png") == {"image": "me@home.png", "weight": 1.0,
-                                               "layers": None}
+    assert parse_style_spec("me@home.png") == {
+        "image": "me@home.png",
+        "weight": 1.0,
+        "layers": None,
+    }
     assert parse_style_spec("a.png@relu1_1,nope")["image"] == "a.png@relu1_1,nope"
     # An existing file is taken whole, even when its name looks like PATH:W@LAYER.
     for name in ("style:2", "paint:0.5@relu1_1"):
@@ -653,24 +735,39 @@ def test_parse_style_spec(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("8G", 8 * 2**30), ("512M", 512 * 2**20), ("1.5GiB", 3 * 2**29), ("100", 100),
-     ("2gb", 2 * 2**30), ("64K", 64 * 1024), ("1T", 2**40), (" 4G ", 4 * 2**30),
-     ("100B", 100)],
+    [
+        ("8G", 8 * 2**30),
+        ("512M", 512 * 2**20),
+        ("1.5GiB", 3 * 2**29),
+        ("100", 100),
+        ("2gb", 2 * 2**30),
+        ("64K", 64 * 1024),
+        ("1T", 2**40),
+        (" 4G ", 4 * 2**30),
+        ("100B", 100),
+    ],
 )
 def test_parse_bytes(text: str, expected: int) -> None:
-    from brushwork.cli import _parse_bytes
+    from brushwork.memory import parse_bytes
 
-    assert _parse_bytes(text) == expected
+    assert parse_bytes(text) == expected
+    args = stylize_parser("gatys").parse_args(
+        ["c.png", "s.png", "-o", "o.png", f"--max-memory={text}"]
+    )
+    assert args.c_max_memory == expected
 
 
 @pytest.mark.parametrize("text", ["", "G", "lots", "8X", "0", "-1G", "nan", "inf", "1e400"])
 def test_parse_bytes_rejects(text: str) -> None:
-    import argparse
+    from brushwork.errors import BrushworkError
+    from brushwork.memory import parse_bytes
 
-    from brushwork.cli import _parse_bytes
-
-    with pytest.raises(argparse.ArgumentTypeError):
-        _parse_bytes(text)
+    with pytest.raises(BrushworkError, match=r"8G|positive"):
+        parse_bytes(text)
+    with pytest.raises(BrushworkError, match=r"^argument --max-memory: .*(8G|positive)"):
+        stylize_parser("gatys").parse_args(
+            ["c.png", "s.png", "-o", "o.png", f"--max-memory={text}"]
+        )
 
 
 def _styled(content: Path, output: Path, *extra: str) -> list[str]:
@@ -691,8 +788,9 @@ def _label_image(path: Path, width: int, height: int, *colors: tuple[int, int, i
 class TestBadControls:
     def test_weights_summing_to_zero(self, capsys, images, out_dir) -> None:
         content, style = images
-        argv = _styled(content, out_dir / "o.png", "--style", f"{style}:0", "--style",
-                       f"{style}:0.0")
+        argv = _styled(
+            content, out_dir / "o.png", "--style", f"{style}:0", "--style", f"{style}:0.0"
+        )
         assert "sum to zero" in expect_error(capsys, argv)
         assert list(out_dir.iterdir()) == []
 
@@ -719,30 +817,40 @@ class TestBadControls:
     def test_region_naming_a_missing_style(self, capsys, images, tmp_path, out_dir) -> None:
         content, style = images
         labels = _label_image(tmp_path / "labels.png", 64, 40, (0, 0, 0), (255, 255, 255))
-        argv = stylize_args(content, style, out_dir / "o.png", "--mask", str(labels),
-                            "--region", "#000000=1", "--region", "255,255,255=2")
+        argv = stylize_args(
+            content,
+            style,
+            out_dir / "o.png",
+            "--mask",
+            str(labels),
+            "--region",
+            "#000000=1",
+            "--region",
+            "255,255,255=2",
+        )
         assert "numbered 1 to 1" in expect_error(capsys, argv)
         assert list(out_dir.iterdir()) == []
 
     def test_missing_mask_file(self, capsys, images, out_dir) -> None:
         content, style = images
-        argv = stylize_args(content, style, out_dir / "o.png", "--mask",
-                            str(out_dir / "nolabels.png"))
+        argv = stylize_args(
+            content, style, out_dir / "o.png", "--mask", str(out_dir / "nolabels.png")
+        )
         assert "nolabels.png" in expect_error(capsys, argv)
         assert list(out_dir.iterdir()) == []
 
     def test_label_image_and_style_masks(self, capsys, images, tmp_path, out_dir) -> None:
         content, style = images
         labels = _label_image(tmp_path / "labels.png", 64, 40, (0, 0, 0))
-        argv = stylize_args(content, style, out_dir / "o.png", "--mask", str(labels),
-                            "--style-mask", str(labels))
+        argv = stylize_args(
+            content, style, out_dir / "o.png", "--mask", str(labels), "--style-mask", str(labels)
+        )
         assert "not both" in expect_error(capsys, argv)
         assert list(out_dir.iterdir()) == []
 
     def test_max_memory_refusal_shows_the_estimate(self, capsys, images, out_dir) -> None:
         content, style = images
-        argv = stylize_args(content, style, out_dir / "o.png", "--max-memory", "1M",
-                            "--size", "64")
+        argv = stylize_args(content, style, out_dir / "o.png", "--max-memory", "1M", "--size", "64")
         message = expect_error(capsys, argv)
         assert "a 64x40 gatys run needs about" in message
         assert "memory limit (0.0 GiB)" in message
@@ -774,9 +882,24 @@ def test_stylize_with_every_control(capsys, tmp_path, out_dir) -> None:
     content, first, second = _square_images(tmp_path)
     out, plot, movie = out_dir / "o.png", out_dir / "losses.png", out_dir / "x.gif"
     argv = _styled(
-        content, out, "--style", f"{first}:0.7", "--style", f"{second}:0.3@relu1_1,relu2_1",
-        "--preserve-color", "luminance", "--size", "32", "--start-size", "16",
-        "--scale-iterations", "2,2", "--plot-losses", str(plot), "--animation", str(movie),
+        content,
+        out,
+        "--style",
+        f"{first}:0.7",
+        "--style",
+        f"{second}:0.3@relu1_1,relu2_1",
+        "--preserve-color",
+        "luminance",
+        "--size",
+        "32",
+        "--start-size",
+        "16",
+        "--scale-iterations",
+        "2,2",
+        "--plot-losses",
+        str(plot),
+        "--animation",
+        str(movie),
         "--json",
     )
     assert main(argv) == 0
@@ -792,6 +915,8 @@ def test_stylize_with_every_control(capsys, tmp_path, out_dir) -> None:
     assert summary["steps"] == 4
     assert summary["preserve_color"] == "luminance"
     assert summary["size"] == [32, 32]
+    assert summary["precision"] == "float32"  # "auto" in the tests (conftest)
+    assert summary["intermediate"] == []
     with Image.open(out) as image:
         assert image.size == (32, 32)
     with Image.open(plot) as image:
@@ -802,15 +927,28 @@ def test_stylize_with_every_control(capsys, tmp_path, out_dir) -> None:
 
 
 @pytest.mark.usefixtures("tiny_pretrained")
-def test_stylize_with_a_label_mask_of_another_aspect_warns_once(
-    capsys, tmp_path, out_dir
-) -> None:
+def test_stylize_with_a_label_mask_of_another_aspect_warns_once(capsys, tmp_path, out_dir) -> None:
     content, first, second = _square_images(tmp_path)
     labels = _label_image(tmp_path / "labels.png", 40, 20, (255, 0, 0), (0, 0, 255))
     out = out_dir / "o.png"
-    argv = _styled(content, out, "--style", str(first), "--style", str(second),
-                   "--mask", str(labels), "--region", "#ff0000=2", "--region", "0,0,255=1",
-                   "--size", "32", "--iterations", "1")
+    argv = _styled(
+        content,
+        out,
+        "--style",
+        str(first),
+        "--style",
+        str(second),
+        "--mask",
+        str(labels),
+        "--region",
+        "#ff0000=2",
+        "--region",
+        "0,0,255=1",
+        "--size",
+        "32",
+        "--iterations",
+        "1",
+    )
     assert main(argv) == 0
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
@@ -826,11 +964,28 @@ def test_stylize_with_a_label_mask_of_another_aspect_warns_once(
 def test_stylize_with_style_masks_and_style_scale(capsys, tmp_path, out_dir) -> None:
     content, first, second = _square_images(tmp_path)
     mask = tmp_path / "left.png"
-    Image.fromarray(np.tile(np.where(np.arange(48) < 24, 255, 0).astype(np.uint8),
-                            (48, 1))).save(mask)
-    argv = _styled(content, out_dir / "o.png", "--style", str(first), "--style", str(second),
-                   "--style-mask", str(mask), "--style-mask", str(mask), "--size", "32",
-                   "--style-scale", "0.75", "--iterations", "1", "--json")
+    Image.fromarray(np.tile(np.where(np.arange(48) < 24, 255, 0).astype(np.uint8), (48, 1))).save(
+        mask
+    )
+    argv = _styled(
+        content,
+        out_dir / "o.png",
+        "--style",
+        str(first),
+        "--style",
+        str(second),
+        "--style-mask",
+        str(mask),
+        "--style-mask",
+        str(mask),
+        "--size",
+        "32",
+        "--style-scale",
+        "0.75",
+        "--iterations",
+        "1",
+        "--json",
+    )
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert captured.err == ""

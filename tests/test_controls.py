@@ -18,16 +18,18 @@ from conftest import requires_weights, smooth_image
 from kornia.color import rgb_to_yuv
 from PIL import Image
 
-from brushwork import api
-from brushwork.api import Style, scale_schedule
+from brushwork import api, stylizer
+from brushwork import events as ev
+from brushwork.api import Style
 from brushwork.encoders import LAYERS, VGG19, downsample_mask, feature_elements
 from brushwork.errors import BrushworkError, BrushworkWarning
 from brushwork.image import to_pil, to_tensor
-from brushwork.methods import StyleTarget, optimization
-from brushwork.methods.base import blend_weights, check_style_weights, style_targets
+from brushwork.memory import GIB
+from brushwork.methods import optimization
+from brushwork.methods.base import StyleTarget, blend_weights, check_style_weights, style_targets
 from brushwork.methods.gatys import Gatys, GatysLoss, GatysOptions
-from brushwork.methods.optimization import GIB
 from brushwork.ops import gram_matrix
+from brushwork.stylizer import scale_schedule
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 RELU_LAYERS = tuple(name for name in LAYERS if name.startswith("relu"))
@@ -170,19 +172,25 @@ def test_checkpointing_gives_the_same_features_and_gradient(
     encoder = copy.deepcopy(tiny_encoder).use_channels_last(channels_last)
 
     def run(checkpointing: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        encoder.use_checkpointing(checkpointing)
         image = smooth_image(35, 42).requires_grad_(True)
-        features = encoder(image, layers)
-        loss = sum(
-            (i + 1) * features[name].pow(2).mean() for i, name in enumerate(layers)
-        )
+        features = encoder(image, layers, checkpointing=checkpointing)
+        loss = sum((i + 1) * features[name].pow(2).mean() for i, name in enumerate(layers))
         loss.backward()
         assert image.grad is not None
         return {k: v.detach() for k, v in features.items()}, image.grad
 
     plain_features, plain_grad = run(False)
-    features, grad = run(True)
-    assert encoder.checkpointing
+    checkpoints: list[object] = []
+    real = torch.utils.checkpoint.checkpoint
+
+    def counted(*args, **kwargs):
+        checkpoints.append(args[0])
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("brushwork.encoders.vgg.checkpoint", counted)
+        features, grad = run(True)
+    assert len(checkpoints) == 5  # one per block up to relu5_1: it did checkpoint
     assert set(features) == set(layers)
     for name in layers:
         torch.testing.assert_close(features[name], plain_features[name], rtol=1e-5, atol=1e-5)
@@ -190,12 +198,21 @@ def test_checkpointing_gives_the_same_features_and_gradient(
     torch.testing.assert_close(grad, plain_grad, rtol=1e-4, atol=1e-6)
 
 
-def test_checkpointing_without_gradients_is_plain(tiny_encoder: VGG19) -> None:
+def test_checkpointing_without_gradients_is_plain(monkeypatch, tiny_encoder: VGG19) -> None:
     image = smooth_image(24, 24)
     plain = tiny_encoder(image, ["relu3_1"])["relu3_1"]
-    tiny_encoder.use_checkpointing()
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("checkpointed without gradients")
+
+    monkeypatch.setattr("brushwork.encoders.vgg.checkpoint", refuse)
     with torch.no_grad():
-        torch.testing.assert_close(tiny_encoder(image, ["relu3_1"])["relu3_1"], plain)
+        out = tiny_encoder(image, ["relu3_1"], checkpointing=True)["relu3_1"]
+    torch.testing.assert_close(out, plain)
+    # nor for an input that needs no gradient
+    torch.testing.assert_close(
+        tiny_encoder(image, ["relu3_1"], checkpointing=True)["relu3_1"], plain
+    )
 
 
 # ----------------------------------------------------------------------------- several styles
@@ -217,7 +234,11 @@ def _grams(encoder: VGG19, image: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def _loss(encoder, images, styles, **options) -> GatysLoss:
-    return GatysLoss(encoder, images["content"], styles, GatysOptions(**options))
+    """The loss built as Gatys builds it: the styles prepared (checked, Gram matrices)
+    once, then the loss for the content."""
+    method = Gatys(GatysOptions(**options), encoder=encoder)
+    prepared = method.prepare(styles)
+    return GatysLoss(encoder, images["content"], prepared.targets, prepared.data, method.options)
 
 
 def _targets(loss: GatysLoss, layer: str) -> list[torch.Tensor]:
@@ -231,8 +252,9 @@ def _style_value(loss: GatysLoss, image: torch.Tensor) -> float:
 
 def test_a_weight_zero_style_changes_nothing(tiny_encoder, images) -> None:
     alone = _loss(tiny_encoder, images, [StyleTarget(images["a"])])
-    paired = _loss(tiny_encoder, images, [StyleTarget(images["a"], 1.0),
-                                          StyleTarget(images["b"], 0.0)])
+    paired = _loss(
+        tiny_encoder, images, [StyleTarget(images["a"], 1.0), StyleTarget(images["b"], 0.0)]
+    )
     grams = _grams(tiny_encoder, images["a"])
     for layer in STYLE_LAYERS:
         (target,) = _targets(paired, layer)
@@ -251,8 +273,7 @@ def test_a_tensor_style_equals_one_style_target(tiny_encoder, images) -> None:
 def test_blended_target_is_the_weighted_mean_of_the_grams(
     tiny_encoder, images, wa: float, wb: float
 ) -> None:
-    loss = _loss(tiny_encoder, images, [StyleTarget(images["a"], wa),
-                                        StyleTarget(images["b"], wb)])
+    loss = _loss(tiny_encoder, images, [StyleTarget(images["a"], wa), StyleTarget(images["b"], wb)])
     ga, gb = _grams(tiny_encoder, images["a"]), _grams(tiny_encoder, images["b"])
     for layer in STYLE_LAYERS:
         (target,) = _targets(loss, layer)
@@ -286,8 +307,10 @@ def test_overlapping_assignment_renormalizes_per_layer(tiny_encoder, images) -> 
 
 
 def test_a_style_layer_without_a_style_is_an_error(tiny_encoder, images) -> None:
-    styles = [StyleTarget(images["a"], layers=("relu1_1",)),
-              StyleTarget(images["b"], layers=("relu2_1",))]
+    styles = [
+        StyleTarget(images["a"], layers=("relu1_1",)),
+        StyleTarget(images["b"], layers=("relu2_1",)),
+    ]
     with pytest.raises(BrushworkError, match="relu3_1 has no style assigned"):
         _loss(tiny_encoder, images, styles)
 
@@ -299,15 +322,21 @@ def test_a_style_assigned_a_non_style_layer_is_an_error(tiny_encoder, images) ->
 
 
 def test_a_layer_whose_styles_all_weigh_zero_is_an_error(tiny_encoder, images) -> None:
-    styles = [StyleTarget(images["a"], 1.0, ("relu1_1",)),
-              StyleTarget(images["b"], 0.0, ("relu2_1", "relu3_1", "relu4_1", "relu5_1"))]
+    styles = [
+        StyleTarget(images["a"], 1.0, ("relu1_1",)),
+        StyleTarget(images["b"], 0.0, ("relu2_1", "relu3_1", "relu4_1", "relu5_1")),
+    ]
     with pytest.raises(BrushworkError, match="weight 0"):
         _loss(tiny_encoder, images, styles)
 
 
 def test_style_layers_option_limits_the_terms(tiny_encoder, images) -> None:
-    loss = _loss(tiny_encoder, images, [StyleTarget(images["a"], layers=("relu2_1",))],
-                 style_layers=("relu2_1",))
+    loss = _loss(
+        tiny_encoder,
+        images,
+        [StyleTarget(images["a"], layers=("relu2_1",))],
+        style_layers=("relu2_1",),
+    )
     assert set(loss.style_terms) == {"relu2_1"}
 
 
@@ -326,8 +355,11 @@ def test_a_mask_of_ones_is_the_same_as_no_mask(tiny_encoder, images) -> None:
 def test_a_style_with_an_empty_mask_contributes_nothing(tiny_encoder, images) -> None:
     ones, zeros = torch.ones(1, 1, 32, 32), torch.zeros(1, 1, 32, 32)
     alone = _loss(tiny_encoder, images, [StyleTarget(images["a"], mask=ones)])
-    with_empty = _loss(tiny_encoder, images, [StyleTarget(images["a"], mask=ones),
-                                              StyleTarget(images["b"], 2.0, mask=zeros)])
+    with_empty = _loss(
+        tiny_encoder,
+        images,
+        [StyleTarget(images["a"], mask=ones), StyleTarget(images["b"], 2.0, mask=zeros)],
+    )
     assert _style_value(with_empty, images["x"]) == pytest.approx(
         _style_value(alone, images["x"]), rel=1e-6
     )
@@ -345,8 +377,9 @@ def test_every_mask_empty_gives_a_zero_style_loss(tiny_encoder, images) -> None:
 def test_run_with_an_all_black_style_mask(tiny_encoder, content_pil, style_pil) -> None:
     black = Image.new("L", (64, 64), 0)
     with pytest.warns(BrushworkWarning, match="mask of style 1 is empty"):
-        done = api.run(content_pil, Style(style_pil, mask=black), size=32, iterations=2,
-                       encoder=tiny_encoder)
+        done = api.run(
+            content_pil, Style(style_pil, mask=black), size=32, iterations=2, encoder=tiny_encoder
+        )
     assert done.result.losses["style"] == 0.0
     assert done.image.size == (32, 32)
 
@@ -355,8 +388,11 @@ def test_masked_styles_weigh_their_region(tiny_encoder, images) -> None:
     left = torch.zeros(1, 1, 32, 32)
     left[..., :16] = 1.0
     right = 1.0 - left
-    loss = _loss(tiny_encoder, images, [StyleTarget(images["a"], 1.0, mask=left),
-                                        StyleTarget(images["b"], 1.0, mask=right)])
+    loss = _loss(
+        tiny_encoder,
+        images,
+        [StyleTarget(images["a"], 1.0, mask=left), StyleTarget(images["b"], 1.0, mask=right)],
+    )
     ga, gb = _grams(tiny_encoder, images["a"]), _grams(tiny_encoder, images["b"])
     for layer in STYLE_LAYERS:
         first, second = loss.style_terms[layer]
@@ -366,8 +402,11 @@ def test_masked_styles_weigh_their_region(tiny_encoder, images) -> None:
         torch.testing.assert_close(first.mask, downsample_mask(left, layer))
         torch.testing.assert_close(second.mask, downsample_mask(right, layer))
     # Mask mode does not normalize weights: doubling one style's weight raises its share.
-    heavier = _loss(tiny_encoder, images, [StyleTarget(images["a"], 2.0, mask=left),
-                                           StyleTarget(images["b"], 1.0, mask=right)])
+    heavier = _loss(
+        tiny_encoder,
+        images,
+        [StyleTarget(images["a"], 2.0, mask=left), StyleTarget(images["b"], 1.0, mask=right)],
+    )
     assert heavier.style_terms["relu1_1"][0].weight == pytest.approx(
         2 * loss.style_terms["relu1_1"][0].weight
     )
@@ -389,7 +428,7 @@ def test_a_masked_style_sees_only_its_region(tiny_encoder) -> None:
 
     def value(mask_a: torch.Tensor, mask_b: torch.Tensor) -> float:
         styles = [StyleTarget(a, mask=mask_a), StyleTarget(b, mask=mask_b)]
-        loss = GatysLoss(tiny_encoder, image, styles, GatysOptions(style_layers=("relu1_1",)))
+        loss = _loss(tiny_encoder, {"content": image}, styles, style_layers=("relu1_1",))
         with torch.no_grad():
             return float(loss(image)["style"])
 
@@ -401,15 +440,19 @@ def test_a_masked_style_sees_only_its_region(tiny_encoder) -> None:
 
 @pytest.mark.parametrize(
     ("weights", "match"),
-    [((0.0, 0.0), "sum to zero"), ((1.0, -0.5), ">= 0"), ((math.nan, 1.0), "finite"),
-     ((math.inf,), "finite")],
+    [
+        ((0.0, 0.0), "sum to zero"),
+        ((1.0, -0.5), ">= 0"),
+        ((math.nan, 1.0), "finite"),
+        ((math.inf,), "finite"),
+    ],
 )
 def test_bad_style_weights(weights, match: str, content_pil, style_pil) -> None:
     with pytest.raises(BrushworkError, match=match):
         check_style_weights(weights)
     content = to_tensor(content_pil)
     with pytest.raises(BrushworkError, match=match):
-        style_targets([StyleTarget(content, w) for w in weights], content)
+        style_targets([StyleTarget(content, w) for w in weights])
     with pytest.raises(BrushworkError, match=match):
         api.run(content_pil, [Style(style_pil, w) for w in weights], size=32, iterations=1)
 
@@ -418,26 +461,51 @@ def test_blend_weights_normalize_only_without_masks() -> None:
     image, mask = torch.zeros(1, 3, 4, 4), torch.ones(1, 1, 4, 4)
     assert blend_weights([StyleTarget(image, 3.0), StyleTarget(image, 1.0)]) == [0.75, 0.25]
     assert blend_weights([StyleTarget(image, 3.0, mask=mask), StyleTarget(image, 1.0)]) == [
-        3.0, 1.0
+        3.0,
+        1.0,
     ]
 
 
 def test_style_targets_checks_mask_shapes() -> None:
     content = torch.zeros(1, 3, 8, 8)
-    with pytest.raises(BrushworkError, match="mask of style 2"):
-        style_targets([StyleTarget(content), StyleTarget(content, mask=torch.ones(1, 1, 8, 9))],
-                      content)
+    with pytest.raises(BrushworkError, match=r"the mask of style 2 must be a \(1, 1, H, W\)"):
+        style_targets([StyleTarget(content), StyleTarget(content, mask=torch.ones(1, 2, 8, 8))])
+    with pytest.raises(BrushworkError, match="the masks of the styles differ in size"):
+        style_targets(
+            [
+                StyleTarget(content, mask=torch.ones(1, 1, 8, 8)),
+                StyleTarget(content, mask=torch.ones(1, 1, 8, 9)),
+            ]
+        )
     with pytest.raises(BrushworkError, match="at least one style"):
-        style_targets([], content)
+        style_targets([])
+
+
+def test_masks_must_fit_the_content(tiny_encoder) -> None:
+    # Masks are over the content: styles prepared with 32x40 masks refuse a 32x32 content.
+    content, style = smooth_image(32, 32), smooth_image(32, 32, seed=1)
+    method = Gatys(encoder=tiny_encoder, iterations=1)
+    prepared = method.prepare([StyleTarget(style, mask=torch.ones(1, 1, 32, 40))])
+    assert prepared.content_size == (32, 40)
+    with pytest.raises(BrushworkError, match="prepared with masks for a 40x32 content, not 32x32"):
+        method.stylize(content, prepared)
 
 
 # ----------------------------------------------------------------------------- memory plan
 
 
-def _gatys(limit: int | None, **options) -> Gatys:
-    method = Gatys(**options)
-    method.memory_limit = limit
-    return method
+class _Planner:
+    """A Gatys method's memory plan under a fixed limit (bytes)."""
+
+    def __init__(self, limit: int, **options) -> None:
+        self.method, self.limit = Gatys(**options), limit
+
+    def memory_plan(self, height: int, width: int):
+        return self.method.plan(height, width, [], limit=self.limit)
+
+
+def _gatys(limit: int, **options) -> _Planner:
+    return _Planner(limit, **options)
 
 
 def test_memory_plan_small_image_is_plain() -> None:
@@ -460,7 +528,11 @@ def test_memory_plan_uses_checkpointing_then_a_shorter_history() -> None:
     assert shorter.history_size < checkpointed.history_size
     assert shorter.history_size >= 1
     assert shorter.estimate <= checkpointed.estimate - 1
-    with pytest.raises(BrushworkError, match=r"needs about \d+\.\d GiB.*memory limit"):
+    with pytest.raises(
+        BrushworkError,
+        match=r"a 2048x2048 gatys run needs about \d+\.\d GiB even with activation "
+        r"checkpointing, over the memory limit",
+    ):
         _gatys(shorter.estimate - 1).memory_plan(height, width)
 
 
@@ -477,31 +549,75 @@ def test_run_refuses_a_tiny_memory_limit_before_any_work(
     tiny_encoder, content_pil, style_pil
 ) -> None:
     with pytest.raises(BrushworkError, match="GiB"):
-        api.run(content_pil, style_pil, size=32, iterations=1, encoder=tiny_encoder,
-                max_memory=2**20)
+        api.run(
+            content_pil, style_pil, size=32, iterations=1, encoder=tiny_encoder, max_memory=2**20
+        )
     with pytest.raises(BrushworkError, match="GiB"):
-        api.run(content_pil, style_pil, size=64, start_size=32, iterations=1,
-                encoder=tiny_encoder, max_memory=2**20)
+        api.run(
+            content_pil,
+            style_pil,
+            size=64,
+            start_size=32,
+            iterations=1,
+            encoder=tiny_encoder,
+            max_memory=2**20,
+        )
 
 
-def test_run_applies_the_memory_plan(tiny_encoder, content_pil, style_pil) -> None:
+def test_run_applies_the_memory_plan(monkeypatch, tiny_encoder, content_pil, style_pil) -> None:
+    # The plan is an argument of each run, passed to the encoder; the shared encoder is
+    # never switched into a mode.
+    modes: list[bool] = []
+    real = VGG19.forward
+
+    def spy(self, image, layers=None, *, checkpointing=False):
+        if torch.is_grad_enabled() and image.requires_grad:
+            modes.append(checkpointing)
+        return real(self, image, layers, checkpointing=checkpointing)
+
+    monkeypatch.setattr(VGG19, "forward", spy)
     plain = _gatys(2**50).memory_plan(32, 32)
-    done = api.run(content_pil, style_pil, size=32, iterations=1, encoder=tiny_encoder,
-                   device="cpu", max_memory=plain.estimate - 1)
+    done = api.run(
+        content_pil,
+        style_pil,
+        size=32,
+        iterations=1,
+        encoder=tiny_encoder,
+        device="cpu",
+        max_memory=plain.estimate - 1,
+    )
     assert done.result.details["checkpointing"] is True
     assert done.result.details["memory_estimate"] <= plain.estimate - 1
-    assert tiny_encoder.checkpointing is True
-    done = api.run(content_pil, style_pil, size=32, iterations=1, encoder=tiny_encoder,
-                   device="cpu", max_memory=4 * GIB)
+    assert modes and all(modes)
+    modes.clear()
+    done = api.run(
+        content_pil,
+        style_pil,
+        size=32,
+        iterations=1,
+        encoder=tiny_encoder,
+        device="cpu",
+        max_memory=4 * GIB,
+    )
     assert done.result.details["checkpointing"] is False
-    assert tiny_encoder.checkpointing is False
+    assert modes and not any(modes)
+    assert not hasattr(tiny_encoder, "checkpointing")
 
 
-@pytest.mark.parametrize("value", [0, -1, 1.5, "8G"])
-def test_run_rejects_bad_max_memory(tiny_encoder, content_pil, style_pil, value) -> None:
-    with pytest.raises(BrushworkError, match="max memory"):
-        api.run(content_pil, style_pil, size=32, iterations=1, encoder=tiny_encoder,
-                max_memory=value)
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (0, "max-memory must be >= 1, not 0"),
+        (-1, "max-memory must be >= 1, not -1"),
+        (1.5, "max-memory must be an integer, not 1.5"),
+        ("8G", "max-memory must be an integer, not '8G'"),
+    ],
+)
+def test_run_rejects_bad_max_memory(tiny_encoder, content_pil, style_pil, value, match) -> None:
+    with pytest.raises(BrushworkError, match=match):
+        api.run(
+            content_pil, style_pil, size=32, iterations=1, encoder=tiny_encoder, max_memory=value
+        )
 
 
 # ----------------------------------------------------------------------------- scale schedule
@@ -515,13 +631,10 @@ def test_scale_schedule_never_adds_iterations_at_finer_scales() -> None:
     assert scale_schedule(64, 16, 3) == [(16, 3), (32, 3), (64, 3)]
 
 
+@pytest.mark.usefixtures("no_work")
 def test_style_restricted_to_a_missing_layer_is_refused_before_any_work(
-    monkeypatch, content_pil, style_pil
+    content_pil, style_pil
 ) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("bad input reached the expensive part")
-
-    monkeypatch.setattr(api, "cached_vgg19", refuse)
     with pytest.raises(BrushworkError, match="relu2_1 has no style"):
         api.run(content_pil, Style(style_pil, layers=("relu1_1",)), size=32, iterations=1)
     with pytest.raises(BrushworkError, match="Style Swap uses one layer"):
@@ -550,9 +663,15 @@ def test_scale_schedule_bad_counts(counts) -> None:
         scale_schedule(2048, 512, 300, counts)
 
 
-@pytest.mark.parametrize("start", [512, 600, 4096])
-def test_scale_schedule_start_at_or_above_the_size_is_one_scale(start: int) -> None:
-    assert scale_schedule(512, start, 300) == [(512, 300)]
+def test_scale_schedule_start_at_the_size_is_one_scale() -> None:
+    assert scale_schedule(512, 512, 300) == [(512, 300)]
+
+
+@pytest.mark.parametrize("start", [600, 4096])
+def test_scale_schedule_start_above_the_size_is_refused(start: int) -> None:
+    match = rf"start size \({start} px\) must not be larger than the output size \(512 px\)"
+    with pytest.raises(BrushworkError, match=match):
+        scale_schedule(512, start, 300)
 
 
 def test_scale_schedule_without_start_is_one_scale() -> None:
@@ -580,20 +699,28 @@ def test_coarse_to_fine_run(monkeypatch, tiny_encoder, content_pil, style_pil) -
         return result
 
     monkeypatch.setattr(optimization, "optimize_image", spy)
-    steps: list[int] = []
-    sizes: list[tuple[int, ...]] = []
-
-    def record(it) -> None:
-        steps.append(it.step)
-        sizes.append(tuple(it.image.shape[-2:]))
-
+    collect = ev.Collect()
     # Noise init: only the first scale starts from noise, the others from the result.
-    done = api.run(content_pil, style_pil, size=64, start_size=16, scale_iterations=(3, 2, 2),
-                   encoder=tiny_encoder, device="cpu", callbacks=[record], init="noise")
+    done = api.run(
+        content_pil,
+        style_pil,
+        size=64,
+        start_size=16,
+        scale_iterations=(3, 2, 2),
+        encoder=tiny_encoder,
+        device="cpu",
+        events=collect,
+        init="noise",
+    )
+    records = collect.of(ev.Progress)
     assert done.image.size == (64, 64)
     assert done.content_size == (64, 64)
-    assert steps == [1, 2, 3, 4, 5, 6, 7]
-    assert sizes == [(16, 16)] * 3 + [(32, 32)] * 2 + [(64, 64)] * 2
+    assert [r.step for r in records] == [1, 2, 3, 4, 5, 6, 7]
+    assert all(r.total == 7 for r in records)
+    assert [r.scale for r in records] == [1, 1, 1, 2, 2, 3, 3]
+    assert [tuple(r.image.shape[-2:]) for r in records] == [(16, 16)] * 3 + [(32, 32)] * 2 + [
+        (64, 64)
+    ] * 2
     assert done.result.details["scale_starts"] == [1, 4, 6]
     assert len(done.result.details["history"]) == 7
     assert len(done.scales) == 3
@@ -616,14 +743,26 @@ def test_single_scale_run_has_no_scale_starts(tiny_encoder, content_pil, style_p
 
 
 def test_scale_iterations_apply_to_a_single_scale(tiny_encoder, content_pil, style_pil) -> None:
-    steps: list[int] = []
-    done = api.run(content_pil, style_pil, size=32, scale_iterations=(2,),
-                   encoder=tiny_encoder, callbacks=[lambda it: steps.append(it.step)])
-    assert steps == [1, 2]
+    collect = ev.Collect()
+    done = api.run(
+        content_pil, style_pil, size=32, scale_iterations=(2,), encoder=tiny_encoder, events=collect
+    )
+    assert [r.step for r in collect.of(ev.Progress)] == [1, 2]
     assert done.result.details["steps"] == 2
-    done = api.run(content_pil, style_pil, size=32, start_size=64, scale_iterations=(1,),
-                   encoder=tiny_encoder)
+    done = api.run(
+        content_pil, style_pil, size=32, start_size=32, scale_iterations=(1,), encoder=tiny_encoder
+    )
     assert done.result.details["steps"] == 1
+    assert len(done.scales) == 1
+    with pytest.raises(BrushworkError, match=r"start size \(64 px\) must not be larger than"):
+        api.run(
+            content_pil,
+            style_pil,
+            size=32,
+            start_size=64,
+            scale_iterations=(1,),
+            encoder=tiny_encoder,
+        )
 
 
 @pytest.mark.usefixtures("no_optimization")
@@ -631,14 +770,18 @@ def test_coarse_to_fine_count_mismatch_is_refused_early(
     tiny_encoder, content_pil, style_pil
 ) -> None:
     with pytest.raises(BrushworkError, match="2 scale iterations given for 3 scales"):
-        api.run(content_pil, style_pil, size=64, start_size=16, scale_iterations=(2, 2),
-                encoder=tiny_encoder)
+        api.run(
+            content_pil,
+            style_pil,
+            size=64,
+            start_size=16,
+            scale_iterations=(2, 2),
+            encoder=tiny_encoder,
+        )
 
 
 @pytest.mark.usefixtures("no_optimization")
-def test_a_first_scale_too_small_for_the_encoder_is_refused_early(
-    tiny_encoder, style_pil
-) -> None:
+def test_a_first_scale_too_small_for_the_encoder_is_refused_early(tiny_encoder, style_pil) -> None:
     wide = to_pil(smooth_image(40, 64))  # 16x10 at the first scale: relu5_1 needs 16 px
     with pytest.raises(BrushworkError, match=r"content at the first scale.*--start-size"):
         api.run(wide, style_pil, size=64, start_size=16, encoder=tiny_encoder)
@@ -646,20 +789,28 @@ def test_a_first_scale_too_small_for_the_encoder_is_refused_early(
         api.run(wide, style_pil, size=24, encoder=tiny_encoder)
     # The styles shrink with the content at coarse scales too.
     with pytest.raises(BrushworkError, match="style 1 at the first scale would be 8x8"):
-        api.run(to_pil(smooth_image(64, 64)), style_pil, size=64, start_size=16,
-                style_scale=0.5, encoder=tiny_encoder)
+        api.run(
+            to_pil(smooth_image(64, 64)),
+            style_pil,
+            size=64,
+            start_size=16,
+            style_scale=0.5,
+            encoder=tiny_encoder,
+        )
 
 
 # ----------------------------------------------------------------------------- style scale
 
 
 def test_style_scale_sets_the_style_size(tiny_encoder, content_pil, style_pil) -> None:
-    done = api.run(content_pil, style_pil, size=64, style_scale=0.5, iterations=1,
-                   encoder=tiny_encoder)
+    done = api.run(
+        content_pil, style_pil, size=64, style_scale=0.5, iterations=1, encoder=tiny_encoder
+    )
     assert done.style_size == (32, 32)
     wide_style = to_pil(smooth_image(30, 60, seed=4))
-    done = api.run(content_pil, wide_style, size=32, style_scale=1.5, iterations=1,
-                   encoder=tiny_encoder)
+    done = api.run(
+        content_pil, wide_style, size=32, style_scale=1.5, iterations=1, encoder=tiny_encoder
+    )
     assert done.style_size == (48, 24)
 
 
@@ -671,21 +822,41 @@ def test_style_scale_default_is_the_content_size(tiny_encoder, content_pil, styl
 @pytest.mark.usefixtures("no_optimization")
 def test_style_scale_too_small_for_the_encoder(tiny_encoder, content_pil, style_pil) -> None:
     with pytest.raises(BrushworkError, match=r"style 1 would be 3x3 px.*--style-scale"):
-        api.run(content_pil, style_pil, size=64, style_scale=0.05, iterations=1,
-                encoder=tiny_encoder)
+        api.run(
+            content_pil, style_pil, size=64, style_scale=0.05, iterations=1, encoder=tiny_encoder
+        )
 
 
 def test_style_scale_and_style_size_together(tiny_encoder, content_pil, style_pil) -> None:
     with pytest.raises(BrushworkError, match="either a style size or a style scale"):
-        api.run(content_pil, style_pil, size=32, style_size=32, style_scale=1.0,
-                iterations=1, encoder=tiny_encoder)
+        api.run(
+            content_pil,
+            style_pil,
+            size=32,
+            style_size=32,
+            style_scale=1.0,
+            iterations=1,
+            encoder=tiny_encoder,
+        )
 
 
-@pytest.mark.parametrize("scale", [0, 0.0, -0.5, math.nan, math.inf, "2"])
-def test_bad_style_scale(tiny_encoder, content_pil, style_pil, scale) -> None:
-    with pytest.raises(BrushworkError, match="style scale must be a number > 0"):
-        api.run(content_pil, style_pil, size=32, style_scale=scale, iterations=1,
-                encoder=tiny_encoder)
+@pytest.mark.parametrize(
+    ("scale", "match"),
+    [
+        (0, "style-scale must be > 0 and <= 128, not 0"),
+        (0.0, "style-scale must be > 0 and <= 128, not 0.0"),
+        (-0.5, "style-scale must be > 0 and <= 128, not -0.5"),
+        (129.0, "style-scale must be <= 128, not 129.0"),
+        (math.nan, "style-scale must be a finite number, not nan"),
+        (math.inf, "style-scale must be a finite number, not inf"),
+        ("2", "style-scale must be a number, not '2'"),
+    ],
+)
+def test_bad_style_scale(tiny_encoder, content_pil, style_pil, scale, match) -> None:
+    with pytest.raises(BrushworkError, match=match):
+        api.run(
+            content_pil, style_pil, size=32, style_scale=scale, iterations=1, encoder=tiny_encoder
+        )
 
 
 # ----------------------------------------------------------------------------- preserve color
@@ -699,8 +870,16 @@ def test_preserve_color_luminance_keeps_the_content_chroma(tiny_encoder) -> None
     # Mid-range colors, so that no channel clips when the luminance changes.
     content_pil = to_pil(0.3 + 0.4 * smooth_image(64, 64, seed=0))
     colorful = to_pil(smooth_image(56, 56, seed=7))
-    done = api.run(content_pil, colorful, size=48, iterations=3, encoder=tiny_encoder,
-                   preserve_color="luminance", optimizer="adam", learning_rate=0.05)
+    done = api.run(
+        content_pil,
+        colorful,
+        size=48,
+        iterations=3,
+        encoder=tiny_encoder,
+        preserve_color="luminance",
+        optimizer="adam",
+        learning_rate=0.05,
+    )
     content = content_pil.resize((48, 48), Image.Resampling.LANCZOS)
     assert done.image.size == (48, 48)
     assert (_chroma(done.image) - _chroma(content)).abs().max() < 0.02
@@ -711,23 +890,27 @@ def test_preserve_color_luminance_keeps_the_content_chroma(tiny_encoder) -> None
 
 @pytest.mark.parametrize("mode", ["histogram", "linear", "none"])
 def test_preserve_color_recoloring_modes_run(tiny_encoder, content_pil, style_pil, mode) -> None:
-    done = api.run(content_pil, style_pil, size=32, iterations=1, encoder=tiny_encoder,
-                   preserve_color=mode)
+    done = api.run(
+        content_pil, style_pil, size=32, iterations=1, encoder=tiny_encoder, preserve_color=mode
+    )
     assert done.image.size == (32, 32) and done.image.mode == "RGB"
     assert np.isfinite(done.result.losses["total"])
 
 
 def test_preserve_color_recolors_the_style(monkeypatch, tiny_encoder, content_pil) -> None:
     # A red style recolored to a blue content: the method sees a blue-ish style.
-    red = Image.fromarray(np.clip(np.asarray(to_pil(smooth_image(40, 40, seed=5))) * [1.0,
-                          0.2, 0.2], 0, 255).astype(np.uint8))
+    red = Image.fromarray(
+        np.clip(np.asarray(to_pil(smooth_image(40, 40, seed=5))) * [1.0, 0.2, 0.2], 0, 255).astype(
+            np.uint8
+        )
+    )
     blue = to_pil(smooth_image(32, 32, seed=6) * torch.tensor([0.2, 0.3, 1.0]).view(1, 3, 1, 1))
     seen: list[torch.Tensor] = []
     real = Gatys.build_loss
 
-    def spy(self, encoder, content, styles):
-        seen.extend(s.image for s in styles)
-        return real(self, encoder, content, styles)
+    def spy(self, encoder, content, prepared, checkpointing):
+        seen.extend(s.image for s in prepared.targets)
+        return real(self, encoder, content, prepared, checkpointing)
 
     monkeypatch.setattr(Gatys, "build_loss", spy)
     api.run(blue, red, size=32, iterations=1, encoder=tiny_encoder, preserve_color="linear")
@@ -737,8 +920,14 @@ def test_preserve_color_recolors_the_style(monkeypatch, tiny_encoder, content_pi
 
 def test_unknown_preserve_color_mode(tiny_encoder, content_pil, style_pil) -> None:
     with pytest.raises(BrushworkError, match="preserve-color must be one of"):
-        api.run(content_pil, style_pil, size=32, iterations=1, encoder=tiny_encoder,
-                preserve_color="sepia")
+        api.run(
+            content_pil,
+            style_pil,
+            size=32,
+            iterations=1,
+            encoder=tiny_encoder,
+            preserve_color="sepia",
+        )
 
 
 # ----------------------------------------------------------------------------- styles in run
@@ -750,9 +939,9 @@ def seen_styles(monkeypatch) -> list[list[StyleTarget]]:
     calls: list[list[StyleTarget]] = []
     real = Gatys.build_loss
 
-    def spy(self, encoder, content, styles):
-        calls.append(list(styles))
-        return real(self, encoder, content, styles)
+    def spy(self, encoder, content, prepared, checkpointing):
+        calls.append(list(prepared.targets))
+        return real(self, encoder, content, prepared, checkpointing)
 
     monkeypatch.setattr(Gatys, "build_loss", spy)
     return calls
@@ -769,8 +958,15 @@ def test_run_with_a_label_image_and_regions(
     seen_styles, tiny_encoder, content_pil, style_pil, other_style_pil
 ) -> None:
     labels = _halves(colors=((255, 0, 0), (0, 0, 255)))
-    done = api.run(content_pil, [style_pil, other_style_pil], size=32, iterations=1,
-                   encoder=tiny_encoder, mask=labels, regions={"#ff0000": 2, "#0000ff": 1})
+    done = api.run(
+        content_pil,
+        [style_pil, other_style_pil],
+        size=32,
+        iterations=1,
+        encoder=tiny_encoder,
+        mask=labels,
+        regions={"#ff0000": 2, "#0000ff": 1},
+    )
     assert done.image.size == (32, 32)
     (styles,) = seen_styles
     first, second = (s.mask for s in styles)
@@ -785,8 +981,14 @@ def test_run_with_a_label_image_in_brightness_order(
 ) -> None:
     path = tmp_path / "labels.png"
     _halves(colors=((255, 255, 255), (0, 0, 0))).save(path)
-    api.run(content_pil, [Style(style_pil, 2.0), other_style_pil], size=32, iterations=1,
-            encoder=tiny_encoder, mask=path)
+    api.run(
+        content_pil,
+        [Style(style_pil, 2.0), other_style_pil],
+        size=32,
+        iterations=1,
+        encoder=tiny_encoder,
+        mask=path,
+    )
     first, second = (s.mask for s in seen_styles[0])
     assert float(first[..., 20:].min()) > 0.99  # black, on the right: style 1
     assert float(second[..., :12].min()) > 0.99
@@ -794,8 +996,15 @@ def test_run_with_a_label_image_in_brightness_order(
 
 
 def test_run_with_an_unstyled_region(seen_styles, tiny_encoder, content_pil, style_pil) -> None:
-    api.run(content_pil, style_pil, size=32, iterations=1, encoder=tiny_encoder,
-            mask=_halves(), regions={"#000000": None, "#ffffff": 1})
+    api.run(
+        content_pil,
+        style_pil,
+        size=32,
+        iterations=1,
+        encoder=tiny_encoder,
+        mask=_halves(),
+        regions={"#000000": None, "#ffffff": 1},
+    )
     (mask,) = (s.mask for s in seen_styles[0])
     assert float(mask[..., :12].max()) < 0.01 and float(mask[..., 20:].min()) > 0.99
 
@@ -803,8 +1012,7 @@ def test_run_with_an_unstyled_region(seen_styles, tiny_encoder, content_pil, sty
 def test_run_with_grayscale_masks_per_style(
     seen_styles, tiny_encoder, content_pil, style_pil, other_style_pil
 ) -> None:
-    left = Image.fromarray(np.tile(np.where(np.arange(16) < 8, 255, 0).astype(np.uint8),
-                                   (16, 1)))
+    left = Image.fromarray(np.tile(np.where(np.arange(16) < 8, 255, 0).astype(np.uint8), (16, 1)))
     styles = [Style(style_pil, mask=left), Style(other_style_pil)]
     api.run(content_pil, styles, size=32, iterations=1, encoder=tiny_encoder)
     first, second = (s.mask for s in seen_styles[0])
@@ -816,42 +1024,69 @@ def test_run_with_grayscale_masks_per_style(
 def test_masks_follow_the_coarse_to_fine_scales(
     seen_styles, tiny_encoder, content_pil, style_pil, other_style_pil
 ) -> None:
-    api.run(content_pil, [style_pil, other_style_pil], size=64, start_size=32,
-            scale_iterations=(1, 1), encoder=tiny_encoder, mask=_halves())
+    api.run(
+        content_pil,
+        [style_pil, other_style_pil],
+        size=64,
+        start_size=32,
+        scale_iterations=(1, 1),
+        encoder=tiny_encoder,
+        mask=_halves(),
+    )
     assert [tuple(calls[0].mask.shape[-2:]) for calls in seen_styles] == [(32, 32), (64, 64)]
     assert [tuple(calls[0].image.shape[-2:]) for calls in seen_styles] == [(32, 32), (64, 64)]
 
 
 def test_label_image_and_style_masks_together(tiny_encoder, content_pil, style_pil) -> None:
     with pytest.raises(BrushworkError, match="either a label image or a mask per style"):
-        api.run(content_pil, [Style(style_pil, mask=_halves())], size=32, iterations=1,
-                encoder=tiny_encoder, mask=_halves())
+        api.run(
+            content_pil,
+            [Style(style_pil, mask=_halves())],
+            size=32,
+            iterations=1,
+            encoder=tiny_encoder,
+            mask=_halves(),
+        )
 
 
 def test_regions_without_a_label_image(tiny_encoder, content_pil, style_pil) -> None:
     with pytest.raises(BrushworkError, match="regions need a label image"):
-        api.run(content_pil, style_pil, size=32, iterations=1, encoder=tiny_encoder,
-                regions={"#000000": 1})
+        api.run(
+            content_pil,
+            style_pil,
+            size=32,
+            iterations=1,
+            encoder=tiny_encoder,
+            regions={"#000000": 1},
+        )
 
 
 def test_label_image_with_more_regions_than_styles(tiny_encoder, content_pil, style_pil):
     with pytest.raises(BrushworkError, match="--region"):
-        api.run(content_pil, style_pil, size=32, iterations=1, encoder=tiny_encoder,
-                mask=_halves())
+        api.run(content_pil, style_pil, size=32, iterations=1, encoder=tiny_encoder, mask=_halves())
 
 
 def test_per_layer_styles_through_run(
     seen_styles, tiny_encoder, content_pil, style_pil, other_style_pil
 ) -> None:
-    styles = [Style(style_pil, layers=("relu1_1", "relu2_1")),
-              Style(other_style_pil, 0.5, layers=("relu3_1", "relu4_1", "relu5_1"))]
+    styles = [
+        Style(style_pil, layers=("relu1_1", "relu2_1")),
+        Style(other_style_pil, 0.5, layers=("relu3_1", "relu4_1", "relu5_1")),
+    ]
     done = api.run(content_pil, styles, size=32, iterations=1, encoder=tiny_encoder)
-    assert [s.layers for s in seen_styles[0]] == [("relu1_1", "relu2_1"),
-                                                  ("relu3_1", "relu4_1", "relu5_1")]
+    assert [s.layers for s in seen_styles[0]] == [
+        ("relu1_1", "relu2_1"),
+        ("relu3_1", "relu4_1", "relu5_1"),
+    ]
     assert np.isfinite(done.result.losses["style"])
     with pytest.raises(BrushworkError, match="no style assigned"):
-        api.run(content_pil, [Style(style_pil, layers=("relu1_1",))], size=32, iterations=1,
-                encoder=tiny_encoder)
+        api.run(
+            content_pil,
+            [Style(style_pil, layers=("relu1_1",))],
+            size=32,
+            iterations=1,
+            encoder=tiny_encoder,
+        )
 
 
 def test_no_style_is_an_error(tiny_encoder, content_pil) -> None:
@@ -865,9 +1100,16 @@ def test_no_style_is_an_error(tiny_encoder, content_pil) -> None:
 @requires_weights
 @pytest.mark.integration
 def test_controls_together_with_real_weights(content_pil, style_pil, other_style_pil) -> None:
-    done = api.run(content_pil, [Style(style_pil, 0.7), Style(other_style_pil, 0.3)],
-                   size=64, start_size=32, scale_iterations=(2, 1), device="cpu",
-                   preserve_color="luminance", mask=_halves())
+    done = api.run(
+        content_pil,
+        [Style(style_pil, 0.7), Style(other_style_pil, 0.3)],
+        size=64,
+        start_size=32,
+        scale_iterations=(2, 1),
+        device="cpu",
+        preserve_color="luminance",
+        mask=_halves(),
+    )
     assert done.image.size == (64, 64)
     assert done.result.details["scale_starts"] == [1, 3]
     assert all(np.isfinite(v) for v in done.result.losses.values())
@@ -875,7 +1117,9 @@ def test_controls_together_with_real_weights(content_pil, style_pil, other_style
 
 def test_large_single_scale_run_suggests_coarse_to_fine(monkeypatch, content_pil, style_pil):
     """Above 1024 px a single-scale optimization gets a hint; the planner still runs first."""
-    monkeypatch.setattr(api, "COARSE_TO_FINE_HINT", 16)
-    with pytest.warns(BrushworkWarning, match="--start-size"), \
-            pytest.raises(BrushworkError, match="GiB"):
+    monkeypatch.setattr(stylizer, "COARSE_TO_FINE_HINT", 16)
+    with (
+        pytest.warns(BrushworkWarning, match="--start-size"),
+        pytest.raises(BrushworkError, match="GiB"),
+    ):
         api.run(content_pil, style_pil, size=32, iterations=1, max_memory=1)

@@ -21,13 +21,15 @@ from brushwork.depth.estimator import DepthNet
 from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
 from brushwork.losses import scale_shift_invariant_loss
-from brushwork.methods.adain import Decoder
-from brushwork.training.adain import LOG, AdaINLoss, RunOptions, TrainConfig, read_log, train
+from brushwork.methods.feedforward import Decoder
+from brushwork.training.adain import AdaINLoss, AdaINObjective, TrainConfig
+from brushwork.training.runs import LOG, read_log
+from brushwork.training.trainer import RunOptions, train
 
 HAS_ONNX = all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnx2torch"))
 requires_onnx = pytest.mark.skipif(
-    not HAS_ONNX, reason="needs onnx and onnx2torch: pip install onnx && "
-                         "pip install --no-deps onnx2torch"
+    not HAS_ONNX,
+    reason="needs onnx and onnx2torch: pip install onnx && pip install --no-deps onnx2torch",
 )
 
 
@@ -37,9 +39,12 @@ class TinyDepth(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(8, 1, 3, padding=1), nn.Softplus(),
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 1, 3, padding=1),
+            nn.Softplus(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,15 +66,20 @@ def onnx_path(tmp_path_factory: pytest.TempPathFactory, tiny_depth_net: TinyDept
     # onnx2torch cannot read as is (Constant-19): load_depth_model converts it down
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(tiny_depth_net, (torch.rand(1, 3, 32, 32),), str(path),
-                          dynamo=False, input_names=["image"], output_names=["depth"],
-                          dynamic_axes={"image": {0: "batch"}, "depth": {0: "batch"}})
+        torch.onnx.export(
+            tiny_depth_net,
+            (torch.rand(1, 3, 32, 32),),
+            str(path),
+            dynamo=False,
+            input_names=["image"],
+            output_names=["depth"],
+            dynamic_axes={"image": {0: "batch"}, "depth": {0: "batch"}},
+        )
     return path
 
 
 @pytest.fixture(scope="module")
-def torchscript_path(tmp_path_factory: pytest.TempPathFactory,
-                     tiny_depth_net: TinyDepth) -> Path:
+def torchscript_path(tmp_path_factory: pytest.TempPathFactory, tiny_depth_net: TinyDepth) -> Path:
     path = tmp_path_factory.mktemp("depth") / "tiny.pt"
     with warnings.catch_warnings():  # deprecated in recent torch, still the format of .pt
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -88,8 +98,7 @@ def _check_model(model: DepthModel, net: nn.Module) -> None:
     # the same as running the original network by hand
     x = torch.nn.functional.interpolate(image.detach(), size=(32, 32), mode="bilinear")
     x = (x - model.mean) / model.std
-    expected = torch.nn.functional.interpolate(net(x).unsqueeze(1), size=(20, 28),
-                                               mode="bilinear")
+    expected = torch.nn.functional.interpolate(net(x).unsqueeze(1), size=(20, 28), mode="bilinear")
     torch.testing.assert_close(model(image.detach()), expected, atol=1e-5, rtol=1e-4)
 
 
@@ -100,13 +109,15 @@ def test_onnx_model_is_differentiable(onnx_path: Path, tiny_depth_net: TinyDepth
         assert "torchvision" not in sys.modules
 
 
-def test_torchscript_model_is_differentiable(torchscript_path: Path,
-                                             tiny_depth_net: TinyDepth) -> None:
+def test_torchscript_model_is_differentiable(
+    torchscript_path: Path, tiny_depth_net: TinyDepth
+) -> None:
     _check_model(load_depth_model(torchscript_path, input_size=32), tiny_depth_net)
 
 
-def test_model_from_environment_and_conventions(torchscript_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_from_environment_and_conventions(
+    torchscript_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BRUSHWORK_DEPTH_MODEL", str(torchscript_path))
     model = load_depth_model(None, input_size=None, mean=(0.5,) * 3, std=(0.5,) * 3)
     assert model(torch.rand(1, 3, 16, 24)).shape == (1, 1, 16, 24)
@@ -147,11 +158,15 @@ def test_onnx_errors(tmp_path: Path) -> None:
         load_depth_model(tmp_path / "empty.onnx")
     # a valid ONNX operator that onnx2torch has no converter for
     graph = helper.make_graph(
-        [helper.make_node("Shrink", ["x"], ["y"])], "g",
+        [helper.make_node("Shrink", ["x"], ["y"])],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]),
-              tmp_path / "shrink.onnx")
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]),
+        tmp_path / "shrink.onnx",
+    )
     with pytest.raises(BrushworkError, match=r"onnx2torch does not support operator Shrink"):
         load_depth_model(tmp_path / "shrink.onnx")
 
@@ -181,12 +196,18 @@ def test_ssi_loss_is_invariant_and_bounded() -> None:
     loss = scale_shift_invariant_loss(prediction, target)
     assert 0.05 < float(loss) < 1
     for scale, shift in ((4.0, 3.0), (0.1, -50.0)):
-        torch.testing.assert_close(scale_shift_invariant_loss(scale * prediction + shift,
-                                                              target), loss, rtol=1e-4,
-                                   atol=1e-6)
-        torch.testing.assert_close(scale_shift_invariant_loss(prediction,
-                                                              scale * target + shift),
-                                   loss, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(
+            scale_shift_invariant_loss(scale * prediction + shift, target),
+            loss,
+            rtol=1e-4,
+            atol=1e-6,
+        )
+        torch.testing.assert_close(
+            scale_shift_invariant_loss(prediction, scale * target + shift),
+            loss,
+            rtol=1e-4,
+            atol=1e-6,
+        )
     # 1 − r², per image, averaged
     per_image = []
     for p, d in zip(prediction.flatten(1), target.flatten(1), strict=True):
@@ -205,8 +226,10 @@ def test_ssi_loss_gradient_and_flat_maps() -> None:
     loss = scale_shift_invariant_loss(flat, target)
     loss.backward()
     assert loss.item() == pytest.approx(1.0) and torch.isfinite(flat.grad).all()
-    for prediction, goal in ((target, torch.full_like(target, 2.0)),
-                             (torch.zeros_like(target), torch.zeros_like(target))):
+    for prediction, goal in (
+        (target, torch.full_like(target, 2.0)),
+        (torch.zeros_like(target), torch.zeros_like(target)),
+    ):
         loss = scale_shift_invariant_loss(prediction, goal)
         assert math.isfinite(float(loss)) and 0 <= float(loss) <= 1
 
@@ -226,8 +249,7 @@ def test_ssi_loss_respects_the_mask() -> None:
     mask[0] = False
     prediction = torch.where(mask, 2 * target + 1, noise)
     assert float(scale_shift_invariant_loss(prediction, target, mask)) < 1e-5
-    assert float(scale_shift_invariant_loss(prediction, target,
-                                            torch.zeros_like(mask))) == 0.0
+    assert float(scale_shift_invariant_loss(prediction, target, torch.zeros_like(mask))) == 0.0
     with pytest.raises(ValueError, match="differ in shape"):
         scale_shift_invariant_loss(prediction, target[:, :, :5])
 
@@ -252,15 +274,24 @@ def tiny_relu4() -> VGG19:
 
 
 @requires_onnx
-def test_training_with_depth_loss(tmp_path: Path, onnx_path: Path,
-                                  tiny_relu4: VGG19) -> None:
-    config = TrainConfig(_image_folder(tmp_path / "content", 3, 0),
-                         _image_folder(tmp_path / "style", 2, 1), iterations=3, batch_size=2,
-                         load_size=None, crop_size=16, depth_weight=1.0,
-                         depth_model=str(onnx_path), depth_size=32)
-    result = train(config, RunOptions(out_dir=str(tmp_path / "run"), workers=0,
-                                      progress=False, save_every=10, log_every=1),
-                   encoder=tiny_relu4)
+def test_training_with_depth_loss(tmp_path: Path, onnx_path: Path, tiny_relu4: VGG19) -> None:
+    config = TrainConfig(
+        _image_folder(tmp_path / "content", 3, 0),
+        _image_folder(tmp_path / "style", 2, 1),
+        iterations=3,
+        batch_size=2,
+        load_size=None,
+        crop_size=16,
+        depth_weight=1.0,
+        depth_model=str(onnx_path),
+        depth_size=32,
+    )
+    result = train(
+        AdaINObjective(config, encoder=tiny_relu4),
+        RunOptions(
+            out_dir=str(tmp_path / "run"), workers=0, progress=False, save_every=10, log_every=1
+        ),
+    )
     assert result.finished and result.step == 3
     steps = read_log(tmp_path / "run" / LOG)
     assert [s.step for s in steps] == [1, 2, 3]
@@ -268,24 +299,39 @@ def test_training_with_depth_loss(tmp_path: Path, onnx_path: Path,
         assert math.isfinite(s.losses["depth"]) and 0 <= s.losses["depth"] <= 1
 
 
-def test_training_with_a_depth_module_passed_directly(tmp_path: Path, torchscript_path: Path,
-                                                     tiny_relu4: VGG19) -> None:
-    """The API can hand train() a depth module, which stands in for depth_model."""
-    config = TrainConfig(_image_folder(tmp_path / "content", 2, 0),
-                         _image_folder(tmp_path / "style", 2, 1), iterations=2, batch_size=2,
-                         load_size=None, crop_size=16, depth_weight=1.0)
-    result = train(config, RunOptions(out_dir=str(tmp_path / "run"), workers=0,
-                                      progress=False, log_every=1),
-                   encoder=tiny_relu4, depth=load_depth_model(torchscript_path, input_size=32))
+def test_training_with_a_depth_module_passed_directly(
+    tmp_path: Path, torchscript_path: Path, tiny_relu4: VGG19
+) -> None:
+    """The API can hand the objective a depth module, which stands in for depth_model."""
+    config = TrainConfig(
+        _image_folder(tmp_path / "content", 2, 0),
+        _image_folder(tmp_path / "style", 2, 1),
+        iterations=2,
+        batch_size=2,
+        load_size=None,
+        crop_size=16,
+        depth_weight=1.0,
+    )
+    result = train(
+        AdaINObjective(
+            config, encoder=tiny_relu4, depth=load_depth_model(torchscript_path, input_size=32)
+        ),
+        RunOptions(out_dir=str(tmp_path / "run"), workers=0, progress=False, log_every=1),
+    )
     assert result.finished
     assert all(math.isfinite(s.losses["depth"]) for s in read_log(tmp_path / "run" / LOG))
 
 
-def test_depth_term_alone_trains_the_decoder(torchscript_path: Path,
-                                             tiny_relu4: VGG19) -> None:
+def test_depth_term_alone_trains_the_decoder(torchscript_path: Path, tiny_relu4: VGG19) -> None:
     depth = load_depth_model(torchscript_path, input_size=32)
-    config = TrainConfig("", "", content_weight=0, style_weight=0, depth_weight=1.0,
-                         depth_model=str(torchscript_path))
+    config = TrainConfig(
+        "",
+        "",
+        content_weight=0,
+        style_weight=0,
+        depth_weight=1.0,
+        depth_model=str(torchscript_path),
+    )
     torch.manual_seed(0)
     decoder = Decoder(width=1 / 16)
     loss = AdaINLoss(decoder, tiny_relu4, config, depth)
@@ -299,28 +345,53 @@ def test_depth_term_alone_trains_the_decoder(torchscript_path: Path,
 
 
 def test_config_checks_depth_options() -> None:
-    with pytest.raises(BrushworkError, match="depth-size"):
-        TrainConfig("c", "s", depth_size=0).validate()
-    with pytest.raises(BrushworkError, match="depth-normalize"):
+    with pytest.raises(BrushworkError, match="depth-size must be >= 0, not -1"):
+        TrainConfig("c", "s", depth_size=-1).validate()
+    with pytest.raises(BrushworkError, match="depth-size must be an integer"):
+        TrainConfig("c", "s", depth_size=2.5).validate()  # type: ignore[arg-type]
+    with pytest.raises(BrushworkError, match="depth-normalize must be one of imagenet, half"):
         TrainConfig("c", "s", depth_normalize="zscore").validate()
-    TrainConfig("c", "s", depth_size=None, depth_normalize="half").validate()
+    # 0 (was None before the options refactor): the estimator sees the crops at their size
+    TrainConfig("c", "s", depth_size=0, depth_normalize="half").validate()
 
 
 def test_without_depth_model_the_bundled_estimator_is_used(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_relu4: VGG19) -> None:
-    from brushwork import api
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_relu4: VGG19
+) -> None:
+    import brushwork.encoders
     from brushwork.checkpoints import load_checkpoint
 
     monkeypatch.delenv("BRUSHWORK_DEPTH_MODEL", raising=False)
     model = load_depth_model(None)
     assert isinstance(model.net, DepthNet) and model.input_size is None
     assert not any(p.requires_grad for p in model.parameters())
-    monkeypatch.setattr(api, "cached_vgg19", lambda *args, **kwargs: tiny_relu4)
+    monkeypatch.setattr(brushwork.encoders, "cached_vgg19", lambda *args, **kwargs: tiny_relu4)
     content = _image_folder(tmp_path / "content", 1, 0)
-    code = main(["train", "adain", "--content-dir", content, "--style-dir", content,
-                 "--depth-weight", "1", "--iterations", "1", "--batch-size", "1",
-                 "--crop-size", "16", "--load-size", "16", "--workers", "0",
-                 "--out", str(tmp_path / "run"), "-q"])
+    code = main(
+        [
+            "train",
+            "adain",
+            "--content-dir",
+            content,
+            "--style-dir",
+            content,
+            "--depth-weight",
+            "1",
+            "--iterations",
+            "1",
+            "--batch-size",
+            "1",
+            "--crop-size",
+            "16",
+            "--load-size",
+            "16",
+            "--workers",
+            "0",
+            "--out",
+            str(tmp_path / "run"),
+            "-q",
+        ]
+    )
     assert code == 0
     saved = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors", method="adain")
     assert saved.config["depth_model"] == "depth"
@@ -329,7 +400,23 @@ def test_without_depth_model_the_bundled_estimator_is_used(
 
 def test_cli_depth_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     content = _image_folder(tmp_path / "content", 1, 0)
-    code = main(["train", "adain", "--content-dir", content, "--style-dir", content,
-                 "--depth-weight", "1", "--depth-model", str(tmp_path / "none.onnx"),
-                 "--depth-size", "-4", "--out", str(tmp_path / "run"), "-q"])
-    assert code == 2 and "depth-size must be an integer >= 1" in capsys.readouterr().err
+    code = main(
+        [
+            "train",
+            "adain",
+            "--content-dir",
+            content,
+            "--style-dir",
+            content,
+            "--depth-weight",
+            "1",
+            "--depth-model",
+            str(tmp_path / "none.onnx"),
+            "--depth-size",
+            "-4",
+            "--out",
+            str(tmp_path / "run"),
+            "-q",
+        ]
+    )
+    assert code == 2 and "depth-size must be >= 0, not -4" in capsys.readouterr().err

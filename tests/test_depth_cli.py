@@ -18,11 +18,12 @@ from PIL import Image
 import brushwork
 from brushwork.checkpoints import save_checkpoint
 from brushwork.cli import main
-from brushwork.depth.estimator import DepthNet, bundled_path, to_checkpoint
+from brushwork.depth.estimator import DepthNet, to_checkpoint
 from brushwork.depth.render import RAW_DESCRIPTION, colorize, to_uint16, turbo
 from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
 from brushwork.image import to_pil
+from brushwork.models import MODELS
 
 HEIGHT, WIDTH = 37, 53  # odd sizes: the estimator pads to multiples of 32, resizes back
 
@@ -40,8 +41,9 @@ def _warmth(rgb: np.ndarray) -> float:
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     net = DepthNet(VGG19(last_layer="relu4_1", width=1 / 16)).eval()
-    return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny.safetensors",
-                           to_checkpoint(net, {}, 0))
+    return save_checkpoint(
+        tmp_path_factory.mktemp("model") / "tiny.safetensors", to_checkpoint(net, {}, 0)
+    )
 
 
 @pytest.fixture
@@ -93,8 +95,11 @@ def test_colorize_near_is_warm_and_far_is_blue() -> None:
 def test_colorize_flat_and_empty_maps() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no division by zero, no empty-slice warnings
-        for values in (torch.full((6, 9), 3.5), torch.zeros(6, 9),
-                       torch.full((6, 9), float("nan"))):
+        for values in (
+            torch.full((6, 9), 3.5),
+            torch.zeros(6, 9),
+            torch.full((6, 9), float("nan")),
+        ):
             rgb = colorize(values)
             assert rgb.shape == (6, 9, 3)
             assert (rgb == rgb[0, 0]).all()
@@ -106,7 +111,7 @@ def test_colorize_flat_and_empty_maps() -> None:
 def test_colorize_ignores_a_few_outliers() -> None:
     clean = _ramp(20, 200)
     spiky = clean.clone()
-    spiky[0, 0] = 1e6   # one absurdly near pixel
+    spiky[0, 0] = 1e6  # one absurdly near pixel
     spiky[5, 7] = -1e6  # one absurdly far pixel
     robust, reference = colorize(spiky), colorize(clean)
     close = np.abs(robust.astype(int) - reference.astype(int)).max(axis=-1) <= 6
@@ -145,8 +150,7 @@ def test_to_uint16_flat_and_non_finite() -> None:
 # ----------------------------------------------------------------------------- API
 
 
-def test_estimate_depth_accepts_paths_pil_tensors_and_nets(tiny_model: Path, photo: Path
-                                                           ) -> None:
+def test_estimate_depth_accepts_paths_pil_tensors_and_nets(tiny_model: Path, photo: Path) -> None:
     depth = brushwork.estimate_depth(photo, tiny_model, side=64, device="cpu")
     assert depth.shape == (1, 1, HEIGHT, WIDTH) and depth.dtype == torch.float32
     assert depth.std() > 0
@@ -172,11 +176,27 @@ def _listing(*folders: Path) -> list[str]:
     return sorted(p.name for folder in folders for p in folder.iterdir())
 
 
-def test_depth_writes_colour_and_raw(capsys, tiny_model: Path, photo: Path, out: Path
-                                     ) -> None:
+def test_depth_writes_colour_and_raw(capsys, tiny_model: Path, photo: Path, out: Path) -> None:
     colour, raw = out / "depth.png", out / "raw.png"
-    assert main(["depth", str(photo), "-o", str(colour), "--raw", str(raw),
-                 "--model", str(tiny_model), "--side", "64", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "depth",
+                str(photo),
+                "-o",
+                str(colour),
+                "--raw",
+                str(raw),
+                "--model",
+                str(tiny_model),
+                "--side",
+                "64",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.splitlines() == [str(colour), str(raw)]
     assert _listing(out) == ["depth.png", "raw.png"]  # no temp files left
     with Image.open(colour) as image:
@@ -190,8 +210,9 @@ def test_depth_writes_colour_and_raw(capsys, tiny_model: Path, photo: Path, out:
     assert np.array_equal(values, to_uint16(expected))
 
 
-def test_depth_model_from_environment(capsys, monkeypatch, tiny_model: Path, photo: Path,
-                                      out: Path) -> None:
+def test_depth_model_from_environment(
+    capsys, monkeypatch, tiny_model: Path, photo: Path, out: Path
+) -> None:
     monkeypatch.setenv("BRUSHWORK_DEPTH_MODEL", str(tiny_model))
     assert main(["depth", str(photo), "-o", str(out / "d.jpg")]) == 0
     assert capsys.readouterr().out.strip() == str(out / "d.jpg")
@@ -203,8 +224,21 @@ def test_depth_model_from_environment(capsys, monkeypatch, tiny_model: Path, pho
     monkeypatch.setenv("BRUSHWORK_DEPTH_MODEL", str(broken))
     assert str(broken) in expect_error(capsys, ["depth", str(photo), "-o", str(out / "e.png")])
     # ... and --model overrides it
-    assert main(["depth", str(photo), "-o", str(out / "e.png"), "--model", str(tiny_model),
-                 "--side", "64"]) == 0
+    assert (
+        main(
+            [
+                "depth",
+                str(photo),
+                "-o",
+                str(out / "e.png"),
+                "--model",
+                str(tiny_model),
+                "--side",
+                "64",
+            ]
+        )
+        == 0
+    )
 
 
 def test_depth_help_warns_about_outdoor_scenes(capsys) -> None:
@@ -214,8 +248,9 @@ def test_depth_help_warns_about_outdoor_scenes(capsys) -> None:
     assert "NYU Depth v2" in text and "unreliable outdoors" in text
 
 
-def test_depth_missing_and_corrupt_image(capsys, tiny_model: Path, tmp_path: Path,
-                                         out: Path) -> None:
+def test_depth_missing_and_corrupt_image(
+    capsys, tiny_model: Path, tmp_path: Path, out: Path
+) -> None:
     args = ["-o", str(out / "d.png"), "--raw", str(out / "r.png"), "--model", str(tiny_model)]
     assert "no such file" in expect_error(capsys, ["depth", str(tmp_path / "nope.png"), *args])
     corrupt = tmp_path / "corrupt.png"
@@ -228,21 +263,38 @@ def test_depth_missing_and_corrupt_image(capsys, tiny_model: Path, tmp_path: Pat
 def test_depth_corrupt_model(capsys, photo: Path, tmp_path: Path, out: Path) -> None:
     model = tmp_path / "model.safetensors"
     model.write_bytes(b"\x00" * 100)
-    message = expect_error(capsys, ["depth", str(photo), "-o", str(out / "d.png"),
-                                    "--raw", str(out / "r.png"), "--model", str(model)])
+    message = expect_error(
+        capsys,
+        [
+            "depth",
+            str(photo),
+            "-o",
+            str(out / "d.png"),
+            "--raw",
+            str(out / "r.png"),
+            "--model",
+            str(model),
+        ],
+    )
     assert str(model) in message and "corrupt" in message
-    assert "does not exist" in expect_error(
-        capsys, ["depth", str(photo), "-o", str(out / "d.png"), "--model",
-                 str(tmp_path / "missing.safetensors")])
+    missing = tmp_path / "missing.safetensors"
+    message = expect_error(
+        capsys, ["depth", str(photo), "-o", str(out / "d.png"), "--model", str(missing)]
+    )
+    assert message == (
+        f"depth model {missing} is neither a bundled depth model (depth) nor an existing file"
+    )
     onnx = tmp_path / "midas.onnx"
     onnx.write_bytes(b"x")
-    assert "ONNX" in expect_error(capsys, ["depth", str(photo), "-o", str(out / "d.png"),
-                                           "--model", str(onnx)])
+    assert "ONNX" in expect_error(
+        capsys, ["depth", str(photo), "-o", str(out / "d.png"), "--model", str(onnx)]
+    )
     assert _listing(out) == []
 
 
-def test_depth_existing_outputs_need_force(capsys, tiny_model: Path, photo: Path,
-                                           out: Path) -> None:
+def test_depth_existing_outputs_need_force(
+    capsys, tiny_model: Path, photo: Path, out: Path
+) -> None:
     colour, raw = out / "d.png", out / "r.png"
     colour.write_bytes(b"old")
     base = ["depth", str(photo), "-o", str(colour), "--model", str(tiny_model), "--side", "64"]
@@ -266,15 +318,18 @@ def test_depth_bad_output_paths(capsys, tiny_model: Path, photo: Path, out: Path
     (out / "file").write_text("x")
     assert "not a directory" in expect_error(capsys, [*base, "-o", str(out / "file" / "d.png")])
     assert "does not exist" in expect_error(
-        capsys, [*base, "-o", str(out / "d.png"), "--raw", str(out / "missing" / "r.png")])
+        capsys, [*base, "-o", str(out / "d.png"), "--raw", str(out / "missing" / "r.png")]
+    )
     assert "unsupported" in expect_error(capsys, [*base, "-o", str(out / "d.gif")])
     assert "unsupported" in expect_error(
-        capsys, [*base, "-o", str(out / "d.png"), "--raw", str(out / "r.jpg")])
+        capsys, [*base, "-o", str(out / "d.png"), "--raw", str(out / "r.jpg")]
+    )
     assert _listing(out) == ["file"]
 
 
-def test_depth_unwritable_folder(capsys, monkeypatch, tiny_model: Path, photo: Path,
-                                out: Path) -> None:
+def test_depth_unwritable_folder(
+    capsys, monkeypatch, tiny_model: Path, photo: Path, out: Path
+) -> None:
     access = os.access  # tests may run as root, who can write anywhere: fake the refusal
 
     def no_write(path: object, mode: int, **kwargs: object) -> bool:
@@ -282,40 +337,61 @@ def test_depth_unwritable_folder(capsys, monkeypatch, tiny_model: Path, photo: P
 
     monkeypatch.setattr(os, "access", no_write)
     assert "not writable" in expect_error(
-        capsys, ["depth", str(photo), "-o", str(out / "d.png"), "--model", str(tiny_model)])
+        capsys, ["depth", str(photo), "-o", str(out / "d.png"), "--model", str(tiny_model)]
+    )
     assert _listing(out) == []
 
 
-def test_depth_raw_same_as_output(capsys, tiny_model: Path, photo: Path, out: Path,
-                                  monkeypatch) -> None:
+def test_depth_raw_same_as_output(
+    capsys, tiny_model: Path, photo: Path, out: Path, monkeypatch
+) -> None:
     monkeypatch.chdir(out)
     base = ["depth", str(photo), "--model", str(tiny_model), "--force"]
     assert "same file" in expect_error(capsys, [*base, "-o", "d.png", "--raw", "d.png"])
-    assert "same file" in expect_error(capsys, [*base, "-o", "d.png", "--raw",
-                                                str(out / "." / "d.png")])
+    assert "same file" in expect_error(
+        capsys, [*base, "-o", "d.png", "--raw", str(out / "." / "d.png")]
+    )
     assert _listing(out) == []
 
 
-def test_depth_failed_second_move_leaves_neither(capsys, monkeypatch, tiny_model: Path,
-                                                 photo: Path, out: Path) -> None:
-    replace, calls = os.replace, []
+# new files are published by a hard link (which refuses a file that appeared meanwhile),
+# files replaced with --force by os.replace
+@pytest.mark.parametrize("publish, extra", [("link", []), ("replace", ["--force"])])
+def test_depth_failed_second_move_leaves_neither(
+    capsys, monkeypatch, tiny_model: Path, photo: Path, out: Path, publish: str, extra: list[str]
+) -> None:
+    original, calls = getattr(os, publish), []
 
     def flaky(source: str, target: str) -> None:
         calls.append(target)
         if len(calls) == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
-        replace(source, target)
+        original(source, target)
 
-    monkeypatch.setattr(os, "replace", flaky)
-    message = expect_error(capsys, ["depth", str(photo), "-o", str(out / "d.png"), "--raw",
-                                    str(out / "r.png"), "--model", str(tiny_model),
-                                    "--side", "64"])
+    monkeypatch.setattr(os, publish, flaky)
+    message = expect_error(
+        capsys,
+        [
+            "depth",
+            str(photo),
+            "-o",
+            str(out / "d.png"),
+            "--raw",
+            str(out / "r.png"),
+            "--model",
+            str(tiny_model),
+            "--side",
+            "64",
+            *extra,
+        ],
+    )
     assert "r.png" in message and "No space left" in message
     assert len(calls) == 2 and _listing(out) == []
 
 
-def test_depth_failed_write_leaves_nothing(capsys, monkeypatch, tiny_model: Path,
-                                           photo: Path, out: Path) -> None:
+def test_depth_failed_write_leaves_nothing(
+    capsys, monkeypatch, tiny_model: Path, photo: Path, out: Path
+) -> None:
     from PIL import PngImagePlugin
 
     def broken(*args: object, **kwargs: object) -> None:
@@ -323,9 +399,21 @@ def test_depth_failed_write_leaves_nothing(capsys, monkeypatch, tiny_model: Path
 
     monkeypatch.setattr(PngImagePlugin, "_save", broken)
     monkeypatch.setitem(Image.SAVE, "PNG", broken)
-    message = expect_error(capsys, ["depth", str(photo), "-o", str(out / "d.jpg"), "--raw",
-                                    str(out / "r.png"), "--model", str(tiny_model),
-                                    "--side", "64"])
+    message = expect_error(
+        capsys,
+        [
+            "depth",
+            str(photo),
+            "-o",
+            str(out / "d.jpg"),
+            "--raw",
+            str(out / "r.png"),
+            "--model",
+            str(tiny_model),
+            "--side",
+            "64",
+        ],
+    )
     assert "Input/output error" in message
     assert _listing(out) == []
 
@@ -334,7 +422,7 @@ def test_depth_failed_write_leaves_nothing(capsys, monkeypatch, tiny_model: Path
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not bundled_path().is_file(), reason="bundled depth model not installed")
+@pytest.mark.skipif(not MODELS["depth"].path.is_file(), reason="bundled depth model not installed")
 def test_bundled_model_on_a_photo(capsys, tmp_path: Path) -> None:
     """The rocket on its launch pad: sky at the top, the pad in front at the bottom. At
     96 × 64 the bundled model puts the bottom quarter clearly nearer than the top quarter
@@ -343,8 +431,21 @@ def test_bundled_model_on_a_photo(capsys, tmp_path: Path) -> None:
     photo = tmp_path / "rocket.png"
     Image.fromarray(data.rocket()).resize((96, 64), Image.Resampling.LANCZOS).save(photo)
     raw = tmp_path / "raw.png"
-    assert main(["depth", str(photo), "-o", str(tmp_path / "d.png"), "--raw", str(raw),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "depth",
+                str(photo),
+                "-o",
+                str(tmp_path / "d.png"),
+                "--raw",
+                str(raw),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     with Image.open(raw) as image:
         values = np.asarray(image).astype(float)

@@ -8,16 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import expect_error, random_decoder, requires_weights, smooth_image
+from conftest import expect_error, requires_weights, save_decoder, smooth_image
 
-from brushwork import api
-from brushwork.checkpoints import Checkpoint, save_checkpoint
+import brushwork.encoders
 from brushwork.cli import main
 from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
-from brushwork.export import AdaINGraph, export_adain
+from brushwork.export import ExportOptions
 from brushwork.methods import get_method
-from brushwork.methods.adain import LAYER, encoder_id, load_decoder
+from brushwork.methods.adain import LAYER, AdaINGraph, AdaINOptions
+from brushwork.methods.adain import export_onnx as export_adain
+from brushwork.methods.feedforward import decoder_id, load_decoder
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -28,11 +29,15 @@ TOLERANCE = 1e-4
 SIZES = [((37, 45), (29, 33)), ((21, 30), (40, 17)), ((9, 13), (8, 8)), ((32, 24), (19, 51))]
 
 
-
-
-def save_decoder(path: Path, encoder: VGG19) -> Path:
-    decoder = random_decoder(encoder)
-    return save_checkpoint(path, Checkpoint("adain", encoder_id(encoder), decoder.state_dict()))
+def export(
+    path: Path, model: Path, *, encoder: VGG19, opset: int = 17, force: bool = False
+) -> Path:
+    """``export_adain`` of the decoder checkpoint ``model`` to ``path``."""
+    return export_adain(
+        ExportOptions(output=str(path), opset=opset, force=force),
+        AdaINOptions(model=str(model)),
+        encoder=encoder,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,24 +54,28 @@ def checkpoint(tiny: VGG19, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def exported(tiny: VGG19, checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("onnx") / "adain.onnx"
-    assert export_adain(path, checkpoint, encoder=tiny) == path
+    assert export(path, checkpoint, encoder=tiny) == path
     return path
 
 
 def run_onnx(session, content: torch.Tensor, style: torch.Tensor, alpha: float) -> np.ndarray:
-    feeds = {"content": content.numpy(), "style": style.numpy(),
-             "alpha": np.array([alpha], dtype=np.float32)}
+    feeds = {
+        "content": content.numpy(),
+        "style": style.numpy(),
+        "alpha": np.array([alpha], dtype=np.float32),
+    }
     return session.run(["image"], feeds)[0]
 
 
-def reference(encoder: VGG19, model: Path, content: torch.Tensor, style: torch.Tensor,
-              alpha: float) -> np.ndarray:
+def reference(
+    encoder: VGG19, model: Path, content: torch.Tensor, style: torch.Tensor, alpha: float
+) -> np.ndarray:
     method = get_method("adain")(encoder=encoder, model=str(model), alpha=alpha)
     return method.stylize(content, style).image.numpy()
 
 
 def test_graph_module_matches_the_method(tiny, checkpoint) -> None:
-    decoder, _ = load_decoder(checkpoint, tiny)
+    decoder = load_decoder(checkpoint, method="adain", layer=LAYER, encoder=tiny)
     graph = AdaINGraph(tiny, decoder).eval()
     content, style = smooth_image(21, 30, seed=1), smooth_image(19, 27, seed=2)
     for alpha in (torch.tensor(0.3), torch.tensor([0.3])):  # 0-d or (1,)
@@ -85,7 +94,8 @@ def test_onnx_matches_pytorch_at_any_size(exported, tiny, checkpoint) -> None:
     assert model.opset_import[0].version == 17
     metadata = {p.key: p.value for p in model.metadata_props}
     assert metadata["brushwork_method"] == "adain"
-    assert metadata["brushwork_encoder"] == encoder_id(tiny)
+    assert metadata["brushwork_encoder"] == decoder_id(LAYER, tiny.out_channels[LAYER])
+    assert metadata["brushwork_encoder"] == "vgg19:relu4_1:32"
     assert metadata["brushwork_model"] == checkpoint.name
     session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
     worst = 0.0
@@ -106,29 +116,43 @@ def test_onnx_matches_pytorch_at_any_size(exported, tiny, checkpoint) -> None:
     assert worst < TOLERANCE
 
 
-def test_export_refuses_to_overwrite_and_checks_arguments(exported, tiny, checkpoint,
-                                                          tmp_path) -> None:
+def test_export_refuses_to_overwrite_and_checks_arguments(
+    exported, tiny, checkpoint, tmp_path
+) -> None:
     before = exported.read_bytes()
-    with pytest.raises(BrushworkError, match="exists"):
-        export_adain(exported, checkpoint, encoder=tiny)
+    with pytest.raises(BrushworkError, match="exists; pass --force to overwrite"):
+        export(exported, checkpoint, encoder=tiny)
     assert exported.read_bytes() == before
-    with pytest.raises(BrushworkError, match="unsupported model format"):
-        export_adain(tmp_path / "adain.pt", checkpoint, encoder=tiny)
-    with pytest.raises(BrushworkError, match="opset"):
-        export_adain(tmp_path / "a.onnx", checkpoint, encoder=tiny, opset=9)
-    with pytest.raises(BrushworkError, match="does not exist"):
-        export_adain(tmp_path / "a.onnx", tmp_path / "missing.safetensors", encoder=tiny)
+    with pytest.raises(BrushworkError, match=r"unsupported model format \(extension '\.pt'\)"):
+        export(tmp_path / "adain.pt", checkpoint, encoder=tiny)
+    with pytest.raises(BrushworkError, match="opset must be >= 11, not 9"):
+        export(tmp_path / "a.onnx", checkpoint, encoder=tiny, opset=9)
+    with pytest.raises(
+        BrushworkError,
+        match=r"is neither a bundled adain model \(adain, "
+        r"adain-laplacian, adain-depth\) nor an existing file",
+    ):
+        export(tmp_path / "a.onnx", tmp_path / "missing.safetensors", encoder=tiny)
     other = VGG19(last_layer="relu4_1", width=1 / 8)
-    with pytest.raises(BrushworkError, match="encoder"):
-        export_adain(tmp_path / "a.onnx", checkpoint, encoder=other)
+    with pytest.raises(
+        BrushworkError,
+        match="trained on encoder 'vgg19:relu4_1:32'; this run uses 'vgg19:relu4_1:64'",
+    ):
+        export(tmp_path / "a.onnx", checkpoint, encoder=other)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 @pytest.fixture
 def tiny_pretrained(monkeypatch: pytest.MonkeyPatch, tiny: VGG19) -> None:
-    monkeypatch.setattr(api, "cached_vgg19", lambda *args, **kwargs: tiny)
+    """The tiny encoder stands in for the pretrained VGG-19 wherever it is loaded:
+    `brushwork export` loads it itself (brushwork.encoders.load_vgg19, not the shared
+    cached one; the exporter copies it anyway)."""
 
+    def load(*args: object, **kwargs: object) -> VGG19:
+        return tiny
 
+    monkeypatch.setattr(brushwork.encoders, "cached_vgg19", load)
+    monkeypatch.setattr(brushwork.encoders, "load_vgg19", load)
 
 
 @pytest.mark.usefixtures("tiny_pretrained")
@@ -152,17 +176,19 @@ def test_cli_exports_and_refuses_bad_input(capsys, tmp_path, checkpoint, tiny) -
     assert main([*argv, "-f"]) == 0
     assert capsys.readouterr().out.strip() == str(out)
 
-    assert ".onnx" in expect_error(capsys, ["export", "adain", "-o", str(tmp_path / "m.png"),
-                                            "--model", str(checkpoint)])
+    assert ".onnx" in expect_error(
+        capsys, ["export", "adain", "-o", str(tmp_path / "m.png"), "--model", str(checkpoint)]
+    )
     missing = tmp_path / "missing.safetensors"
-    assert "does not exist" in expect_error(
+    assert "is neither a bundled adain model" in expect_error(
         capsys, ["export", "adain", "-o", str(tmp_path / "b.onnx"), "--model", str(missing)]
     )
     not_a_model = tmp_path / "junk.safetensors"
     not_a_model.write_bytes(b"not safetensors")
-    expect_error(capsys, ["export", "adain", "-o", str(tmp_path / "b.onnx"),
-                          "--model", str(not_a_model)])
-    assert "opset" in expect_error(capsys, [*argv, "-f", "--opset", "7"])
+    expect_error(
+        capsys, ["export", "adain", "-o", str(tmp_path / "b.onnx"), "--model", str(not_a_model)]
+    )
+    assert "opset must be >= 11, not 7" in expect_error(capsys, [*argv, "-f", "--opset", "7"])
     expect_error(capsys, ["export"])  # no network named
     assert not (tmp_path / "b.onnx").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.safetensors", "model.onnx"]
@@ -176,7 +202,7 @@ def test_real_encoder_exports_within_tolerance(tmp_path) -> None:
 
     encoder = load_vgg19(LAYER)
     checkpoint = save_decoder(tmp_path / "full.safetensors", encoder)
-    path = export_adain(tmp_path / "adain.onnx", checkpoint, encoder=encoder)
+    path = export(tmp_path / "adain.onnx", checkpoint, encoder=encoder)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     content, style = smooth_image(45, 61, seed=0), smooth_image(40, 33, seed=3)
     image = run_onnx(session, content, style, 1.0)

@@ -19,16 +19,17 @@ from PIL import Image
 
 from brushwork import api
 from brushwork import depth as depth_models
+from brushwork import events as ev
 from brushwork.api import Style
 from brushwork.checkpoints import save_checkpoint
-from brushwork.cli import build_parser, main
+from brushwork.cli import main, stylize_parser
 from brushwork.depth import DepthModel, load_depth_model
 from brushwork.depth.estimator import TRAINING_SIDE, DepthNet, to_checkpoint
 from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
 from brushwork.image import to_pil
 from brushwork.losses import scale_shift_invariant_loss
-from brushwork.methods import StyleTarget
+from brushwork.methods.base import StyleTarget
 from brushwork.methods.gatys import Gatys, GatysLaplacian, depth_input
 
 MB = 2**20
@@ -89,11 +90,17 @@ def test_depth_loss_is_reported_and_decreases(
     tiny_encoder, estimator_file, pair, start, optimizer: str
 ) -> None:
     content, style = pair
-    records: list = []
+    collect = ev.Collect()
     result = Gatys(
-        encoder=tiny_encoder, depth_weight=10.0, depth_model=str(estimator_file),
-        iterations=8, optimizer=optimizer, learning_rate=0.02 if optimizer == "adam" else None,
-    ).stylize(content, style, init=start, callbacks=[records.append])
+        encoder=tiny_encoder,
+        depth_weight=10.0,
+        depth_model=str(estimator_file),
+        iterations=8,
+        optimizer=optimizer,
+        learning_rate=0.02 if optimizer == "adam" else None,
+    ).stylize(content, style, init=start, events=collect)
+    records = collect.of(ev.Progress)
+    assert len(records) == 8
     assert set(result.losses) == {"content", "style", "tv", "depth", "total"}
     assert all("depth" in r.losses for r in records)
     assert all("depth" in h for h in result.details["history"])
@@ -116,7 +123,10 @@ def test_a_large_depth_weight_keeps_the_content_depth(
 
     def final_ssi(weight: float) -> float:
         result = Gatys(
-            encoder=tiny_encoder, depth=estimator, depth_weight=weight, style_weight=30.0,
+            encoder=tiny_encoder,
+            depth=estimator,
+            depth_weight=weight,
+            style_weight=30.0,
             iterations=8,
         ).stylize(content, style, init=first.clone())
         return _ssi(estimator, result.image, content)
@@ -126,11 +136,10 @@ def test_a_large_depth_weight_keeps_the_content_depth(
     assert with_depth < 0.5 * without
 
 
-def test_depth_target_is_the_content_and_zero_at_the_content(tiny_encoder, estimator,
-                                                             pair) -> None:
+def test_depth_target_is_the_content_and_zero_at_the_content(tiny_encoder, estimator, pair) -> None:
     content, style = pair
     method = Gatys(encoder=tiny_encoder, depth=estimator, depth_weight=3.0)
-    loss = method.build_loss(tiny_encoder, content, [StyleTarget(style)])
+    loss = method.build_loss(tiny_encoder, content, method.prepare([StyleTarget(style)]), False)
     with torch.no_grad():
         torch.testing.assert_close(loss.depth_target, estimator(content))
         assert float(loss(content)["depth"]) == pytest.approx(0.0, abs=1e-6)
@@ -139,19 +148,36 @@ def test_depth_target_is_the_content_and_zero_at_the_content(tiny_encoder, estim
 
 
 def test_depth_weight_zero_never_loads_an_estimator(
-    monkeypatch, tiny_encoder, pair, tmp_path
+    monkeypatch, tiny_encoder, pair, tmp_path, estimator_file
 ) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a depth estimator was loaded at depth weight 0")
 
     monkeypatch.setattr(depth_models, "load_depth_model", refuse)
+    # $BRUSHWORK_DEPTH_MODEL names a model, but at weight 0 nothing is loaded
+    monkeypatch.setenv(depth_models.ENV, str(estimator_file))
     content, style = pair
-    method = Gatys(encoder=tiny_encoder, iterations=2, depth_model=str(tmp_path / "no.onnx"))
+    method = Gatys(encoder=tiny_encoder, iterations=2)
     assert method.depth_estimator() is None
+    method.check_files()
     result = method.stylize(content, style)
     assert "depth" not in result.losses
     assert "depth_input" not in result.details
-    assert method.memory_plan(32, 32).estimate == Gatys().memory_plan(32, 32).estimate
+    assert method.extra_bytes(32, 32) == 0
+    named = method.plan(32, 32, [], limit=2**50).estimate
+    monkeypatch.delenv(depth_models.ENV)
+    assert named == Gatys().plan(32, 32, [], limit=2**50).estimate
+
+
+def test_a_depth_model_without_a_depth_weight_is_refused(monkeypatch, tmp_path) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a depth estimator was loaded at depth weight 0")
+
+    monkeypatch.setattr(depth_models, "load_depth_model", refuse)
+    with pytest.raises(BrushworkError, match="depth-model is set but depth-weight is 0"):
+        Gatys(depth_model=str(tmp_path / "no.onnx"))
+    with pytest.raises(BrushworkError, match="depth-model is set but depth-weight is 0"):
+        GatysLaplacian(depth_model="depth", depth_weight=0.0)
 
 
 def test_the_estimator_is_loaded_once_and_follows_the_environment(
@@ -173,8 +199,13 @@ def test_a_given_estimator_replaces_the_model_and_is_frozen(tiny_encoder, pair) 
     torch.manual_seed(0)
     net = DepthNet(VGG19(last_layer="relu4_1", width=1 / 16)).train()
     content, style = pair
-    result = Gatys(encoder=tiny_encoder, depth=net, depth_weight=1.0,
-                   depth_model="/nonexistent.onnx", iterations=2).stylize(content, style)
+    result = Gatys(
+        encoder=tiny_encoder,
+        depth=net,
+        depth_weight=1.0,
+        depth_model="/nonexistent.onnx",
+        iterations=2,
+    ).stylize(content, style)
     assert "depth" in result.losses
     assert not any(p.requires_grad for p in net.parameters())
     assert not any(p.grad is not None for p in net.parameters())
@@ -185,8 +216,13 @@ def test_a_given_estimator_replaces_the_model_and_is_frozen(tiny_encoder, pair) 
 
 @pytest.mark.parametrize(
     ("size", "expected"),
-    [((32, 48), (32, 48)), ((224, 300), (224, 300)), ((448, 600), (224, 300)),
-     ((1200, 900), (299, 224)), ((1000, 1000), (224, 224))],
+    [
+        ((32, 48), (32, 48)),
+        ((224, 300), (224, 300)),
+        ((448, 600), (224, 300)),
+        ((1200, 900), (299, 224)),
+        ((1000, 1000), (224, 224)),
+    ],
 )
 def test_depth_input_shrinks_the_shorter_side_to_the_training_side(size, expected) -> None:
     image = torch.rand(1, 3, *size)
@@ -205,9 +241,7 @@ def test_depth_input_is_antialiased_and_moves_every_pixel() -> None:
     torch.testing.assert_close(flat, torch.full_like(flat, 0.25))
 
 
-def test_large_outputs_feed_the_estimator_a_training_sized_image(
-    tiny_encoder, pair
-) -> None:
+def test_large_outputs_feed_the_estimator_a_training_sized_image(tiny_encoder, pair) -> None:
     seen: list[tuple[int, ...]] = []
 
     class Probe(torch.nn.Module):
@@ -217,7 +251,7 @@ def test_large_outputs_feed_the_estimator_a_training_sized_image(
 
     content = torch.rand(1, 3, 256, 320)
     method = Gatys(encoder=tiny_encoder, depth=Probe(), depth_weight=1.0)
-    loss = method.build_loss(tiny_encoder, content, [StyleTarget(pair[1])])
+    loss = method.build_loss(tiny_encoder, content, method.prepare([StyleTarget(pair[1])]), False)
     loss(content.clone().requires_grad_(True))["total"].backward()
     assert seen == [(1, 3, 224, 280)] * 2
     assert loss.details["depth_input"] == [224, 280]
@@ -228,9 +262,10 @@ def test_large_outputs_feed_the_estimator_a_training_sized_image(
 
 def test_memory_estimate_counts_the_estimator_and_stays_bounded(estimator_file) -> None:
     def estimate(size: tuple[int, int], weight: float) -> int:
+        if weight == 0:  # a depth model at weight 0 is refused: it would not be used
+            return Gatys().plan(*size, [], limit=2**50).estimate
         method = Gatys(depth_weight=weight, depth_model=str(estimator_file))
-        method.memory_limit = 2**50
-        return method.memory_plan(*size).estimate
+        return method.plan(*size, [], limit=2**50).estimate
 
     small = estimate((32, 32), 1.0) - estimate((32, 32), 0.0)
     assert 0 < small < 10 * MB
@@ -252,10 +287,18 @@ def test_gatys_laplacian_coarse_to_fine_with_masked_styles(
     right = Image.eval(left, lambda v: 255 - v)
     done = api.run(
         to_pil(smooth_image(48, 48, seed=0)),
-        [Style(to_pil(smooth_image(40, 40, seed=1)), mask=left),
-         Style(to_pil(smooth_image(40, 44, seed=3)), 2.0, mask=right)],
-        "gatys-laplacian", size=48, start_size=24, scale_iterations=[3, 2],
-        encoder=tiny_encoder, depth_weight=5.0, depth_model=str(estimator_file), device="cpu",
+        [
+            Style(to_pil(smooth_image(40, 40, seed=1)), mask=left),
+            Style(to_pil(smooth_image(40, 44, seed=3)), 2.0, mask=right),
+        ],
+        "gatys-laplacian",
+        size=48,
+        start_size=24,
+        scale_iterations=[3, 2],
+        encoder=tiny_encoder,
+        depth_weight=5.0,
+        depth_model=str(estimator_file),
+        device="cpu",
     )
     assert {"lap", "depth"} <= set(done.result.losses)
     assert [len(s["losses"]) for s in done.scales] == [6, 6]
@@ -267,10 +310,9 @@ def test_gatys_laplacian_coarse_to_fine_with_masked_styles(
 
 def test_blended_styles_with_depth(tiny_encoder, estimator, pair) -> None:
     content, style = pair
-    result = GatysLaplacian(encoder=tiny_encoder, depth=estimator, depth_weight=2.0,
-                            iterations=2).stylize(
-        content, [StyleTarget(style, 0.3), StyleTarget(smooth_image(36, 36, 4), 0.7)]
-    )
+    result = GatysLaplacian(
+        encoder=tiny_encoder, depth=estimator, depth_weight=2.0, iterations=2
+    ).stylize(content, [StyleTarget(style, 0.3), StyleTarget(smooth_image(36, 36, 4), 0.7)])
     assert {"content", "style", "tv", "lap", "depth", "total"} == set(result.losses)
 
 
@@ -279,10 +321,12 @@ def test_blended_styles_with_depth(tiny_encoder, estimator, pair) -> None:
 
 @pytest.mark.parametrize(
     ("options", "match"),
-    [({"depth_weight": -1.0}, "depth-weight must be a finite number >= 0, not -1.0"),
-     ({"depth_weight": float("nan")}, "depth-weight must be a finite number >= 0, not nan"),
-     ({"depth_weight": float("inf")}, "depth-weight"),
-     ({"depth_model": 3}, "depth-model must be a bundled name or a file")],
+    [
+        ({"depth_weight": -1.0}, "depth-weight must be >= 0, not -1.0"),
+        ({"depth_weight": float("nan")}, "depth-weight must be a finite number, not nan"),
+        ({"depth_weight": float("inf")}, "depth-weight must be a finite number, not inf"),
+        ({"depth_weight": 1.0, "depth_model": 3}, "depth-model must be a string, not 3"),
+    ],
 )
 def test_invalid_depth_options_raise(options: dict, match: str) -> None:
     with pytest.raises(BrushworkError, match=match):
@@ -307,41 +351,68 @@ def out_dir(tmp_path: Path) -> Path:
 
 
 def _stylize(images: tuple[Path, Path], output: Path, *extra: str) -> list[str]:
-    return ["stylize", str(images[0]), str(images[1]), "-o", str(output), "--quiet",
-            "--size", "32", "--iterations", "2", "--device", "cpu", *extra]
+    return [
+        "stylize",
+        str(images[0]),
+        str(images[1]),
+        "-o",
+        str(output),
+        "--quiet",
+        "--size",
+        "32",
+        "--iterations",
+        "2",
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 @pytest.mark.usefixtures("no_work")
 @pytest.mark.parametrize("method", ["gatys", "gatys-laplacian"])
 @pytest.mark.parametrize(
     ("flags", "expected"),
-    [(["--depth-weight=-1"], "depth-weight must be a finite number >= 0"),
-     (["--depth-weight", "nan"], "depth-weight must be a finite number >= 0, not nan"),
-     (["--depth-weight", "1", "--depth-model", "{tmp}/missing.safetensors"],
-      "missing.safetensors does not exist"),
-     (["--depth-weight", "1", "--depth-model", "{tmp}/corrupt.safetensors"],
-      "corrupt.safetensors"),
-     (["--depth-weight", "1", "--depth-model", "{tmp}"], "is not a file")],
+    [
+        (["--depth-weight=-1"], "depth-weight must be >= 0, not -1"),
+        (["--depth-weight", "nan"], "depth-weight must be a finite number, not nan"),
+        (
+            ["--depth-weight", "1", "--depth-model", "{tmp}/missing.safetensors"],
+            "missing.safetensors does not exist",
+        ),
+        (
+            ["--depth-weight", "1", "--depth-model", "{tmp}/corrupt.safetensors"],
+            "corrupt.safetensors",
+        ),
+        (["--depth-weight", "1", "--depth-model", "{tmp}"], "is not a file"),
+    ],
 )
 def test_bad_depth_input_is_one_line_error_before_any_work(
     capsys, images, out_dir, tmp_path, method: str, flags: list[str], expected: str
 ) -> None:
     (tmp_path / "corrupt.safetensors").write_bytes(b"\x00not a safetensors file" * 10)
     output = out_dir / "o.png"
-    argv = _stylize(images, output, "--method", method,
-                    *(f.format(tmp=tmp_path) for f in flags))
+    argv = _stylize(images, output, "--method", method, *(f.format(tmp=tmp_path) for f in flags))
     message = expect_error(capsys, argv)
     assert expected in message
     assert list(out_dir.iterdir()) == []
 
 
 def test_depth_flags_exist_for_gatys_methods(images, tmp_path) -> None:
-    parser = build_parser()
     for method in ("gatys", "gatys-laplacian"):
-        args = parser.parse_args(_stylize(images, tmp_path / "o.png", "--method", method,
-                                          "--depth-weight", "2.5", "--depth-model", "x.onnx"))
-        assert args.option_depth_weight == 2.5
-        assert args.option_depth_model == "x.onnx"
+        parser = stylize_parser(method)
+        argv = _stylize(
+            images,
+            tmp_path / "o.png",
+            "--method",
+            method,
+            "--depth-weight",
+            "2.5",
+            "--depth-model",
+            "x.onnx",
+        )
+        args = parser.parse_args(argv[1:])  # without the "stylize" command
+        assert args.m_depth_weight == 2.5
+        assert args.m_depth_model == "x.onnx"
 
 
 def test_depth_flags_are_documented(capsys) -> None:
@@ -349,24 +420,43 @@ def test_depth_flags_are_documented(capsys) -> None:
         main(["stylize", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--depth-weight FLOAT weight of the depth loss" in help_text
-    assert "--depth-model STR depth estimator: bundled name or file" in help_text
+    assert "--depth-model NAME|PATH depth estimator: bundled name or file" in help_text
 
 
 def test_depth_flag_does_not_apply_to_adain(capsys, images, out_dir) -> None:
-    argv = ["stylize", str(images[0]), str(images[1]), "-o", str(out_dir / "o.png"),
-            "--method", "adain", "--depth-weight", "1"]
+    argv = [
+        "stylize",
+        str(images[0]),
+        str(images[1]),
+        "-o",
+        str(out_dir / "o.png"),
+        "--method",
+        "adain",
+        "--depth-weight",
+        "1",
+    ]
     message = expect_error(capsys, argv)
-    assert "--depth-weight does not apply to method 'adain'" in message
+    assert (
+        "--depth-weight does not apply to method 'adain' (it is an option of gatys, "
+        "gatys-laplacian)" in message
+    )
     assert list(out_dir.iterdir()) == []
 
 
-def test_cli_run_reports_the_depth_loss(
-    monkeypatch, capsys, tiny_encoder, images, out_dir, estimator_file
-) -> None:
-    monkeypatch.setattr(api, "cached_vgg19", lambda *args, **kwargs: tiny_encoder)
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_cli_run_reports_the_depth_loss(capsys, images, out_dir, estimator_file) -> None:
     output = out_dir / "o.png"
-    argv = _stylize(images, output, "--method", "gatys", "--depth-weight", "4",
-                    "--depth-model", str(estimator_file), "--json")
+    argv = _stylize(
+        images,
+        output,
+        "--method",
+        "gatys",
+        "--depth-weight",
+        "4",
+        "--depth-model",
+        str(estimator_file),
+        "--json",
+    )
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     assert output.is_file()

@@ -88,36 +88,58 @@ def _png_with_fake_size(path: Path, width: int, height: int) -> None:
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.parametrize(
+    ("width", "height", "fragments"),
+    [
+        # over brushwork's limit, under Pillow's: the header's size is named
+        (8000, 6000, ("8000x6000", "48,000,000", "40,000,000", "--max-pixels")),
+        # over Pillow's own bomb limit too: Pillow refuses it when reading the header
+        (100_000, 100_000, ("over the limit of 40,000,000", "10000000000 pixels")),
+    ],
+)
 def test_pixel_limit_checked_before_decoding(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    width: int,
+    height: int,
+    fragments: tuple[str, ...],
 ) -> None:
     path = tmp_path / "huge.png"
-    _png_with_fake_size(path, 100_000, 100_000)
+    _png_with_fake_size(path, width, height)
 
     def no_decode(self: ImageFile.ImageFile) -> None:
         raise AssertionError("decoded before the pixel-limit check")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decode)
-    with pytest.raises(BrushworkError) as info:
-        bi.open_image(path)
-    msg = str(info.value)
-    assert msg.startswith(str(path))
-    assert "100000x100000" in msg and "10,000,000,000" in msg and "40,000,000" in msg
+    for check in (bi.open_image, bi.probe_image):
+        with pytest.raises(BrushworkError) as info:
+            check(path)
+        msg = str(info.value)
+        assert msg.startswith(str(path)), msg
+        assert "\n" not in msg
+        for fragment in fragments:
+            assert fragment in msg, msg
 
 
-def test_our_limit_overrides_pillow_bomb_check(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_pillow_bomb_limit_is_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow's own limit is never changed: a limit of ours that Pillow would overrule is
+    refused by name, and an image over Pillow's limit is one clear error."""
     path = tmp_path / "a.png"
     _rgb_noise(50, 50).save(path)
-    # 2500 pixels is over twice Pillow's (patched) limit: Pillow alone would raise
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
-    img = bi.open_image(path)
-    assert img.size == (50, 50)
-    assert Image.MAX_IMAGE_PIXELS == 100  # restored
-    with pytest.raises(BrushworkError, match="over the limit of 2,000"):
+    small = tmp_path / "small.png"
+    _rgb_noise(30, 30).save(small)
+    # Pillow refuses images over twice its limit (2,000 pixels here) when opening them
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(BrushworkError, match="over Pillow's own limit of 2,000 pixels"):
+        bi.open_image(small)  # the default limit (40M) is over Pillow's
+    assert Image.MAX_IMAGE_PIXELS == 1000
+    assert bi.open_image(small, max_pixels=2000).size == (30, 30)
+    with pytest.raises(BrushworkError, match="over the limit of 2,000") as info:
         bi.open_image(path, max_pixels=2000)
-    assert Image.MAX_IMAGE_PIXELS == 100
+    assert str(info.value).startswith(str(path))
+    with pytest.raises(BrushworkError, match="900 pixels, over the limit of 800"):
+        bi.open_image(small, max_pixels=800)  # ours, stricter, still applies
+    assert Image.MAX_IMAGE_PIXELS == 1000
 
 
 # ----------------------------------------------------------------------------- bad inputs

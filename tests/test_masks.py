@@ -60,8 +60,20 @@ def test_parse_color_forms(text: str, expected: tuple[int, int, int]) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "#", "red", "#ff80", "#ff80000", "#gg0000", "256,0,0", "-1,0,0", "1,2", "1,2,3,4",
-     "a,b,c", "1.5,2,3"],
+    [
+        "",
+        "#",
+        "red",
+        "#ff80",
+        "#ff80000",
+        "#gg0000",
+        "256,0,0",
+        "-1,0,0",
+        "1,2",
+        "1,2,3,4",
+        "a,b,c",
+        "1.5,2,3",
+    ],
 )
 def test_parse_color_rejects(text: str) -> None:
     with pytest.raises(BrushworkError, match="not a color"):
@@ -228,6 +240,23 @@ def test_label_masks_warn_on_aspect_mismatch() -> None:
     with pytest.warns(BrushworkWarning, match="the label image"):
         masks = label_masks(labels, (40, 20), 2)
     assert all(m is not None and m.shape == (1, 1, 20, 40) for m in masks)
+
+
+def test_label_masks_warn_once_through_the_event_stream() -> None:
+    """With a sink bound (the CLI), the stretched label image is one warning event, not one
+    per style, and nothing goes to Python's warnings."""
+    from brushwork import events
+
+    labels = stripes(BLACK, GRAY, WHITE, width=30, height=30)
+    sink = events.Collect()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with events.bound(sink):
+            masks = label_masks(labels, (40, 20), 3)
+    assert len(masks) == 3
+    assert [w.message for w in sink.of(events.Warned)] == [
+        "the label image is 30x30 but the content is 40x20: stretched to fit"
+    ]
 
 
 def test_grayscale_mask_warns_with_its_name() -> None:

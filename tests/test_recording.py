@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from brushwork.errors import BrushworkError
-from brushwork.optim import Iterate
+from brushwork.events import Progress, Started
 from brushwork.recording import (
     FrameRecorder,
     check_animation_path,
@@ -39,8 +39,8 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-def _iterate(step: int, h: int, w: int) -> Iterate:
-    return Iterate(step, {"total": 1.0}, torch.rand(1, 3, h, w), 0.0)
+def _iterate(step: int, h: int, w: int) -> Progress:
+    return Progress("gatys", step, losses={"total": 1.0}, image=torch.rand(1, 3, h, w))
 
 
 # ----------------------------------------------------------------------------- plot
@@ -125,8 +125,10 @@ def test_plot_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_recorder_keeps_every_nth_step() -> None:
     rec = FrameRecorder(every=3)
+    rec(Started("gatys", 10))  # other events, and progress without a preview, are ignored
     for step in range(1, 11):
         rec(_iterate(step, 8, 12))
+    rec(Progress("gatys", 12))
     assert len(rec) == 3  # steps 3, 6, 9
     assert rec.last_step == 9
     rec.add(torch.rand(1, 3, 8, 12))  # the final image
@@ -138,7 +140,7 @@ def test_recorder_keeps_every_nth_step() -> None:
 def test_recorder_frames_are_copies() -> None:
     rec = FrameRecorder()
     image = torch.zeros(1, 3, 4, 4)
-    rec(Iterate(1, {}, image, 0.0))
+    rec(Progress("gatys", 1, image=image))
     image.fill_(1.0)  # the optimizer updates its tensor in place
     assert rec.frames[0].max() == 0
 

@@ -7,6 +7,7 @@ import pytest
 from conftest import SHARED, requires_shared, requires_weights
 
 import brushwork
+from brushwork.events import Collect, Progress
 from brushwork.image import is_image_path, load_image, open_image
 
 pytestmark = [requires_shared, pytest.mark.shared]
@@ -31,9 +32,10 @@ def test_every_evaluation_image_opens_as_rgb(path) -> None:
 def test_gatys_stylizes_an_evaluation_pair() -> None:
     content = SHARED / "data" / "content" / "golden_gate.jpg"
     style = SHARED / "data" / "style" / "starry_night.jpg"
-    history: list[dict[str, float]] = []
-    done = brushwork.run(content, style, "gatys", size=64, iterations=20,
-                         callbacks=[lambda record: history.append(record.losses)])
+    collect = Collect()
+    done = brushwork.run(content, style, "gatys", size=64, iterations=20, events=collect)
+    history = [event.losses for event in collect.of(Progress)]
+    assert len(history) == 20
     assert max(done.image.size) == 64
     # the style term falls to well under half of where it starts (the content image)
     assert done.result.losses["style"] < 0.5 * history[0]["style"]
@@ -54,9 +56,16 @@ def test_shared_mask_styles_only_its_region() -> None:
     content = SHARED / "data" / "content" / "golden_gate.jpg"
     style = SHARED / "data" / "style" / "starry_night.jpg"
     with pytest.warns(BrushworkWarning, match="stretched"):
-        done = brushwork.run(content, style, "gatys", size=64, iterations=30,
-                             mask=mask_path, regions={"#ffffff": 1, "#000000": None},
-                             style_weight=10.0)
+        done = brushwork.run(
+            content,
+            style,
+            "gatys",
+            size=64,
+            iterations=30,
+            mask=mask_path,
+            regions={"#ffffff": 1, "#000000": None},
+            style_weight=10.0,
+        )
     region = np.asarray(Image.open(mask_path).convert("L").resize(done.image.size)) > 127
     before = np.asarray(load_image(content, size=64)[0].permute(1, 2, 0)) * 255
     change = np.abs(np.asarray(done.image, dtype=np.float32) - before).mean(axis=2)

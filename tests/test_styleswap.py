@@ -3,15 +3,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import requires_weights, smooth_image
+from conftest import assert_matches_reference, requires_weights, save_decoder, smooth_image
 
+from brushwork import events as ev
+from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
-from brushwork.methods import METHODS, StyleTarget, get_method
+from brushwork.methods import REGISTRY, get_method
+from brushwork.methods.base import StyleTarget
 from brushwork.methods.styleswap import StyleSwap, StyleSwapLoss, StyleSwapOptions
 from brushwork.ops import style_swap
+
+REFERENCE = Path(__file__).parent / "data" / "optimization_reference.safetensors"
 
 
 def _features(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -20,8 +28,9 @@ def _features(*shape: int, seed: int = 0) -> torch.Tensor:
     return torch.randn(*shape, generator=generator).relu()
 
 
-def _dense_style_swap(content: torch.Tensor, style: torch.Tensor, k: int,
-                      stride: int) -> torch.Tensor:
+def _dense_style_swap(
+    content: torch.Tensor, style: torch.Tensor, k: int, stride: int
+) -> torch.Tensor:
     """The paper's formulation (eq. 3-4) with every score and the one-hot in memory."""
     channels = style.shape[1]
     patches = F.unfold(style, k, stride=stride)[0].T.reshape(-1, channels, k, k)
@@ -79,8 +88,10 @@ def test_keeps_shape_and_channels_last() -> None:
     content, style = _features(2, 8, 11, 13, seed=7), _features(1, 8, 9, 10, seed=8)
     plain = style_swap(content, style)
     assert plain.shape == content.shape
-    last = style_swap(content.contiguous(memory_format=torch.channels_last),
-                      style.contiguous(memory_format=torch.channels_last))
+    last = style_swap(
+        content.contiguous(memory_format=torch.channels_last),
+        style.contiguous(memory_format=torch.channels_last),
+    )
     assert last.shape == content.shape
     assert last.is_contiguous(memory_format=torch.channels_last)
     assert torch.allclose(last, plain, atol=1e-6)
@@ -105,9 +116,22 @@ def pair() -> tuple[torch.Tensor, torch.Tensor]:
     return smooth_image(32, 48, seed=0), smooth_image(40, 40, seed=1)
 
 
+def _loss(
+    encoder: VGG19,
+    content: torch.Tensor,
+    styles: list[StyleTarget],
+    options: StyleSwapOptions,
+) -> StyleSwapLoss:
+    """The loss built the way the method builds it: style features prepared once."""
+    with torch.no_grad():
+        features = StyleSwap(options).prepare_styles(encoder, styles)
+    return StyleSwapLoss(encoder, content, styles, features, options)
+
+
 def test_registered_with_its_defaults() -> None:
     assert get_method("styleswap") is StyleSwap
-    assert METHODS["styleswap"] is StyleSwap
+    assert REGISTRY["styleswap"].load() is StyleSwap
+    assert REGISTRY["styleswap"].kind == "optimization"
     options = StyleSwap.default_options()
     assert isinstance(options, StyleSwapOptions)
     assert (options.layer, options.patch_size, options.stride) == ("relu3_1", 3, 1)
@@ -115,14 +139,16 @@ def test_registered_with_its_defaults() -> None:
     assert StyleSwap().encoder_request() == ("relu3_1", "max")
     assert StyleSwap().min_style_side() == 12
     assert StyleSwap(layer="relu4_1", patch_size=2).min_style_side() == 16
+    assert StyleSwap().accepts_init() and StyleSwap().has_losses()
+    assert StyleSwap().steps() == 100
 
 
 def test_runs_and_lowers_the_loss(tiny_encoder, pair) -> None:
     content, style = pair
-    records = []
-    result = StyleSwap(encoder=tiny_encoder, iterations=10).stylize(
-        content, style, callbacks=[records.append]
-    )
+    collect = ev.Collect()
+    result = StyleSwap(encoder=tiny_encoder, iterations=10).stylize(content, style, events=collect)
+    records = collect.of(ev.Progress)
+    assert [r.step for r in records] == list(range(1, 11))
     assert result.image.shape == content.shape
     assert 0 <= float(result.image.min()) <= float(result.image.max()) <= 1
     assert set(result.losses) == {"swap", "tv", "total"}
@@ -135,7 +161,7 @@ def test_runs_and_lowers_the_loss(tiny_encoder, pair) -> None:
 def test_loss_is_relative_and_zero_at_the_target(tiny_encoder, pair) -> None:
     content, style = pair
     options = StyleSwapOptions(tv_weight=0.0)
-    loss = StyleSwapLoss(tiny_encoder, content, [StyleTarget(style)], options)
+    loss = _loss(tiny_encoder, content, [StyleTarget(style)], options)
     features = tiny_encoder(content, ["relu3_1"])["relu3_1"]
     expected = style_swap(features, tiny_encoder(style, ["relu3_1"])["relu3_1"])
     assert torch.allclose(loss.target, expected)
@@ -152,7 +178,7 @@ def test_blend_weights_change_the_target(tiny_encoder, pair) -> None:
     options = StyleSwapOptions()
 
     def target(styles: list[StyleTarget]) -> torch.Tensor:
-        return StyleSwapLoss(tiny_encoder, content, styles, options).target
+        return _loss(tiny_encoder, content, styles, options).target
 
     first, second = target([StyleTarget(style)]), target([StyleTarget(other)])
     even = target([StyleTarget(style, 1.0), StyleTarget(other, 1.0)])
@@ -166,8 +192,7 @@ def test_masks_keep_the_content_where_no_style_applies(tiny_encoder, pair) -> No
     content, style = pair
     mask = torch.zeros(1, 1, 32, 48)
     mask[..., :24] = 1.0  # left half; relu3_1 columns 0-5 of 12
-    loss = StyleSwapLoss(tiny_encoder, content, [StyleTarget(style, 2.0, mask=mask)],
-                         StyleSwapOptions())
+    loss = _loss(tiny_encoder, content, [StyleTarget(style, 2.0, mask=mask)], StyleSwapOptions())
     features = tiny_encoder(content, ["relu3_1"])["relu3_1"]
     swapped = style_swap(features, tiny_encoder(style, ["relu3_1"])["relu3_1"])
     assert torch.equal(loss.target[..., 6:], features[..., 6:])
@@ -185,14 +210,17 @@ def test_overlapping_masks_are_shared(tiny_encoder, pair) -> None:
     content, style = pair
     other = smooth_image(40, 40, seed=3)
     layer = "relu3_1"
-    loss = StyleSwapLoss(
-        tiny_encoder, content,
+    loss = _loss(
+        tiny_encoder,
+        content,
         [StyleTarget(style, mask=torch.ones(1, 1, 32, 48)), StyleTarget(other)],
         StyleSwapOptions(),
     )
     features = tiny_encoder(content, [layer])[layer]
-    expected = (style_swap(features, tiny_encoder(style, [layer])[layer])
-                + style_swap(features, tiny_encoder(other, [layer])[layer])) / 2
+    expected = (
+        style_swap(features, tiny_encoder(style, [layer])[layer])
+        + style_swap(features, tiny_encoder(other, [layer])[layer])
+    ) / 2
     assert torch.allclose(loss.target, expected, atol=1e-6)
 
 
@@ -200,8 +228,9 @@ def test_a_masked_style_of_weight_zero_leaves_its_region_alone(tiny_encoder, pai
     content, style = pair
     left = torch.zeros(1, 1, 32, 48)
     left[..., :24] = 1.0
-    loss = StyleSwapLoss(
-        tiny_encoder, content,
+    loss = _loss(
+        tiny_encoder,
+        content,
         [StyleTarget(style, 0.0, mask=left), StyleTarget(style, 1.0, mask=1 - left)],
         StyleSwapOptions(),
     )
@@ -213,12 +242,15 @@ def test_a_masked_style_of_weight_zero_leaves_its_region_alone(tiny_encoder, pai
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"layer": "relu9_1"}, "unknown VGG-19 layer"),
-        ({"patch_size": 0}, "patch-size must be an integer >= 1"),
-        ({"patch_size": 2.5}, "patch-size must be an integer >= 1"),
-        ({"stride": 0}, "stride must be an integer >= 1"),
-        ({"swap_weight": -1.0}, "swap-weight must be a finite number"),
-        ({"tv_weight": float("nan")}, "tv-weight"),
+        ({"layer": "relu9_1"}, "layer must be one of conv1_1, .*, not 'relu9_1'"),
+        ({"patch_size": 0}, "patch-size must be >= 1 and <= 64, not 0"),
+        ({"patch_size": 65}, "patch-size must be <= 64, not 65"),
+        ({"patch_size": 2.5}, "patch-size must be an integer, not 2.5"),
+        ({"stride": 0}, "stride must be >= 1 and <= 64, not 0"),
+        ({"swap_weight": -1.0}, "swap-weight must be >= 0, not -1.0"),
+        ({"swap_weight": float("inf")}, "swap-weight must be a finite number, not inf"),
+        ({"tv_weight": float("nan")}, "tv-weight must be a finite number, not nan"),
+        ({"inverse": True, "layer": "relu4_1"}, "--inverse decodes relu3_1 features"),
     ],
 )
 def test_bad_options_are_refused(changes: dict, message: str) -> None:
@@ -230,8 +262,18 @@ def test_too_small_images_are_refused(tiny_encoder) -> None:
     method = StyleSwap(encoder=tiny_encoder, iterations=1)
     with pytest.raises(BrushworkError, match=r"style 1 is 10×40 px.*at least 12×12 px"):
         method.stylize(smooth_image(32, 32), smooth_image(40, 10))
-    with pytest.raises(BrushworkError, match=r"content image is 32×8 px"):
+    with pytest.raises(
+        BrushworkError, match=r"the content is 32x8 px; styleswap needs at least 12"
+    ):
         method.stylize(smooth_image(8, 32), smooth_image(32, 32))
+    # The loss on its own refuses it too, saying why.
+    with pytest.raises(BrushworkError, match=r"content image is 32×8 px, too small for Style Swap"):
+        _loss(
+            tiny_encoder,
+            smooth_image(8, 32),
+            [StyleTarget(smooth_image(32, 32))],
+            StyleSwapOptions(),
+        )
 
 
 def test_style_assigned_other_layers_is_refused(tiny_encoder, pair) -> None:
@@ -258,3 +300,68 @@ def test_real_vgg_run_moves_towards_the_swapped_features() -> None:
     assert result.image.shape == content.shape
     assert history[-1]["swap"] < history[0]["swap"]
     assert result.details["style_patches"] == 14 * 14
+
+
+# ----------------------------------------------------------------------------- inverse network
+
+
+def test_inverse_network_decodes_the_swapped_features_in_one_pass(
+    tiny_encoder, pair, tmp_path
+) -> None:
+    from conftest import random_decoder
+
+    from brushwork.methods.styleswap import swap_target
+
+    content, style = pair
+    model = save_decoder(tmp_path / "inverse.safetensors", tiny_encoder, "styleswap", "relu3_1")
+    method = StyleSwap(encoder=tiny_encoder, inverse=True, model=str(model))
+    method.check_files()
+    assert (method.accepts_init(), method.has_losses(), method.steps()) == (False, False, 1)
+    collect = ev.Collect()
+    result = method.stylize(content, style, events=collect)
+    assert result.image.shape == content.shape
+    assert 0 <= float(result.image.min()) <= float(result.image.max()) <= 1
+    assert result.losses == {}
+    assert result.details["inverse"] is True
+    assert result.details["style_patches"] == 64
+    assert [(e.step, e.total) for e in collect.of(ev.Progress)] == [(1, 1)]
+    # The decoder applied to the swap target (32x48 needs no padding at relu3_1).
+    options = method.options
+    with torch.no_grad():
+        features = method.prepare_styles(tiny_encoder, [StyleTarget(style)])
+        target, _, _ = swap_target(tiny_encoder, content, [StyleTarget(style)], features, options)
+        expected = random_decoder(tiny_encoder, 1, "relu3_1")(target).clamp(0, 1)
+    torch.testing.assert_close(result.image, expected)
+    with pytest.raises(BrushworkError, match="takes no start image"):
+        method.stylize(content, style, init=content)
+
+
+def test_inverse_model_of_another_method_is_refused() -> None:
+    with pytest.raises(BrushworkError, match="'adain' is a bundled adain model, not a styleswap"):
+        StyleSwap(inverse=True, model="adain").check_files()
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+@pytest.fixture
+def reference_threads() -> Iterator[None]:
+    """The reference was made with torch's default 2 intra-op threads on a 2-core machine;
+    float32 results depend on how reductions are split among threads (see test_gatys.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("reference_threads")
+def test_bit_identical_to_the_pre_refactor_output(tiny_encoder) -> None:
+    """Style Swap with two blended styles reproduces, bit for bit in float32, what the
+    pre-refactor code made (tests/data/optimization_reference.safetensors, key
+    "styleswap")."""
+    content = smooth_image(40, 48, seed=3)
+    style, style2 = smooth_image(40, 32, seed=4), smooth_image(36, 36, seed=5)
+    result = StyleSwap(encoder=tiny_encoder, iterations=8).stylize(
+        content, [StyleTarget(style, 0.6), StyleTarget(style2, 0.4)]
+    )
+    assert_matches_reference(result.image, REFERENCE, "styleswap", tolerance=1e-4)

@@ -153,7 +153,8 @@ def parse_style_spec(spec: str) -> dict[str, Any]:
         names = [n.strip() for n in tail.split(",")]
         unknown = [n for n in names if n not in LAYER_INDEX]
         if unknown or not all(names):
-            if Path(head).exists() or Path(head.rpartition(":")[0]).exists():
+            weighted = head.rpartition(":")[0]
+            if Path(head).exists() or (weighted and Path(weighted).exists()):
                 raise BrushworkError(f"--style {spec}: unknown VGG-19 layer "
                                      f"{(unknown or [''])[0]!r} after '@' (layers are named "
                                      "relu1_1, relu2_1, ...)")
@@ -774,10 +775,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Pillow's complaints about a file's broken metadata (EXIF tags) are not the user's
+    # business: the image is read without them, and real problems are one-line errors
+    warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
     try:
         if argv and argv[0] in COMMANDS:  # not through argparse: "-h" belongs to the command
             return COMMANDS[argv[0]].run(argv[1:])
+        if not argv:
+            raise BrushworkError(f"a command is needed: {', '.join(COMMANDS)} (`brushwork -h` "
+                                 "describes them)")
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command].run(args.arguments)
     except BrushworkError as error:

@@ -95,6 +95,7 @@ Sink = Callable[[Event], None]
 Sinks = Sink | Sequence[Sink] | None
 
 _current: ContextVar[Sink | None] = ContextVar("brushwork_events", default=None)
+_warned: ContextVar[set[str] | None] = ContextVar("brushwork_warned", default=None)
 
 
 def finite(value: Any) -> Any:
@@ -138,9 +139,11 @@ def bound(sinks: Sinks) -> Iterator[Sink | None]:
     outer = _current.get()
     sink = combine([s for s in (outer, combine(sinks)) if s is not None])
     token = _current.set(sink)
+    seen = _warned.set(set())
     try:
         yield sink
     finally:
+        _warned.reset(seen)
         _current.reset(token)
 
 
@@ -152,12 +155,20 @@ def emit(event: Event) -> None:
 
 
 def warn(message: str) -> None:
-    """Report a warning through the bound sink, else as a :class:`BrushworkWarning`."""
+    """Report a warning through the bound sink, else as a :class:`BrushworkWarning`. Like
+    Python's default warnings filter, a message repeated word for word within one binding
+    (e.g. one mask per style, each stretched alike) is reported once."""
     sink = _current.get()
     if sink is None:
         warnings.warn(message, BrushworkWarning, stacklevel=3)
-    else:
-        sink(Warned(" ".join(str(message).split())))
+        return
+    text = " ".join(str(message).split())
+    seen = _warned.get()
+    if seen is not None:
+        if text in seen:
+            return
+        seen.add(text)
+    sink(Warned(text))
 
 
 class Collect:

@@ -34,19 +34,20 @@ def gram_matrix(features: Tensor, mask: Tensor | None = None) -> Tensor:
     Gram matrix of Gatys et al. 2017, eq. 7: features are weighted by the mask and the sum is
     normalized by C·Σmask², so a region's Gram is comparable with a whole image's.
 
-    Accumulated in float32 whatever the features' dtype (autocast off): bfloat16 sums of
-    H·W products would lose the small entries.
+    Accumulated in float32 at least (autocast off; float64 features stay float64): bfloat16
+    sums of H·W products would lose the small entries.
     """
     b, c, h, w = features.shape
+    dtype = torch.promote_types(features.dtype, torch.float32)
     with torch.autocast(features.device.type, enabled=False):
-        features = features.float()
+        features = features.to(dtype)
         if features.is_contiguous(memory_format=torch.channels_last):
             samples = features.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view, no copy
         else:
             samples = features.reshape(b, c, h * w).transpose(1, 2)
         if mask is None:
             return _SelfProduct.apply(samples) / (c * h * w)
-        weights = mask.float().reshape(b, h * w, 1)
+        weights = mask.to(dtype).reshape(b, h * w, 1)
         area = weights.pow(2).sum(dim=(1, 2)).clamp_min(1e-8).reshape(b, 1, 1)
         return _SelfProduct.apply(samples * weights) / (c * area)
 
@@ -61,7 +62,7 @@ def laplacian(image: Tensor) -> Tensor:
     from kornia.filters import filter2d
 
     with torch.autocast(image.device.type, enabled=False):
-        image = image.float()
+        image = image.to(torch.promote_types(image.dtype, torch.float32))
         kernel = LAPLACIAN_KERNEL.to(image)[None]
         return filter2d(image, kernel, border_type="replicate")
 

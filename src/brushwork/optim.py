@@ -104,7 +104,7 @@ def optimize_image(
             raise _diverged(step, f"the loss is {losses['total']}")
         if not bool(torch.isfinite(x).all()):
             raise _diverged(step, "the image is no longer finite")
-        if float(x.detach().abs().max()) > 1 + PIXEL_BOUND:
+        if float(x.detach().max()) > 1 + PIXEL_BOUND or float(x.detach().min()) < -PIXEL_BOUND:
             raise _diverged(step, "pixel values left the image's range by over "
                             f"{PIXEL_BOUND:g}")
         history.append(losses)

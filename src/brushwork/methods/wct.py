@@ -21,32 +21,55 @@ paints its colour).
 
 from __future__ import annotations
 
+import copy
+import json
+import shutil
+import tempfile
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import Tensor
 
+from brushwork import __version__, models
+from brushwork.encoders import VGG19, pools_before
 from brushwork.encoders.vgg import LAYER_INDEX
 from brushwork.errors import BrushworkError
-from brushwork.methods.feedforward import DECODER_LAYERS, FeedForwardMethod
+from brushwork.methods.feedforward import (
+    DECODER_LAYERS,
+    FeedForwardMethod,
+    decoder_id,
+    load_decoder,
+    min_side,
+)
 from brushwork.ops import coloring_statistics, whiten_color
 from brushwork.options import Options, option
+
+if TYPE_CHECKING:
+    from brushwork.export import ExportOptions
 
 
 @dataclass
 class WCTOptions(Options):
     alpha: float = option(
-        0.6, "content–style trade-off at every level: 0 keeps the content, 1 full style "
-        "(the paper shows 0.6)", minimum=0.0, maximum=1.0,
+        0.6,
+        "content–style trade-off at every level: 0 keeps the content, 1 full style "
+        "(the paper shows 0.6)",
+        minimum=0.0,
+        maximum=1.0,
     )
     levels: tuple[str, ...] = option(
         ("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1"),
         "levels to transform, coarse to fine (fewer levels: faster, less style)",
-        choices=DECODER_LAYERS, min_items=1,
+        choices=DECODER_LAYERS,
+        min_items=1,
     )
     models: str = option(
-        "wct", "decoders: 'wct' (the bundled wct-relu5_1 ... wct-relu1_1) or a folder with "
-        "relu5_1.safetensors ... relu1_1.safetensors", metavar="NAME|DIR",
+        "wct",
+        "decoders: 'wct' (the bundled wct-relu5_1 ... wct-relu1_1) or a folder with "
+        "relu5_1.safetensors ... relu1_1.safetensors",
+        metavar="NAME|DIR",
     )
 
     def check(self) -> None:
@@ -76,7 +99,119 @@ class WCT(FeedForwardMethod):
     def style_statistics(self, features: Tensor, layer: str) -> tuple[Tensor, Tensor]:
         return coloring_statistics(features)
 
-    def transform(self, content: Tensor, statistics: Any, mask: Tensor | None,
-                  layer: str) -> Tensor:
+    def transform(
+        self, content: Tensor, statistics: Any, mask: Tensor | None, layer: str
+    ) -> Tensor:
         mean, coloring = statistics
         return whiten_color(content, mean, coloring, mask)
+
+
+# ----------------------------------------------------------------------------- ONNX export
+
+
+def export_onnx(
+    options: ExportOptions, method: WCTOptions | None = None, *, encoder: VGG19 | None = None
+) -> Path:
+    """Write WCT's levels (``method.levels``, decoders ``method.models``) as encoder and
+    decoder graphs in the new folder ``options.output``, with ``wct.json`` describing the
+    pipeline (see the module docstring). The folder appears whole or not at all."""
+    from brushwork.export import EncoderGraph, encoder_copy, export_graph, model_name, require_onnx
+
+    options.validate()
+    method = method or WCTOptions()
+    output = Path(options.output)
+    if output.suffix:
+        raise BrushworkError(
+            f"{output}: WCT exports to a folder (several graphs); give a path without an extension"
+        )
+    if output.exists() and not options.force:
+        raise BrushworkError(f"{output} exists; pass --force to overwrite")
+    if not output.parent.is_dir():
+        raise BrushworkError(f"output directory does not exist: {output.parent}")
+    require_onnx()
+    wct = WCT(method)
+    levels = wct.levels()
+    sources = {layer: models.resolve(wct.decoder_model(layer), method="wct") for layer in levels}
+    deepest = levels[0]
+    encoder = encoder_copy(encoder, deepest, options.weights)
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 37, 45, generator=generator)
+    pipeline: list[dict[str, Any]] = []
+    work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        for layer in levels:
+            decoder = copy.deepcopy(
+                load_decoder(
+                    wct.decoder_model(layer),
+                    method="wct",
+                    layer=layer,
+                    encoder=encoder,
+                    device="cpu",
+                )
+            )
+            decoder = decoder.to(memory_format=torch.contiguous_format).eval()
+            channels = encoder.out_channels[layer]
+            common = {
+                "brushwork_method": "wct",
+                "brushwork_level": layer,
+                "brushwork_encoder": decoder_id(layer, channels),
+            }
+            with torch.no_grad():
+                features = EncoderGraph(encoder, layer)(image)
+            export_graph(
+                EncoderGraph(encoder, layer),
+                (image,),
+                str(work / f"encoder-{layer}.onnx"),
+                (["image"], ["features"]),
+                {"image": {2: "height", 3: "width"}, "features": {2: "fh", 3: "fw"}},
+                options.opset,
+                common,
+            )
+            export_graph(
+                decoder,
+                (features,),
+                str(work / f"decoder-{layer}.onnx"),
+                (["features"], ["image"]),
+                {"features": {2: "fh", 3: "fw"}, "image": {2: "height", 3: "width"}},
+                options.opset,
+                {**common, "brushwork_model": model_name(wct.decoder_model(layer), sources[layer])},
+            )
+            pipeline.append(
+                {
+                    "level": layer,
+                    "encoder": f"encoder-{layer}.onnx",
+                    "decoder": f"decoder-{layer}.onnx",
+                    "channels": channels,
+                    "multiple": 2 ** pools_before(layer),
+                    "min_side": min_side(layer),
+                }
+            )
+        description = {
+            "method": "wct",
+            "brushwork_version": __version__,
+            "alpha": method.alpha,
+            "levels": pipeline,
+            "run": (
+                "for each level in order: pad the image at the bottom and right to a "
+                "multiple of 'multiple' and at least 'min_side' a side (reflection; "
+                "replication where the image is too small to reflect); encoder → f; "
+                "f' = alpha·WCT(f, style) + (1 − alpha)·f; decoder(f') cropped back to the "
+                "image's size and clamped to [0, 1] is the next level's input"
+            ),
+            "transform": (
+                "WCT(f, s): m_c, C_c = mean and covariance (divided by n − 1) of f's "
+                "channels; C + 1e-5·mean(diag C)·I; eigh in float64; eigenvalues "
+                "below 1e-5 × the largest dropped; whiten W = E D^-1/2 Eᵀ; the "
+                "style's coloring K = E_s D_s^1/2 E_sᵀ from its features at the same "
+                "level (the style image through the same encoder graph, not padded); "
+                "result K W (f − m_c) + m_s (brushwork.ops.whiten_color)"
+            ),
+        }
+        (work / "wct.json").write_text(json.dumps(description, indent=2) + "\n")
+        if output.exists():
+            shutil.rmtree(output)
+        work.rename(output)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return output

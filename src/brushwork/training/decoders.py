@@ -78,6 +78,9 @@ class DecoderConfig(Options):
         if self.load_size is not None and self.load_size < self.crop_size:
             raise BrushworkError(f"load-size must be >= crop-size ({self.crop_size}), not "
                                  f"{self.load_size}")
+        if self.crop_size < min_side(self.layer):  # features of 2×2 at least
+            raise BrushworkError(f"crop-size must be >= {min_side(self.layer)} for a decoder "
+                                 f"from {self.layer}, not {self.crop_size}")
         if self.pixel_weight == 0 and self.feature_weight == 0:
             raise BrushworkError("pixel-weight and feature-weight must not both be 0")
 
@@ -143,11 +146,30 @@ def load_val_images(folder: str, side: int = VAL_SIDE) -> list[Tensor]:
     return [load_image(path, size=side) for path in list_images(folder, "validation")]
 
 
-def _loaded_names(model: str, method: str) -> set[str]:
+def read_start(model: str, *, method: str, layer: str, channels: int
+               ) -> tuple[Decoder, set[str]]:
+    """The decoder from ``layer`` a run starts from (:func:`read_decoder`) for an encoder
+    with ``channels`` there, and the names of the tensors it took. A checkpoint trained on
+    an encoder of another width is refused: none of its convolutions fit (at most a bias
+    of the last one would, which is no start)."""
     from brushwork import models
     from brushwork.checkpoints import load_checkpoint
 
-    return set(load_checkpoint(models.resolve(model, method=method), method=method).tensors)
+    path = models.resolve(model, method=method)
+    saved = load_checkpoint(path, method=method, what="model")
+    width = decoder_width(layer, channels)
+    found = saved.encoder.split(":")
+    try:
+        theirs: float | None = decoder_width(found[1], int(found[2]))
+    except (IndexError, KeyError, ValueError):
+        theirs = None  # no encoder id to compare: the tensors' shapes decide
+    if theirs is not None and not math.isclose(theirs, width):
+        raise BrushworkError(f"model {path} was trained on encoder {saved.encoder!r}, of "
+                             f"another width than this run's {decoder_id(layer, channels)!r}")
+    decoder, _ = read_decoder(path, method=method, layer=layer, width=width)
+    state = decoder.state_dict()
+    taken = {k for k, v in saved.tensors.items() if k in state and state[k].shape == v.shape}
+    return decoder, taken
 
 
 class ReconstructionObjective(Objective):
@@ -184,14 +206,13 @@ class ReconstructionObjective(Objective):
         width = decoder_width(layer, encoder.out_channels[layer])
         self.new_layers: list[str] = []
         if self.config.init_from is not None:
-            self.decoder, taken = read_decoder(self.config.init_from,
-                                               method=self.config.init_method, layer=layer,
-                                               width=width)
-            if taken < len(self.decoder.state_dict()):  # started from a shallower decoder
-                self.new_layers = [name for name, module in self.decoder.named_children()
-                                   if isinstance(module, nn.Conv2d)
-                                   and f"{name}.weight" not in _loaded_names(
-                                       self.config.init_from, self.config.init_method)]
+            self.decoder, taken = read_start(self.config.init_from,
+                                             method=self.config.init_method, layer=layer,
+                                             channels=encoder.out_channels[layer])
+            # started from a shallower decoder: the convolutions it did not have are new
+            self.new_layers = [name for name, module in self.decoder.named_children()
+                               if isinstance(module, nn.Conv2d)
+                               and f"{name}.weight" not in taken]
         else:
             self.decoder = Decoder(layer, width=width)
         if self.decoder.in_channels != encoder.out_channels[layer]:

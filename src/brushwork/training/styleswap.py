@@ -25,13 +25,13 @@ from torch import Tensor, nn
 from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
 from brushwork.losses import total_variation_loss
-from brushwork.methods.feedforward import Decoder, decoder_id, decoder_width, read_decoder
+from brushwork.methods.feedforward import Decoder, decoder_id, decoder_width
 from brushwork.ops import style_swap
 from brushwork.options import REQUIRED, Options, option
 from brushwork.precision import Precision
 from brushwork.training.adain import training_encoder
 from brushwork.training.data import Batches, list_images, to_device
-from brushwork.training.decoders import load_val_images, score_reconstruction
+from brushwork.training.decoders import load_val_images, read_start, score_reconstruction
 from brushwork.training.trainer import Objective, RunOptions
 
 LAYER = "relu3_1"
@@ -68,6 +68,20 @@ class InverseConfig(Options):
         if self.load_size is not None and self.load_size < self.crop_size:
             raise BrushworkError(f"load-size must be >= crop-size ({self.crop_size}), not "
                                  f"{self.load_size}")
+
+
+def check_start(model: str, method: str) -> None:
+    """Refuse, before any weights load, a start that is missing, unreadable, of another
+    method or a decoder from another layer than relu3_1 (whose shared lower layers
+    :func:`~brushwork.methods.feedforward.read_decoder` alone would take)."""
+    from brushwork import models
+    from brushwork.checkpoints import load_checkpoint
+
+    path = models.resolve(model, method=method)
+    found = load_checkpoint(path, method=method, what="model").encoder.split(":")
+    if len(found) == 3 and found[1] != LAYER:
+        raise BrushworkError(f"model {path} is a decoder from {found[1]}, not from {LAYER}; "
+                             f"the inverse network starts from a {LAYER} decoder")
 
 
 class InverseLoss(nn.Module):
@@ -120,7 +134,7 @@ class InverseObjective(Objective):
         if self.config.val_dir is not None:
             self.val_images = load_val_images(self.config.val_dir)
         if self.config.init_from is not None:
-            read_decoder(self.config.init_from, method=self.config.init_method, layer=LAYER)
+            check_start(self.config.init_from, self.config.init_method)
 
     def build(self, device: torch.device, precision: Precision, run: RunOptions) -> nn.Module:
         encoder = training_encoder(self.encoder, LAYER, device, run.weights)
@@ -129,9 +143,9 @@ class InverseObjective(Objective):
         torch.manual_seed(self.config.seed)
         width = decoder_width(LAYER, encoder.out_channels[LAYER])
         if self.config.init_from is not None:
-            self.decoder, _ = read_decoder(self.config.init_from,
-                                           method=self.config.init_method, layer=LAYER,
-                                           width=width)
+            self.decoder, _ = read_start(self.config.init_from,
+                                         method=self.config.init_method, layer=LAYER,
+                                         channels=encoder.out_channels[LAYER])
         else:
             self.decoder = Decoder(LAYER, width)
         if self.decoder.in_channels != encoder.out_channels[LAYER]:

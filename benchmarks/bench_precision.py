@@ -1,0 +1,218 @@
+"""Benchmark of the precision policy: every precision this CPU runs well, measured in one run.
+
+For float32 and (where the CPU has bfloat16 units, or with ``--all``) bfloat16:
+
+* the convolution ceiling: GFLOP/s of one 256→256-channel 3×3 convolution at 128², forward,
+  channels-last, in that precision (the practical peak for VGG-19's work);
+* Gatys: seconds per L-BFGS iteration at 256² and 512² (median of the timed steps after
+  warm-up steps; VGG-19 to relu5_1, default options), its FLOPs per iteration counted from
+  the layer shapes (each 3×3 convolution forward and backward to its input, the Gram
+  matrices) and the achieved fraction of that precision's ceiling;
+* AdaIN: ``brushwork.run(method="adain")`` at 512² in-process from PIL images (median of
+  ``--repeats`` after a warm-up), against its FLOP floor: the conv FLOPs of one stylization
+  (counted with forward hooks) at the ceiling's rate;
+* training: steps/s of the AdaIN decoder's training step (batch 4 of 256² crops, Adam,
+  autocast with float32 master weights), median of timed steps.
+
+Prints the CPU and its bfloat16 flags with the table and writes the ``precision`` section of
+BENCHMARKS.md. ``python benchmarks/bench_precision.py`` (about 10 minutes on 2 cores);
+``--quick`` for a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from common import markdown_table, median_seconds, write_section
+from torch import nn
+
+from brushwork import events
+from brushwork.encoders import cached_vgg19, load_vgg19
+from brushwork.encoders.vgg import LAYER_INDEX, LAYERS
+from brushwork.examples import content_image, style_path
+from brushwork.methods.gatys import Gatys, GatysOptions
+from brushwork.precision import Precision, cpu_bf16_units, cpu_flags, cpu_name
+
+SECTION = "precision"
+
+
+def ceiling(dtype: torch.dtype, repeats: int = 7) -> float:
+    """GFLOP/s of one 256→256 3×3 convolution at 128², forward, channels-last."""
+    c, size = 256, 128
+    x = torch.randn(1, c, size, size).to(dtype).contiguous(memory_format=torch.channels_last)
+    conv = nn.Conv2d(c, c, 3, padding=1).requires_grad_(False).to(dtype)
+    conv = conv.to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        return 2 * c * c * 9 * size * size / median_seconds(lambda: conv(x), repeats, 3) / 1e9
+
+
+def gatys_flops(options: GatysOptions, side: int, channels: dict[str, int]) -> int:
+    """FLOPs of one forward + input-backward pass through the layers the loss needs."""
+    flops, c_in, h, w = 0, 3, side, side
+    last = max(LAYER_INDEX[name] for name in options.encoder_layers)
+    for name in LAYERS[: last + 1]:
+        if name.startswith("conv"):
+            c_out = channels[name]
+            flops += 2 * (2 * c_in * c_out * 9 * h * w)
+            c_in = c_out
+        elif name.startswith("pool"):
+            h, w = h // 2, w // 2
+        if name in options.style_layers:
+            flops += 3 * (2 * c_in * c_in * h * w)
+    return flops
+
+
+def gatys_iteration(precision: Precision, side: int, warmup: int, steps: int) -> float:
+    """Median seconds per L-BFGS iteration (the steps after ``warmup``)."""
+    encoder = cached_vgg19("relu5_1", "max", "cpu")
+    generator = torch.Generator().manual_seed(0)
+    content = torch.rand(1, 3, side, side, generator=generator)
+    style = torch.rand(1, 3, side, side, generator=generator)
+    stamps: list[float] = []
+
+    def stamp(event: events.Event) -> None:
+        if isinstance(event, events.Progress):
+            stamps.append(event.seconds)
+
+    Gatys(encoder=encoder, precision=precision, iterations=warmup + steps).stylize(
+        content, style, events=stamp)
+    gaps = [b - a for a, b in zip(stamps[warmup - 1:], stamps[warmup:], strict=False)]
+    return statistics.median(gaps)
+
+
+def adain_flops(side: int) -> int:
+    """Conv FLOPs of one AdaIN stylization at side² (content and style), from the shapes."""
+    from brushwork.methods.adain import AdaIN
+
+    encoder = load_vgg19("relu4_1")
+    method = AdaIN(encoder=encoder)
+    decoder = method.decoders()["relu4_1"]
+    total = 0
+
+    def hook(module: nn.Conv2d, inputs: object, output: torch.Tensor) -> None:
+        nonlocal total
+        total += 2 * output.numel() * module.in_channels * 9
+
+    modules = [m for m in (*encoder.modules(), *decoder.modules()) if isinstance(m, nn.Conv2d)]
+    handles = [m.register_forward_hook(hook) for m in modules]
+    try:
+        method.stylize(torch.rand(1, 3, side, side), torch.rand(1, 3, side, side))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
+
+
+def adain_run(precision: str, side: int, repeats: int) -> float:
+    from brushwork.api import run
+
+    content = content_image("astronaut").resize((side, side))
+    style = style_path("strokes")
+    return median_seconds(lambda: run(content, style, "adain", size=side,
+                                      precision=precision), repeats, warmup=1)
+
+
+def train_steps_per_second(precision: Precision, steps: int) -> float:
+    from brushwork.methods.feedforward import Decoder
+    from brushwork.training.adain import AdaINLoss, TrainConfig
+
+    encoder = cached_vgg19("relu4_1", "max", "cpu")
+    torch.manual_seed(0)
+    decoder = Decoder("relu4_1").to(memory_format=torch.channels_last)
+    loss = AdaINLoss(decoder, encoder, TrainConfig("", ""))
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=1e-4)
+    generator = torch.Generator().manual_seed(1)
+
+    def batch() -> torch.Tensor:
+        return torch.rand(4, 3, 256, 256, generator=generator).contiguous(
+            memory_format=torch.channels_last)
+
+    def step() -> None:
+        content, style = batch(), batch()
+        with precision.autocast():
+            terms = loss(content, style)
+        optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        optimizer.step()
+
+    return 1.0 / median_seconds(step, steps, warmup=2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--all", action="store_true",
+                        help="also measure bfloat16 on a CPU without bfloat16 units")
+    parser.add_argument("--quick", action="store_true", help="smoke test: tiny counts")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    units = cpu_bf16_units()
+    names = ["float32"] + (["bfloat16"] if units or args.all else [])
+    sides = (64, 96) if args.quick else (256, 512)
+    steps = {sides[0]: (2, 3) if args.quick else (3, 10),
+             sides[1]: (2, 2) if args.quick else (2, 5)}
+    repeats = 1 if args.quick else args.repeats
+    adain_side = 64 if args.quick else 512
+    train_steps = 1 if args.quick else 5
+    cpu = (f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+           f"bfloat16 units: {', '.join(units) or 'none'} (flags "
+           f"{'avx512f ' if 'avx512f' in cpu_flags() else ''}"
+           f"{'amx_tile ' if 'amx_tile' in cpu_flags() else ''}…)")
+    print(cpu, flush=True)
+    channels = load_vgg19("relu5_1").out_channels
+    options = GatysOptions()
+    floor_flops = adain_flops(adain_side)
+    rows, measured = [], {}
+    for name in names:
+        precision = Precision(name, "cpu", "benchmark")
+        top = ceiling(precision.dtype)
+        row = {"ceiling": top}
+        for side in sides:
+            seconds = gatys_iteration(precision, side, *steps[side])
+            flops = gatys_flops(options, side, channels)
+            row[f"gatys{side}"] = seconds
+            row[f"gatys{side}_fraction"] = flops / seconds / 1e9 / top
+        row["adain"] = adain_run(name, adain_side, repeats)
+        row["adain_floor"] = floor_flops / (top * 1e9)
+        row["train"] = train_steps_per_second(precision, train_steps)
+        measured[name] = row
+        print(name, {k: round(v, 4) for k, v in row.items()}, flush=True)
+        rows.append([name, f"{top:.0f}", f"{row[f'gatys{sides[0]}']:.3f}",
+                     f"{100 * row[f'gatys{sides[0]}_fraction']:.0f} %",
+                     f"{row[f'gatys{sides[1]}']:.3f}",
+                     f"{100 * row[f'gatys{sides[1]}_fraction']:.0f} %",
+                     f"{row['adain']:.3f}", f"{row['adain_floor']:.3f}",
+                     f"{row['adain'] / row['adain_floor']:.1f}×", f"{row['train']:.2f}"])
+    header = ["precision", "conv ceiling GFLOP/s", f"Gatys {sides[0]}² s/iteration",
+              "of ceiling", f"Gatys {sides[1]}² s/iteration", "of ceiling",
+              f"AdaIN {adain_side}² s (run)", "FLOP floor s", "run / floor",
+              "AdaIN training steps/s"]
+    table = markdown_table(header, rows)
+    if len(measured) == 2:
+        f32, b16 = measured["float32"], measured["bfloat16"]
+        table += (
+            f"\n\nbfloat16 vs float32 in this run: ceiling {b16['ceiling'] / f32['ceiling']:.2f}×, "
+            f"Gatys {sides[0]}² {f32[f'gatys{sides[0]}'] / b16[f'gatys{sides[0]}']:.2f}×, "
+            f"Gatys {sides[1]}² {f32[f'gatys{sides[1]}'] / b16[f'gatys{sides[1]}']:.2f}×, "
+            f"AdaIN {f32['adain'] / b16['adain']:.2f}×, training "
+            f"{b16['train'] / f32['train']:.2f}× faster.")
+    text = (
+        f"CPU: {cpu}. `python benchmarks/bench_precision.py` ({time.strftime('%Y-%m-%d')}). "
+        "Each precision's ceiling is measured in the same run (256→256 3×3 convolution at 128², "
+        "channels-last). Gatys: median seconds per L-BFGS iteration after warm-up steps, FLOPs "
+        "from the layer shapes (convolutions forward and backward to the input, Gram "
+        "matrices); AdaIN: median of in-process `brushwork.run(method='adain')` calls from "
+        "PIL images (image conversion, resizing, encoder, decoder), floor = its convolution "
+        "FLOPs at the ceiling's rate; training: AdaIN decoder steps (batch 4, 256² crops, "
+        "Adam, autocast with float32 master weights).\n\n" + table)
+    print(text)
+    if not args.no_write:
+        write_section(SECTION, text)
+
+
+if __name__ == "__main__":
+    main()
