@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-adain bench-highres contact-sheet controls-sheet clean
+.PHONY: demo test lint bench bench-adain bench-highres bench-precision contact-sheet controls-sheet clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,7 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/brushwork demo --out out
 
-test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts
+test: lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -33,6 +32,9 @@ bench-adain: $(STAMP)
 
 bench-highres: $(STAMP)
 	$(BIN)/python benchmarks/bench_highres.py
+
+bench-precision: $(STAMP)
+	$(BIN)/python benchmarks/bench_precision.py
 
 contact-sheet: $(STAMP)
 	$(BIN)/python scripts/contact_sheet.py

@@ -102,8 +102,10 @@ def decoder_for(model: str, encoder: VGG19) -> tuple[Decoder, str, bool]:
         torch.manual_seed(0)
         decoder = Decoder(LAYER, width=encoder.out_channels[LAYER] / 512)
         decoder = decoder.requires_grad_(False).eval()
-        note = (f"random-initialized full-width decoder: the bundled model {model!r} is not in "
-                f"this checkout ({info.path}); timing does not depend on the weight values")
+        note = (
+            f"random-initialized full-width decoder: the bundled model {model!r} is not in "
+            f"this checkout ({info.path}); timing does not depend on the weight values"
+        )
         print(f"NOTE: {note}", flush=True)
         return decoder, note, False
     # a copy: the loaded decoder is shared (cached per process) and this script changes its
@@ -114,10 +116,12 @@ def decoder_for(model: str, encoder: VGG19) -> tuple[Decoder, str, bool]:
 
 def random_model(folder: Path, encoder: VGG19, decoder: Decoder) -> str:
     """The stand-in decoder saved as shipped (float16), for ``brushwork.run``."""
-    checkpoint = Checkpoint("adain", decoder_id(LAYER, encoder.out_channels[LAYER]),
-                            decoder.state_dict())
-    return str(save_checkpoint(folder / "adain-random.safetensors", checkpoint,
-                               dtype=torch.float16))
+    checkpoint = Checkpoint(
+        "adain", decoder_id(LAYER, encoder.out_channels[LAYER]), decoder.state_dict()
+    )
+    return str(
+        save_checkpoint(folder / "adain-random.safetensors", checkpoint, dtype=torch.float16)
+    )
 
 
 def pair(size: int) -> tuple[Image.Image, Image.Image]:
@@ -125,8 +129,10 @@ def pair(size: int) -> tuple[Image.Image, Image.Image]:
     content = content_image(CONTENT)
     with Image.open(style_path(STYLE)) as image:
         style = image.convert("RGB")
-    return (content.resize((size, size), Image.Resampling.LANCZOS),
-            style.resize((size, size), Image.Resampling.LANCZOS))
+    return (
+        content.resize((size, size), Image.Resampling.LANCZOS),
+        style.resize((size, size), Image.Resampling.LANCZOS),
+    )
 
 
 def stylize(encoder: VGG19, decoder: nn.Module, content: Tensor, style: Tensor) -> Tensor:
@@ -136,8 +142,7 @@ def stylize(encoder: VGG19, decoder: nn.Module, content: Tensor, style: Tensor) 
     padded, (height, width) = pad_to_multiple(content, 8, min_side(LAYER))
     features = encoder(padded, [LAYER])[LAYER]
     style_stats = [mean_std(encoder(style, [LAYER])[LAYER])]
-    mixed = mix_styles(features, style_stats, [1.0], [None], 1.0,
-                       lambda c, s, m: adain(c, *s, m))
+    mixed = mix_styles(features, style_stats, [1.0], [None], 1.0, lambda c, s, m: adain(c, *s, m))
     return decoder(mixed)[..., :height, :width].clamp(0, 1)
 
 
@@ -168,7 +173,8 @@ def set_layout(encoder: VGG19, decoder: nn.Module, channels_last: bool) -> None:
 
 def in_layout(tensor: Tensor, channels_last: bool) -> Tensor:
     return tensor.contiguous(
-        memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format
+    )
 
 
 def conv_flops(fn: Callable[[], object], modules: list[nn.Module]) -> int:
@@ -219,24 +225,51 @@ def gatys_peer(content: Path, style: Path, size: int, iterations: int) -> dict[s
     whole run at its default iteration count, extrapolated from ``iterations`` steps."""
     default = get_method("gatys").default_options().iterations  # type: ignore[attr-defined]
     # warm-up: loads VGG-19 to relu5_1 into brushwork's cache, as a second call would find it
-    brushwork_run(str(content), str(style), method="gatys", size=size, device="cpu",
-                  precision="float32", iterations=1)
+    brushwork_run(
+        str(content),
+        str(style),
+        method="gatys",
+        size=size,
+        device="cpu",
+        precision="float32",
+        iterations=1,
+    )
     collect = events.Collect()
     start = time.perf_counter()
-    brushwork_run(str(content), str(style), method="gatys", size=size, device="cpu",
-                  precision="float32", iterations=iterations, events=collect)
+    brushwork_run(
+        str(content),
+        str(style),
+        method="gatys",
+        size=size,
+        device="cpu",
+        precision="float32",
+        iterations=iterations,
+        events=collect,
+    )
     wall = time.perf_counter() - start
     stamps = [event.seconds for event in collect.of(events.Progress)]
     steps = list(itertools.pairwise(stamps[1:])) or list(itertools.pairwise(stamps))
     per_step = statistics.median(b - a for a, b in steps) if steps else wall / iterations
     overhead = max(0.0, wall - iterations * per_step)
-    return {"iterations_timed": iterations, "wall_timed": wall, "per_iteration": per_step,
-            "overhead": overhead, "default_iterations": default,
-            "extrapolated": overhead + default * per_step}
+    return {
+        "iterations_timed": iterations,
+        "wall_timed": wall,
+        "per_iteration": per_step,
+        "overhead": overhead,
+        "default_iterations": default,
+        "extrapolated": overhead + default * per_step,
+    }
 
 
-def cpu_size(size: int, encoder: VGG19, decoder: Decoder, separate: nn.Module, folder: Path,
-             model_arg: str, args: argparse.Namespace) -> dict:
+def cpu_size(
+    size: int,
+    encoder: VGG19,
+    decoder: Decoder,
+    separate: nn.Module,
+    folder: Path,
+    model_arg: str,
+    args: argparse.Namespace,
+) -> dict:
     """Counted FLOPs, the timed variants and the Gatys peer at size × size."""
     content_pil, style_pil = pair(size)
     content_file, style_file = folder / f"content_{size}.png", folder / f"style_{size}.png"
@@ -246,12 +279,14 @@ def cpu_size(size: int, encoder: VGG19, decoder: Decoder, separate: nn.Module, f
     content, style = to_tensor(content_pil), to_tensor(style_pil)
 
     set_layout(encoder, decoder, False)
-    flops, flop_counter = counted_flops(lambda: stylize(encoder, decoder, content, style),
-                          [*encoder.modules(), *decoder.modules()])
+    flops, flop_counter = counted_flops(
+        lambda: stylize(encoder, decoder, content, style), [*encoder.modules(), *decoder.modules()]
+    )
     print(f"{size}²: {flops / 1e9:.2f} GFLOP per stylization (convolutions)", flush=True)
 
-    def variant(channels_last: bool, mode: Callable[[], contextlib.AbstractContextManager],
-                net: nn.Module) -> Callable[[], Tensor]:
+    def variant(
+        channels_last: bool, mode: Callable[[], contextlib.AbstractContextManager], net: nn.Module
+    ) -> Callable[[], Tensor]:
         set_layout(encoder, net, channels_last)
         c, s = in_layout(content, channels_last), in_layout(style, channels_last)
 
@@ -264,19 +299,27 @@ def cpu_size(size: int, encoder: VGG19, decoder: Decoder, separate: nn.Module, f
     with torch.inference_mode():
         features = encoder(pad_to_multiple(content, 8, min_side(LAYER))[0], [LAYER])[LAYER]
     difference = check_fused(separate, decoder, features)
-    print(f"reflect-padded conv decoder matches the original to {difference:.1e}",
-          flush=True)
+    print(f"reflect-padded conv decoder matches the original to {difference:.1e}", flush=True)
 
     def user_path() -> None:
-        brushwork_run(str(content_file), str(style_file), method="adain", size=size,
-                      device="cpu", precision="float32", model=model_arg).image.save(output_file)
+        brushwork_run(
+            str(content_file),
+            str(style_file),
+            method="adain",
+            size=size,
+            device="cpu",
+            precision="float32",
+            model=model_arg,
+        ).image.save(output_file)
 
     variants: list[tuple[str, Callable[[], Callable[[], object]]]] = [
         ("(a) fp32 contiguous, no_grad", lambda: variant(False, torch.no_grad, separate)),
         ("(b) + inference_mode", lambda: variant(False, torch.inference_mode, separate)),
         ("(c) + channels_last", lambda: variant(True, torch.inference_mode, separate)),
-        ('(d) + reflection padding inside the convs (brushwork\'s decoder)',
-         lambda: variant(True, torch.inference_mode, decoder)),
+        (
+            "(d) + reflection padding inside the convs (brushwork's decoder)",
+            lambda: variant(True, torch.inference_mode, decoder),
+        ),
         ("(e) brushwork.run(method='adain'), PNG in and out", lambda: user_path),
     ]
     rows = []
@@ -285,22 +328,44 @@ def cpu_size(size: int, encoder: VGG19, decoder: Decoder, separate: nn.Module, f
         rows.append({"variant": label, "seconds": seconds})
         print(f"{size}² {label}: {seconds:.3f} s", flush=True)
     set_layout(encoder, decoder, False)
-    gatys = (gatys_peer(content_file, style_file, size, args.gatys_iterations)
-             if args.gatys_iterations > 0 else None)
+    gatys = (
+        gatys_peer(content_file, style_file, size, args.gatys_iterations)
+        if args.gatys_iterations > 0
+        else None
+    )
     if gatys:
-        print(f"{size}² gatys: {gatys['per_iteration']:.3f} s / iteration, "
-              f"{gatys['extrapolated']:.1f} s extrapolated to "
-              f"{gatys['default_iterations']} iterations", flush=True)
-    return {"size": size, "gflop": flops / 1e9, "flop_counter_gflop": flop_counter / 1e9,
-            "variants": rows, "gatys": gatys, "fused_difference": difference}
+        print(
+            f"{size}² gatys: {gatys['per_iteration']:.3f} s / iteration, "
+            f"{gatys['extrapolated']:.1f} s extrapolated to "
+            f"{gatys['default_iterations']} iterations",
+            flush=True,
+        )
+    return {
+        "size": size,
+        "gflop": flops / 1e9,
+        "flop_counter_gflop": flop_counter / 1e9,
+        "variants": rows,
+        "gatys": gatys,
+        "fused_difference": difference,
+    }
 
 
 def compiled_seconds(size: int, model: str, repeats: int) -> dict[str, float]:
     """Variant (c) under ``torch.compile``, timed in a child process (``--compiled-child``)."""
     done = subprocess.run(
-        [sys.executable, __file__, "--compiled-child", str(size), "--model", model,
-         "--repeats", str(repeats)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            __file__,
+            "--compiled-child",
+            str(size),
+            "--model",
+            model,
+            "--repeats",
+            str(repeats),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -323,8 +388,7 @@ def compiled_child(size: int, model: str, repeats: int) -> None:
 
 
 def cpu_benchmark(args: argparse.Namespace) -> dict:
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {machine()}",
-          flush=True)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {machine()}", flush=True)
     encoder = load_vgg19(LAYER, progress=False)
     decoder, model_note, real_model = decoder_for(args.model, encoder)
     separate = separate_pad_decoder(decoder)
@@ -335,59 +399,98 @@ def cpu_benchmark(args: argparse.Namespace) -> dict:
         model_arg = random_model(folder, encoder, decoder)
 
     ceilings = {"channels_last": [conv_ceiling(True)], "contiguous": [conv_ceiling(False)]}
-    print(f"conv ceiling before: {ceilings['channels_last'][0]:.1f} GFLOP/s channels_last, "
-          f"{ceilings['contiguous'][0]:.1f} contiguous", flush=True)
+    print(
+        f"conv ceiling before: {ceilings['channels_last'][0]:.1f} GFLOP/s channels_last, "
+        f"{ceilings['contiguous'][0]:.1f} contiguous",
+        flush=True,
+    )
 
-    measured = [cpu_size(size, encoder, decoder, separate, folder, model_arg, args)
-                for size in args.sizes]
+    measured = [
+        cpu_size(size, encoder, decoder, separate, folder, model_arg, args) for size in args.sizes
+    ]
     ceilings["channels_last"].append(conv_ceiling(True))
     ceilings["contiguous"].append(conv_ceiling(False))
-    print(f"conv ceiling after: {ceilings['channels_last'][1]:.1f} GFLOP/s channels_last, "
-          f"{ceilings['contiguous'][1]:.1f} contiguous", flush=True)
+    print(
+        f"conv ceiling after: {ceilings['channels_last'][1]:.1f} GFLOP/s channels_last, "
+        f"{ceilings['contiguous'][1]:.1f} contiguous",
+        flush=True,
+    )
     ceiling = max(itertools.chain(*ceilings.values()))
     if args.compile:  # last, in child processes: compiler threads cannot disturb the rest
         for entry in measured:
             child = compiled_seconds(entry["size"], model_arg, args.repeats)
             entry["variants"].append({"variant": "(f) (c) under torch.compile", **child})
-            print(f"{entry['size']}² (f) torch.compile: {child['seconds']:.3f} s "
-                  f"(first call {child['first_call']:.1f} s)", flush=True)
+            print(
+                f"{entry['size']}² (f) torch.compile: {child['seconds']:.3f} s "
+                f"(first call {child['first_call']:.1f} s)",
+                flush=True,
+            )
     for entry in measured:
         entry["floor"] = entry["gflop"] / ceiling
-    return {"machine": machine(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "model": model_note, "ceiling": ceiling,
-            "ceilings": ceilings, "repeats": args.repeats, "sizes": measured}
+    return {
+        "machine": machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "model": model_note,
+        "ceiling": ceiling,
+        "ceilings": ceilings,
+        "repeats": args.repeats,
+        "sizes": measured,
+    }
 
 
 def cpu_markdown(result: dict, command: str) -> str:
     rows, peers = [], []
     for entry in result["sizes"]:
         size, floor = entry["size"], entry["floor"]
-        rows.append([f"{size}²", "floor: conv FLOPs / ceiling", f"{floor:.3f}", "1.00×",
-                     f"{entry['gflop']:.1f}"])
+        rows.append(
+            [
+                f"{size}²",
+                "floor: conv FLOPs / ceiling",
+                f"{floor:.3f}",
+                "1.00×",
+                f"{entry['gflop']:.1f}",
+            ]
+        )
         for row in entry["variants"]:
-            rows.append([f"{size}²", row["variant"], f"{row['seconds']:.3f}",
-                         f"{row['seconds'] / floor:.2f}×", f"{entry['gflop']:.1f}"])
+            rows.append(
+                [
+                    f"{size}²",
+                    row["variant"],
+                    f"{row['seconds']:.3f}",
+                    f"{row['seconds'] / floor:.2f}×",
+                    f"{entry['gflop']:.1f}",
+                ]
+            )
         gatys = entry["gatys"]
         if gatys:
             adain = entry["variants"][4]["seconds"]  # (e): the same user-visible path
-            peers.append([
-                f"{size}²", f"{gatys['per_iteration']:.3f}",
-                f"{gatys['iterations_timed']} (wall {gatys['wall_timed']:.1f} s)",
-                f"{gatys['extrapolated']:.1f} s (extrapolated: {gatys['overhead']:.1f} s set-up "
-                f"+ {gatys['default_iterations']} × s / iteration)",
-                f"{adain:.3f} s", f"{gatys['extrapolated'] / adain:.0f}×",
-            ])
+            peers.append(
+                [
+                    f"{size}²",
+                    f"{gatys['per_iteration']:.3f}",
+                    f"{gatys['iterations_timed']} (wall {gatys['wall_timed']:.1f} s)",
+                    f"{gatys['extrapolated']:.1f} s (extrapolated: "
+                    f"{gatys['overhead']:.1f} s set-up "
+                    f"+ {gatys['default_iterations']} × s / iteration)",
+                    f"{adain:.3f} s",
+                    f"{gatys['extrapolated'] / adain:.0f}×",
+                ]
+            )
     cl, cont = result["ceilings"]["channels_last"], result["ceilings"]["contiguous"]
-    counter_note = "agrees with `torch.utils.flop_counter`" if all(
-        abs(e["flop_counter_gflop"] - e["gflop"]) <= 1e-6 * e["gflop"] for e in result["sizes"]
-    ) else "`torch.utils.flop_counter` counts " + ", ".join(
-        f"{e['flop_counter_gflop']:.1f}" for e in result["sizes"]
+    counter_note = (
+        "agrees with `torch.utils.flop_counter`"
+        if all(
+            abs(e["flop_counter_gflop"] - e["gflop"]) <= 1e-6 * e["gflop"] for e in result["sizes"]
+        )
+        else "`torch.utils.flop_counter` counts "
+        + ", ".join(f"{e['flop_counter_gflop']:.1f}" for e in result["sizes"])
     )
     text = (
         "## AdaIN: one stylization on the CPU, against the FLOP floor\n\n"
         f"`{command}` on {result['machine']}. Content {CONTENT}, style {STYLE}, both "
         f"resized to S×S; {result['model']}. float32 throughout (no autocast; (e) and Gatys "
-        "with `precision=\"float32\"`). Median of "
+        'with `precision="float32"`). Median of '
         f"{result['repeats']} runs after one warm-up.\n\n"
         "One stylization = VGG-19 to relu4_1 on the content and on the style, AdaIN, the "
         "decoder. GFLOP counts the convolutions only (2 × multiply-adds, from the layer "
@@ -399,11 +502,14 @@ def cpu_markdown(result: dict, command: str) -> str:
         "that rate and padding, ReLU, pooling, upsampling, AdaIN and image I/O were free; "
         "the target is within 1.3× of it. (a)–(c) use the paper's decoder layout, a "
         "ReflectionPad2d module before each convolution; (d) is brushwork's decoder, whose "
-        "convolutions pad themselves (`padding_mode=\"reflect\"`; same output, checked). "
+        'convolutions pad themselves (`padding_mode="reflect"`; same output, checked). '
         "(e) also reads the decoder checkpoint and both PNGs, and writes the output PNG."
-        + (" (f) is (c) under `torch.compile` (default mode), timed in a separate process "
-           "after everything else; its first call (compilation) is not counted."
-           if any(len(entry["variants"]) > 5 for entry in result["sizes"]) else "")
+        + (
+            " (f) is (c) under `torch.compile` (default mode), timed in a separate process "
+            "after everything else; its first call (compilation) is not counted."
+            if any(len(entry["variants"]) > 5 for entry in result["sizes"])
+            else ""
+        )
         + "\n\n"
         + markdown_table(["size", "variant", "median s", "× floor", "GFLOP"], rows)
         + "\n"
@@ -414,9 +520,17 @@ def cpu_markdown(result: dict, command: str) -> str:
             "`brushwork.run` path (Gatys, L-BFGS, default options): a full run takes minutes, "
             "so a few iterations are timed and the run is **extrapolated** to the default "
             "iteration count.\n\n"
-            + markdown_table(["size", "Gatys s / iteration", "iterations timed",
-                              "Gatys, default iterations", "AdaIN (e)", "AdaIN speed-up"],
-                             peers)
+            + markdown_table(
+                [
+                    "size",
+                    "Gatys s / iteration",
+                    "iterations timed",
+                    "Gatys, default iterations",
+                    "AdaIN (e)",
+                    "AdaIN speed-up",
+                ],
+                peers,
+            )
             + "\n"
         )
     return text
@@ -450,8 +564,15 @@ PRECISIONS: list[tuple[str, torch.dtype | None, bool]] = [
 ]
 
 
-def gpu_shape_rows(size: int, batch: int, encoder: VGG19, decoder: nn.Module, folder: Path,
-                   model_arg: str, args: argparse.Namespace) -> list[dict]:
+def gpu_shape_rows(
+    size: int,
+    batch: int,
+    encoder: VGG19,
+    decoder: nn.Module,
+    folder: Path,
+    model_arg: str,
+    args: argparse.Namespace,
+) -> list[dict]:
     """The GPU rows of one size and batch."""
     device = torch.device(GPU)
     rows = []
@@ -459,8 +580,9 @@ def gpu_shape_rows(size: int, batch: int, encoder: VGG19, decoder: nn.Module, fo
     content = to_tensor(content_pil).to(device).expand(batch, -1, -1, -1).contiguous()
     style = to_tensor(style_pil).to(device).expand(batch, -1, -1, -1).contiguous()
     set_layout(encoder, decoder, False)
-    flops = conv_flops(lambda: stylize(encoder, decoder, content, style),
-                       [*encoder.modules(), *decoder.modules()])
+    flops = conv_flops(
+        lambda: stylize(encoder, decoder, content, style), [*encoder.modules(), *decoder.modules()]
+    )
     with torch.inference_mode():
         reference = stylize(encoder, decoder, content, style).float()
     for label, dtype, channels_last in PRECISIONS:
@@ -468,8 +590,9 @@ def gpu_shape_rows(size: int, batch: int, encoder: VGG19, decoder: nn.Module, fo
         c, s = in_layout(content, channels_last), in_layout(style, channels_last)
 
         def fn(c: Tensor = c, s: Tensor = s, dtype: torch.dtype | None = dtype) -> Tensor:
-            with torch.inference_mode(), torch.autocast(
-                GPU, dtype=dtype or torch.float32, enabled=dtype is not None
+            with (
+                torch.inference_mode(),
+                torch.autocast(GPU, dtype=dtype or torch.float32, enabled=dtype is not None),
             ):
                 return stylize(encoder, decoder, c, s)
 
@@ -477,27 +600,54 @@ def gpu_shape_rows(size: int, batch: int, encoder: VGG19, decoder: nn.Module, fo
         difference = float((fn().float() - reference).abs().max())  # NaN shows as nan
         seconds = cuda_median_seconds(fn, args.gpu_repeats, args.gpu_warmup)
         peak = torch.cuda.max_memory_allocated(device)
-        rows.append({"size": size, "batch": batch, "variant": label, "seconds": seconds,
-                     "fps": batch / seconds, "tflops": flops / seconds / 1e12,
-                     "peak_gib": peak / 2**30, "difference": difference})
-        print(f"{size}² ×{batch} {label}: {seconds * 1e3:.2f} ms, {batch / seconds:.1f} "
-              f"fps, {flops / seconds / 1e12:.1f} TFLOP/s", flush=True)
+        rows.append(
+            {
+                "size": size,
+                "batch": batch,
+                "variant": label,
+                "seconds": seconds,
+                "fps": batch / seconds,
+                "tflops": flops / seconds / 1e12,
+                "peak_gib": peak / 2**30,
+                "difference": difference,
+            }
+        )
+        print(
+            f"{size}² ×{batch} {label}: {seconds * 1e3:.2f} ms, {batch / seconds:.1f} "
+            f"fps, {flops / seconds / 1e12:.1f} TFLOP/s",
+            flush=True,
+        )
     if batch == 1:  # the user-visible path: brushwork.run on PNG files, fp32 default
         content_file, style_file = folder / f"content_{size}.png", folder / f"style_{size}.png"
         content_pil.save(content_file)
         style_pil.save(style_file)
 
-        def user_path(size: int = size, content_file: Path = content_file,
-                      style_file: Path = style_file) -> None:
-            brushwork_run(str(content_file), str(style_file), method="adain", size=size,
-                          device=GPU, precision="float32",
-                          model=model_arg).image.save(folder / "output.png")
+        def user_path(
+            size: int = size, content_file: Path = content_file, style_file: Path = style_file
+        ) -> None:
+            brushwork_run(
+                str(content_file),
+                str(style_file),
+                method="adain",
+                size=size,
+                device=GPU,
+                precision="float32",
+                model=model_arg,
+            ).image.save(folder / "output.png")
 
         seconds = median_seconds(user_path, min(args.gpu_repeats, 20), warmup=2)
-        rows.append({"size": size, "batch": 1,
-                     "variant": "brushwork.run (float32), PNG in and out",
-                     "seconds": seconds, "fps": 1 / seconds, "tflops": None,
-                     "peak_gib": None, "difference": None})
+        rows.append(
+            {
+                "size": size,
+                "batch": 1,
+                "variant": "brushwork.run (float32), PNG in and out",
+                "seconds": seconds,
+                "fps": 1 / seconds,
+                "tflops": None,
+                "peak_gib": None,
+                "difference": None,
+            }
+        )
         print(f"{size}² ×1 brushwork.run: {seconds * 1e3:.1f} ms", flush=True)
     return rows
 
@@ -509,8 +659,11 @@ def gpu_benchmark(args: argparse.Namespace) -> dict:
         warnings.simplefilter("ignore")
         tf32 = bool(torch.backends.cudnn.allow_tf32)
     name = torch.cuda.get_device_name(device)
-    print(f"GPU: {name}, torch {torch.__version__}, cudnn.benchmark "
-          f"{torch.backends.cudnn.benchmark}, cuDNN TF32 {tf32}", flush=True)
+    print(
+        f"GPU: {name}, torch {torch.__version__}, cudnn.benchmark "
+        f"{torch.backends.cudnn.benchmark}, cuDNN TF32 {tf32}",
+        flush=True,
+    )
     encoder = load_vgg19(LAYER, progress=False).to(device)
     decoder, model_note, real_model = decoder_for(args.model, encoder)
     decoder = decoder.to(device)
@@ -519,19 +672,36 @@ def gpu_benchmark(args: argparse.Namespace) -> dict:
     model_arg = args.model
     if not real_model:
         model_arg = random_model(folder, encoder, decoder)
-    rows = [row for size, batch in args.gpu_shapes
-            for row in gpu_shape_rows(size, batch, encoder, decoder, folder, model_arg, args)]
-    return {"device": name, "torch": torch.__version__, "model": model_note,
-            "cudnn_benchmark": torch.backends.cudnn.benchmark, "tf32": tf32,
-            "repeats": args.gpu_repeats, "rows": rows}
+    rows = [
+        row
+        for size, batch in args.gpu_shapes
+        for row in gpu_shape_rows(size, batch, encoder, decoder, folder, model_arg, args)
+    ]
+    return {
+        "device": name,
+        "torch": torch.__version__,
+        "model": model_note,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "tf32": tf32,
+        "repeats": args.gpu_repeats,
+        "rows": rows,
+    }
 
 
 def gpu_markdown(result: dict, command: str) -> str:
-    rows = [[f"{r['size']}²", r["batch"], r["variant"], f"{r['seconds'] * 1e3:.2f}",
-             f"{r['fps']:.1f}", "" if r["tflops"] is None else f"{r['tflops']:.1f}",
-             "" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}",
-             "" if r["difference"] is None else f"{r['difference']:.1e}"]
-            for r in result["rows"]]
+    rows = [
+        [
+            f"{r['size']}²",
+            r["batch"],
+            r["variant"],
+            f"{r['seconds'] * 1e3:.2f}",
+            f"{r['fps']:.1f}",
+            "" if r["tflops"] is None else f"{r['tflops']:.1f}",
+            "" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}",
+            "" if r["difference"] is None else f"{r['difference']:.1e}",
+        ]
+        for r in result["rows"]
+    ]
     return (
         "## AdaIN on a GPU: frames per second\n\n"
         f"`{command}` on {result['device']}, torch {result['torch']}; {result['model']}. "
@@ -542,9 +712,19 @@ def gpu_markdown(result: dict, command: str) -> str:
         "The `brushwork.run` rows are wall time (perf_counter) for the whole call from PNG "
         "files to a saved PNG, median of up to 20. max abs Δ is the largest difference of the "
         "output image (0..1) from the fp32 contiguous one.\n\n"
-        + markdown_table(["size", "batch", "variant", "median ms", "fps",
-                          "TFLOP/s (convs)", "peak GiB", "max abs Δ vs fp32"],
-                         rows)
+        + markdown_table(
+            [
+                "size",
+                "batch",
+                "variant",
+                "median ms",
+                "fps",
+                "TFLOP/s (convs)",
+                "peak GiB",
+                "max abs Δ vs fp32",
+            ],
+            rows,
+        )
         + "\n"
     )
 
@@ -560,25 +740,47 @@ def gpu_shape(text: str) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--section", choices=["cpu", "gpu", "all"], default="all")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[512],
-                        help="CPU content sizes (S×S)")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[512], help="CPU content sizes (S×S)"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="CPU timed runs per variant")
-    parser.add_argument("--gatys-iterations", type=int, default=10,
-                        help="Gatys iterations to time for the extrapolation (0: skip)")
-    parser.add_argument("--compile", action="store_true",
-                        help="also time (c) under torch.compile, in a child process")
-    parser.add_argument("--model", default="adain",
-                        help="decoder: a bundled name or a checkpoint file")
-    parser.add_argument("--gpu-shapes", type=gpu_shape, nargs="+",
-                        default=[(256, 1), (512, 1), (256, 8)], metavar="SIZExBATCH",
-                        help="GPU sizes and batches, e.g. 256x1 512x1 256x8")
+    parser.add_argument(
+        "--gatys-iterations",
+        type=int,
+        default=10,
+        help="Gatys iterations to time for the extrapolation (0: skip)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time (c) under torch.compile, in a child process",
+    )
+    parser.add_argument(
+        "--model", default="adain", help="decoder: a bundled name or a checkpoint file"
+    )
+    parser.add_argument(
+        "--gpu-shapes",
+        type=gpu_shape,
+        nargs="+",
+        default=[(256, 1), (512, 1), (256, 8)],
+        metavar="SIZExBATCH",
+        help="GPU sizes and batches, e.g. 256x1 512x1 256x8",
+    )
     parser.add_argument("--gpu-repeats", type=int, default=50)
     parser.add_argument("--gpu-warmup", type=int, default=10)
     parser.add_argument("--no-cudnn-benchmark", action="store_true")
-    parser.add_argument("--json", type=Path, default=ROOT / "out" / "adain_bench.json",
-                        help="results file, merged per section")
-    parser.add_argument("--write-from", type=Path, metavar="JSON",
-                        help="write the sections stored in this results file, measure nothing")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=ROOT / "out" / "adain_bench.json",
+        help="results file, merged per section",
+    )
+    parser.add_argument(
+        "--write-from",
+        type=Path,
+        metavar="JSON",
+        help="write the sections stored in this results file, measure nothing",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     parser.add_argument("--compiled-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

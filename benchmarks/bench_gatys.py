@@ -92,8 +92,9 @@ def startup_seconds(repeats: int) -> tuple[float, float]:
     inner, outer = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", STARTUP], check=True, capture_output=True,
-                              text=True)
+        done = subprocess.run(
+            [sys.executable, "-c", STARTUP], check=True, capture_output=True, text=True
+        )
         outer.append(time.perf_counter() - start)
         inner.append(float(done.stdout.strip()))
     return statistics.median(inner), statistics.median(outer)
@@ -103,8 +104,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--steps", type=int, default=5, help="measured steps per size")
-    parser.add_argument("--startup-repeats", type=int, default=5,
-                        help="fresh processes timed for the start-up line")
+    parser.add_argument(
+        "--startup-repeats", type=int, default=5, help="fresh processes timed for the start-up line"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
 
@@ -112,20 +114,39 @@ def main() -> None:
     for channels_last in (True, False):
         layout = "channels_last" if channels_last else "contiguous"
         before = conv_ceiling(channels_last)
-        measured = [(size, *time_iterations(size, channels_last, args.steps))
-                    for size in args.sizes]
+        measured = [
+            (size, *time_iterations(size, channels_last, args.steps)) for size in args.sizes
+        ]
         after = conv_ceiling(channels_last)
         # The ceiling is the best the machine showed in this run, before or after the loop.
         ceiling = max(before, after)
         print(f"ceiling {layout}: {before:.1f} before, {after:.1f} after", flush=True)
         for size, seconds, gflops, flops in measured:
-            rows.append([f"{size}²", layout, f"{seconds:.3f}", f"{flops / 1e9:.1f}",
-                         f"{gflops:.1f}", f"{ceiling:.1f}", f"{gflops / ceiling:.0%}"])
+            rows.append(
+                [
+                    f"{size}²",
+                    layout,
+                    f"{seconds:.3f}",
+                    f"{flops / 1e9:.1f}",
+                    f"{gflops:.1f}",
+                    f"{ceiling:.1f}",
+                    f"{gflops / ceiling:.0%}",
+                ]
+            )
             print(rows[-1], flush=True)
     inner, outer = startup_seconds(args.startup_repeats)
     table = markdown_table(
-        ["content", "layout", "s / iteration", "GFLOP / iteration", "GFLOP/s",
-         "conv ceiling GFLOP/s", "of ceiling"], rows)
+        [
+            "content",
+            "layout",
+            "s / iteration",
+            "GFLOP / iteration",
+            "GFLOP/s",
+            "conv ceiling GFLOP/s",
+            "of ceiling",
+        ],
+        rows,
+    )
     text = (
         "## Gatys optimization loop (CPU)\n\n"
         f"`python benchmarks/bench_gatys.py` on {machine()}, float32. One L-BFGS iteration = "

@@ -30,25 +30,30 @@ SHARED = ROOT.parent / "shared" / "data"
 RUNS: dict[int, list[tuple[str, list[str]]]] = {
     1024: [
         ("single-scale, 30 steps", ["--iterations", "30"]),
-        ("coarse-to-fine 256→1024, 200/50/12 steps",
-         ["--start-size", "256", "--scale-iterations", "200,50,12"]),
+        (
+            "coarse-to-fine 256→1024, 200/50/12 steps",
+            ["--start-size", "256", "--scale-iterations", "200,50,12"],
+        ),
     ],
     2048: [
         ("single-scale, 10 steps", ["--iterations", "10"]),
-        ("coarse-to-fine 256→2048, 200/50/12/4 steps",
-         ["--start-size", "256", "--scale-iterations", "200,50,12,4"]),
+        (
+            "coarse-to-fine 256→2048, 200/50/12/4 steps",
+            ["--start-size", "256", "--scale-iterations", "200,50,12,4"],
+        ),
     ],
     4096: [
         ("single-scale, 2 steps", ["--iterations", "2"]),
-        ("coarse-to-fine 256→4096, 200/50/12/4/2 steps",
-         ["--start-size", "256", "--scale-iterations", "200,50,12,4,2"]),
+        (
+            "coarse-to-fine 256→4096, 200/50/12/4/2 steps",
+            ["--start-size", "256", "--scale-iterations", "200,50,12,4,2"],
+        ),
     ],
 }
 SMOKE_RUNS: dict[int, list[tuple[str, list[str]]]] = {
     64: [
         ("single-scale, 1 step", ["--iterations", "1"]),
-        ("coarse-to-fine 32→64, 1/1 steps",
-         ["--start-size", "32", "--scale-iterations", "1,1"]),
+        ("coarse-to-fine 32→64, 1/1 steps", ["--start-size", "32", "--scale-iterations", "1,1"]),
     ],
 }
 """``--smoke``: the same pipeline at 64 px in seconds, to check the script."""
@@ -72,33 +77,66 @@ def pair() -> tuple[str, str, str]:
     return str(folder / "astronaut.png"), str(style_path("strokes")), "astronaut × strokes"
 
 
-def run(content: str, style: str, size: int, extra: list[str], max_memory: str,
-        output: Path) -> dict:
-    command = [sys.executable, "-c", WRAPPER, "stylize", content, style, "-o", str(output),
-               "--size", str(size), "--max-memory", max_memory, "--precision", "float32",
-               "--json", "-q", "-f", *extra]
+def run(
+    content: str, style: str, size: int, extra: list[str], max_memory: str, output: Path
+) -> dict:
+    command = [
+        sys.executable,
+        "-c",
+        WRAPPER,
+        "stylize",
+        content,
+        style,
+        "-o",
+        str(output),
+        "--size",
+        str(size),
+        "--max-memory",
+        max_memory,
+        "--precision",
+        "float32",
+        "--json",
+        "-q",
+        "-f",
+        *extra,
+    ]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    peak = next((int(line.split()[1]) * 1024 for line in done.stderr.splitlines()
-                 if line.startswith("PEAK_KIB")), 0)
+    peak = next(
+        (
+            int(line.split()[1]) * 1024
+            for line in done.stderr.splitlines()
+            if line.startswith("PEAK_KIB")
+        ),
+        0,
+    )
     if done.returncode != 0:
-        error = next((line for line in done.stderr.splitlines()
-                      if line.startswith("brushwork: error")), done.stderr.strip()[-300:])
+        error = next(
+            (line for line in done.stderr.splitlines() if line.startswith("brushwork: error")),
+            done.stderr.strip()[-300:],
+        )
         return {"wall": wall, "peak": peak, "error": error}
     return {"wall": wall, "peak": peak, **json.loads(done.stdout)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="*", default=None,
-                        help=f"output sizes (default: {', '.join(map(str, sorted(RUNS)))})")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="*",
+        default=None,
+        help=f"output sizes (default: {', '.join(map(str, sorted(RUNS)))})",
+    )
     parser.add_argument("--max-memory", default="8G", help="memory limit passed to each run")
     parser.add_argument("--out", default=str(ROOT / "out" / "highres"))
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
-    parser.add_argument("--smoke", action="store_true",
-                        help="check the script at 64 px with 1-2 steps (a temporary --out, "
-                        "implies --no-write)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="check the script at 64 px with 1-2 steps (a temporary --out, implies --no-write)",
+    )
     args = parser.parse_args()
     runs = SMOKE_RUNS if args.smoke else RUNS
     if args.smoke:
@@ -108,8 +146,10 @@ def main() -> None:
         args.sizes = sorted(runs)
     for size in args.sizes:
         if size not in runs:
-            parser.error(f"--sizes: no runs are defined for {size} px; choose from "
-                         f"{', '.join(map(str, sorted(runs)))}")
+            parser.error(
+                f"--sizes: no runs are defined for {size} px; choose from "
+                f"{', '.join(map(str, sorted(runs)))}"
+            )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     content, style, pair_name = pair()
@@ -118,8 +158,7 @@ def main() -> None:
     results = json.loads(store.read_text()) if store.exists() else {}
     for size in args.sizes:
         for number, (label, extra) in enumerate(runs[size]):
-            result = run(content, style, size, extra, args.max_memory,
-                         out / f"{size}-{number}.png")
+            result = run(content, style, size, extra, args.max_memory, out / f"{size}-{number}.png")
             print(json.dumps({"label": label, **result})[:600], flush=True)
             results[f"{size}|{label}"] = {"pair": pair_name, **result}
             store.write_text(json.dumps(results, indent=1))
@@ -130,22 +169,49 @@ def main() -> None:
             if result is None or result.get("pair") != pair_name:
                 continue
             if "error" in result:
-                rows.append([f"{size}", label, "refused", "-", "-", "-", "-", "-",
-                             result["error"].removeprefix("brushwork: error: ")])
+                rows.append(
+                    [
+                        f"{size}",
+                        label,
+                        "refused",
+                        "-",
+                        "-",
+                        "-",
+                        "-",
+                        "-",
+                        result["error"].removeprefix("brushwork: error: "),
+                    ]
+                )
                 continue
             memory = result.get("memory", {})
             losses = result["losses"]
-            rows.append([
-                f"{size}", label, f"{result['wall'] / 60:.1f} min",
-                f"{result['peak'] / 2**30:.2f} GiB",
-                f"{memory.get('memory_estimate', 0) / 2**30:.2f} GiB"
-                + (" (checkpointing)" if memory.get("checkpointing") else ""),
-                " / ".join(f"{scale['seconds']:.0f}" for scale in result["scales"]),
-                f"{losses['content']:.3f}", f"{losses['style']:.3f}", "",
-            ])
+            rows.append(
+                [
+                    f"{size}",
+                    label,
+                    f"{result['wall'] / 60:.1f} min",
+                    f"{result['peak'] / 2**30:.2f} GiB",
+                    f"{memory.get('memory_estimate', 0) / 2**30:.2f} GiB"
+                    + (" (checkpointing)" if memory.get("checkpointing") else ""),
+                    " / ".join(f"{scale['seconds']:.0f}" for scale in result["scales"]),
+                    f"{losses['content']:.3f}",
+                    f"{losses['style']:.3f}",
+                    "",
+                ]
+            )
     table = markdown_table(
-        ["output px", "schedule", "wall", "peak RSS", "planner estimate", "s per scale",
-         "content loss", "style loss", "note"], rows,
+        [
+            "output px",
+            "schedule",
+            "wall",
+            "peak RSS",
+            "planner estimate",
+            "s per scale",
+            "content loss",
+            "style loss",
+            "note",
+        ],
+        rows,
     )
     text = (
         "## High resolution: single-scale vs coarse-to-fine (Gatys, L-BFGS)\n\n"

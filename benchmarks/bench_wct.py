@@ -104,8 +104,10 @@ def square_pair(size: int) -> tuple[Image.Image, Image.Image]:
     """The WCT content and style, resized to size × size."""
     content = content_image(CONTENT)
     style = open_image(style_path(STYLE)).convert("RGB")
-    return (content.resize((size, size), Image.Resampling.LANCZOS),
-            style.resize((size, size), Image.Resampling.LANCZOS))
+    return (
+        content.resize((size, size), Image.Resampling.LANCZOS),
+        style.resize((size, size), Image.Resampling.LANCZOS),
+    )
 
 
 def random_decoder(path: Path, method: str, layer: str, encoder: VGG19) -> None:
@@ -113,23 +115,29 @@ def random_decoder(path: Path, method: str, layer: str, encoder: VGG19) -> None:
     as a shipped checkpoint of ``method`` (float16)."""
     channels = encoder.out_channels[layer]
     decoder = Decoder(layer, width=decoder_width(layer, channels))
-    save_checkpoint(path, Checkpoint(method, decoder_id(layer, channels), decoder.state_dict()),
-                    dtype=torch.float16)
+    save_checkpoint(
+        path,
+        Checkpoint(method, decoder_id(layer, channels), decoder.state_dict()),
+        dtype=torch.float16,
+    )
 
 
 def wct_models(folder: Path, encoder: VGG19) -> tuple[str, str, bool]:
     """The ``models`` option for WCT, a description, and whether the decoders are trained:
     the bundled decoders, or random stand-ins in ``folder`` when any is missing."""
-    missing = [f"wct-{layer}" for layer in LEVELS
-               if not models.MODELS[f"wct-{layer}"].path.is_file()]
+    missing = [
+        f"wct-{layer}" for layer in LEVELS if not models.MODELS[f"wct-{layer}"].path.is_file()
+    ]
     if not missing:
         return "wct", "the bundled decoders wct-relu5_1 … wct-relu1_1", True
     torch.manual_seed(0)
     for layer in LEVELS:
         random_decoder(folder / f"{layer}.safetensors", "wct", layer, encoder)
-    note = (f"random-initialized decoders of the bundled ones' shape ({', '.join(missing)} "
-            "not in this checkout: still training), passed as the `models` folder; the timing "
-            "does not depend on the weight values")
+    note = (
+        f"random-initialized decoders of the bundled ones' shape ({', '.join(missing)} "
+        "not in this checkout: still training), passed as the `models` folder; the timing "
+        "does not depend on the weight values"
+    )
     print(f"NOTE: {note}", flush=True)
     return str(folder), note, False
 
@@ -143,9 +151,11 @@ def inverse_model(folder: Path, encoder: VGG19) -> tuple[str, str, bool]:
     torch.manual_seed(0)
     path = folder / "styleswap-inverse-random.safetensors"
     random_decoder(path, "styleswap", INVERSE_LAYER, encoder)
-    note = ("a random-initialized inverse network of the bundled one's shape "
-            "(styleswap-inverse is not in this checkout: still training); its timing does not "
-            "depend on the weight values, its images and swap losses mean nothing")
+    note = (
+        "a random-initialized inverse network of the bundled one's shape "
+        "(styleswap-inverse is not in this checkout: still training); its timing does not "
+        "depend on the weight values, its images and swap losses mean nothing"
+    )
     print(f"NOTE: {note}", flush=True)
     return str(path), note, False
 
@@ -176,13 +186,15 @@ class Recorder:
             if isinstance(module, nn.Conv2d):
                 handles.append(module.register_forward_hook(encoder_hook))
         for layer, decoder in decoders.items():
+
             def start(module: nn.Module, inputs: object, layer: str = layer) -> None:
                 # the encoder pass since the last decoder fed this level
                 self.parts[f"encoder to {layer} (content)"] = self.pending
                 self.pending = 0
 
-            def decoder_hook(module: nn.Conv2d, inputs: object, output: Tensor,
-                             layer: str = layer) -> None:
+            def decoder_hook(
+                module: nn.Conv2d, inputs: object, output: Tensor, layer: str = layer
+            ) -> None:
                 key = f"decoder from {layer}"
                 self.parts[key] = self.parts.get(key, 0) + conv2d_flops(module, output)
 
@@ -210,8 +222,9 @@ class Recorder:
             raise RuntimeError(f"{self.pending} encoder FLOPs not followed by a decoder")
 
 
-def transform_times(method: WCT, recorder: Recorder, style: Tensor, repeats: int
-                    ) -> list[dict[str, Any]]:
+def transform_times(
+    method: WCT, recorder: Recorder, style: Tensor, repeats: int
+) -> list[dict[str, Any]]:
     """Seconds of the transform's parts at each level, on the features the run used, in the
     context the method runs them in (inference mode, its precision's autocast)."""
     encoder = method.get_encoder()
@@ -222,20 +235,25 @@ def transform_times(method: WCT, recorder: Recorder, style: Tensor, repeats: int
             content_features, (mean, coloring) = recorder.transformed[layer]
             _, cov = covariance(content_features)
             s = style_features[layer]
-            rows.append({
-                "level": layer,
-                "channels": int(content_features.shape[1]),
-                "content": list(content_features.shape[-2:]),
-                "style": list(s.shape[-2:]),
-                "dtype": str(content_features.dtype).removeprefix("torch."),
-                "symmetric_power": median_seconds(lambda cov=cov: symmetric_power(cov, -0.5),
-                                                  repeats),
-                "coloring_statistics": median_seconds(lambda s=s: coloring_statistics(s),
-                                                      repeats),
-                "whiten_color": median_seconds(
-                    lambda f=content_features, m=mean, k=coloring: whiten_color(f, m, k),
-                    repeats),
-            })
+            rows.append(
+                {
+                    "level": layer,
+                    "channels": int(content_features.shape[1]),
+                    "content": list(content_features.shape[-2:]),
+                    "style": list(s.shape[-2:]),
+                    "dtype": str(content_features.dtype).removeprefix("torch."),
+                    "symmetric_power": median_seconds(
+                        lambda cov=cov: symmetric_power(cov, -0.5), repeats
+                    ),
+                    "coloring_statistics": median_seconds(
+                        lambda s=s: coloring_statistics(s), repeats
+                    ),
+                    "whiten_color": median_seconds(
+                        lambda f=content_features, m=mean, k=coloring: whiten_color(f, m, k),
+                        repeats,
+                    ),
+                }
+            )
     return rows
 
 
@@ -272,65 +290,111 @@ def wct_benchmark(args: argparse.Namespace, precisions: list[Precision]) -> dict
             flops = sum(recorder.parts.values())
             parts = transform_times(method, recorder, style, max(5, args.repeats))
 
-            def user_path(size: int = size, precision: Precision = precision,
-                          content_file: Path = content_file, style_file: Path = style_file
-                          ) -> None:
-                brushwork_run(str(content_file), str(style_file), method="wct", size=size,
-                              device="cpu", precision=precision.name,
-                              models=models_option).image.save(folder / "output.png")
+            def user_path(
+                size: int = size,
+                precision: Precision = precision,
+                content_file: Path = content_file,
+                style_file: Path = style_file,
+            ) -> None:
+                brushwork_run(
+                    str(content_file),
+                    str(style_file),
+                    method="wct",
+                    size=size,
+                    device="cpu",
+                    precision=precision.name,
+                    models=models_option,
+                ).image.save(folder / "output.png")
 
             seconds = median_seconds(user_path, args.repeats)
             transforms = sum(r["coloring_statistics"] + r["whiten_color"] for r in parts)
-            entries.append({"size": size, "precision": precision.name, "seconds": seconds,
-                            "gflop": flops / 1e9,
-                            "parts": {k: v / 1e9 for k, v in recorder.parts.items()},
-                            "levels": parts, "transforms": transforms})
-            print(f"{size}² {precision.name}: {seconds:.3f} s end to end, {flops / 1e9:.1f} "
-                  f"GFLOP, transforms {transforms:.3f} s", flush=True)
+            entries.append(
+                {
+                    "size": size,
+                    "precision": precision.name,
+                    "seconds": seconds,
+                    "gflop": flops / 1e9,
+                    "parts": {k: v / 1e9 for k, v in recorder.parts.items()},
+                    "levels": parts,
+                    "transforms": transforms,
+                }
+            )
+            print(
+                f"{size}² {precision.name}: {seconds:.3f} s end to end, {flops / 1e9:.1f} "
+                f"GFLOP, transforms {transforms:.3f} s",
+                flush=True,
+            )
     for key, values in ceilings(dtypes).items():
         measured_ceilings[key] += values
     print(f"conv ceilings before / after: {json.dumps(measured_ceilings)}", flush=True)
-    best = {p.name: max(v for k, values in measured_ceilings.items() if k.startswith(p.name)
-                        for v in values) for p in precisions}
+    best = {
+        p.name: max(
+            v for k, values in measured_ceilings.items() if k.startswith(p.name) for v in values
+        )
+        for p in precisions
+    }
     for entry in entries:
         entry["ceiling"] = best[entry["precision"]]
         entry["floor"] = entry["gflop"] / entry["ceiling"]
-    return {"machine": machine(), "torch": torch.__version__, "model": note,
-            "trained": trained, "ceilings": measured_ceilings, "repeats": args.repeats,
-            "entries": entries}
+    return {
+        "machine": machine(),
+        "torch": torch.__version__,
+        "model": note,
+        "trained": trained,
+        "ceilings": measured_ceilings,
+        "repeats": args.repeats,
+        "entries": entries,
+    }
 
 
 def wct_markdown(result: dict, command: str) -> str:
     rows = []
     for e in result["entries"]:
         floor, both = e["floor"], e["floor"] + e["transforms"]
-        rows.append([f"{e['size']}²", e["precision"], f"{e['seconds']:.3f}", f"{e['gflop']:.1f}",
-                     f"{e['ceiling']:.1f}", f"{floor:.3f}", f"{e['seconds'] / floor:.2f}×",
-                     f"{e['transforms']:.3f}", f"{both:.3f}", f"{e['seconds'] / both:.2f}×"])
+        rows.append(
+            [
+                f"{e['size']}²",
+                e["precision"],
+                f"{e['seconds']:.3f}",
+                f"{e['gflop']:.1f}",
+                f"{e['ceiling']:.1f}",
+                f"{floor:.3f}",
+                f"{e['seconds'] / floor:.2f}×",
+                f"{e['transforms']:.3f}",
+                f"{both:.3f}",
+                f"{e['seconds'] / both:.2f}×",
+            ]
+        )
     part_rows = []
     first = result["entries"][0] if result["entries"] else None
     for e in result["entries"]:
         if e["precision"] != first["precision"]:
             continue
         for name, gflop in e["parts"].items():
-            part_rows.append([f"{e['size']}²", name, f"{gflop:.2f}",
-                              f"{gflop / e['gflop']:.0%}"])
+            part_rows.append([f"{e['size']}²", name, f"{gflop:.2f}", f"{gflop / e['gflop']:.0%}"])
     level_rows = []
     for e in result["entries"]:
         for r in e["levels"]:
-            level_rows.append([
-                f"{e['size']}²", e["precision"], r["level"],
-                f"{r['channels']} × {r['content'][0]}×{r['content'][1]} ({r['dtype']})",
-                f"{r['style'][0]}×{r['style'][1]}",
-                f"{r['symmetric_power'] * 1e3:.1f}", f"{r['coloring_statistics'] * 1e3:.1f}",
-                f"{r['whiten_color'] * 1e3:.1f}"])
-    ceilings_text = "; ".join(f"{k} " + " / ".join(f"{v:.1f}" for v in values)
-                              for k, values in result["ceilings"].items())
+            level_rows.append(
+                [
+                    f"{e['size']}²",
+                    e["precision"],
+                    r["level"],
+                    f"{r['channels']} × {r['content'][0]}×{r['content'][1]} ({r['dtype']})",
+                    f"{r['style'][0]}×{r['style'][1]}",
+                    f"{r['symmetric_power'] * 1e3:.1f}",
+                    f"{r['coloring_statistics'] * 1e3:.1f}",
+                    f"{r['whiten_color'] * 1e3:.1f}",
+                ]
+            )
+    ceilings_text = "; ".join(
+        f"{k} " + " / ".join(f"{v:.1f}" for v in values) for k, values in result["ceilings"].items()
+    )
     return (
         "## WCT: one stylization on the CPU, against the FLOP floor\n\n"
         f"`{command}` on {result['machine']}. Content {CONTENT}, style {STYLE} (bundled "
         f"examples), both resized to S×S; {result['model']}. End to end: median of "
-        f"{result['repeats']} `brushwork.run(..., method=\"wct\", precision=...)` calls after "
+        f'{result["repeats"]} `brushwork.run(..., method="wct", precision=...)` calls after '
         f"one warm-up, PNG files in, PNG out, five levels relu5_1 → relu1_1, alpha "
         f"{WCTOptions().alpha:g}.\n\n"
         "GFLOP counts the convolutions only (2 × multiply-adds, from the layer shapes, with "
@@ -344,9 +408,21 @@ def wct_markdown(result: dict, command: str) -> str:
         "level) and `whiten_color` (the content's), timed alone on the features the run "
         "transformed (eigendecompositions in float64 whatever the precision); "
         "floor + transforms adds them to the floor.\n\n"
-        + markdown_table(["size", "precision", "median s", "GFLOP", "ceiling GFLOP/s",
-                          "floor s", "× floor", "transforms s", "floor + transforms s",
-                          "× (floor + transforms)"], rows)
+        + markdown_table(
+            [
+                "size",
+                "precision",
+                "median s",
+                "GFLOP",
+                "ceiling GFLOP/s",
+                "floor s",
+                "× floor",
+                "transforms s",
+                "floor + transforms s",
+                "× (floor + transforms)",
+            ],
+            rows,
+        )
         + "\n\nWhere the convolution FLOPs go:\n\n"
         + markdown_table(["size", "part", "GFLOP", "share"], part_rows)
         + "\n\nThe transform at each level (milliseconds, median of "
@@ -354,9 +430,19 @@ def wct_markdown(result: dict, command: str) -> str:
         "content's covariance (whitening, C^-1/2); `coloring_statistics` the style's mean and "
         "C^1/2 (covariance + eigendecomposition); `whiten_color` the content's whole transform "
         "(covariance, eigendecomposition, two C×C by C×HW products).\n\n"
-        + markdown_table(["size", "precision", "level", "content features (C × h×w)",
-                          "style features h×w", "symmetric_power ms",
-                          "coloring_statistics ms", "whiten_color ms"], level_rows)
+        + markdown_table(
+            [
+                "size",
+                "precision",
+                "level",
+                "content features (C × h×w)",
+                "style features h×w",
+                "symmetric_power ms",
+                "coloring_statistics ms",
+                "whiten_color ms",
+            ],
+            level_rows,
+        )
         + "\n"
     )
 
@@ -374,8 +460,9 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def swap_loss(encoder: VGG19, content: Image.Image, style: Image.Image,
-              options: StyleSwapOptions) -> Callable[[Image.Image], float]:
+def swap_loss(
+    encoder: VGG19, content: Image.Image, style: Image.Image, options: StyleSwapOptions
+) -> Callable[[Image.Image], float]:
     """The ``swap`` term of a StyleSwapLoss built on the unpadded content, as a function of
     an output image (the same measure for both reconstructions)."""
     c, s = to_tensor(content), [StyleTarget(to_tensor(style))]
@@ -403,12 +490,27 @@ def inverse_benchmark(args: argparse.Namespace) -> dict:
         pairs.append((f"{c_name} × {s_name}", content, style))
 
     def optimization(content: Image.Image, style: Image.Image, iterations: int) -> Any:
-        return brushwork_run(content, style, method="styleswap", size=args.inverse_size,
-                             device="cpu", precision="float32", iterations=iterations)
+        return brushwork_run(
+            content,
+            style,
+            method="styleswap",
+            size=args.inverse_size,
+            device="cpu",
+            precision="float32",
+            iterations=iterations,
+        )
 
     def inverse(content: Image.Image, style: Image.Image) -> Any:
-        return brushwork_run(content, style, method="styleswap", size=args.inverse_size,
-                             device="cpu", precision="float32", inverse=True, model=model)
+        return brushwork_run(
+            content,
+            style,
+            method="styleswap",
+            size=args.inverse_size,
+            device="cpu",
+            precision="float32",
+            inverse=True,
+            model=model,
+        )
 
     # warm-up: the encoder and the inverse network load once, as a second call finds them
     optimization(pairs[0][1], pairs[0][2], 1)
@@ -416,29 +518,51 @@ def inverse_benchmark(args: argparse.Namespace) -> dict:
     rows = []
     for name, content, style in pairs:
         measure = swap_loss(encoder, content, style, options)
-        opt_seconds, opt = timed(lambda c=content, s=style: optimization(c, s, args.iterations),
-                                 args.inverse_repeats)
+        opt_seconds, opt = timed(
+            lambda c=content, s=style: optimization(c, s, args.iterations), args.inverse_repeats
+        )
         inv_seconds, inv = timed(lambda c=content, s=style: inverse(c, s), args.inverse_repeats)
-        row = {"pair": name, "size": list(content.size), "optimization": opt_seconds,
-               "inverse": inv_seconds, "speedup": opt_seconds / inv_seconds,
-               "swap_optimization": measure(opt.image), "swap_inverse": measure(inv.image),
-               "swap_content": measure(content),
-               "images": (content, style, opt.image, inv.image)}
+        row = {
+            "pair": name,
+            "size": list(content.size),
+            "optimization": opt_seconds,
+            "inverse": inv_seconds,
+            "speedup": opt_seconds / inv_seconds,
+            "swap_optimization": measure(opt.image),
+            "swap_inverse": measure(inv.image),
+            "swap_content": measure(content),
+            "images": (content, style, opt.image, inv.image),
+        }
         rows.append(row)
-        print(f"{name}: optimization {opt_seconds:.2f} s (swap {row['swap_optimization']:.4f}), "
-              f"inverse {inv_seconds:.3f} s (swap {row['swap_inverse']:.4f}), "
-              f"{row['speedup']:.0f}×", flush=True)
-    return {"machine": machine(), "torch": torch.__version__, "model": note,
-            "trained": trained, "iterations": args.iterations, "size": args.inverse_size,
-            "repeats": args.inverse_repeats, "rows": rows}
+        print(
+            f"{name}: optimization {opt_seconds:.2f} s (swap {row['swap_optimization']:.4f}), "
+            f"inverse {inv_seconds:.3f} s (swap {row['swap_inverse']:.4f}), "
+            f"{row['speedup']:.0f}×",
+            flush=True,
+        )
+    return {
+        "machine": machine(),
+        "torch": torch.__version__,
+        "model": note,
+        "trained": trained,
+        "iterations": args.iterations,
+        "size": args.inverse_size,
+        "repeats": args.inverse_repeats,
+        "rows": rows,
+    }
 
 
 def inverse_sheet(result: dict, tile_size: int) -> Image.Image:
-    columns = ["content", "style", f"optimization ({result['iterations']} L-BFGS steps)",
-               "inverse network" + ("" if result["trained"] else " (random stand-in)")]
+    columns = [
+        "content",
+        "style",
+        f"optimization ({result['iterations']} L-BFGS steps)",
+        "inverse network" + ("" if result["trained"] else " (random stand-in)"),
+    ]
     rows = result["rows"]
-    sheet = Image.new("RGB", (tile_size * len(columns), LABEL_HEIGHT + tile_size * len(rows)),
-                      "white")
+    sheet = Image.new(
+        "RGB", (tile_size * len(columns), LABEL_HEIGHT + tile_size * len(rows)), "white"
+    )
     draw = ImageDraw.Draw(sheet)
     for i, name in enumerate(columns):
         draw.text((i * tile_size + 6, 5), name, fill="black")
@@ -447,39 +571,78 @@ def inverse_sheet(result: dict, tile_size: int) -> Image.Image:
         for i, image in enumerate(row["images"]):
             sheet.paste(tile(image, tile_size), (i * tile_size, top))
         label(draw, (0, top), row["pair"].replace("×", "x"))  # the default font has no ×
-        label(draw, (2 * tile_size, top),
-              f"{row['optimization']:.1f} s, swap {row['swap_optimization']:.3f}")
-        label(draw, (3 * tile_size, top),
-              f"{row['inverse']:.2f} s, swap {row['swap_inverse']:.3f}")
+        label(
+            draw,
+            (2 * tile_size, top),
+            f"{row['optimization']:.1f} s, swap {row['swap_optimization']:.3f}",
+        )
+        label(draw, (3 * tile_size, top), f"{row['inverse']:.2f} s, swap {row['swap_inverse']:.3f}")
     return sheet
 
 
 def inverse_markdown(result: dict, command: str, sheet: str | None) -> str:
-    rows = [[r["pair"], f"{r['size'][0]}×{r['size'][1]}", f"{r['optimization']:.2f}",
-             f"{r['inverse']:.3f}", f"{r['speedup']:.0f}×", f"{r['swap_optimization']:.4f}",
-             f"{r['swap_inverse']:.4f}", f"{r['swap_content']:.4f}"] for r in result["rows"]]
+    rows = [
+        [
+            r["pair"],
+            f"{r['size'][0]}×{r['size'][1]}",
+            f"{r['optimization']:.2f}",
+            f"{r['inverse']:.3f}",
+            f"{r['speedup']:.0f}×",
+            f"{r['swap_optimization']:.4f}",
+            f"{r['swap_inverse']:.4f}",
+            f"{r['swap_content']:.4f}",
+        ]
+        for r in result["rows"]
+    ]
     if len(result["rows"]) > 1:
-        med = {k: statistics.median(r[k] for r in result["rows"]) for k in
-               ("optimization", "inverse", "speedup", "swap_optimization", "swap_inverse",
-                "swap_content")}
-        rows.append(["median over the pairs", "", f"{med['optimization']:.2f}",
-                     f"{med['inverse']:.3f}", f"{med['speedup']:.0f}×",
-                     f"{med['swap_optimization']:.4f}", f"{med['swap_inverse']:.4f}",
-                     f"{med['swap_content']:.4f}"])
+        med = {
+            k: statistics.median(r[k] for r in result["rows"])
+            for k in (
+                "optimization",
+                "inverse",
+                "speedup",
+                "swap_optimization",
+                "swap_inverse",
+                "swap_content",
+            )
+        }
+        rows.append(
+            [
+                "median over the pairs",
+                "",
+                f"{med['optimization']:.2f}",
+                f"{med['inverse']:.3f}",
+                f"{med['speedup']:.0f}×",
+                f"{med['swap_optimization']:.4f}",
+                f"{med['swap_inverse']:.4f}",
+                f"{med['swap_content']:.4f}",
+            ]
+        )
     return (
         "## Style Swap: optimization vs the inverse network\n\n"
         f"`{command}` on {result['machine']}, float32. Bundled examples at {result['size']} px "
-        f"(longest side); optimization: `method=\"styleswap\"`, {result['iterations']} L-BFGS "
+        f'(longest side); optimization: `method="styleswap"`, {result["iterations"]} L-BFGS '
         "steps; inverse network: `inverse=True`, " + result["model"] + ". Seconds: median of "
         f"{result['repeats']} `brushwork.run` calls after one warm-up of each kind (images in "
         "memory, no file I/O). Swap loss: the `swap` term of a `StyleSwapLoss` built on the "
         "unpadded content (relu3_1, 3×3 patches, stride 1; relative feature error to the "
         "swapped target, lower is closer), evaluated alike on each output image; the content "
         "itself for scale."
-        + (f" Contact sheet: `{sheet}`." if sheet else "") + "\n\n"
-        + markdown_table(["pair", "px", "optimization s", "inverse s", "speed-up",
-                          "swap loss, optimization", "swap loss, inverse",
-                          "swap loss, content"], rows)
+        + (f" Contact sheet: `{sheet}`." if sheet else "")
+        + "\n\n"
+        + markdown_table(
+            [
+                "pair",
+                "px",
+                "optimization s",
+                "inverse s",
+                "speed-up",
+                "swap loss, optimization",
+                "swap loss, inverse",
+                "swap loss, content",
+            ],
+            rows,
+        )
         + "\n"
     )
 
@@ -500,30 +663,53 @@ def chosen_precisions(text: str | None) -> list[Precision]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--section", choices=["wct", "inverse", "all"], default="all")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[512],
-                        help="WCT content sizes (S×S)")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[512], help="WCT content sizes (S×S)"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="WCT end-to-end timed runs")
-    parser.add_argument("--precisions", default=None, metavar="P,...",
-                        help="WCT precisions (default: float32, and bfloat16 on CPUs with "
-                        "bfloat16 units)")
-    parser.add_argument("--inverse-size", type=int, default=256,
-                        help="Style Swap output size (longest side)")
+    parser.add_argument(
+        "--precisions",
+        default=None,
+        metavar="P,...",
+        help="WCT precisions (default: float32, and bfloat16 on CPUs with bfloat16 units)",
+    )
+    parser.add_argument(
+        "--inverse-size", type=int, default=256, help="Style Swap output size (longest side)"
+    )
     default_iterations = get_method("styleswap").default_options().iterations  # type: ignore[attr-defined]
-    parser.add_argument("--iterations", type=int, default=default_iterations,
-                        help="L-BFGS steps of the Style Swap optimization (default: the "
-                        "method's)")
-    parser.add_argument("--inverse-repeats", type=int, default=3,
-                        help="timed runs of each Style Swap reconstruction")
-    parser.add_argument("--pairs", type=int, default=len(INVERSE_PAIRS),
-                        choices=range(1, len(INVERSE_PAIRS) + 1),
-                        help="how many of the Style Swap pairs (astronaut × strokes, chelsea × "
-                        "mosaic, coffee × strokes)")
-    parser.add_argument("--sheet", default=None,
-                        help="the Style Swap contact sheet (default docs/styleswap_inverse.png; "
-                        "out/ while the inverse network is a random stand-in)")
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=default_iterations,
+        help="L-BFGS steps of the Style Swap optimization (default: the method's)",
+    )
+    parser.add_argument(
+        "--inverse-repeats",
+        type=int,
+        default=3,
+        help="timed runs of each Style Swap reconstruction",
+    )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=len(INVERSE_PAIRS),
+        choices=range(1, len(INVERSE_PAIRS) + 1),
+        help="how many of the Style Swap pairs (astronaut × strokes, chelsea × "
+        "mosaic, coffee × strokes)",
+    )
+    parser.add_argument(
+        "--sheet",
+        default=None,
+        help="the Style Swap contact sheet (default docs/styleswap_inverse.png; "
+        "out/ while the inverse network is a random stand-in)",
+    )
     parser.add_argument("--tile", type=int, default=256, help="contact sheet tile size")
-    parser.add_argument("--json", type=Path, default=None,
-                        help="also write the results (without images) to this JSON file")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write the results (without images) to this JSON file",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     args = parser.parse_args()
     precisions = chosen_precisions(args.precisions)
@@ -538,17 +724,19 @@ def main() -> None:
         stored["wct"] = result
     if args.section in ("inverse", "all"):
         result = inverse_benchmark(args)
-        sheet = args.sheet or str(ROOT / ("docs" if result["trained"] else "out")
-                                  / "styleswap_inverse.png")
+        sheet = args.sheet or str(
+            ROOT / ("docs" if result["trained"] else "out") / "styleswap_inverse.png"
+        )
         Path(sheet).parent.mkdir(parents=True, exist_ok=True)
         save_image(inverse_sheet(result, args.tile), sheet, force=True)
         print(f"contact sheet: {sheet}")
         shown = Path(sheet).resolve()
-        shown_sheet = (str(shown.relative_to(ROOT)) if shown.is_relative_to(ROOT)
-                       else str(sheet))
+        shown_sheet = str(shown.relative_to(ROOT)) if shown.is_relative_to(ROOT) else str(sheet)
         texts[INVERSE_SECTION] = inverse_markdown(result, command, shown_sheet)
-        stored["inverse"] = {**result, "rows": [{k: v for k, v in r.items() if k != "images"}
-                                                for r in result["rows"]]}
+        stored["inverse"] = {
+            **result,
+            "rows": [{k: v for k, v in r.items() if k != "images"} for r in result["rows"]],
+        }
     for text in texts.values():
         print("\n" + text)
     if args.json:

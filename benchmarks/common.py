@@ -40,8 +40,9 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> f
     return statistics.median(times)
 
 
-def conv_ceiling(channels_last: bool, repeats: int = 7, dtype: torch.dtype = torch.float32
-                 ) -> float:
+def conv_ceiling(
+    channels_last: bool, repeats: int = 7, dtype: torch.dtype = torch.float32
+) -> float:
     """GFLOP/s of one large 3×3 convolution (256→256 channels, 128×128), forward, no grad,
     with input and weights in ``dtype`` (float32 or bfloat16): the practical peak of this
     machine for the work VGG-19 does."""
@@ -71,8 +72,10 @@ def bf16_note() -> str:
 
 def machine() -> str:
     """The CPU (``brushwork.precision.cpu_name``), its bfloat16 units, cores, torch, threads."""
-    return (f"{cpu_name()} ({bf16_note()}), {os.cpu_count()} cores, torch "
-            f"{torch.__version__}, {torch.get_num_threads()} threads")
+    return (
+        f"{cpu_name()} ({bf16_note()}), {os.cpu_count()} cores, torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads"
+    )
 
 
 def write_section(name: str, text: str) -> None:
@@ -80,13 +83,19 @@ def write_section(name: str, text: str) -> None:
     (or in ``$BRUSHWORK_BENCHMARKS_MD``)."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{text.rstrip()}\n{end}"
-    current = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else (
-        "# Benchmarks\n\nEvery table here is written by a script under `benchmarks/`; "
-        "the command is given with each table.\n"
+    current = (
+        BENCHMARKS_MD.read_text()
+        if BENCHMARKS_MD.exists()
+        else (
+            "# Benchmarks\n\nEvery table here is written by a script under `benchmarks/`; "
+            "the command is given with each table.\n"
+        )
     )
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
-    updated = pattern.sub(lambda _: block, current) if pattern.search(current) else (
-        current.rstrip() + "\n\n" + block + "\n"
+    updated = (
+        pattern.sub(lambda _: block, current)
+        if pattern.search(current)
+        else (current.rstrip() + "\n\n" + block + "\n")
     )
     BENCHMARKS_MD.write_text(updated)
     print(f"wrote the {name} section of {BENCHMARKS_MD}")

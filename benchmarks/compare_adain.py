@@ -72,8 +72,14 @@ from common import machine, markdown_table, write_section
 from contact_sheet import LABEL_HEIGHT, label, tile
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-DEFAULT_STYLES = ("starry_night", "mondrian", "brushstrokes", "picasso_self_portrait",
-                  "the_resevoir_at_poitiers", "woman_in_peasant_dress")
+DEFAULT_STYLES = (
+    "starry_night",
+    "mondrian",
+    "brushstrokes",
+    "picasso_self_portrait",
+    "the_resevoir_at_poitiers",
+    "woman_in_peasant_dress",
+)
 METRICS = ("content", "style (mean/std)", "style (Gram)", "Laplacian", "SSIM", "depth")
 HIGHER_IS_BETTER = {"SSIM"}
 HEADERS = {"SSIM": "SSIM to content ↑", "depth": "depth (SSI) ↓"}
@@ -107,8 +113,10 @@ def parse_value(method: str, text: str) -> tuple[str, Any]:
     name = name.strip().replace("-", "_")
     specs = {spec.name: spec for spec in fields_of(get_method(method).options_class)}
     if not sep or name not in specs:
-        raise BrushworkError(f"--set {method}.{text}: {method}'s options are "
-                             f"{', '.join(sorted(specs))} (give NAME=VALUE)")
+        raise BrushworkError(
+            f"--set {method}.{text}: {method}'s options are "
+            f"{', '.join(sorted(specs))} (give NAME=VALUE)"
+        )
     spec = specs[name]
     if spec.optional and value.lower() == "none":
         return name, None
@@ -135,20 +143,23 @@ def build_rows(methods: list[str], adain_models: list[str], settings: list[str])
     for setting in settings:
         method, dot, rest = setting.partition(".")
         if not dot or method not in options:
-            raise BrushworkError(f"--set {setting}: give METHOD.NAME=VALUE for one of the "
-                                 f"--methods ({', '.join(methods)})")
+            raise BrushworkError(
+                f"--set {setting}: give METHOD.NAME=VALUE for one of the "
+                f"--methods ({', '.join(methods)})"
+            )
         name, value = parse_value(method, rest)
         options[method][name] = value
     rows = []
     for method in methods:
         if method not in REGISTRY:
-            raise BrushworkError(f"unknown method {method!r}; available: "
-                                 f"{', '.join(REGISTRY)}")
+            raise BrushworkError(f"unknown method {method!r}; available: {', '.join(REGISTRY)}")
         if method == "adain":
             if "model" in options[method]:
                 raise BrushworkError("AdaIN's decoders are --models, not --set adain.model")
-            rows += [Row(model, "adain", {**options[method], "model": model}, adain=True)
-                     for model in adain_models]
+            rows += [
+                Row(model, "adain", {**options[method], "model": model}, adain=True)
+                for model in adain_models
+            ]
         else:
             rows.append(Row(method, method, options[method]))
     labels = [row.label for row in rows]
@@ -162,15 +173,20 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _gray(image: torch.Tensor) -> np.ndarray:
-    return (np.asarray(image[0].mul(255).round().byte().permute(1, 2, 0).numpy())
-            @ np.array([0.299, 0.587, 0.114]))
+    return np.asarray(image[0].mul(255).round().byte().permute(1, 2, 0).numpy()) @ np.array(
+        [0.299, 0.587, 0.114]
+    )
 
 
 class Reference:
     """What the measures compare an output with, computed once per content or style."""
 
-    def __init__(self, image: torch.Tensor, encoder: torch.nn.Module,
-                 depth_net: torch.nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        image: torch.Tensor,
+        encoder: torch.nn.Module,
+        depth_net: torch.nn.Module | None = None,
+    ) -> None:
         self.image = image
         with torch.inference_mode():
             features = encoder(image, list(STYLE_LAYERS))
@@ -186,9 +202,13 @@ def depth(net: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
     return predict_depth(net, image.contiguous(memory_format=torch.channels_last)).float()
 
 
-def measure(output: torch.Tensor, content: Reference, style: Reference,
-            encoder: torch.nn.Module, depth_net: torch.nn.Module
-            ) -> tuple[dict[str, float], torch.Tensor]:
+def measure(
+    output: torch.Tensor,
+    content: Reference,
+    style: Reference,
+    encoder: torch.nn.Module,
+    depth_net: torch.nn.Module,
+) -> tuple[dict[str, float], torch.Tensor]:
     """The measures of one output, and its depth map."""
     layers = list(STYLE_LAYERS)
     with torch.inference_mode():
@@ -197,16 +217,22 @@ def measure(output: torch.Tensor, content: Reference, style: Reference,
         gram = 0.0
         for layer in layers:
             (m, s), (sm, ss) = mean_std(out_f[layer]), style.stats[layer]
-            style_stats += float(((m - sm).pow(2).mean() + (s - ss).pow(2).mean())
-                                 / (sm.pow(2) + ss.pow(2)).mean())
+            style_stats += float(
+                ((m - sm).pow(2).mean() + (s - ss).pow(2).mean()) / (sm.pow(2) + ss.pow(2)).mean()
+            )
             gram += _relative(gram_matrix(out_f[layer]), style.grams[layer])
         lap = _relative(pooled_laplacian(output, 4), content.laplacian)
     ssim = structural_similarity(_gray(output), content.gray, data_range=255.0)
     out_depth = depth(depth_net, output)
     ssi = float(scale_shift_invariant_loss(out_depth, content.depth))
-    return {"content": _relative(out_f["relu4_1"], content.relu4_1),
-            "style (mean/std)": style_stats, "style (Gram)": gram, "Laplacian": lap,
-            "SSIM": float(ssim), "depth": ssi}, out_depth
+    return {
+        "content": _relative(out_f["relu4_1"], content.relu4_1),
+        "style (mean/std)": style_stats,
+        "style (Gram)": gram,
+        "Laplacian": lap,
+        "SSIM": float(ssim),
+        "depth": ssi,
+    }, out_depth
 
 
 def depth_tile(inverse_depth: torch.Tensor, reference: torch.Tensor, size: int) -> Image.Image:
@@ -229,8 +255,9 @@ def shown_command(argv: list[str]) -> str:
         parents = {str(Path(a).parent) for a in run}
         if len(run) > 1 and len(parents) == 1:
             folder = Path(run[0]).parent
-            everything = {f.name for f in folder.iterdir()
-                          if f.is_file() and not f.name.startswith(".")}
+            everything = {
+                f.name for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")
+            }
             if {Path(a).name for a in run} == everything:
                 shown.append(f"{parents.pop()}/*")
                 run.clear()
@@ -260,49 +287,89 @@ def best_counts(results: dict[str, list[dict[str, float]]], metric: str) -> list
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--methods", default="adain",
-                        help="comma-separated methods to compare, e.g. adain,wct (default: "
-                        "adain); adain stands for one row per --models decoder")
-    parser.add_argument("--models", nargs="+", default=ADAIN_MODELS,
-                        help="AdaIN decoders: bundled names or checkpoint files (default: all "
-                        f"bundled: {', '.join(ADAIN_MODELS)})")
-    parser.add_argument("--set", action="append", default=[], metavar="METHOD.NAME=VALUE",
-                        help="an option of one method, e.g. wct.models=DIR or wct.alpha=1 "
-                        "(repeatable)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
-                        help="precision of the stylizations (default float32; the measures "
-                        "always run in float32)")
-    parser.add_argument("--bundled", action="store_true",
-                        help="use the bundled example images instead of ../shared/data")
+    parser.add_argument(
+        "--methods",
+        default="adain",
+        help="comma-separated methods to compare, e.g. adain,wct (default: "
+        "adain); adain stands for one row per --models decoder",
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=ADAIN_MODELS,
+        help="AdaIN decoders: bundled names or checkpoint files (default: all "
+        f"bundled: {', '.join(ADAIN_MODELS)})",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="METHOD.NAME=VALUE",
+        help="an option of one method, e.g. wct.models=DIR or wct.alpha=1 (repeatable)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="precision of the stylizations (default float32; the measures always run in float32)",
+    )
+    parser.add_argument(
+        "--bundled",
+        action="store_true",
+        help="use the bundled example images instead of ../shared/data",
+    )
     parser.add_argument("--contents", nargs="*", default=None, help="content image files")
     parser.add_argument("--styles", nargs="*", default=None, help="style image files")
-    parser.add_argument("--pairs", nargs="+", default=None, metavar="CONTENT/STYLE",
-                        help="only these pairs of the contents × styles (file stems)")
-    parser.add_argument("--depth-model", default=None,
-                        help="depth estimator for the depth measure (default: the bundled one)")
+    parser.add_argument(
+        "--pairs",
+        nargs="+",
+        default=None,
+        metavar="CONTENT/STYLE",
+        help="only these pairs of the contents × styles (file stems)",
+    )
+    parser.add_argument(
+        "--depth-model",
+        default=None,
+        help="depth estimator for the depth measure (default: the bundled one)",
+    )
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--tile", type=int, default=192)
-    parser.add_argument("--sheet-depth", action="store_true",
-                        help="add a row of depth maps under each pair in the contact sheet")
+    parser.add_argument(
+        "--sheet-depth",
+        action="store_true",
+        help="add a row of depth maps under each pair in the contact sheet",
+    )
     parser.add_argument("-o", "--output", default="out/adain_compare.png")
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
-    parser.add_argument("--section", default=None,
-                        help="BENCHMARKS.md section (default: adain-variants when every row is "
-                        "an AdaIN decoder, else feedforward)")
-    parser.add_argument("--records", default=None,
-                        help="also write every pair's measures to this JSON-lines file")
+    parser.add_argument(
+        "--section",
+        default=None,
+        help="BENCHMARKS.md section (default: adain-variants when every row is "
+        "an AdaIN decoder, else feedforward)",
+    )
+    parser.add_argument(
+        "--records", default=None, help="also write every pair's measures to this JSON-lines file"
+    )
     args = parser.parse_args()
     if args.bundled and (args.contents or args.styles):
-        parser.error("--bundled uses the bundled example images; it takes no --contents or "
-                     "--styles (the decoders compared are --models, all bundled by default)")
+        parser.error(
+            "--bundled uses the bundled example images; it takes no --contents or "
+            "--styles (the decoders compared are --models, all bundled by default)"
+        )
     try:
-        rows_wanted = build_rows([m.strip() for m in args.methods.split(",") if m.strip()],
-                                 args.models, args.set)
+        rows_wanted = build_rows(
+            [m.strip() for m in args.methods.split(",") if m.strip()], args.models, args.set
+        )
         if not rows_wanted:
             raise BrushworkError("--methods names no method")
         for row in rows_wanted:  # every decoder file exists, before any work
-            make_stylizer(row.method, size=None, device="cpu", precision=args.precision,
-                          **row.options).check_files()
+            try:
+                make_stylizer(
+                    row.method, size=None, device="cpu", precision=args.precision, **row.options
+                ).check_files()
+            except BrushworkError as error:
+                hint = "--models" if row.adain else f"--set {row.method}.NAME=VALUE"
+                raise BrushworkError(f"{row.label}: {error} (other networks: {hint})") from None
     except BrushworkError as error:
         parser.error(str(error))
     only_adain = all(row.adain for row in rows_wanted)
@@ -312,24 +379,32 @@ def main() -> None:
         styles = {name: open_image(style_path(name)) for name in ("strokes", "mosaic")}
         source = "the bundled examples (astronaut, chelsea, coffee × strokes, mosaic)"
     else:
-        content_files = [Path(p) for p in args.contents] if args.contents else sorted(
-            (SHARED / "content").glob("*.jpg"))
-        style_files = [Path(p) for p in args.styles] if args.styles else [
-            SHARED / "style" / f"{name}.jpg" for name in DEFAULT_STYLES]
+        content_files = (
+            [Path(p) for p in args.contents]
+            if args.contents
+            else sorted((SHARED / "content").glob("*.jpg"))
+        )
+        style_files = (
+            [Path(p) for p in args.styles]
+            if args.styles
+            else [SHARED / "style" / f"{name}.jpg" for name in DEFAULT_STYLES]
+        )
         missing = [p for p in (*content_files, *style_files) if not p.is_file()]
         if missing or not content_files:
             sys.exit(f"missing images (is ../shared/data there?): {missing[:3]}")
         contents = {p.stem: open_image(p) for p in content_files}
         styles = {p.stem: open_image(p) for p in style_files}
-        source = (f"../shared/data: {len(contents)} contents × {len(styles)} styles "
-                  f"({', '.join(styles)})")
+        source = (
+            f"../shared/data: {len(contents)} contents × {len(styles)} styles ({', '.join(styles)})"
+        )
     pairs = list(itertools.product(contents, styles))
     if args.pairs is not None:
         wanted = [tuple(p.split("/", 1)) for p in args.pairs]
         unknown = [p for p in wanted if p not in pairs]
         if unknown:
-            parser.error("not among the contents × styles: "
-                         + ", ".join("/".join(p) for p in unknown))
+            parser.error(
+                "not among the contents × styles: " + ", ".join("/".join(p) for p in unknown)
+            )
         pairs = wanted
         source += f", {len(pairs)} of the pairs"
 
@@ -354,8 +429,7 @@ def main() -> None:
     for c_name, s_name in pairs:
         pair_start = time.perf_counter()
         if c_name not in content_refs:
-            content_refs[c_name] = Reference(to_tensor(content_small[c_name]), encoder,
-                                             depth_net)
+            content_refs[c_name] = Reference(to_tensor(content_small[c_name]), encoder, depth_net)
         if s_name not in style_refs:
             style_refs[s_name] = Reference(to_tensor(style_small[s_name]), encoder)
         c_ref, s_ref = content_refs[c_name], style_refs[s_name]
@@ -363,26 +437,42 @@ def main() -> None:
         depth_tiles = [(depth_tile(c_ref.depth, c_ref.depth, t), "content depth")]
         for row in rows_wanted:
             stylize_start = time.perf_counter()
-            image = brushwork.stylize(content_small[c_name], style_small[s_name], row.method,
-                                      size=None, device="cpu", precision=args.precision,
-                                      **row.options)
+            image = brushwork.stylize(
+                content_small[c_name],
+                style_small[s_name],
+                row.method,
+                size=None,
+                device="cpu",
+                precision=args.precision,
+                **row.options,
+            )
             stylize_seconds = time.perf_counter() - stylize_start
             values, out_depth = measure(to_tensor(image), c_ref, s_ref, encoder, depth_net)
             values["seconds"] = stylize_seconds
             results[row.label].append(values)
             tiles.append(tile(image, t))
             if args.sheet_depth:
-                depth_tiles.append((depth_tile(out_depth, c_ref.depth, t),
-                                    f"SSI {values['depth']:.3f}"))
+                depth_tiles.append(
+                    (depth_tile(out_depth, c_ref.depth, t), f"SSI {values['depth']:.3f}")
+                )
         sheet_rows.append((f"{c_name} / {s_name}", tiles, depth_tiles))
-        print(f"{c_name} × {s_name}: " + "; ".join(
-            f"{n} c={results[m][-1]['content']:.3f} s={results[m][-1]['style (mean/std)']:.3f}"
-            f" d={results[m][-1]['depth']:.3f} t={results[m][-1]['seconds']:.2f}s"
-            for m, n in zip(labels, names, strict=True))
-            + f" ({time.perf_counter() - pair_start:.0f} s)", flush=True)
+        print(
+            f"{c_name} × {s_name}: "
+            + "; ".join(
+                f"{n} c={results[m][-1]['content']:.3f} s={results[m][-1]['style (mean/std)']:.3f}"
+                f" d={results[m][-1]['depth']:.3f} t={results[m][-1]['seconds']:.2f}s"
+                for m, n in zip(labels, names, strict=True)
+            )
+            + f" ({time.perf_counter() - pair_start:.0f} s)",
+            flush=True,
+        )
         if records:
-            records.write(json.dumps({"content": c_name, "style": s_name, **{
-                m: results[m][-1] for m in labels}}) + "\n")
+            records.write(
+                json.dumps(
+                    {"content": c_name, "style": s_name, **{m: results[m][-1] for m in labels}}
+                )
+                + "\n"
+            )
             records.flush()
     if records:
         records.close()
@@ -394,10 +484,21 @@ def main() -> None:
         seconds_per_image = statistics.median(r["seconds"] for r in results[key])
         rows.append([key, *(f"{means[k]:.3f}" for k in METRICS), f"{seconds_per_image:.2f}"])
     if len(labels) > 1:
-        rows.append([f"best on pairs ({' / '.join(names)})",
-                     *(" / ".join(map(str, best_counts(results, k))) for k in METRICS), ""])
-    table = markdown_table(["model" if only_adain else "method / model",
-                            *(HEADERS.get(k, f"{k} ↓") for k in METRICS), "s / image"], rows)
+        rows.append(
+            [
+                f"best on pairs ({' / '.join(names)})",
+                *(" / ".join(map(str, best_counts(results, k))) for k in METRICS),
+                "",
+            ]
+        )
+    table = markdown_table(
+        [
+            "model" if only_adain else "method / model",
+            *(HEADERS.get(k, f"{k} ↓") for k in METRICS),
+            "s / image",
+        ],
+        rows,
+    )
     print(table)
 
     # the depth measure per content image: mean over its styles, and the best model's count
@@ -405,22 +506,27 @@ def main() -> None:
     for c_name in content_refs:
         index = [i for i, (c, _) in enumerate(pairs) if c == c_name]
         subset = {m: [results[m][i] for i in index] for m in labels}
-        per_content.append([
-            c_name, len(index),
-            *(f"{np.mean([r['depth'] for r in subset[m]]):.3f}" for m in labels),
-            " / ".join(map(str, best_counts(subset, "depth"))) if len(labels) > 1 else "",
-        ])
+        per_content.append(
+            [
+                c_name,
+                len(index),
+                *(f"{np.mean([r['depth'] for r in subset[m]]):.3f}" for m in labels),
+                " / ".join(map(str, best_counts(subset, "depth"))) if len(labels) > 1 else "",
+            ]
+        )
     content_table = markdown_table(
-        ["content", "pairs", *(f"{n} ↓" for n in names),
-         f"best on pairs ({' / '.join(names)})"], per_content)
+        ["content", "pairs", *(f"{n} ↓" for n in names), f"best on pairs ({' / '.join(names)})"],
+        per_content,
+    )
     print("depth (SSI) per content image, mean over its styles:")
     print(content_table)
     print(f"{len(pairs)} pairs × {len(labels)} rows in {seconds / 60:.1f} min; {machine()}")
 
     columns = ["content", "style", *labels]
     row_height = t * (2 if args.sheet_depth else 1)
-    sheet = Image.new("RGB", (t * len(columns), LABEL_HEIGHT + row_height * len(sheet_rows)),
-                      "white")
+    sheet = Image.new(
+        "RGB", (t * len(columns), LABEL_HEIGHT + row_height * len(sheet_rows)), "white"
+    )
     draw = ImageDraw.Draw(sheet)
     for i, name in enumerate(columns):
         draw.text((i * t + 6, 5), name, fill="black")
@@ -434,8 +540,11 @@ def main() -> None:
                 x = 0 if i == 0 else (i + 1) * t
                 sheet.paste(image, (x, top + t))
                 label(draw, (x, top + t), text)
-            draw.text((t + 6, top + t + 6), "depth maps below:\nbright = near,\n"
-                      "each aligned to the\ncontent's (scale, shift)", fill="black")
+            draw.text(
+                (t + 6, top + t + 6),
+                "depth maps below:\nbright = near,\neach aligned to the\ncontent's (scale, shift)",
+                fill="black",
+            )
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     save_image(sheet, args.output, force=True)
     print(f"contact sheet: {args.output}")
@@ -444,22 +553,29 @@ def main() -> None:
         command = shown_command(sys.argv[1:])
         section = args.section or ("adain-variants" if only_adain else "feedforward")
         heading = "AdaIN variants" if only_adain else "Feed-forward methods"
-        write_section(section, (
-            f"## {heading} compared\n\n"
-            f"`{command}` on {machine()}, {args.size} px, {args.precision}, images from "
-            f"{source}; {seconds / 60:.0f} min. "
-            "Means over the pairs; relative errors (lower: closer to the content's features "
-            "or the style's statistics), SSIM of the luminance to the content (higher: more "
-            "of the content's structure kept), depth: the scale-and-shift-invariant error "
-            "1 − r² between brushwork's depth estimator (trained on indoor NYU scenes only, so "
-            "a proxy) on the output and on the content (lower: the depth layout the "
-            "estimator sees is kept); s / image: the median seconds of one stylization call "
-            "(`brushwork.stylize`, decoded images in, image out). The last row counts the pairs "
-            "on which each row has the best value (" + " / ".join(names) + ").\n\n"
-            + table + "\n\n"
-            "The depth error per content image (mean over its styles):\n\n"
-            + content_table + "\n"
-        ))
+        write_section(
+            section,
+            (
+                f"## {heading} compared\n\n"
+                f"`{command}` on {machine()}, {args.size} px, {args.precision}, images from "
+                f"{source}; {seconds / 60:.0f} min. "
+                "Means over the pairs; relative errors (lower: closer to the content's features "
+                "or the style's statistics), SSIM of the luminance to the content (higher: more "
+                "of the content's structure kept), depth: the scale-and-shift-invariant error "
+                "1 − r² between brushwork's depth estimator (trained on indoor NYU scenes only, so "
+                "a proxy) on the output and on the content (lower: the depth layout the "
+                "estimator sees is kept); s / image: the median seconds of one stylization "
+                "call (`brushwork.stylize`, decoded images in, image out). The last row counts "
+                "the pairs on which each row has the best value ("
+                + " / ".join(names)
+                + ").\n\n"
+                + table
+                + "\n\n"
+                "The depth error per content image (mean over its styles):\n\n"
+                + content_table
+                + "\n"
+            ),
+        )
 
 
 if __name__ == "__main__":

@@ -37,49 +37,77 @@ from brushwork.methods import gatys
 SIDES = (160, 224, 288)
 
 
-def depth_error(net: torch.nn.Module, output: torch.Tensor, content: torch.Tensor,
-                side: int | None) -> float:
-    return float(scale_shift_invariant_loss(predict_depth(net, output, side),
-                                            predict_depth(net, content, side)))
+def depth_error(
+    net: torch.nn.Module, output: torch.Tensor, content: torch.Tensor, side: int | None
+) -> float:
+    return float(
+        scale_shift_invariant_loss(
+            predict_depth(net, output, side), predict_depth(net, content, side)
+        )
+    )
 
 
 def gatys_part(net: torch.nn.Module, size: int, iterations: int) -> None:
     content = content_image("astronaut").resize((size, size))
     c = to_tensor(content)
     original = gatys.depth_input
-    print("| depth weight | estimator input | as optimized | " +
-          " | ".join(f"{s} px" for s in SIDES) + " | seconds |")
+    print(
+        "| depth weight | estimator input | as optimized | "
+        + " | ".join(f"{s} px" for s in SIDES)
+        + " | seconds |"
+    )
     print("|---|---|---|" + "---|" * len(SIDES) + "---|")
     for weight, side in ((0.0, None), (1.0, None), (1.0, 112)):
         if side is not None:
             gatys.depth_input = lambda image, s=side: original(image, s)  # type: ignore[misc]
         started = time.perf_counter()
         try:
-            done = api.run(content, style_path("strokes"), "gatys", size=size,
-                           iterations=iterations, depth_weight=weight, precision="float32")
+            done = api.run(
+                content,
+                style_path("strokes"),
+                "gatys",
+                size=size,
+                iterations=iterations,
+                depth_weight=weight,
+                precision="float32",
+            )
         finally:
             gatys.depth_input = original
         seconds = time.perf_counter() - started
         o = to_tensor(done.image)
         seen = depth_error(net, o, c, side)  # images up to 224 px pass depth_input unchanged
         others = [depth_error(net, o, c, s) for s in SIDES]
-        print(f"| {weight:g} | {side or f'own size ({size})'} | {seen:.3f} | " +
-              " | ".join(f"{v:.3f}" for v in others) + f" | {seconds:.0f} |")
+        print(
+            f"| {weight:g} | {side or f'own size ({size})'} | {seen:.3f} | "
+            + " | ".join(f"{v:.3f}" for v in others)
+            + f" | {seconds:.0f} |"
+        )
 
 
 def adain_part(net: torch.nn.Module, size: int, count: int) -> None:
-    photos = {name: Image.fromarray(getattr(data, name)()) for name in
-              ("astronaut", "coffee", "chelsea", "rocket")[:count]}
+    photos = {
+        name: Image.fromarray(getattr(data, name)())
+        for name in ("astronaut", "coffee", "chelsea", "rocket")[:count]
+    }
     models = ("adain", "adain-laplacian", "adain-depth")
     errors: dict[tuple[str, int], list[float]] = {}
     for photo in photos.values():
         c = to_tensor(photo)
         for style in ("strokes", "mosaic")[: 2 if count > 1 else 1]:
             for model in models:
-                o = to_tensor(api.run(photo, style_path(style), "adain", size=size,
-                                      model=model, precision="float32").image)
-                cc = torch.nn.functional.interpolate(c, size=o.shape[-2:], mode="bilinear",
-                                                     antialias=True)
+                o = to_tensor(
+                    api.run(
+                        photo,
+                        style_path(style),
+                        "adain",
+                        size=size,
+                        model=model,
+                        precision="float32",
+                    ).image
+                )
+                cc = torch.nn.functional.interpolate(
+                    c, size=o.shape[-2:], mode="bilinear", antialias=True
+                )
                 for side in SIDES:
                     errors.setdefault((model, side), []).append(depth_error(net, o, cc, side))
     print("| decoder | " + " | ".join(f"estimator at {s} px" for s in SIDES) + " |")
@@ -95,8 +123,13 @@ def main() -> None:
     parser.add_argument("--gatys-size", type=int, default=192, help="Gatys output size")
     parser.add_argument("--iterations", type=int, default=100, help="Gatys L-BFGS steps")
     parser.add_argument("--adain-size", type=int, default=256, help="AdaIN output size")
-    parser.add_argument("--photos", type=int, default=4, choices=range(1, 5),
-                        help="photos of the AdaIN part (1: one photo and one style)")
+    parser.add_argument(
+        "--photos",
+        type=int,
+        default=4,
+        choices=range(1, 5),
+        help="photos of the AdaIN part (1: one photo and one style)",
+    )
     args = parser.parse_args()
     print(f"{machine()}, float32")
     net = load_estimator(None)

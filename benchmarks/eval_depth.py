@@ -39,36 +39,48 @@ PREDICTORS = ("model", *BASELINES)
 
 def _parts(loaded: list, parts: dict[str, str]) -> list[tuple[str, list[int]]]:
     """(part name, indices into ``loaded``), in the order of the table."""
+
     def where(test) -> list[int]:
         return [i for i, (pair, _, _) in enumerate(loaded) if test(pair)]
 
-    out = [("NYU validation (held-out scenes)", where(lambda p: parts[p.stem] == "val")),
-           ("NYU raw Kinect (heldout)", where(lambda p: parts[p.stem] == "heldout")),
-           ("outdoor, all", where(lambda p: parts[p.stem] == "outdoor"))]
+    out = [
+        ("NYU validation (held-out scenes)", where(lambda p: parts[p.stem] == "val")),
+        ("NYU raw Kinect (heldout)", where(lambda p: parts[p.stem] == "heldout")),
+        ("outdoor, all", where(lambda p: parts[p.stem] == "outdoor")),
+    ]
     batches = sorted({pair.batch for pair, _, _ in loaded if parts[pair.stem] == "outdoor"})
-    out += [(f"outdoor: {batch}", where(lambda p, b=batch: parts[p.stem] == "outdoor"
-                                        and p.batch == b)) for batch in batches]
+    out += [
+        (f"outdoor: {batch}", where(lambda p, b=batch: parts[p.stem] == "outdoor" and p.batch == b))
+        for batch in batches
+    ]
     return [(name, idx) for name, idx in out if idx]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=str(DEFAULT_DATA),
-                        help="folder with pairs.csv, rgb/ and depth/ (default ../shared/depth)")
-    parser.add_argument("--model", default=None,
-                        help="bundled estimator name or checkpoint path (default: bundled)")
+    parser.add_argument(
+        "--data",
+        default=str(DEFAULT_DATA),
+        help="folder with pairs.csv, rgb/ and depth/ (default ../shared/depth)",
+    )
+    parser.add_argument(
+        "--model", default=None, help="bundled estimator name or checkpoint path (default: bundled)"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
-    parser.add_argument("--limit", type=int, default=None, metavar="N",
-                        help="evaluate only the first N pairs of each part (a quick check; "
-                        "implies --no-write)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="evaluate only the first N pairs of each part (a quick check; implies --no-write)",
+    )
     args = parser.parse_args()
     if args.limit is not None:
         args.no_write = True
 
     data = Path(args.data).expanduser()
     if not data.is_dir():
-        print(f"eval_depth: depth data folder {data} not found (pass --data DIR)",
-              file=sys.stderr)
+        print(f"eval_depth: depth data folder {data} not found (pass --data DIR)", file=sys.stderr)
         sys.exit(2)
     try:
         pairs = read_pairs(data)
@@ -109,45 +121,67 @@ def main() -> None:
     sizes: dict[str, int] = {}
     for part, idx in _parts(loaded, parts):
         sizes[part] = len(idx)
-        means = {name: {k: float(np.mean([scores[name][i][k] for i in idx]))
-                        for k in ("absrel", "delta1")} for name in PREDICTORS}
-        wins[part] = {b: sum(scores["model"][i]["absrel"] < scores[b][i]["absrel"] for i in idx)
-                      for b in BASELINES}
-        rows.append([part, len(idx),
-                     *(f"{means[n]['absrel']:.3f}" for n in PREDICTORS),
-                     *(f"{means[n]['delta1']:.3f}" for n in PREDICTORS),
-                     " / ".join(f"{wins[part][b]}/{len(idx)}" for b in BASELINES)])
-    header = ["part", "pairs",
-              *(f"AbsRel ↓ {n}" for n in PREDICTORS), *(f"δ<1.25 ↑ {n}" for n in PREDICTORS),
-              "model beats constant / ramp (AbsRel, images)"]
+        means = {
+            name: {
+                k: float(np.mean([scores[name][i][k] for i in idx])) for k in ("absrel", "delta1")
+            }
+            for name in PREDICTORS
+        }
+        wins[part] = {
+            b: sum(scores["model"][i]["absrel"] < scores[b][i]["absrel"] for i in idx)
+            for b in BASELINES
+        }
+        rows.append(
+            [
+                part,
+                len(idx),
+                *(f"{means[n]['absrel']:.3f}" for n in PREDICTORS),
+                *(f"{means[n]['delta1']:.3f}" for n in PREDICTORS),
+                " / ".join(f"{wins[part][b]}/{len(idx)}" for b in BASELINES),
+            ]
+        )
+    header = [
+        "part",
+        "pairs",
+        *(f"AbsRel ↓ {n}" for n in PREDICTORS),
+        *(f"δ<1.25 ↑ {n}" for n in PREDICTORS),
+        "model beats constant / ramp (AbsRel, images)",
+    ]
     table = markdown_table(header, rows)
     print(table)
     val = next((p for p in wins if p.startswith("NYU validation")), None)
     if val is not None:
         n = sizes[val]
-        print(f"\nNYU validation: the model's AbsRel is lower than the constant baseline's on "
-              f"{wins[val]['constant']}/{n} images and lower than the ramp's on "
-              f"{wins[val]['ramp']}/{n}.")
-    print(f"{machine()}; {len(loaded)} pairs evaluated in {seconds:.1f} s"
-          + (f"; {len(skipped)} skipped" if skipped else ""))
+        print(
+            f"\nNYU validation: the model's AbsRel is lower than the constant baseline's on "
+            f"{wins[val]['constant']}/{n} images and lower than the ramp's on "
+            f"{wins[val]['ramp']}/{n}."
+        )
+    print(
+        f"{machine()}; {len(loaded)} pairs evaluated in {seconds:.1f} s"
+        + (f"; {len(skipped)} skipped" if skipped else "")
+    )
 
     if not args.no_write:
         command = "python benchmarks/eval_depth.py " + " ".join(sys.argv[1:])
         model = args.model or "depth (bundled)"
-        write_section("depth", (
-            "## Depth estimator: held-out NYU scenes and outdoor pairs\n\n"
-            f"`{command.strip()}` on {machine()}; model {model}, data "
-            f"{'../shared/depth' if data.resolve() == DEFAULT_DATA.resolve() else data}, "
-            f"{len(loaded)} pairs in {seconds:.0f} s.\n\n" + table + "\n\n"
-            f"Protocol: the model runs at its training scale (shorter side {TRAINING_SIDE} px, "
-            "prediction resized back); model and baselines (constant depth; ramp = far at the "
-            "top, near at the bottom) are each aligned per image by least-squares scale and "
-            "shift in inverse depth (clamped at the farthest ground-truth point), then AbsRel "
-            "and δ<1.25 are computed in depth space over the valid pixels (NYU border cropped, "
-            "metric depths beyond 70 m masked) and averaged over the images; NYU validation = "
-            "the scene blocks `split_pairs` held out of training, the other parts were never "
-            "trained on.\n"
-        ))
+        write_section(
+            "depth",
+            (
+                "## Depth estimator: held-out NYU scenes and outdoor pairs\n\n"
+                f"`{command.strip()}` on {machine()}; model {model}, data "
+                f"{'../shared/depth' if data.resolve() == DEFAULT_DATA.resolve() else data}, "
+                f"{len(loaded)} pairs in {seconds:.0f} s.\n\n" + table + "\n\n"
+                f"Protocol: the model runs at its training scale (shorter side {TRAINING_SIDE} px, "
+                "prediction resized back); model and baselines (constant depth; ramp = far at the "
+                "top, near at the bottom) are each aligned per image by least-squares scale and "
+                "shift in inverse depth (clamped at the farthest ground-truth point), then AbsRel "
+                "and δ<1.25 are computed in depth space over the valid pixels (NYU border cropped, "
+                "metric depths beyond 70 m masked) and averaged over the images; NYU validation = "
+                "the scene blocks `split_pairs` held out of training, the other parts were never "
+                "trained on.\n"
+            ),
+        )
 
 
 if __name__ == "__main__":

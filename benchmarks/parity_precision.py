@@ -15,7 +15,8 @@ gives, per method and size, means over the pairs of:
 and writes ``out/parity/METHOD-SIZE-PAIR.png`` (float32 | bfloat16 | difference ×10) to look
 at. Writes the ``precision-parity`` section of BENCHMARKS.md.
 
-    python benchmarks/parity_precision.py --pairs golden_gate:starry_night,sailboat:picasso_self_portrait
+    python benchmarks/parity_precision.py \
+        --pairs golden_gate:starry_night,sailboat:picasso_self_portrait
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from common import ROOT, markdown_table, write_section
@@ -59,7 +59,8 @@ def label(method: str, options: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", default="golden_gate:starry_night,sailboat:picasso_self_portrait",
+    parser.add_argument("--pairs",
+                        default="golden_gate:starry_night,sailboat:picasso_self_portrait",
                         help="content:style names in ../shared/data, comma-separated")
     parser.add_argument("--sizes", default="256,512", help="sizes of the optimization runs")
     parser.add_argument("--iterations", default="200,100",

@@ -32,11 +32,14 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 def head_to_head(records: list[dict], model: str, other: str) -> str:
     wins = sum(r[model]["depth"] < r[other]["depth"] for r in records)
     diff = statistics.median(r[model]["depth"] - r[other]["depth"] for r in records)
-    style = statistics.median(r[model]["style (mean/std)"] / r[other]["style (mean/std)"]
-                              for r in records)
+    style = statistics.median(
+        r[model]["style (mean/std)"] / r[other]["style (mean/std)"] for r in records
+    )
     worse = sum(r[model]["style (mean/std)"] > r[other]["style (mean/std)"] for r in records)
-    return (f"| {model} vs {other} | {wins}/{len(records)} | {diff:+.3f} | {style:.2f}× | "
-            f"{worse}/{len(records)} |")
+    return (
+        f"| {model} vs {other} | {wins}/{len(records)} | {diff:+.3f} | {style:.2f}× | "
+        f"{worse}/{len(records)} |"
+    )
 
 
 def main() -> None:
@@ -44,15 +47,21 @@ def main() -> None:
     parser.add_argument("records", help="JSON lines written by compare_adain.py --records")
     parser.add_argument("--size", type=int, default=512, help="as compare_adain.py's --size")
     args = parser.parse_args()
-    records = [json.loads(line) for line in Path(args.records).read_text().splitlines()
-               if line.strip()]
+    records = [
+        json.loads(line) for line in Path(args.records).read_text().splitlines() if line.strip()
+    ]
     if not records:
         sys.exit(f"no records in {args.records}")
-    print("| decoders | lower depth error on | median depth difference | median style "
-          "error ratio | higher style error on |")
+    print(
+        "| decoders | lower depth error on | median depth difference | median style "
+        "error ratio | higher style error on |"
+    )
     print("|---|---|---|---|---|")
-    for model, other in (("adain-laplacian", "adain"), ("adain-depth", "adain"),
-                         ("adain-depth", "adain-laplacian")):
+    for model, other in (
+        ("adain-laplacian", "adain"),
+        ("adain-depth", "adain"),
+        ("adain-depth", "adain-laplacian"),
+    ):
         if all(model in r and other in r for r in records):
             print(head_to_head(records, model, other))
 

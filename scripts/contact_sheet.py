@@ -48,11 +48,17 @@ def label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str) -> None:
     draw.text((xy[0] + 4, xy[1] + 3), text, fill="white")
 
 
-def render(pairs: list[tuple[str, Image.Image, Image.Image]], size: int, iterations: int,
-           tile_size: int, precision: str = "float32") -> Image.Image:
+def render(
+    pairs: list[tuple[str, Image.Image, Image.Image]],
+    size: int,
+    iterations: int,
+    tile_size: int,
+    precision: str = "float32",
+) -> Image.Image:
     columns = ["content", "style", *METHODS]
-    sheet = Image.new("RGB", (tile_size * len(columns), LABEL_HEIGHT + tile_size * len(pairs)),
-                      "white")
+    sheet = Image.new(
+        "RGB", (tile_size * len(columns), LABEL_HEIGHT + tile_size * len(pairs)), "white"
+    )
     draw = ImageDraw.Draw(sheet)
     for i, name in enumerate(columns):
         draw.text((i * tile_size + 6, 5), name, fill="black")
@@ -60,8 +66,11 @@ def render(pairs: list[tuple[str, Image.Image, Image.Image]], size: int, iterati
         tiles = [content, style]
         for method in METHODS:
             start = time.perf_counter()
-            tiles.append(brushwork.stylize(content, style, method, size=size,
-                                           iterations=iterations, precision=precision))
+            tiles.append(
+                brushwork.stylize(
+                    content, style, method, size=size, iterations=iterations, precision=precision
+                )
+            )
             print(f"{name} {method}: {time.perf_counter() - start:.1f} s", flush=True)
         for col, image in enumerate(tiles):
             sheet.paste(tile(image, tile_size), (col * tile_size, LABEL_HEIGHT + row * tile_size))
@@ -69,15 +78,24 @@ def render(pairs: list[tuple[str, Image.Image, Image.Image]], size: int, iterati
     return sheet
 
 
-def render_grid(contents: list[Path], styles: list[Path], method: str, size: int,
-                iterations: int, tile_size: int, precision: str = "float32") -> Image.Image:
+def render_grid(
+    contents: list[Path],
+    styles: list[Path],
+    method: str,
+    size: int,
+    iterations: int,
+    tile_size: int,
+    precision: str = "float32",
+) -> Image.Image:
     """Rows: content images; columns: style images; first row and column show the inputs."""
-    sheet = Image.new("RGB", (tile_size * (len(styles) + 1), tile_size * (len(contents) + 1)),
-                      "white")
+    sheet = Image.new(
+        "RGB", (tile_size * (len(styles) + 1), tile_size * (len(contents) + 1)), "white"
+    )
     style_images = [split_alpha(open_image(s))[0] for s in styles]
     # feed-forward methods have no iterations
-    takes_iterations = any(spec.name == "iterations"
-                           for spec in fields_of(get_method(method).options_class))
+    takes_iterations = any(
+        spec.name == "iterations" for spec in fields_of(get_method(method).options_class)
+    )
     for col, image in enumerate(style_images, start=1):
         sheet.paste(tile(image, tile_size), (col * tile_size, 0))
     for row, content_path in enumerate(contents, start=1):
@@ -86,11 +104,15 @@ def render_grid(contents: list[Path], styles: list[Path], method: str, size: int
         for col, style in enumerate(style_images, start=1):
             start = time.perf_counter()
             options = {"iterations": iterations} if takes_iterations else {}
-            result = brushwork.stylize(content, style, method, size=size, precision=precision,
-                                       **options)
+            result = brushwork.stylize(
+                content, style, method, size=size, precision=precision, **options
+            )
             sheet.paste(tile(result, tile_size), (col * tile_size, row * tile_size))
-            print(f"{content_path.stem} × {styles[col - 1].stem}: "
-                  f"{time.perf_counter() - start:.1f} s", flush=True)
+            print(
+                f"{content_path.stem} × {styles[col - 1].stem}: "
+                f"{time.perf_counter() - start:.1f} s",
+                flush=True,
+            )
     return sheet
 
 
@@ -98,38 +120,52 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--content", nargs="*", help="content image files")
     parser.add_argument("--style", nargs="*", help="style image files (paired with --content)")
-    parser.add_argument("--grid", nargs=2, metavar=("CONTENT_DIR", "STYLE_DIR"),
-                        help="every content × style pair of two folders, one method")
+    parser.add_argument(
+        "--grid",
+        nargs=2,
+        metavar=("CONTENT_DIR", "STYLE_DIR"),
+        help="every content × style pair of two folders, one method",
+    )
     parser.add_argument("--method", default="gatys", help="method for --grid")
     parser.add_argument("--size", type=int, default=256, help="stylization size")
     parser.add_argument("--iterations", type=int, default=150)
     parser.add_argument("--tile", type=int, default=256, help="tile size in the sheet")
-    parser.add_argument("--precision", default="float32",
-                        choices=("float32", "bfloat16", "float16", "auto"),
-                        help="network precision (default float32)")
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        choices=("float32", "bfloat16", "float16", "auto"),
+        help="network precision (default float32)",
+    )
     parser.add_argument("-o", "--output", default=str(ROOT / "docs" / "contact_sheet.png"))
     args = parser.parse_args()
     if args.grid:
         from brushwork.image import is_image_path
 
-        contents, styles = (sorted(p for p in Path(d).iterdir() if is_image_path(p))
-                            for d in args.grid)
-        sheet = render_grid(contents, styles, args.method, args.size, args.iterations,
-                            args.tile, args.precision)
+        contents, styles = (
+            sorted(p for p in Path(d).iterdir() if is_image_path(p)) for d in args.grid
+        )
+        sheet = render_grid(
+            contents, styles, args.method, args.size, args.iterations, args.tile, args.precision
+        )
         print(save_image(sheet, args.output, force=True))
         return
     if args.content:
         if len(args.content) != len(args.style or []):
             parser.error("give one --style per --content")
         pairs = [
-            (f"{Path(c).stem} x {Path(s).stem}", split_alpha(open_image(c))[0],
-             split_alpha(open_image(s))[0])
+            (
+                f"{Path(c).stem} x {Path(s).stem}",
+                split_alpha(open_image(c))[0],
+                split_alpha(open_image(s))[0],
+            )
             for c, s in zip(args.content, args.style, strict=True)
         ]
     else:
         examples = [("astronaut", "strokes"), ("chelsea", "mosaic"), ("coffee", "strokes")]
-        pairs = [(f"{c} x {s}", content_image(c), Image.open(style_path(s)).convert("RGB"))
-                 for c, s in examples]
+        pairs = [
+            (f"{c} x {s}", content_image(c), Image.open(style_path(s)).convert("RGB"))
+            for c, s in examples
+        ]
     sheet = render(pairs, args.size, args.iterations, args.tile, args.precision)
     print(save_image(sheet, args.output, force=True))
 

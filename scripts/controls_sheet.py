@@ -52,42 +52,78 @@ def rows(sheet: str) -> list[tuple[str, list[tuple[str, Any]]]]:
     chelsea, astronaut, coffee = (content_image(n) for n in ("chelsea", "astronaut", "coffee"))
     strokes, mosaic = style_path("strokes"), style_path("mosaic")
     if sheet == "scale":
-        return [("style scale", [
-            (f"--style-scale {s}", {"content": chelsea, "style": mosaic, "style_scale": s})
-            for s in (0.25, 0.5, 1.0, 2.0)
-        ])]
+        return [
+            (
+                "style scale",
+                [
+                    (f"--style-scale {s}", {"content": chelsea, "style": mosaic, "style_scale": s})
+                    for s in (0.25, 0.5, 1.0, 2.0)
+                ],
+            )
+        ]
     return [
-        ("color", [(f"--preserve-color {m}", {
-            "content": astronaut, "style": mosaic, "preserve_color": m})
-            for m in ("none", "luminance", "linear", "histogram")]),
-        ("blend", [
-            ("strokes", {"content": coffee, "style": strokes}),
-            ("strokes:0.5 + mosaic:0.5", {
-                "content": coffee, "style": [Style(strokes, 0.5), Style(mosaic, 0.5)]}),
-            ("mosaic", {"content": coffee, "style": mosaic}),
-            ("strokes fine + mosaic coarse", {
-                "content": coffee,
-                "style": [Style(strokes, layers=FINE), Style(mosaic, layers=COARSE)]}),
-        ]),
-        ("masks, Style Swap", [
-            ("--mask: left strokes, right mosaic", {
-                "content": chelsea, "style": [strokes, mosaic], "mask": half_mask(chelsea)}),
-            ("--style-mask: mosaic in an ellipse", {
-                "content": chelsea, "style": [Style(mosaic, mask=ellipse_mask(chelsea))]}),
-            ("styleswap", {"content": chelsea, "style": mosaic, "method": "styleswap"}),
-            ("styleswap, 2 styles by mask", {
-                "content": chelsea, "style": [strokes, mosaic], "mask": half_mask(chelsea),
-                "method": "styleswap"}),
-        ]),
+        (
+            "color",
+            [
+                (
+                    f"--preserve-color {m}",
+                    {"content": astronaut, "style": mosaic, "preserve_color": m},
+                )
+                for m in ("none", "luminance", "linear", "histogram")
+            ],
+        ),
+        (
+            "blend",
+            [
+                ("strokes", {"content": coffee, "style": strokes}),
+                (
+                    "strokes:0.5 + mosaic:0.5",
+                    {"content": coffee, "style": [Style(strokes, 0.5), Style(mosaic, 0.5)]},
+                ),
+                ("mosaic", {"content": coffee, "style": mosaic}),
+                (
+                    "strokes fine + mosaic coarse",
+                    {
+                        "content": coffee,
+                        "style": [Style(strokes, layers=FINE), Style(mosaic, layers=COARSE)],
+                    },
+                ),
+            ],
+        ),
+        (
+            "masks, Style Swap",
+            [
+                (
+                    "--mask: left strokes, right mosaic",
+                    {"content": chelsea, "style": [strokes, mosaic], "mask": half_mask(chelsea)},
+                ),
+                (
+                    "--style-mask: mosaic in an ellipse",
+                    {"content": chelsea, "style": [Style(mosaic, mask=ellipse_mask(chelsea))]},
+                ),
+                ("styleswap", {"content": chelsea, "style": mosaic, "method": "styleswap"}),
+                (
+                    "styleswap, 2 styles by mask",
+                    {
+                        "content": chelsea,
+                        "style": [strokes, mosaic],
+                        "mask": half_mask(chelsea),
+                        "method": "styleswap",
+                    },
+                ),
+            ],
+        ),
     ]
 
 
-def render(sheet: str, size: int, iterations: int, tile_size: int,
-           precision: str = "float32") -> Image.Image:
+def render(
+    sheet: str, size: int, iterations: int, tile_size: int, precision: str = "float32"
+) -> Image.Image:
     table = rows(sheet)
     columns = max(len(cells) for _, cells in table)
-    canvas = Image.new("RGB", (tile_size * columns, (tile_size + LABEL_HEIGHT) * len(table)),
-                       "white")
+    canvas = Image.new(
+        "RGB", (tile_size * columns, (tile_size + LABEL_HEIGHT) * len(table)), "white"
+    )
     draw = ImageDraw.Draw(canvas)
     for r, (_, cells) in enumerate(table):
         top = r * (tile_size + LABEL_HEIGHT)
@@ -95,9 +131,15 @@ def render(sheet: str, size: int, iterations: int, tile_size: int,
             kwargs = dict(kwargs)
             method = kwargs.pop("method", "gatys")
             start = time.perf_counter()
-            image = brushwork.stylize(kwargs.pop("content"), kwargs.pop("style"), method,
-                                      size=size, iterations=iterations, precision=precision,
-                                      **kwargs)
+            image = brushwork.stylize(
+                kwargs.pop("content"),
+                kwargs.pop("style"),
+                method,
+                size=size,
+                iterations=iterations,
+                precision=precision,
+                **kwargs,
+            )
             print(f"{sheet} / {caption}: {time.perf_counter() - start:.1f} s", flush=True)
             canvas.paste(tile(image, tile_size), (c * tile_size, top + LABEL_HEIGHT))
             label(draw, (c * tile_size, top), caption)
@@ -111,9 +153,12 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=120)
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--out", default=str(ROOT / "docs"))
-    parser.add_argument("--precision", default="float32",
-                        choices=("float32", "bfloat16", "float16", "auto"),
-                        help="network precision (default float32)")
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        choices=("float32", "bfloat16", "float16", "auto"),
+        help="network precision (default float32)",
+    )
     args = parser.parse_args()
     sheets = ("scale", "controls") if args.sheet == "both" else (args.sheet,)
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -67,8 +67,12 @@ def colour_bar(width: int) -> Image.Image:
     bar.paste(Image.fromarray(colorize(ramp)), (margin, 6))
     draw.text((6, 5), "near", fill="black", font=font)
     draw.text((width - margin + 8, 5), "far", fill="black", font=font)
-    draw.text((margin, 24), "near <-> far: relative inverse depth, 2-98 % per image (turbo)",
-              fill="black", font=font)
+    draw.text(
+        (margin, 24),
+        "near <-> far: relative inverse depth, 2-98 % per image (turbo)",
+        fill="black",
+        font=font,
+    )
     return bar
 
 
@@ -79,8 +83,7 @@ def fit(image: Image.Image, size: int) -> Image.Image:
     return image.convert("RGB").resize(target, Image.Resampling.LANCZOS)
 
 
-def render(photos: list[tuple[str, Image.Image]], net: torch.nn.Module,
-           size: int) -> Image.Image:
+def render(photos: list[tuple[str, Image.Image]], net: torch.nn.Module, size: int) -> Image.Image:
     """One row per photo (as tall as the photo at ``size`` px across its longer side)."""
     rows = []
     for name, photo in photos:
@@ -89,8 +92,9 @@ def render(photos: list[tuple[str, Image.Image]], net: torch.nn.Module,
         if min(photo.size) > WORK_SIDE:
             photo = resize(photo, size=WORK_SIDE * max(photo.size) // min(photo.size))
         rows.append((name, fit(photo, size), fit(depth_image(net, photo), size)))
-        print(f"{name}: {photo.width}×{photo.height}, {time.perf_counter() - start:.2f} s",
-              flush=True)
+        print(
+            f"{name}: {photo.width}×{photo.height}, {time.perf_counter() - start:.2f} s", flush=True
+        )
     columns = ["photo", "estimated depth (red = near, blue = far)"]
     width = size * len(columns)
     height = LABEL_HEIGHT + sum(p.height for _, p, _ in rows) + BAR_HEIGHT
@@ -119,17 +123,25 @@ def save(sheet: Image.Image, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="estimator name or checkpoint path")
-    parser.add_argument("--tile", type=int, default=256,
-                        help="longer side of each photo and depth tile, in pixels")
+    parser.add_argument(
+        "--tile", type=int, default=256, help="longer side of each photo and depth tile, in pixels"
+    )
     shared = parser.add_mutually_exclusive_group()
-    shared.add_argument("--shared", action="store_true",
-                        help="also render ../shared/data/content (default: if it exists)")
+    shared.add_argument(
+        "--shared",
+        action="store_true",
+        help="also render ../shared/data/content (default: if it exists)",
+    )
     shared.add_argument("--no-shared", action="store_true", help="skip ../shared/data/content")
     parser.add_argument("--content-dir", default=str(SHARED_CONTENT))
-    parser.add_argument("--out", default="out/depth_sheet.png",
-                        help="sheet of the shared images (must not be under docs/)")
-    parser.add_argument("--docs", default=str(ROOT / "docs" / "depth.png"),
-                        help="sheet of the shippable photos")
+    parser.add_argument(
+        "--out",
+        default="out/depth_sheet.png",
+        help="sheet of the shared images (must not be under docs/)",
+    )
+    parser.add_argument(
+        "--docs", default=str(ROOT / "docs" / "depth.png"), help="sheet of the shippable photos"
+    )
     args = parser.parse_args()
 
     net = load_estimator(args.model)
@@ -138,8 +150,11 @@ def main() -> None:
         out = Path(args.out).resolve()
         if (ROOT / "docs") in out.parents:
             sys.exit("depth_sheet: images from ../shared must not go under docs/; use out/")
-        files = sorted(p for p in content_dir.glob("*")
-                       if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+        files = sorted(
+            p
+            for p in content_dir.glob("*")
+            if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")
+        )
         if not files:
             sys.exit(f"depth_sheet: no images in {content_dir}")
         save(render([(p.name, open_image(p)) for p in files], net, args.tile), out)

@@ -166,7 +166,7 @@ def fuzz_cli(count: int, rng: random.Random, folder: Path,
              "#-1-1-1", "relu1_1,", "relu4_1,relu9_9", "x@y", "a:b", str(2**70), "-" * 5,
              "luminance", "adam", "bfloat16", "float16", "\u00e9", str(content)]
     counts: collections.Counter[str] = collections.Counter()
-    for index in range(count):
+    for _ in range(count):
         method = rng.choice(sorted(flags))
         argv = ["stylize", str(content), str(style), "-o", str(folder / "o.png"), "-m", method,
                 "-q"]

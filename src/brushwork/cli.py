@@ -173,7 +173,7 @@ def parse_style_spec(spec: str) -> dict[str, Any]:
     return {"image": path, "weight": weight, "layers": layers}
 
 
-def _parse_regions(items: list[str]) -> dict[str, int | None] | None:
+def parse_regions(items: list[str]) -> dict[str, int | None] | None:
     from brushwork.masks import parse_color
 
     if not items:
@@ -203,22 +203,10 @@ def _method_of(argv: Sequence[str]) -> str:
     return str(known.method)
 
 
-def stylize_parser(method: str) -> argparse.ArgumentParser:
-    from brushwork.methods import get_entry
-    from brushwork.stylizer import Controls
-
-    entry = get_entry(method)
-    cls = entry.load()
-    parser = _Parser(
-        prog="brushwork stylize",
-        description=f"Paint a content image in the style of another. Method options below "
-                    f"are {method}'s ({entry.description}); `brushwork stylize -m METHOD "
-                    "--help` shows another method's, `brushwork methods` lists them.")
-    parser.add_argument("content", help="content image (JPEG, PNG, WebP, TIFF, BMP)")
+def add_style_arguments(parser: argparse.ArgumentParser) -> None:
+    """The style images and their regions: ``STYLE``/``--style``, ``--mask``, ``--region``,
+    ``--style-mask`` (read back with :func:`styles_from_args`)."""
     parser.add_argument("style", nargs="?", default=None, help="style image (or use --style)")
-    parser.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
-    parser.add_argument("-m", "--method", default="gatys",
-                        help="method (see `brushwork methods`; default: gatys)")
     styles = parser.add_argument_group("styles and regions")
     styles.add_argument(
         "--style", dest="styles", action="append", default=[], metavar="PATH[:W][@LAYERS]",
@@ -234,9 +222,57 @@ def stylize_parser(method: str) -> argparse.ArgumentParser:
     styles.add_argument("--style-mask", dest="style_masks", action="append", default=[],
                         metavar="PATH", help="grayscale mask per style, in --style order: "
                         "white where the style applies")
+
+
+def add_method_arguments(parser: argparse.ArgumentParser, method: str) -> Any:
+    """``-m/--method``, the controls every method shares and ``method``'s own options (read
+    back with :func:`method_values`); returns the method's registry entry."""
+    from brushwork.methods import get_entry
+    from brushwork.stylizer import Controls
+
+    entry = get_entry(method)
+    cls = entry.load()
+    parser.add_argument("-m", "--method", default="gatys",
+                        help="method (see `brushwork methods`; default: gatys)")
     add_options(parser.add_argument_group("controls (every method)"), Controls, "c_")
     add_options(parser.add_argument_group(f"{method} options"), cls.options_class, "m_",
                 defaults=cls.default_options())
+    return entry
+
+
+def method_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The controls and method options given on the command line."""
+    return {**given(args, "c_"), **given(args, "m_")}
+
+
+def method_of(argv: Sequence[str]) -> str:
+    """The ``-m/--method`` of an argument list (default gatys), before the full parse."""
+    return _method_of(argv)
+
+
+def parse_known(parser: argparse.ArgumentParser, argv: Sequence[str],
+                method: str) -> argparse.Namespace:
+    """Parse, refusing leftover flags with a message that names the methods they belong
+    to."""
+    args, extra = parser.parse_known_args(list(argv))
+    if extra:
+        raise BrushworkError(_unknown_option_message(extra, method))
+    return args
+
+
+def stylize_parser(method: str) -> argparse.ArgumentParser:
+    from brushwork.methods import get_entry
+
+    entry = get_entry(method)
+    parser = _Parser(
+        prog="brushwork stylize",
+        description=f"Paint a content image in the style of another. Method options below "
+                    f"are {method}'s ({entry.description}); `brushwork stylize -m METHOD "
+                    "--help` shows another method's, `brushwork methods` lists them.")
+    parser.add_argument("content", help="content image (JPEG, PNG, WebP, TIFF, BMP)")
+    add_style_arguments(parser)
+    parser.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
+    add_method_arguments(parser, method)
     out = parser.add_argument_group("output")
     out.add_argument("--save-every", type=int, default=0, metavar="N",
                      help="also save the image every N steps as OUTPUT_STEM.stepNNNN.EXT "
@@ -250,11 +286,12 @@ def stylize_parser(method: str) -> argparse.ArgumentParser:
                      help="animation frame every N steps (default: about 100 frames)")
     out.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
     out.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    _progress_flags(out)
+    progress_flags(out)
     return parser
 
 
-def _progress_flags(group: Any) -> None:
+def progress_flags(group: Any) -> None:
+    """``--progress {auto,bar,json,none}`` and ``-q`` (read back with :func:`sinks_from_args`)."""
     group.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto",
                        help="progress on stderr: a bar (auto: when stderr is a terminal), "
                             "JSON lines, or none (default: auto)")
@@ -262,7 +299,8 @@ def _progress_flags(group: Any) -> None:
                        "errors still print)")
 
 
-def _sinks(args: argparse.Namespace) -> list[Any]:
+def sinks_from_args(args: argparse.Namespace) -> list[Any]:
+    """The event sinks the progress flags ask for (warnings always print)."""
     from brushwork import events
 
     mode = "none" if args.quiet else args.progress
@@ -293,7 +331,8 @@ def _unknown_option_message(extra: list[str], method: str) -> str:
     return f"unrecognized arguments: {' '.join(extra)}"
 
 
-def _styles(args: argparse.Namespace) -> list[Any]:
+def styles_from_args(args: argparse.Namespace) -> list[Any]:
+    """The :class:`brushwork.api.Style` list of STYLE, ``--style`` and ``--style-mask``."""
     from brushwork.api import Style
 
     specs = ([{"image": args.style, "weight": 1.0, "layers": None}] if args.style else []) + [
@@ -323,19 +362,16 @@ def cmd_stylize(argv: Sequence[str]) -> int:
     from brushwork.stylizer import make_stylizer
 
     method = _method_of(argv)
-    parser = stylize_parser(method)
-    args, extra = parser.parse_known_args(list(argv))
-    if extra:
-        raise BrushworkError(_unknown_option_message(extra, method))
+    args = parse_known(stylize_parser(method), argv, method)
     for flag in ("save_every", "frame_every"):
         value = getattr(args, flag)
         least = 0 if flag == "save_every" else 1
         if value is not None and value < least:
             raise BrushworkError(f"--{flag.replace('_', '-')} must be >= {least}, not {value}")
-    values = {**given(args, "c_"), **given(args, "m_")}
-    styles = _styles(args)
-    regions = _parse_regions(args.regions)
-    sinks = _sinks(args)
+    values = method_values(args)
+    styles = styles_from_args(args)
+    regions = parse_regions(args.regions)
+    sinks = sinks_from_args(args)
     with events.bound(sinks):
         stylizer = make_stylizer(method, **values)
         instance = stylizer.method
@@ -443,31 +479,13 @@ def cmd_methods(argv: Sequence[str]) -> int:
                              "ranges")
     args = parser.parse_args(list(argv))
     if args.json:
-        print(json.dumps(describe_methods(), indent=2))
+        from brushwork.methods import describe
+
+        print(json.dumps(describe(), indent=2))
         return 0
     for name, entry in REGISTRY.items():
         print(f"{name:<16} {entry.kind:<13} {entry.description}")
     return 0
-
-
-def describe_methods() -> list[dict[str, Any]]:
-    """Every registered method with its options (as the HTTP service lists them)."""
-    from brushwork import models
-    from brushwork.methods import REGISTRY
-
-    found = []
-    for name, entry in REGISTRY.items():
-        cls = entry.load()
-        defaults = cls.default_options()
-        options = cls.options_class.describe()
-        for option in options:
-            value = getattr(defaults, option["name"])
-            option["default"] = list(value) if isinstance(value, tuple) else value
-        found.append({"name": name, "kind": entry.kind, "description": entry.description,
-                      "paper": entry.paper, "options": options,
-                      "models": [m.name for m in models.for_method(name)],
-                      "trainers": list(entry.trainers), "export": entry.exporter is not None})
-    return found
 
 
 def cmd_models(argv: Sequence[str]) -> int:
@@ -503,9 +521,9 @@ def cmd_weights(argv: Sequence[str]) -> int:
     parser.add_argument("--weights-sha256", default=None,
                         help="expected sha256 (or BRUSHWORK_WEIGHTS_SHA256)")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    _progress_flags(parser)
+    progress_flags(parser)
     args = parser.parse_args(list(argv))
-    with events.bound(_sinks(args)):
+    with events.bound(sinks_from_args(args)):
         elapsed = None
         if args.prepare:
             start = time.perf_counter()
@@ -535,7 +553,7 @@ def train_parser(name: str) -> argparse.ArgumentParser:
                 "t_")
     add_options(parser.add_argument_group("run"), RunOptions, "r_",
                 defaults=RunOptions(out_dir=f"runs/{name}"))
-    _progress_flags(parser)
+    progress_flags(parser)
     return parser
 
 
@@ -571,7 +589,7 @@ def cmd_train(argv: Sequence[str]) -> int:
         layer = getattr(config, "layer", "relu4_1")
         encoder = load_vgg19(layer if layer in DECODER_LAYERS else "relu4_1",
                              source=run.weights)
-    sinks = _sinks(args)
+    sinks = sinks_from_args(args)
     with events.bound(sinks):
         result = train(objective_class(config, encoder=encoder), run)
     if result.skipped:
@@ -743,8 +761,19 @@ def cmd_demo(argv: Sequence[str]) -> int:
 
 @dataclass(frozen=True)
 class Command:
+    """A subcommand: its one-line help and the function that runs it on its arguments
+    (a function, or ``"module:function"`` imported only when the command runs)."""
+
     help: str
-    run: Callable[[Sequence[str]], int]
+    target: Callable[[Sequence[str]], int] | str
+
+    def run(self, argv: Sequence[str]) -> int:
+        target = self.target
+        if isinstance(target, str):
+            from brushwork.methods import load_object
+
+            target = load_object(target)  # type: ignore[assignment]
+        return target(argv)  # type: ignore[operator]
 
 
 COMMANDS: dict[str, Command] = {

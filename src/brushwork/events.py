@@ -206,6 +206,7 @@ class ProgressBar:
                 total=event.total, desc=event.stage, unit=event.unit, disable=self.disable,
                 dynamic_ncols=True, file=stream,
                 initial=int(event.details.get("initial", 0)),
+                unit_scale=bool(event.details.get("unit_scale", False)),
             )
         elif isinstance(event, Progress):
             bar = self._bars.get(event.stage)

@@ -145,9 +145,12 @@ def resolve_source(source: str | None = None, sha256: str | None = None) -> Weig
 
 def download(url: str, target: Path, sha256: str, *, progress: bool = True) -> Path:
     """Download ``url`` to ``target`` atomically, checking that its sha256 starts with
-    ``sha256``. Nothing is left at ``target`` if the download fails or does not match."""
-    from tqdm import tqdm
+    ``sha256``. Nothing is left at ``target`` if the download fails or does not match.
+    Progress (bytes) goes to the event stream as the stage ``download NAME`` (``progress``
+    False: none)."""
+    from brushwork import events
 
+    stage = f"download {target.name}"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
@@ -158,13 +161,17 @@ def download(url: str, target: Path, sha256: str, *, progress: bool = True) -> P
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(
-                total=total, unit="B", unit_scale=True, desc=target.name, disable=not progress
-            ) as bar:
-                while block := response.read(1 << 20):
-                    out.write(block)
-                    digest.update(block)
-                    bar.update(len(block))
+            done = 0
+            if progress:
+                events.emit(events.Started(stage, total, "B", {"unit_scale": True}))
+            while block := response.read(1 << 20):
+                out.write(block)
+                digest.update(block)
+                done += len(block)
+                if progress:
+                    events.emit(events.Progress(stage, done, total))
+            if progress:
+                events.emit(events.Finished(stage, details={"bytes": done}))
         actual = digest.hexdigest()
         if not actual.startswith(sha256):
             raise BrushworkError(f"download of {url} has sha256 {actual}, expected {sha256}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from brushwork.errors import BrushworkError
 
@@ -98,5 +98,24 @@ def method_names() -> list[str]:
     return list(REGISTRY)
 
 
-__all__ = ["REGISTRY", "MethodEntry", "get_entry", "get_method", "load_object",
+def describe() -> list[dict[str, Any]]:
+    """Every registered method with its options (as the HTTP service lists them)."""
+    from brushwork import models
+
+    found = []
+    for name, entry in REGISTRY.items():
+        cls = entry.load()
+        defaults = cls.default_options()
+        options = cls.options_class.describe()
+        for option in options:
+            value = getattr(defaults, option["name"])
+            option["default"] = list(value) if isinstance(value, tuple) else value
+        found.append({"name": name, "kind": entry.kind, "description": entry.description,
+                      "paper": entry.paper, "options": options,
+                      "models": [m.name for m in models.for_method(name)],
+                      "trainers": list(entry.trainers), "export": entry.exporter is not None})
+    return found
+
+
+__all__ = ["REGISTRY", "MethodEntry", "describe", "get_entry", "get_method", "load_object",
            "method_names"]
