@@ -78,8 +78,9 @@ def gatys_iteration(precision: Precision, side: int, warmup: int, steps: int) ->
             stamps.append(event.seconds)
 
     Gatys(encoder=encoder, precision=precision, iterations=warmup + steps).stylize(
-        content, style, events=stamp)
-    gaps = [b - a for a, b in zip(stamps[warmup - 1:], stamps[warmup:], strict=False)]
+        content, style, events=stamp
+    )
+    gaps = [b - a for a, b in zip(stamps[warmup - 1 :], stamps[warmup:], strict=False)]
     return statistics.median(gaps)
 
 
@@ -111,8 +112,9 @@ def adain_run(precision: str, side: int, repeats: int) -> float:
 
     content = content_image("astronaut").resize((side, side))
     style = style_path("strokes")
-    return median_seconds(lambda: run(content, style, "adain", size=side,
-                                      precision=precision), repeats, warmup=1)
+    return median_seconds(
+        lambda: run(content, style, "adain", size=side, precision=precision), repeats, warmup=1
+    )
 
 
 def train_steps_per_second(precision: Precision, steps: int) -> float:
@@ -128,7 +130,8 @@ def train_steps_per_second(precision: Precision, steps: int) -> float:
 
     def batch() -> torch.Tensor:
         return torch.rand(4, 3, 256, 256, generator=generator).contiguous(
-            memory_format=torch.channels_last)
+            memory_format=torch.channels_last
+        )
 
     def step() -> None:
         content, style = batch(), batch()
@@ -143,8 +146,9 @@ def train_steps_per_second(precision: Precision, steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--all", action="store_true",
-                        help="also measure bfloat16 on a CPU without bfloat16 units")
+    parser.add_argument(
+        "--all", action="store_true", help="also measure bfloat16 on a CPU without bfloat16 units"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: tiny counts")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -153,15 +157,19 @@ def main() -> None:
     units = cpu_bf16_units()
     names = ["float32"] + (["bfloat16"] if units or args.all else [])
     sides = (64, 96) if args.quick else (256, 512)
-    steps = {sides[0]: (2, 3) if args.quick else (3, 10),
-             sides[1]: (2, 2) if args.quick else (2, 5)}
+    steps = {
+        sides[0]: (2, 3) if args.quick else (3, 10),
+        sides[1]: (2, 2) if args.quick else (2, 5),
+    }
     repeats = 1 if args.quick else args.repeats
     adain_side = 64 if args.quick else 512
     train_steps = 1 if args.quick else 5
-    cpu = (f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-           f"bfloat16 units: {', '.join(units) or 'none'} (flags "
-           f"{'avx512f ' if 'avx512f' in cpu_flags() else ''}"
-           f"{'amx_tile ' if 'amx_tile' in cpu_flags() else ''}…)")
+    cpu = (
+        f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+        f"bfloat16 units: {', '.join(units) or 'none'} (flags "
+        f"{'avx512f ' if 'avx512f' in cpu_flags() else ''}"
+        f"{'amx_tile ' if 'amx_tile' in cpu_flags() else ''}…)"
+    )
     print(cpu, flush=True)
     channels = load_vgg19("relu5_1").out_channels
     options = GatysOptions()
@@ -181,16 +189,32 @@ def main() -> None:
         row["train"] = train_steps_per_second(precision, train_steps)
         measured[name] = row
         print(name, {k: round(v, 4) for k, v in row.items()}, flush=True)
-        rows.append([name, f"{top:.0f}", f"{row[f'gatys{sides[0]}']:.3f}",
-                     f"{100 * row[f'gatys{sides[0]}_fraction']:.0f} %",
-                     f"{row[f'gatys{sides[1]}']:.3f}",
-                     f"{100 * row[f'gatys{sides[1]}_fraction']:.0f} %",
-                     f"{row['adain']:.3f}", f"{row['adain_floor']:.3f}",
-                     f"{row['adain'] / row['adain_floor']:.1f}×", f"{row['train']:.2f}"])
-    header = ["precision", "conv ceiling GFLOP/s", f"Gatys {sides[0]}² s/iteration",
-              "of ceiling", f"Gatys {sides[1]}² s/iteration", "of ceiling",
-              f"AdaIN {adain_side}² s (run)", "FLOP floor s", "run / floor",
-              "AdaIN training steps/s"]
+        rows.append(
+            [
+                name,
+                f"{top:.0f}",
+                f"{row[f'gatys{sides[0]}']:.3f}",
+                f"{100 * row[f'gatys{sides[0]}_fraction']:.0f} %",
+                f"{row[f'gatys{sides[1]}']:.3f}",
+                f"{100 * row[f'gatys{sides[1]}_fraction']:.0f} %",
+                f"{row['adain']:.3f}",
+                f"{row['adain_floor']:.3f}",
+                f"{row['adain'] / row['adain_floor']:.1f}×",
+                f"{row['train']:.2f}",
+            ]
+        )
+    header = [
+        "precision",
+        "conv ceiling GFLOP/s",
+        f"Gatys {sides[0]}² s/iteration",
+        "of ceiling",
+        f"Gatys {sides[1]}² s/iteration",
+        "of ceiling",
+        f"AdaIN {adain_side}² s (run)",
+        "FLOP floor s",
+        "run / floor",
+        "AdaIN training steps/s",
+    ]
     table = markdown_table(header, rows)
     if len(measured) == 2:
         f32, b16 = measured["float32"], measured["bfloat16"]
@@ -199,7 +223,8 @@ def main() -> None:
             f"Gatys {sides[0]}² {f32[f'gatys{sides[0]}'] / b16[f'gatys{sides[0]}']:.2f}×, "
             f"Gatys {sides[1]}² {f32[f'gatys{sides[1]}'] / b16[f'gatys{sides[1]}']:.2f}×, "
             f"AdaIN {f32['adain'] / b16['adain']:.2f}×, training "
-            f"{b16['train'] / f32['train']:.2f}× faster.")
+            f"{b16['train'] / f32['train']:.2f}× faster."
+        )
     text = (
         f"CPU: {cpu}. `python benchmarks/bench_precision.py` ({time.strftime('%Y-%m-%d')}). "
         "Each precision's ceiling is measured in the same run (256→256 3×3 convolution at 128², "
@@ -208,7 +233,8 @@ def main() -> None:
         "matrices); AdaIN: median of in-process `brushwork.run(method='adain')` calls from "
         "PIL images (image conversion, resizing, encoder, decoder), floor = its convolution "
         "FLOPs at the ceiling's rate; training: AdaIN decoder steps (batch 4, 256² crops, "
-        "Adam, autocast with float32 master weights).\n\n" + table)
+        "Adam, autocast with float32 master weights).\n\n" + table
+    )
     print(text)
     if not args.no_write:
         write_section(SECTION, text)

@@ -59,19 +59,24 @@ def label(method: str, options: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs",
-                        default="golden_gate:starry_night,sailboat:picasso_self_portrait",
-                        help="content:style names in ../shared/data, comma-separated")
+    parser.add_argument(
+        "--pairs",
+        default="golden_gate:starry_night,sailboat:picasso_self_portrait",
+        help="content:style names in ../shared/data, comma-separated",
+    )
     parser.add_argument("--sizes", default="256,512", help="sizes of the optimization runs")
-    parser.add_argument("--iterations", default="200,100",
-                        help="L-BFGS iterations at each of --sizes (Gatys; Style Swap uses its "
-                             "own default)")
+    parser.add_argument(
+        "--iterations",
+        default="200,100",
+        help="L-BFGS iterations at each of --sizes (Gatys; Style Swap uses its own default)",
+    )
     parser.add_argument("--only", default=None, help="only this method")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if not cpu_bf16_units():
-        print("this CPU has no bfloat16 units: bfloat16 runs emulated here (slow), measuring "
-              "anyway")
+        print(
+            "this CPU has no bfloat16 units: bfloat16 runs emulated here (slow), measuring anyway"
+        )
     pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]
     sizes = tuple(int(s) for s in args.sizes.split(","))
     iterations = dict(zip(sizes, (int(n) for n in args.iterations.split(",")), strict=True))
@@ -90,58 +95,90 @@ def main() -> None:
             images = {}
             for precision in ("float32", "bfloat16"):
                 start = time.perf_counter()
-                done = api.run(str(content_path), str(style_path), method, size=size,
-                               precision=precision, **options)
+                done = api.run(
+                    str(content_path),
+                    str(style_path),
+                    method,
+                    size=size,
+                    precision=precision,
+                    **options,
+                )
                 seconds[precision] += time.perf_counter() - start
                 image = to_tensor(done.image.convert("RGB"))
                 images[precision] = image
-                content = to_tensor(Image.open(content_path).convert("RGB").resize(
-                    done.image.size, Image.Resampling.LANCZOS))
+                content = to_tensor(
+                    Image.open(content_path)
+                    .convert("RGB")
+                    .resize(done.image.size, Image.Resampling.LANCZOS)
+                )
                 style = load_image(style_path, size=size)
-                measures = distances(image, Reference.of(content, encoder),
-                                     Reference.of(style, encoder), encoder, ssim=False)
-                found[precision].append({**measures, **{f"loss {k}": v for k, v in
-                                                        done.result.losses.items()}})
+                measures = distances(
+                    image,
+                    Reference.of(content, encoder),
+                    Reference.of(style, encoder),
+                    encoder,
+                    ssim=False,
+                )
+                found[precision].append(
+                    {**measures, **{f"loss {k}": v for k, v in done.result.losses.items()}}
+                )
             difference = (images["bfloat16"] - images["float32"]) * 255
             diffs.append((float(difference.abs().mean()), float(difference.abs().max())))
-            means.append(float((images["bfloat16"].mean((2, 3)) - images["float32"].mean(
-                (2, 3))).abs().max() * 255))
+            means.append(
+                float(
+                    (images["bfloat16"].mean((2, 3)) - images["float32"].mean((2, 3))).abs().max()
+                    * 255
+                )
+            )
             sheet = Image.new("RGB", (images["float32"].shape[-1] * 3, images["float32"].shape[-2]))
-            for index, tile in enumerate((images["float32"], images["bfloat16"],
-                                          (difference.abs() * 10 / 255).clamp(0, 1))):
+            for index, tile in enumerate(
+                (images["float32"], images["bfloat16"], (difference.abs() * 10 / 255).clamp(0, 1))
+            ):
                 sheet.paste(to_pil(tile), (index * images["float32"].shape[-1], 0))
             sheet.save(out / f"{label(method, options)}-{size}-{content_name}-{style_name}.png")
-        mean = {p: {k: statistics.mean(r[k] for r in found[p]) for k in found[p][0]}
-                for p in found}
-        change = {k: (mean["bfloat16"][k] - mean["float32"][k]) / max(abs(mean["float32"][k]),
-                                                                      1e-12)
-                  for k in ("content", "style")}
+        mean = {p: {k: statistics.mean(r[k] for r in found[p]) for k in found[p][0]} for p in found}
+        change = {
+            k: (mean["bfloat16"][k] - mean["float32"][k]) / max(abs(mean["float32"][k]), 1e-12)
+            for k in ("content", "style")
+        }
         losses = [k for k in mean["float32"] if k.startswith("loss ") and k != "loss total"]
-        row = [label(method, options), size,
-               " / ".join(f"{mean['float32'][k]:.4g}" for k in losses) or "—",
-               " / ".join(f"{mean['bfloat16'][k]:.4g}" for k in losses) or "—",
-               f"{mean['float32']['content']:.4f} / {mean['bfloat16']['content']:.4f} "
-               f"({100 * change['content']:+.1f} %)",
-               f"{mean['float32']['style']:.4f} / {mean['bfloat16']['style']:.4f} "
-               f"({100 * change['style']:+.1f} %)",
-               f"{statistics.mean(d[0] for d in diffs):.2f} / {max(d[1] for d in diffs):.0f}",
-               f"{max(means):.2f}",
-               f"{seconds['float32'] / seconds['bfloat16']:.2f}×"]
+        row = [
+            label(method, options),
+            size,
+            " / ".join(f"{mean['float32'][k]:.4g}" for k in losses) or "—",
+            " / ".join(f"{mean['bfloat16'][k]:.4g}" for k in losses) or "—",
+            f"{mean['float32']['content']:.4f} / {mean['bfloat16']['content']:.4f} "
+            f"({100 * change['content']:+.1f} %)",
+            f"{mean['float32']['style']:.4f} / {mean['bfloat16']['style']:.4f} "
+            f"({100 * change['style']:+.1f} %)",
+            f"{statistics.mean(d[0] for d in diffs):.2f} / {max(d[1] for d in diffs):.0f}",
+            f"{max(means):.2f}",
+            f"{seconds['float32'] / seconds['bfloat16']:.2f}×",
+        ]
         rows.append(row)
         print(row, flush=True)
-    header = ["method", "px", "final losses float32", "final losses bfloat16",
-              "content distance f32 / bf16 (change)", "style distance f32 / bf16 (change)",
-              "output difference mean / max (8-bit levels)", "mean colour shift (levels)",
-              "bf16 speed-up"]
-    text = (f"CPU: {cpu_name()} (bfloat16 units: {', '.join(cpu_bf16_units()) or 'none'}), "
-            f"torch {torch.__version__}. `python benchmarks/parity_precision.py --pairs "
-            f"{args.pairs} --sizes {args.sizes} --iterations {args.iterations}` "
-            f"({time.strftime('%Y-%m-%d')}). Each row: the means over the pairs of the same "
-            "run in float32 and bfloat16 from the same inputs; distances from "
-            "`brushwork.metrics` (relative errors, lower is closer); loss terms in the "
-            "method's order (content / style / tv / lap for Gatys, swap / tv for Style "
-            "Swap). Side-by-side images (float32 | bfloat16 | difference ×10) in "
-            "`out/parity/`.\n\n" + markdown_table(header, rows))
+    header = [
+        "method",
+        "px",
+        "final losses float32",
+        "final losses bfloat16",
+        "content distance f32 / bf16 (change)",
+        "style distance f32 / bf16 (change)",
+        "output difference mean / max (8-bit levels)",
+        "mean colour shift (levels)",
+        "bf16 speed-up",
+    ]
+    text = (
+        f"CPU: {cpu_name()} (bfloat16 units: {', '.join(cpu_bf16_units()) or 'none'}), "
+        f"torch {torch.__version__}. `python benchmarks/parity_precision.py --pairs "
+        f"{args.pairs} --sizes {args.sizes} --iterations {args.iterations}` "
+        f"({time.strftime('%Y-%m-%d')}). Each row: the means over the pairs of the same "
+        "run in float32 and bfloat16 from the same inputs; distances from "
+        "`brushwork.metrics` (relative errors, lower is closer); loss terms in the "
+        "method's order (content / style / tv / lap for Gatys, swap / tv for Style "
+        "Swap). Side-by-side images (float32 | bfloat16 | difference ×10) in "
+        "`out/parity/`.\n\n" + markdown_table(header, rows)
+    )
     print(text)
     if not args.no_write:
         write_section(SECTION, text)

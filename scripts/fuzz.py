@@ -68,7 +68,7 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
         if kind == "flip" and out:
             out[at] = rng.randint(0, 255)
         elif kind == "cut":
-            del out[at:at + rng.randint(1, 64)]
+            del out[at : at + rng.randint(1, 64)]
         elif kind == "insert":
             out[at:at] = bytes(rng.randint(0, 255) for _ in range(rng.randint(1, 32)))
         else:
@@ -76,14 +76,18 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
     return bytes(out)
 
 
-def fuzz_images(count: int, rng: random.Random, folder: Path,
-                escapes: list[str]) -> collections.Counter[str]:
+def fuzz_images(
+    count: int, rng: random.Random, folder: Path, escapes: list[str]
+) -> collections.Counter[str]:
     counts: collections.Counter[str] = collections.Counter()
     base = seeds()
     for index in range(count):
         suffix = rng.choice(sorted(base))
-        data = (bytes(rng.randint(0, 255) for _ in range(rng.randint(0, 512)))
-                if index % 10 == 0 else mutate(rng, base[suffix]))
+        data = (
+            bytes(rng.randint(0, 255) for _ in range(rng.randint(0, 512)))
+            if index % 10 == 0
+            else mutate(rng, base[suffix])
+        )
         path = folder / f"f{index % 50}.{suffix}"
         path.write_bytes(data)
         try:
@@ -99,11 +103,44 @@ def fuzz_images(count: int, rng: random.Random, folder: Path,
 
 
 def hostile(rng: random.Random) -> object:
-    choices = [None, True, False, 0, -1, 1, 2**70, -(2**70), 0.5, -0.0, float("nan"),
-               float("inf"), -float("inf"), 1e309, "", "none", "relu1_1", "relu9_9", "adam",
-               "max", "luminance", "auto", "bfloat16", "float16", "-1", "x" * 300, "\x00",
-               (), ("relu1_1",), ("relu1_1", "bogus"), (1, 2), (0,), (float("nan"),),
-               [1, 2], {"a": 1}, b"bytes"]
+    choices = [
+        None,
+        True,
+        False,
+        0,
+        -1,
+        1,
+        2**70,
+        -(2**70),
+        0.5,
+        -0.0,
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        1e309,
+        "",
+        "none",
+        "relu1_1",
+        "relu9_9",
+        "adam",
+        "max",
+        "luminance",
+        "auto",
+        "bfloat16",
+        "float16",
+        "-1",
+        "x" * 300,
+        "\x00",
+        (),
+        ("relu1_1",),
+        ("relu1_1", "bogus"),
+        (1, 2),
+        (0,),
+        (float("nan"),),
+        [1, 2],
+        {"a": 1},
+        b"bytes",
+    ]
     return rng.choice(choices)
 
 
@@ -120,8 +157,7 @@ def options_classes() -> list[type]:
     return list(dict.fromkeys(classes))
 
 
-def fuzz_options(count: int, rng: random.Random,
-                 escapes: list[str]) -> collections.Counter[str]:
+def fuzz_options(count: int, rng: random.Random, escapes: list[str]) -> collections.Counter[str]:
     counts: collections.Counter[str] = collections.Counter()
     classes = options_classes()
     for index in range(count):
@@ -145,8 +181,9 @@ class ReachedWork(Exception):
     pass
 
 
-def fuzz_cli(count: int, rng: random.Random, folder: Path,
-             escapes: list[str]) -> collections.Counter[str]:
+def fuzz_cli(
+    count: int, rng: random.Random, folder: Path, escapes: list[str]
+) -> collections.Counter[str]:
     from brushwork.cli import main, stylize_parser
     from brushwork.methods import feedforward, optimization
 
@@ -159,17 +196,58 @@ def fuzz_cli(count: int, rng: random.Random, folder: Path,
     content, style = folder / "c.png", folder / "s.png"
     to_pil(smooth(32, 32, 1)).save(content)
     to_pil(smooth(32, 32, 2)).save(style)
-    flags = {m: sorted({o for a in stylize_parser(m)._actions for o in a.option_strings
-                        if o.startswith("--") and o not in ("--help", "--force")})
-             for m in ("gatys", "adain", "styleswap")}
-    texts = ["", ",", ",,", "none", "8G", "-1", "0", "1", "3", "0.5", "nan", "inf", "1e309",
-             "#-1-1-1", "relu1_1,", "relu4_1,relu9_9", "x@y", "a:b", str(2**70), "-" * 5,
-             "luminance", "adam", "bfloat16", "float16", "\u00e9", str(content)]
+    flags = {
+        m: sorted(
+            {
+                o
+                for a in stylize_parser(m)._actions
+                for o in a.option_strings
+                if o.startswith("--") and o not in ("--help", "--force")
+            }
+        )
+        for m in ("gatys", "adain", "styleswap")
+    }
+    texts = [
+        "",
+        ",",
+        ",,",
+        "none",
+        "8G",
+        "-1",
+        "0",
+        "1",
+        "3",
+        "0.5",
+        "nan",
+        "inf",
+        "1e309",
+        "#-1-1-1",
+        "relu1_1,",
+        "relu4_1,relu9_9",
+        "x@y",
+        "a:b",
+        str(2**70),
+        "-" * 5,
+        "luminance",
+        "adam",
+        "bfloat16",
+        "float16",
+        "\u00e9",
+        str(content),
+    ]
     counts: collections.Counter[str] = collections.Counter()
     for _ in range(count):
         method = rng.choice(sorted(flags))
-        argv = ["stylize", str(content), str(style), "-o", str(folder / "o.png"), "-m", method,
-                "-q"]
+        argv = [
+            "stylize",
+            str(content),
+            str(style),
+            "-o",
+            str(folder / "o.png"),
+            "-m",
+            method,
+            "-q",
+        ]
         for flag in rng.sample(flags[method], rng.randint(1, 3)):
             argv.append(f"{flag}={rng.choice(texts)}")
         err = io.StringIO()
@@ -211,8 +289,10 @@ def main() -> int:
             "stylize command line": fuzz_cli(args.cli, rng, folder, escapes),
         }
     for target, counts in results.items():
-        print(f"{target:<22} {sum(counts.values()):>6} inputs: {counts['ok']} ok, "
-              f"{counts['refused']} refused with a one-line error, {counts['escape']} escapes")
+        print(
+            f"{target:<22} {sum(counts.values()):>6} inputs: {counts['ok']} ok, "
+            f"{counts['refused']} refused with a one-line error, {counts['escape']} escapes"
+        )
     for escape in escapes[:5]:
         print("ESCAPE:", escape, file=sys.stderr)
     return 1 if escapes else 0

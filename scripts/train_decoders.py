@@ -41,13 +41,18 @@ INVERSE = ("relu3_1", 3e-5, 5e-4, 3000, 128)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="../shared/train", help="folder with content/ and "
-                        "style/ (default: ../shared/train)")
-    parser.add_argument("--val", default="../shared/data/content",
-                        help="held-out photos scored during training")
+    parser.add_argument(
+        "--data",
+        default="../shared/train",
+        help="folder with content/ and style/ (default: ../shared/train)",
+    )
+    parser.add_argument(
+        "--val", default="../shared/data/content", help="held-out photos scored during training"
+    )
     parser.add_argument("--runs", default="runs/decoders", help="where the runs live")
-    parser.add_argument("--only", default=None, help="train one network (relu1_1 ... "
-                        "relu5_1, inverse)")
+    parser.add_argument(
+        "--only", default=None, help="train one network (relu1_1 ... relu5_1, inverse)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -64,33 +69,68 @@ def main() -> int:
         init, method = start, "adain"
         if start is not None and start.startswith("relu"):
             init, method = str(runs / f"wct-{start}" / MODEL), "wct"
-        config = DecoderConfig(images, layer=layer, init_from=init, init_method=method,
-                               val_dir=args.val, iterations=steps, batch_size=8,
-                               learning_rate=lr, lr_decay=decay, load_size=crop + 32,
-                               crop_size=crop)
-        run = RunOptions(out_dir=str(out), resume=(out / CHECKPOINT).exists(),
-                         save_every=250, log_every=25, val_every=500, workers=1,
-                         cache_images=True)
+        config = DecoderConfig(
+            images,
+            layer=layer,
+            init_from=init,
+            init_method=method,
+            val_dir=args.val,
+            iterations=steps,
+            batch_size=8,
+            learning_rate=lr,
+            lr_decay=decay,
+            load_size=crop + 32,
+            crop_size=crop,
+        )
+        run = RunOptions(
+            out_dir=str(out),
+            resume=(out / CHECKPOINT).exists(),
+            save_every=250,
+            log_every=25,
+            val_every=500,
+            workers=1,
+            cache_images=True,
+        )
         result = train(ReconstructionObjective(config), run, events=JsonLines(log, every=25))
-        print(json.dumps({"layer": layer, "step": result.step, "finished": result.finished}),
-              flush=True)
+        print(
+            json.dumps({"layer": layer, "step": result.step, "finished": result.finished}),
+            flush=True,
+        )
         if not result.finished:
             return 1
     if args.only in (None, "inverse"):
         layer, lr, decay, steps, crop = INVERSE
         out = runs / "styleswap-inverse"
         if not (out / MODEL).exists():
-            config = InverseConfig(images[0], images[1],
-                                   init_from=str(runs / f"wct-{layer}" / MODEL),
-                                   init_method="wct", val_dir=args.val, iterations=steps,
-                                   batch_size=4, learning_rate=lr, lr_decay=decay,
-                                   load_size=crop + 32, crop_size=crop)
-            run = RunOptions(out_dir=str(out), resume=(out / CHECKPOINT).exists(),
-                             save_every=250, log_every=25, val_every=500, workers=1,
-                             cache_images=True)
+            config = InverseConfig(
+                images[0],
+                images[1],
+                init_from=str(runs / f"wct-{layer}" / MODEL),
+                init_method="wct",
+                val_dir=args.val,
+                iterations=steps,
+                batch_size=4,
+                learning_rate=lr,
+                lr_decay=decay,
+                load_size=crop + 32,
+                crop_size=crop,
+            )
+            run = RunOptions(
+                out_dir=str(out),
+                resume=(out / CHECKPOINT).exists(),
+                save_every=250,
+                log_every=25,
+                val_every=500,
+                workers=1,
+                cache_images=True,
+            )
             result = train(InverseObjective(config), run, events=JsonLines(log, every=25))
-            print(json.dumps({"network": "inverse", "step": result.step,
-                              "finished": result.finished}), flush=True)
+            print(
+                json.dumps(
+                    {"network": "inverse", "step": result.step, "finished": result.finished}
+                ),
+                flush=True,
+            )
     return 0
 
 

@@ -58,8 +58,9 @@ def smooth_image(height: int = 32, width: int = 48, seed: int = 0) -> torch.Tens
     return image.clamp(0, 1)
 
 
-def assert_matches_reference(output: torch.Tensor, path: Path, key: str,
-                             tolerance: float = 1e-5) -> None:
+def assert_matches_reference(
+    output: torch.Tensor, path: Path, key: str, tolerance: float = 1e-5
+) -> None:
     """``output`` equals the stored tensor ``key`` of ``path`` bit for bit where the
     reference was made (same CPU model and torch version: the metadata says), else within
     ``tolerance``: other CPUs pick other kernels (oneDNN, MKL), whose float32 sums round
@@ -92,7 +93,7 @@ def expect_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     assert len(lines) == 1, captured.err
     assert lines[0].startswith("brushwork: error: "), captured.err
     assert captured.out == ""
-    return lines[0][len("brushwork: error: "):]
+    return lines[0][len("brushwork: error: ") :]
 
 
 def random_decoder(encoder: VGG19, seed: int = 1, layer: str = LAYER) -> Decoder:
@@ -115,24 +116,25 @@ def random_decoder(encoder: VGG19, seed: int = 1, layer: str = LAYER) -> Decoder
     return decoder.requires_grad_(False)
 
 
-def save_decoder(path: Path, encoder: VGG19, method: str = "adain", layer: str = LAYER,
-                 seed: int = 1) -> Path:
+def save_decoder(
+    path: Path, encoder: VGG19, method: str = "adain", layer: str = LAYER, seed: int = 1
+) -> Path:
     """:func:`random_decoder` written as a checkpoint of ``method``."""
     from brushwork.checkpoints import Checkpoint, save_checkpoint
     from brushwork.methods.feedforward import decoder_id
 
     decoder = random_decoder(encoder, seed, layer)
-    return save_checkpoint(path, Checkpoint(method, decoder_id(layer,
-                                                               encoder.out_channels[layer]),
-                                            decoder.state_dict()))
+    return save_checkpoint(
+        path,
+        Checkpoint(method, decoder_id(layer, encoder.out_channels[layer]), decoder.state_dict()),
+    )
 
 
 @pytest.fixture
 def tiny_pretrained(monkeypatch: pytest.MonkeyPatch, tiny_encoder: VGG19) -> VGG19:
     """The shared pretrained VGG-19 replaced by the tiny random encoder: front ends run
     fast, without weights."""
-    monkeypatch.setattr(brushwork.encoders, "cached_vgg19",
-                        lambda *args, **kwargs: tiny_encoder)
+    monkeypatch.setattr(brushwork.encoders, "cached_vgg19", lambda *args, **kwargs: tiny_encoder)
     return tiny_encoder
 
 

@@ -31,10 +31,15 @@ class Case:
 
 def files(folder: Path) -> dict[str, str]:
     """The images the cases use, made once per test folder."""
-    made = {"content": folder / "content.png", "style": folder / "style.png",
-            "labels": folder / "labels.png", "text": folder / "notes.png",
-            "truncated": folder / "truncated.png", "empty": folder / "empty.png",
-            "big": folder / "big.png"}
+    made = {
+        "content": folder / "content.png",
+        "style": folder / "style.png",
+        "labels": folder / "labels.png",
+        "text": folder / "notes.png",
+        "truncated": folder / "truncated.png",
+        "empty": folder / "empty.png",
+        "big": folder / "big.png",
+    }
     if not made["content"].exists():
         to_pil(smooth_image(40, 48, seed=1)).save(made["content"])
         to_pil(smooth_image(48, 48, seed=2)).save(made["style"])
@@ -49,8 +54,9 @@ def files(folder: Path) -> dict[str, str]:
     return {k: str(v) for k, v in made.items()}
 
 
-def stylize(*extra: str, content: str = "content", style: str | None = "style",
-            output: str = "out.png") -> Callable[[Path], list[str]]:
+def stylize(
+    *extra: str, content: str = "content", style: str | None = "style", output: str = "out.png"
+) -> Callable[[Path], list[str]]:
     def argv(folder: Path) -> list[str]:
         f = files(folder)
         base = ["stylize", f.get(content, str(folder / content))]
@@ -69,94 +75,233 @@ CASES = [
     Case("input files", "empty file", stylize(content="empty"), "empty file"),
     Case("input files", "not an image", stylize(style="text"), "not an image PIL can read"),
     Case("input files", "truncated image", stylize(content="truncated"), "truncated or corrupt"),
-    Case("input files", "over the pixel limit (checked from the header)",
-         stylize("--max-pixels", "1000000", content="big"), "over the limit of 1,000,000"),
+    Case(
+        "input files",
+        "over the pixel limit (checked from the header)",
+        stylize("--max-pixels", "1000000", content="big"),
+        "over the limit of 1,000,000",
+    ),
     Case("input files", "no style", stylize(style=None), "no style image"),
-    Case("input files", "a style weight that is not a number",
-         stylize("--style", "@style.png:abc", style=None), "weight after ':' must be a number"),
-    Case("input files", "an unknown layer after @",
-         stylize("--style", "@style.png@relu9_9", style=None), "unknown VGG-19 layer 'relu9_9'"),
-    Case("input files", "a label image with more regions than styles",
-         stylize("--mask", "@labels.png"), "the label image has 2 regions .* but there are 1"),
-    Case("input files", "a label image that is a photo", stylize("--mask", "@content.png"),
-         "colors; use a PNG with one flat color per region"),
-    Case("input files", "--style-mask count differs from the styles",
-         stylize("--style-mask", "@labels.png", "--style-mask", "@labels.png"),
-         "2 --style-mask given for 1 styles"),
+    Case(
+        "input files",
+        "a style weight that is not a number",
+        stylize("--style", "@style.png:abc", style=None),
+        "weight after ':' must be a number",
+    ),
+    Case(
+        "input files",
+        "an unknown layer after @",
+        stylize("--style", "@style.png@relu9_9", style=None),
+        "unknown VGG-19 layer 'relu9_9'",
+    ),
+    Case(
+        "input files",
+        "a label image with more regions than styles",
+        stylize("--mask", "@labels.png"),
+        "the label image has 2 regions .* but there are 1",
+    ),
+    Case(
+        "input files",
+        "a label image that is a photo",
+        stylize("--mask", "@content.png"),
+        "colors; use a PNG with one flat color per region",
+    ),
+    Case(
+        "input files",
+        "--style-mask count differs from the styles",
+        stylize("--style-mask", "@labels.png", "--style-mask", "@labels.png"),
+        "2 --style-mask given for 1 styles",
+    ),
     # option values
     Case("option values", "unknown method", stylize("-m", "cubism"), "unknown method 'cubism'"),
-    Case("option values", "another method's option", stylize("--alpha", "0.5"),
-         "--alpha does not apply to method 'gatys'"),
-    Case("option values", "no such option", stylize("--colour", "red"),
-         "unrecognized arguments: --colour"),
-    Case("option values", "zero iterations", stylize("--iterations", "0"),
-         "iterations must be >= 1"),
-    Case("option values", "a negative weight", stylize("--style-weight", "-1"),
-         "style-weight must be >= 0, not -1"),
-    Case("option values", "a weight that is not finite", stylize("--tv-weight", "nan"),
-         "tv-weight must be a finite number"),
-    Case("option values", "alpha outside [0, 1]", stylize("-m", "adain", "--alpha", "2"),
-         "alpha must be <= 1, not 2"),
-    Case("option values", "an empty layer list", stylize("--style-layers", ""),
-         "expected comma-separated text values, got ''"),
-    Case("option values", "an unknown layer", stylize("--content-layers", "relu9_9"),
-         "each of content-layers must be one of"),
-    Case("option values", "a seed outside 64 bits", stylize("--seed", str(2**70)),
-         "seed must be <= 18446744073709551615"),
+    Case(
+        "option values",
+        "another method's option",
+        stylize("--alpha", "0.5"),
+        "--alpha does not apply to method 'gatys'",
+    ),
+    Case(
+        "option values",
+        "no such option",
+        stylize("--colour", "red"),
+        "unrecognized arguments: --colour",
+    ),
+    Case(
+        "option values", "zero iterations", stylize("--iterations", "0"), "iterations must be >= 1"
+    ),
+    Case(
+        "option values",
+        "a negative weight",
+        stylize("--style-weight", "-1"),
+        "style-weight must be >= 0, not -1",
+    ),
+    Case(
+        "option values",
+        "a weight that is not finite",
+        stylize("--tv-weight", "nan"),
+        "tv-weight must be a finite number",
+    ),
+    Case(
+        "option values",
+        "alpha outside [0, 1]",
+        stylize("-m", "adain", "--alpha", "2"),
+        "alpha must be <= 1, not 2",
+    ),
+    Case(
+        "option values",
+        "an empty layer list",
+        stylize("--style-layers", ""),
+        "expected comma-separated text values, got ''",
+    ),
+    Case(
+        "option values",
+        "an unknown layer",
+        stylize("--content-layers", "relu9_9"),
+        "each of content-layers must be one of",
+    ),
+    Case(
+        "option values",
+        "a seed outside 64 bits",
+        stylize("--seed", str(2**70)),
+        "seed must be <= 18446744073709551615",
+    ),
     Case("option values", "size 0", stylize("--size", "0"), "size must be >= 1"),
-    Case("option values", "a size no image can have", stylize("--size", str(10**9)),
-         "size must be <= 65536"),
-    Case("option values", "style size 0 or negative", stylize("--style-size", "-5"),
-         "style-size must be >= 1"),
-    Case("option values", "an astronomically large style scale",
-         stylize("--style-scale", "1e300"), "style-scale must be <= 128"),
-    Case("option values", "style size and scale together",
-         stylize("--style-size", "64", "--style-scale", "2"), "not both"),
-    Case("option values", "start size larger than the output",
-         stylize("--size", "64", "--start-size", "128"), "must not be larger"),
-    Case("option values", "scale iterations that do not match the scales",
-         stylize("--size", "64", "--start-size", "32", "--scale-iterations", "5,5,5"),
-         "3 scale iterations given for 2 scales"),
-    Case("option values", "a memory size that does not parse",
-         stylize("--max-memory", "lots"), "expected a size like 8G"),
-    Case("option values", "unknown precision", stylize("--precision", "half"),
-         "invalid choice: 'half'"),
-    Case("option values", "float16 on a CPU", stylize("--precision", "float16", "--device", "cpu"),
-         "float16 runs only on CUDA"),
-    Case("option values", "unknown device", stylize("--device", "tpu"),
-         "unknown device 'tpu'"),
-    Case("option values", "a weights hash that is not hexadecimal",
-         stylize("--weights-sha256", "xyz"), "hexadecimal"),
-    Case("option values", "a region color that is not a color",
-         stylize("--mask", "@labels.png", "--region", "#-1-1-1=1"),
-         "not a color: '#-1-1-1'"),
-    Case("option values", "a depth model without a depth weight",
-         stylize("--depth-model", "depth"), "depth-weight is 0"),
-    Case("option values", "a start image that does not exist", stylize("--init", "nowhere.png"),
-         "init must be 'content', 'noise' or an existing image file"),
+    Case(
+        "option values",
+        "a size no image can have",
+        stylize("--size", str(10**9)),
+        "size must be <= 65536",
+    ),
+    Case(
+        "option values",
+        "style size 0 or negative",
+        stylize("--style-size", "-5"),
+        "style-size must be >= 1",
+    ),
+    Case(
+        "option values",
+        "an astronomically large style scale",
+        stylize("--style-scale", "1e300"),
+        "style-scale must be <= 128",
+    ),
+    Case(
+        "option values",
+        "style size and scale together",
+        stylize("--style-size", "64", "--style-scale", "2"),
+        "not both",
+    ),
+    Case(
+        "option values",
+        "start size larger than the output",
+        stylize("--size", "64", "--start-size", "128"),
+        "must not be larger",
+    ),
+    Case(
+        "option values",
+        "scale iterations that do not match the scales",
+        stylize("--size", "64", "--start-size", "32", "--scale-iterations", "5,5,5"),
+        "3 scale iterations given for 2 scales",
+    ),
+    Case(
+        "option values",
+        "a memory size that does not parse",
+        stylize("--max-memory", "lots"),
+        "expected a size like 8G",
+    ),
+    Case(
+        "option values",
+        "unknown precision",
+        stylize("--precision", "half"),
+        "invalid choice: 'half'",
+    ),
+    Case(
+        "option values",
+        "float16 on a CPU",
+        stylize("--precision", "float16", "--device", "cpu"),
+        "float16 runs only on CUDA",
+    ),
+    Case("option values", "unknown device", stylize("--device", "tpu"), "unknown device 'tpu'"),
+    Case(
+        "option values",
+        "a weights hash that is not hexadecimal",
+        stylize("--weights-sha256", "xyz"),
+        "hexadecimal",
+    ),
+    Case(
+        "option values",
+        "a region color that is not a color",
+        stylize("--mask", "@labels.png", "--region", "#-1-1-1=1"),
+        "not a color: '#-1-1-1'",
+    ),
+    Case(
+        "option values",
+        "a depth model without a depth weight",
+        stylize("--depth-model", "depth"),
+        "depth-weight is 0",
+    ),
+    Case(
+        "option values",
+        "a start image that does not exist",
+        stylize("--init", "nowhere.png"),
+        "init must be 'content', 'noise' or an existing image file",
+    ),
     # outputs
     Case("outputs", "output exists", stylize(output="exists.png"), "exists; pass --force"),
-    Case("outputs", "output folder missing", stylize(output="nowhere/out.png"),
-         "output directory does not exist"),
-    Case("outputs", "unsupported output format", stylize(output="out.gif"),
-         "unsupported output format"),
-    Case("outputs", "loss plot is the output", stylize("--plot-losses", "@out.png"),
-         "--plot-losses .* is the same file as -o"),
-    Case("outputs", "a loss plot of a method without losses",
-         stylize("-m", "adain", "--plot-losses", "@plot.png"), "needs an optimization method"),
-    Case("outputs", "steps saved by a method without steps",
-         stylize("-m", "adain", "--save-every", "5"), "needs an optimization method"),
+    Case(
+        "outputs",
+        "output folder missing",
+        stylize(output="nowhere/out.png"),
+        "output directory does not exist",
+    ),
+    Case(
+        "outputs",
+        "unsupported output format",
+        stylize(output="out.gif"),
+        "unsupported output format",
+    ),
+    Case(
+        "outputs",
+        "loss plot is the output",
+        stylize("--plot-losses", "@out.png"),
+        "--plot-losses .* is the same file as -o",
+    ),
+    Case(
+        "outputs",
+        "a loss plot of a method without losses",
+        stylize("-m", "adain", "--plot-losses", "@plot.png"),
+        "needs an optimization method",
+    ),
+    Case(
+        "outputs",
+        "steps saved by a method without steps",
+        stylize("-m", "adain", "--save-every", "5"),
+        "needs an optimization method",
+    ),
     # size and memory, from the requested sizes
-    Case("size and memory", "a run too large for the memory limit",
-         stylize("--size", "8000", "--max-memory", "1G"), "needs about .* GiB"),
-    Case("size and memory", "a style too large for the memory limit",
-         stylize("--size", "64", "--style-size", "30000", "--max-memory", "1G"),
-         "needs about .* GiB"),
-    Case("size and memory", "a content too small for the deepest layer",
-         stylize("--size", "8"), "smaller than the 16 px gatys needs"),
-    Case("size and memory", "a style too small at the first coarse scale",
-         stylize("--size", "64", "--start-size", "16", "--style-size", "20"),
-         "at the first scale"),
+    Case(
+        "size and memory",
+        "a run too large for the memory limit",
+        stylize("--size", "8000", "--max-memory", "1G"),
+        "needs about .* GiB",
+    ),
+    Case(
+        "size and memory",
+        "a style too large for the memory limit",
+        stylize("--size", "64", "--style-size", "30000", "--max-memory", "1G"),
+        "needs about .* GiB",
+    ),
+    Case(
+        "size and memory",
+        "a content too small for the deepest layer",
+        stylize("--size", "8"),
+        "smaller than the 16 px gatys needs",
+    ),
+    Case(
+        "size and memory",
+        "a style too small at the first coarse scale",
+        stylize("--size", "64", "--start-size", "16", "--style-size", "20"),
+        "at the first scale",
+    ),
 ]
 
 
@@ -170,11 +315,15 @@ def test_bad_input_is_one_line_before_any_work(capsys, tmp_path: Path, case: Cas
 
 
 def table(folder: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    lines = ["# Bad input and what brushwork says", "",
-             "Every case below exits with status 2, prints one line `brushwork: error: ...` "
-             "and writes no file, before any weights load or any work starts. Generated from "
-             "`tests/test_bad_input.py` (the test fails if this file drifts from it); paths "
-             "are shown as `DIR/`.", ""]
+    lines = [
+        "# Bad input and what brushwork says",
+        "",
+        "Every case below exits with status 2, prints one line `brushwork: error: ...` "
+        "and writes no file, before any weights load or any work starts. Generated from "
+        "`tests/test_bad_input.py` (the test fails if this file drifts from it); paths "
+        "are shown as `DIR/`.",
+        "",
+    ]
     group = None
     for case in CASES:
         if case.group != group:
@@ -196,4 +345,5 @@ def test_the_docs_table_is_generated_from_these_cases(capsys, tmp_path: Path) ->
     if os.environ.get("BRUSHWORK_WRITE_DOCS"):
         DOC.write_text(generated)
     assert DOC.read_text() == generated, (
-        "docs/bad-input.md is out of date: BRUSHWORK_WRITE_DOCS=1 pytest tests/test_bad_input.py")
+        "docs/bad-input.md is out of date: BRUSHWORK_WRITE_DOCS=1 pytest tests/test_bad_input.py"
+    )

@@ -1116,10 +1116,14 @@ def test_controls_together_with_real_weights(content_pil, style_pil, other_style
 
 
 def test_large_single_scale_run_suggests_coarse_to_fine(monkeypatch, content_pil, style_pil):
-    """Above 1024 px a single-scale optimization gets a hint; the planner still runs first."""
+    """Above 1024 px a single-scale optimization gets a hint, once the run is known to fit
+    (a run refused for its memory gets only the refusal)."""
+    import warnings
+
     monkeypatch.setattr(stylizer, "COARSE_TO_FINE_HINT", 16)
-    with (
-        pytest.warns(BrushworkWarning, match="--start-size"),
-        pytest.raises(BrushworkError, match="GiB"),
-    ):
-        api.run(content_pil, style_pil, size=32, iterations=1, max_memory=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BrushworkWarning)
+        with pytest.raises(BrushworkError, match="GiB"):
+            api.run(content_pil, style_pil, size=32, iterations=1, max_memory=1)
+    with pytest.warns(BrushworkWarning, match="--start-size"):
+        stylizer.make_stylizer("gatys", size=32).plan((32, 32), [(32, 32)])

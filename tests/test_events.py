@@ -20,8 +20,7 @@ def test_bound_sinks_receive_emitted_events_and_nest() -> None:
         with events.bound(inner):
             events.emit(events.Progress("a", 1, 3, {"loss": 1.0}))
         events.emit(events.Finished("a", 0.5))
-    assert [type(e) for e in outer.events] == [events.Started, events.Progress,
-                                              events.Finished]
+    assert [type(e) for e in outer.events] == [events.Started, events.Progress, events.Finished]
     assert [type(e) for e in inner.events] == [events.Progress]
     assert events.current() is None
 
@@ -60,8 +59,9 @@ def test_each_thread_has_its_own_binding() -> None:
 def test_json_lines_are_valid_json_without_images_or_nan() -> None:
     stream = io.StringIO()
     sink = events.JsonLines(stream)
-    sink(events.Progress("gatys", 1, 2, {"total": float("nan"), "tv": float("inf")},
-                         image=object()))
+    sink(
+        events.Progress("gatys", 1, 2, {"total": float("nan"), "tv": float("inf")}, image=object())
+    )
     sink(events.Warned("careful"))
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert lines[0]["event"] == "progress" and "image" not in lines[0]

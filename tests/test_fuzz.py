@@ -23,8 +23,12 @@ from brushwork.errors import BrushworkError  # noqa: E402
 from brushwork.image import open_image, probe_image, to_pil  # noqa: E402
 from brushwork.options import fields_of  # noqa: E402
 
-FAST = settings(max_examples=60, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 FORMATS = {"jpeg": "JPEG", "png": "PNG", "tiff": "TIFF", "webp": "WEBP"}
 
 
@@ -37,8 +41,7 @@ def seed_files() -> dict[str, bytes]:
         exif = Image.Exif()
         exif[0x0112] = 6
         extra = {"exif": exif.tobytes()} if fmt in ("JPEG", "WEBP", "PNG") else {}
-        (image.convert("RGBA") if fmt in ("PNG", "WEBP") else image).save(buffer, fmt,
-                                                                         **extra)
+        (image.convert("RGBA") if fmt in ("PNG", "WEBP") else image).save(buffer, fmt, **extra)
         files[suffix] = buffer.getvalue()
     return files
 
@@ -57,7 +60,7 @@ def mutated(draw: st.DrawFn) -> tuple[str, bytes]:
         if kind == "flip" and data:
             data[at] = draw(st.integers(0, 255))
         elif kind == "cut":
-            del data[at:at + draw(st.integers(1, 64))]
+            del data[at : at + draw(st.integers(1, 64))]
         elif kind == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=32))
         else:
@@ -92,10 +95,27 @@ def test_random_bytes_give_only_brushwork_errors(tmp_path_factory, data, suffix)
 def any_value() -> st.SearchStrategy[object]:
     """Values of every kind an option could be given by mistake."""
     scalars = st.one_of(
-        st.none(), st.booleans(), st.integers(-(2**70), 2**70),
-        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
-        st.sampled_from(["", "none", "relu1_1", "relu9_9", "adam", "lbfgs", "max",
-                         "luminance", "auto", "bfloat16", "-1", "1e309"]),
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=12),
+        st.sampled_from(
+            [
+                "",
+                "none",
+                "relu1_1",
+                "relu9_9",
+                "adam",
+                "lbfgs",
+                "max",
+                "luminance",
+                "auto",
+                "bfloat16",
+                "-1",
+                "1e309",
+            ]
+        ),
     )
     return st.one_of(scalars, st.lists(scalars, max_size=4).map(tuple))
 
@@ -132,8 +152,24 @@ def flag_values() -> st.SearchStrategy[str]:
         st.text(min_size=0, max_size=10),
         st.integers(-(2**70), 2**70).map(str),
         st.floats(allow_nan=True, allow_infinity=True).map(repr),
-        st.sampled_from(["", ",", ",,", "relu1_1,", "none", "8G", "-1", "0", "nan",
-                         "#-1-1-1", "1e309", "relu4_1,relu9_9", "x@y", "a:b"]),
+        st.sampled_from(
+            [
+                "",
+                ",",
+                ",,",
+                "relu1_1,",
+                "none",
+                "8G",
+                "-1",
+                "0",
+                "nan",
+                "#-1-1-1",
+                "1e309",
+                "relu4_1,relu9_9",
+                "x@y",
+                "a:b",
+            ]
+        ),
     )
 
 
@@ -161,19 +197,37 @@ def test_cli_values_give_only_one_line_errors(tmp_path: Path, capsys) -> None:
     content, style = tmp_path / "c.png", tmp_path / "s.png"
     to_pil(smooth_image(32, 32, seed=1)).save(content)
     to_pil(smooth_image(32, 32, seed=2)).save(style)
-    flags = {method: sorted({o for action in stylize_parser(method)._actions
-                             for o in action.option_strings
-                             if o.startswith("--") and o not in ("--help", "--json",
-                                                                  "--force", "--quiet")})
-             for method in ("gatys", "adain", "styleswap")}
+    flags = {
+        method: sorted(
+            {
+                o
+                for action in stylize_parser(method)._actions
+                for o in action.option_strings
+                if o.startswith("--") and o not in ("--help", "--json", "--force", "--quiet")
+            }
+        )
+        for method in ("gatys", "adain", "styleswap")
+    }
 
-    @settings(max_examples=150, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=150,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
     @given(st.sampled_from(sorted(flags)), st.data())
     def check(method: str, data: st.DataObject) -> None:
         chosen = data.draw(st.lists(st.sampled_from(flags[method]), min_size=1, max_size=3))
-        argv = ["stylize", str(content), str(style), "-o", str(tmp_path / "o.png"), "-m",
-                method, "-q"]
+        argv = [
+            "stylize",
+            str(content),
+            str(style),
+            "-o",
+            str(tmp_path / "o.png"),
+            "-m",
+            method,
+            "-q",
+        ]
         for flag in chosen:
             argv += [f"{flag}={data.draw(flag_values())}"]
         try:
@@ -196,4 +250,7 @@ def test_finite_helper_makes_json_valid() -> None:
 
     data = {"a": math.nan, "b": [math.inf, 1.0], "c": {"d": -math.inf}}
     assert json.loads(json.dumps(finite(data), allow_nan=False)) == {
-        "a": None, "b": [None, 1.0], "c": {"d": None}}
+        "a": None,
+        "b": [None, 1.0],
+        "c": {"d": None},
+    }

@@ -21,8 +21,11 @@ def test_parse_bytes() -> None:
 
 def test_require_names_the_estimate_and_the_limit() -> None:
     require(GIB, "a run", limit=2 * GIB)
-    with pytest.raises(BrushworkError, match=r"a run needs about 3\.0 GiB, over the memory "
-                                             r"limit \(2\.0 GiB\)"):
+    with pytest.raises(
+        BrushworkError,
+        match=r"a run needs about 3\.0 GiB, over the memory "
+        r"limit \(2\.0 GiB\)",
+    ):
         require(3 * GIB, "a run", limit=2 * GIB)
     with pytest.raises(BrushworkError, match="unbounded"):
         require(float("inf"), "a run", limit=2 * GIB)

@@ -26,22 +26,25 @@ class Example(Options):
             raise BrushworkError("mode b takes at most 5")
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"count": 0}, "count must be >= 1 and <= 10, not 0"),
-    ({"count": 11}, "count must be <= 10, not 11"),
-    ({"count": 2.5}, "count must be an integer, not 2.5"),
-    ({"count": True}, "count must be an integer, not True"),
-    ({"rate": 0.0}, "rate must be > 0, not 0.0"),
-    ({"rate": float("nan")}, "rate must be a finite number, not nan"),
-    ({"rate": "1"}, "rate must be a number, not '1'"),
-    ({"mode": "c"}, "mode must be one of a, b, not 'c'"),
-    ({"names": ()}, "names needs at least 1 value"),
-    ({"names": ("z",)}, "each of names must be one of x, y, not 'z'"),
-    ({"sizes": (1, 0)}, "each of sizes must be >= 1, not 0"),
-    ({"flag": 1}, "flag must be true or false, not 1"),
-    ({"mode": "b", "count": 6}, "mode b takes at most 5"),
-    ({"path": None}, "path must be given"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"count": 0}, "count must be >= 1 and <= 10, not 0"),
+        ({"count": 11}, "count must be <= 10, not 11"),
+        ({"count": 2.5}, "count must be an integer, not 2.5"),
+        ({"count": True}, "count must be an integer, not True"),
+        ({"rate": 0.0}, "rate must be > 0, not 0.0"),
+        ({"rate": float("nan")}, "rate must be a finite number, not nan"),
+        ({"rate": "1"}, "rate must be a number, not '1'"),
+        ({"mode": "c"}, "mode must be one of a, b, not 'c'"),
+        ({"names": ()}, "names needs at least 1 value"),
+        ({"names": ("z",)}, "each of names must be one of x, y, not 'z'"),
+        ({"sizes": (1, 0)}, "each of sizes must be >= 1, not 0"),
+        ({"flag": 1}, "flag must be true or false, not 1"),
+        ({"mode": "b", "count": 6}, "mode b takes at most 5"),
+        ({"path": None}, "path must be given"),
+    ],
+)
 def test_validation_from_declarations(changes, message) -> None:
     with pytest.raises(BrushworkError) as error:
         Example("p").replace(**changes)
@@ -57,8 +60,13 @@ def test_valid_values_pass_and_lists_become_tuples() -> None:
 
 def test_descriptions_carry_types_defaults_and_ranges() -> None:
     by_name = {d["name"]: d for d in Example.describe()}
-    assert by_name["count"] == {**by_name["count"], "type": "int", "default": 3,
-                                "minimum": 1, "maximum": 10}
+    assert by_name["count"] == {
+        **by_name["count"],
+        "type": "int",
+        "default": 3,
+        "minimum": 1,
+        "maximum": 10,
+    }
     assert by_name["names"]["type"] == "list" and by_name["names"]["items"] == "str"
     assert by_name["sizes"]["optional"] is True
     assert by_name["path"]["required"] is True

@@ -101,8 +101,7 @@ def test_gatys_bfloat16_tracks_float32(tiny_encoder: VGG19) -> None:
     content, style = smooth_image(32, 32, seed=1), smooth_image(32, 32, seed=2)
     results = {}
     for name in ("float32", "bfloat16"):
-        method = Gatys(encoder=tiny_encoder, iterations=20,
-                       precision=Precision(name, "cpu"))
+        method = Gatys(encoder=tiny_encoder, iterations=20, precision=Precision(name, "cpu"))
         results[name] = method.stylize(content, style)
     f32, b16 = results["float32"], results["bfloat16"]
     assert b16.details["precision"] == "bfloat16"
@@ -115,9 +114,12 @@ def test_gatys_bfloat16_tracks_float32(tiny_encoder: VGG19) -> None:
 def test_adain_bfloat16_tracks_float32(tiny_encoder: VGG19, tmp_path) -> None:
     model = save_decoder(tmp_path / "d.safetensors", tiny_encoder)
     content, style = smooth_image(40, 48, seed=1), smooth_image(32, 32, seed=2)
-    images = [AdaIN(encoder=tiny_encoder, model=str(model),
-                    precision=Precision(name, "cpu")).stylize(content, style).image
-              for name in ("float32", "bfloat16")]
+    images = [
+        AdaIN(encoder=tiny_encoder, model=str(model), precision=Precision(name, "cpu"))
+        .stylize(content, style)
+        .image
+        for name in ("float32", "bfloat16")
+    ]
     assert images[1].dtype == torch.float32
     assert float((images[0] - images[1]).abs().mean()) < 0.01
 
@@ -129,11 +131,24 @@ def test_cli_refuses_bad_precisions(capsys, tmp_path) -> None:
     to_pil(smooth_image(32, 32, seed=1)).save(content)
     to_pil(smooth_image(32, 32, seed=2)).save(style)
     out = str(tmp_path / "o.png")
-    message = expect_error(capsys, ["stylize", str(content), str(style), "-o", out,
-                                    "--precision", "half"])
+    message = expect_error(
+        capsys, ["stylize", str(content), str(style), "-o", out, "--precision", "half"]
+    )
     assert "invalid choice: 'half'" in message
-    message = expect_error(capsys, ["stylize", str(content), str(style), "-o", out,
-                                    "--precision", "float16", "--device", "cpu"])
+    message = expect_error(
+        capsys,
+        [
+            "stylize",
+            str(content),
+            str(style),
+            "-o",
+            out,
+            "--precision",
+            "float16",
+            "--device",
+            "cpu",
+        ],
+    )
     assert "float16 runs only on CUDA" in message
     assert not (tmp_path / "o.png").exists()
 
@@ -150,5 +165,7 @@ def test_real_encoder_gatys_parity() -> None:
         method = Gatys(encoder=encoder, iterations=30, precision=Precision(name, "cpu"))
         losses[name] = method.stylize(content, style).losses
     for term in ("content", "style"):
-        assert abs(losses["bfloat16"][term] - losses["float32"][term]) \
+        assert (
+            abs(losses["bfloat16"][term] - losses["float32"][term])
             <= 0.03 * losses["float32"][term]
+        )

@@ -45,10 +45,13 @@ def test_models_name_existing_files_of_their_method() -> None:
 
 
 def test_front_ends_list_without_torch() -> None:
-    code = ("import sys; from brushwork.cli import main; main(['methods']); main(['models']);"
-            " assert 'torch' not in sys.modules, 'torch imported'")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+    code = (
+        "import sys; from brushwork.cli import main; main(['methods']); main(['models']);"
+        " assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     for name in REGISTRY:
         assert name in result.stdout

@@ -28,23 +28,27 @@ def test_plan_from_sizes(tiny_encoder) -> None:
     assert plan.style_sizes == [(16, 32)]
     assert plan.schedule == [(64, 10)] and plan.total_steps == 10
     coarse = stylizer(tiny_encoder, size=128, start_size=32, iterations=40).plan(
-        (256, 256), [(64, 64)])
+        (256, 256), [(64, 64)]
+    )
     assert coarse.schedule == [(32, 40), (64, 10), (128, 10)]
 
 
-@pytest.mark.parametrize(("values", "sizes", "message"), [
-    ({"size": 10**9}, ((64, 64), [(64, 64)]), "size must be <= 65536"),
-    ({"size": None}, ((70000, 10), [(64, 64)]), "over the 65536 px"),
-    ({"style_size": 10**9}, ((64, 64), [(64, 64)]), "style-size must be <= 65536"),
-    ({"style_scale": 1e300}, ((64, 64), [(64, 64)]), "style-scale must be <= 128"),
-    ({"style_scale": 128, "size": 1000}, ((1000, 1000), [(64, 64)]), "over the 65536 px"),
-    ({"style_scale": 100, "size": 600}, ((1000, 1000), [(64, 64)]), "GiB"),
-    ({"size": 64, "style_scale": 0.01}, ((64, 64), [(64, 64)]), "smaller than the 16 px"),
-    ({"size": 2048, "max_memory": 2**30}, ((64, 64), [(64, 64)]), "GiB"),
-    ({"size": 256, "style_size": 20000, "max_memory": 2**30}, ((64, 64), [(64, 64)]), "GiB"),
-    ({"size": 64, "start_size": 128}, ((64, 64), [(64, 64)]), "must not be larger"),
-    ({"style_size": 64, "style_scale": 2.0}, ((64, 64), [(64, 64)]), "not both"),
-])
+@pytest.mark.parametrize(
+    ("values", "sizes", "message"),
+    [
+        ({"size": 10**9}, ((64, 64), [(64, 64)]), "size must be <= 65536"),
+        ({"size": None}, ((70000, 10), [(64, 64)]), "over the 65536 px"),
+        ({"style_size": 10**9}, ((64, 64), [(64, 64)]), "style-size must be <= 65536"),
+        ({"style_scale": 1e300}, ((64, 64), [(64, 64)]), "style-scale must be <= 128"),
+        ({"style_scale": 128, "size": 1000}, ((1000, 1000), [(64, 64)]), "over the 65536 px"),
+        ({"style_scale": 100, "size": 600}, ((1000, 1000), [(64, 64)]), "GiB"),
+        ({"size": 64, "style_scale": 0.01}, ((64, 64), [(64, 64)]), "smaller than the 16 px"),
+        ({"size": 2048, "max_memory": 2**30}, ((64, 64), [(64, 64)]), "GiB"),
+        ({"size": 256, "style_size": 20000, "max_memory": 2**30}, ((64, 64), [(64, 64)]), "GiB"),
+        ({"size": 64, "start_size": 128}, ((64, 64), [(64, 64)]), "must not be larger"),
+        ({"style_size": 64, "style_scale": 2.0}, ((64, 64), [(64, 64)]), "not both"),
+    ],
+)
 def test_impossible_runs_are_refused_from_sizes(tiny_encoder, values, sizes, message) -> None:
     with pytest.raises(BrushworkError, match=message):
         stylizer(tiny_encoder, **values).plan(*sizes)
@@ -60,8 +64,9 @@ def test_coarse_to_fine_needs_an_optimization_method(tiny_encoder, tmp_path) -> 
 def test_prepared_styles_are_encoded_once(tiny_encoder, monkeypatch) -> None:
     s = stylizer(tiny_encoder, size=32, iterations=2)
     plan = s.plan((32, 32), [(32, 32)])
-    prepared = s.prepare(plan, [StyleTarget(smooth_image(32, 32, seed=9))],
-                         smooth_image(32, 32, seed=1))
+    prepared = s.prepare(
+        plan, [StyleTarget(smooth_image(32, 32, seed=9))], smooth_image(32, 32, seed=1)
+    )
     calls = []
     original = s.method.prepare
     monkeypatch.setattr(s.method, "prepare", lambda t: calls.append(1) or original(t))
@@ -80,14 +85,18 @@ def test_extra_loss_terms_join_the_objective(tiny_encoder) -> None:
     prepared = s.prepare(plan, [StyleTarget(smooth_image(32, 32, seed=2))], content)
     anchor = torch.full_like(content, 0.5)
     plain = s.stylize(content, prepared).result
-    held = s.stylize(content, prepared, extra_losses=[
-        ("temporal", lambda image: 100.0 * (image - anchor).pow(2).mean())]).result
+    held = s.stylize(
+        content,
+        prepared,
+        extra_losses=[("temporal", lambda image: 100.0 * (image - anchor).pow(2).mean())],
+    ).result
     assert "temporal" in held.losses and "temporal" not in plain.losses
     assert float((held.image - anchor).abs().mean()) < float((plain.image - anchor).abs().mean())
     coarse = stylizer(tiny_encoder, size=64, start_size=32, iterations=2)
     plan = coarse.plan((64, 64), [(32, 32)])
-    prepared = coarse.prepare(plan, [StyleTarget(smooth_image(32, 32, seed=2))],
-                              smooth_image(64, 64))
+    prepared = coarse.prepare(
+        plan, [StyleTarget(smooth_image(32, 32, seed=2))], smooth_image(64, 64)
+    )
     with pytest.raises(BrushworkError, match="single-scale"):
         coarse.stylize(smooth_image(64, 64), prepared, extra_losses=[("t", lambda x: x.sum())])
 
@@ -114,14 +123,15 @@ def test_two_threads_with_two_stylizers(tiny_encoder) -> None:
         s = stylizer(tiny_encoder, size=32, iterations=6, max_memory=2**31)
         plan = s.plan((32, 32), [(32, 32)])
         content = smooth_image(32, 32, seed=seeds[0])
-        prepared = s.prepare(plan, [StyleTarget(smooth_image(32, 32, seed=seeds[1]))],
-                             content)
+        prepared = s.prepare(plan, [StyleTarget(smooth_image(32, 32, seed=seeds[1]))], content)
         return s.stylize(content, prepared).image
 
     alone = {name: work(seeds) for name, seeds in jobs.items()}
     together: dict[str, torch.Tensor] = {}
-    threads = [threading.Thread(target=lambda n=n, s=s: together.__setitem__(n, work(s)))
-               for n, s in jobs.items()]
+    threads = [
+        threading.Thread(target=lambda n=n, s=s: together.__setitem__(n, work(s)))
+        for n, s in jobs.items()
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -14,6 +14,7 @@ import dataclasses
 import io
 import json
 import math
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -459,14 +460,19 @@ def test_no_readable_image_is_an_error(tmp_path, data, encoder, workers) -> None
     style = tmp_path / "broken"
     style.mkdir()
     _corrupt(style, 2)
+    before = set(multiprocessing.active_children())
     with (
-        pytest.raises(BrushworkError, match="none of the 3 style images could be read"),
+        pytest.raises(BrushworkError, match="none of the 3 style images could be read") as error,
         pytest.warns(BrushworkWarning),
     ):
         train(
             _config((data[0], style)), _options(tmp_path / "run", workers=workers), encoder=encoder
         )
     assert not (tmp_path / "run" / CHECKPOINT).exists()
+    # The data workers ended with the run, although the error's traceback still holds the
+    # loaders (they ignore SIGTERM: left running, Python could not exit).
+    assert error.value.__traceback__ is not None
+    assert set(multiprocessing.active_children()) <= before
 
 
 @pytest.mark.usefixtures("tiny_pretrained")
@@ -493,8 +499,8 @@ def test_cli_reports_skipped_images(capsys, monkeypatch, tmp_path, data) -> None
         (["--batch-size", "0"], "batch-size must be >= 1, not 0"),
         (["--lap-weight", "-1"], "lap-weight must be >= 0, not -1"),
         (["--style-weight", "inf"], "style-weight must be a finite number, not inf"),
-        (["--lr", "nan"], "learning-rate must be a finite number, not nan"),
-        (["--lr", "0"], "learning-rate must be > 0, not 0"),
+        (["--lr", "nan"], "lr must be a finite number, not nan"),
+        (["--lr", "0"], "lr must be > 0, not 0"),
         (
             ["--crop-size", "64", "--load-size", "32"],
             "load-size must be an integer >= crop-size (64), not 32",

@@ -306,7 +306,7 @@ def test_validation_psnr_is_logged(capsys, tmp_path, images, tiny_pretrained) ->
         (["--layer", "relu9_9"], "argument --layer: invalid choice: 'relu9_9'"),
         (["--iterations", "0"], "iterations must be >= 1, not 0"),
         (["--batch-size", "0"], "batch-size must be >= 1, not 0"),
-        (["--lr", "0"], "learning-rate must be > 0, not 0"),
+        (["--lr", "0"], "lr must be > 0, not 0"),
         (["--lr-decay", "-1"], "lr-decay must be >= 0, not -1"),
         (["--feature-weight", "-1"], "feature-weight must be >= 0, not -1"),
         (["--pixel-weight", "nan"], "pixel-weight must be a finite number, not nan"),

@@ -472,7 +472,7 @@ def test_cli(
             "the crop (240×240) must fit in images whose shorter side is 224",
         ),
         (["--crop-width", "0"], "crop-width must be >= 1, not 0"),
-        (["--lr", "nan"], "learning-rate must be a finite number, not nan"),
+        (["--lr", "nan"], "lr must be a finite number, not nan"),
         (["--encoder-lr", "-1"], "encoder-lr must be >= 0, not -1"),
         (["--finetune-from", "-1"], "finetune-from must be >= 0, not -1"),
         (["--max-minutes", "0"], "max-minutes must be > 0, not 0"),

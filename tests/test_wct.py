@@ -77,8 +77,9 @@ def test_symmetric_power_matches_eigendecomposition_and_inverts() -> None:
     root = symmetric_power(cov, 0.5, eps=0.0)
     torch.testing.assert_close(root @ root, cov, atol=1e-3, rtol=1e-4)
     inverse_root = symmetric_power(cov, -0.5, eps=0.0)
-    torch.testing.assert_close(inverse_root @ cov @ inverse_root, torch.eye(8)[None],
-                               atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(
+        inverse_root @ cov @ inverse_root, torch.eye(8)[None], atol=1e-3, rtol=1e-3
+    )
 
 
 def test_flat_and_rank_deficient_covariances_stay_finite() -> None:
@@ -134,8 +135,11 @@ def test_levels_run_coarse_to_fine_and_each_changes_the_image(encoder, decoders)
     given = wct(encoder, decoders, levels=("relu1_1", "relu3_1"))
     assert given.levels() == ("relu3_1", "relu1_1")
     one = wct(encoder, decoders, alpha=1.0, levels=("relu3_1",)).stylize(content, style).image
-    two = wct(encoder, decoders, alpha=1.0,
-              levels=("relu3_1", "relu1_1")).stylize(content, style).image
+    two = (
+        wct(encoder, decoders, alpha=1.0, levels=("relu3_1", "relu1_1"))
+        .stylize(content, style)
+        .image
+    )
     assert not torch.equal(one, two)
     with pytest.raises(BrushworkError, match="once"):
         wct(encoder, decoders, levels=("relu3_1", "relu3_1"))
@@ -155,25 +159,31 @@ def test_blend_weights_interpolate_and_masks_split(encoder, decoders) -> None:
     content = smooth_image(32, 32, seed=1)
     a, b = smooth_image(32, 32, seed=2), smooth_image(32, 32, seed=3)
     only_a = method.stylize(content, a).image
-    assert torch.equal(method.stylize(content, [StyleTarget(a, 1.0), StyleTarget(b, 0.0)]).image,
-                       only_a)
+    assert torch.equal(
+        method.stylize(content, [StyleTarget(a, 1.0), StyleTarget(b, 0.0)]).image, only_a
+    )
     blend = method.stylize(content, [StyleTarget(a, 0.5), StyleTarget(b, 0.5)]).image
     assert not torch.equal(blend, only_a)
     full, empty = torch.ones(1, 1, 32, 32), torch.zeros(1, 1, 32, 32)
-    whole = method.stylize(content, [StyleTarget(a, 1.0, mask=full),
-                                     StyleTarget(b, 1.0, mask=empty)]).image
+    whole = method.stylize(
+        content, [StyleTarget(a, 1.0, mask=full), StyleTarget(b, 1.0, mask=empty)]
+    ).image
     torch.testing.assert_close(whole, only_a, atol=1e-4, rtol=0)  # a region of everything
     mask = torch.zeros(1, 1, 32, 32)
     mask[..., :, :16] = 1
     c = smooth_image(32, 32, seed=4)
-    with_b = method.stylize(content, [StyleTarget(a, 1.0, mask=mask),
-                                      StyleTarget(b, 1.0, mask=1 - mask)]).image
-    with_c = method.stylize(content, [StyleTarget(a, 1.0, mask=mask),
-                                      StyleTarget(c, 1.0, mask=1 - mask)]).image
+    with_b = method.stylize(
+        content, [StyleTarget(a, 1.0, mask=mask), StyleTarget(b, 1.0, mask=1 - mask)]
+    ).image
+    with_c = method.stylize(
+        content, [StyleTarget(a, 1.0, mask=mask), StyleTarget(c, 1.0, mask=1 - mask)]
+    ).image
     # the second style paints the right half only: swapping it changes that half, and
     # leaves the left half (away from the border the decoder blurs across) nearly as it was
-    left, right = with_b[..., :, 2:10] - with_c[..., :, 2:10], with_b[..., :, 22:30] - \
-        with_c[..., :, 22:30]
+    left, right = (
+        with_b[..., :, 2:10] - with_c[..., :, 2:10],
+        with_b[..., :, 22:30] - with_c[..., :, 22:30],
+    )
     assert float(left.abs().mean()) < 0.2 * float(right.abs().mean())
 
 
@@ -183,8 +193,9 @@ def test_prepared_styles_are_reused(encoder, decoders) -> None:
     prepared = method.prepare([StyleTarget(style)])
     for seed in (1, 4):
         content = smooth_image(30, 30, seed=seed)
-        assert torch.equal(method.stylize(content, prepared).image,
-                           method.stylize(content, style).image)
+        assert torch.equal(
+            method.stylize(content, prepared).image, method.stylize(content, style).image
+        )
 
 
 def test_flat_style_gives_a_finite_image(encoder, decoders) -> None:
@@ -214,7 +225,8 @@ def test_decoder_of_the_wrong_level_or_method_is_refused(encoder, decoders, tmp_
     for layer in DECODER_LAYERS:
         source = "relu2_1" if layer == "relu3_1" else layer
         (folder / f"{layer}.safetensors").write_bytes(
-            (decoders / f"{source}.safetensors").read_bytes())
+            (decoders / f"{source}.safetensors").read_bytes()
+        )
     with pytest.raises(BrushworkError, match="decoder from relu2_1, not from relu3_1"):
         wct(encoder, folder).stylize(smooth_image(32, 32), smooth_image(32, 32))
     adain = tmp_path / "adain"
@@ -258,14 +270,14 @@ def test_bundled_decoders_reconstruct_and_stylize() -> None:
     content = smooth_image(64, 80, seed=1)
     out = WCT(encoder=encoder).stylize(content, smooth_image(64, 64, seed=2)).image
     assert out.shape == content.shape and torch.isfinite(out).all()
-    reconstruction = WCT(encoder=encoder, alpha=0.0, levels=("relu1_1",)).stylize(
-        content, content).image
+    reconstruction = (
+        WCT(encoder=encoder, alpha=0.0, levels=("relu1_1",)).stylize(content, content).image
+    )
     mse = float((reconstruction - content).pow(2).mean())
     assert 10 * np.log10(1 / mse) > 25  # the relu1_1 decoder nearly inverts the encoder
 
 
 # ----------------------------------------------------------------------------- ONNX export
-
 
 
 def _run_exported(folder: Path, content: torch.Tensor, style: torch.Tensor) -> np.ndarray:
@@ -310,7 +322,7 @@ def _run_exported(folder: Path, content: torch.Tensor, style: torch.Tensor) -> n
         out = power(s_cov, 0.5) @ power(c_cov, -0.5) @ (x - c_mean) + s_mean
         mixed = alpha * out.reshape(f.shape) + (1 - alpha) * f
         decoded = decode.run(None, {"features": mixed.astype(np.float32)})[0]
-        image = np.clip(decoded[..., :image.shape[-2], :image.shape[-1]], 0, 1)
+        image = np.clip(decoded[..., : image.shape[-2], : image.shape[-1]], 0, 1)
     return image
 
 

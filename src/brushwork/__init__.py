@@ -28,6 +28,10 @@ def __getattr__(name: str):  # lazy: `import brushwork` stays cheap for the CLI
         from brushwork import encoders
 
         return getattr(encoders, name)
+    if name == "stylize_video":
+        from brushwork.video import runner
+
+        return runner.stylize_video
     raise AttributeError(f"module 'brushwork' has no attribute {name!r}")
 
 
@@ -41,4 +45,5 @@ __all__ = [
     "run",
     "save_image",
     "stylize",
+    "stylize_video",
 ]

@@ -75,8 +75,11 @@ def image_size(value: ImageInput, what: str, max_pixels: int | None) -> tuple[in
     if isinstance(value, Image.Image):
         return value.size
     if isinstance(value, Tensor):
-        if value.ndim not in (3, 4) or (value.ndim == 4 and value.shape[0] != 1) \
-                or value.shape[-3] != 3:
+        if (
+            value.ndim not in (3, 4)
+            or (value.ndim == 4 and value.shape[0] != 1)
+            or value.shape[-3] != 3
+        ):
             raise BrushworkError(f"{what} tensor must have shape (1, 3, H, W) or (3, H, W)")
         return int(value.shape[-1]), int(value.shape[-2])
     if isinstance(value, (str, Path)):
@@ -107,8 +110,11 @@ def as_styles(style: ImageInput | Style | Sequence[ImageInput | Style]) -> list[
 
 
 def load_masks(
-    styles: list[Style], labels: ImageInput | None, regions: Mapping[str, int | None] | None,
-    size: tuple[int, int], max_pixels: int | None,
+    styles: list[Style],
+    labels: ImageInput | None,
+    regions: Mapping[str, int | None] | None,
+    size: tuple[int, int],
+    max_pixels: int | None,
 ) -> list[Tensor | None]:
     """One mask per style (None: everywhere) at the output's (width, height)."""
     if labels is not None:
@@ -119,9 +125,11 @@ def load_masks(
     if regions is not None:
         raise BrushworkError("regions need a label image (mask)")
     masks = [
-        None if s.mask is None
-        else grayscale_mask(as_image(s.mask, f"mask of style {n}", max_pixels), size,
-                            f"the mask of style {n}")
+        None
+        if s.mask is None
+        else grayscale_mask(
+            as_image(s.mask, f"mask of style {n}", max_pixels), size, f"the mask of style {n}"
+        )
         for n, s in enumerate(styles, 1)
     ]
     for number, mask in enumerate(masks, 1):
@@ -130,15 +138,15 @@ def load_masks(
     return masks
 
 
-def check_inputs(stylizer: Stylizer, content: ImageInput, styles: list[Style],
-                 mask: ImageInput | None) -> RunPlan:
+def check_inputs(
+    stylizer: Stylizer, content: ImageInput, styles: list[Style], mask: ImageInput | None
+) -> RunPlan:
     """Everything about a run that can be told without decoding its images: files, sizes,
     weights, layers, memory. Returns the plan."""
     max_pixels = stylizer.controls.max_pixels
     check_style_weights([s.weight for s in styles])
     content_size = image_size(content, "content", max_pixels)
-    style_sizes = [image_size(s.image, f"style {n}", max_pixels)
-                   for n, s in enumerate(styles, 1)]
+    style_sizes = [image_size(s.image, f"style {n}", max_pixels) for n, s in enumerate(styles, 1)]
     for n, s in enumerate(styles, 1):
         if s.mask is not None:
             image_size(s.mask, f"mask of style {n}", max_pixels)
@@ -189,25 +197,42 @@ def run(
         targets = []
         from brushwork.methods.base import StyleTarget
 
-        for number, (s, m, (sw, sh)) in enumerate(zip(styles, masks, plan.style_sizes,
-                                                      strict=True), 1):
+        for number, (s, m, (sw, sh)) in enumerate(
+            zip(styles, masks, plan.style_sizes, strict=True), 1
+        ):
             image, _ = split_alpha(as_image(s.image, f"style {number}", max_pixels))
             if image.size != (sw, sh):
                 image = image.resize((sw, sh), Image.Resampling.LANCZOS)
             targets.append(StyleTarget(to_tensor(image), s.weight, s.layers, m))
         content_tensor = to_tensor(content_image)
-        ev.emit(ev.Started(stylizer.name, plan.total_steps, details={
-            "precision": stylizer.precision.name, "reason": stylizer.precision.reason,
-            **plan.describe()}))
+        ev.emit(
+            ev.Started(
+                stylizer.name,
+                plan.total_steps,
+                details={
+                    "precision": stylizer.precision.name,
+                    "reason": stylizer.precision.reason,
+                    **plan.describe(),
+                },
+            )
+        )
         prepared = stylizer.prepare(plan, targets, content_tensor)
         done = stylizer.stylize(content_tensor, prepared)
         ev.emit(ev.Finished(stylizer.name, done.seconds))
     image = to_pil(done.image.cpu())
     if alpha is not None:
         image.putalpha(alpha.resize(image.size, Image.Resampling.LANCZOS))
-    return Stylization(image, done.result, plan.content_size, plan.style_sizes[0],
-                       time.perf_counter() - start, done.scales, plan,
-                       stylizer.precision.name, stylizer.precision.reason)
+    return Stylization(
+        image,
+        done.result,
+        plan.content_size,
+        plan.style_sizes[0],
+        time.perf_counter() - start,
+        done.scales,
+        plan,
+        stylizer.precision.name,
+        stylizer.precision.reason,
+    )
 
 
 def stylize(
@@ -263,8 +288,9 @@ def estimate_depth(
     from brushwork.depth.estimator import load_estimator, predict_depth
     from brushwork.memory import MAX_SIDE, check_limit, require
 
-    if side is not None and (isinstance(side, bool) or not isinstance(side, int) or side < 32
-                             or side > MAX_SIDE):
+    if side is not None and (
+        isinstance(side, bool) or not isinstance(side, int) or side < 32 or side > MAX_SIDE
+    ):
         raise BrushworkError(f"depth side must be an integer from 32 to {MAX_SIDE}, not {side}")
     check_limit(max_memory)
     device = resolve_device(device)
@@ -275,13 +301,19 @@ def estimate_depth(
     else:
         work = (width, height)
     if max(work) > MAX_SIDE:
-        raise BrushworkError(f"the estimator would see the image at {work[0]}x{work[1]} px "
-                             f"(shorter side {side}), over the {MAX_SIDE} px brushwork "
-                             "handles; use a smaller --side")
+        raise BrushworkError(
+            f"the estimator would see the image at {work[0]}x{work[1]} px "
+            f"(shorter side {side}), over the {MAX_SIDE} px brushwork "
+            "handles; use a smaller --side"
+        )
     padded = (work[0] + -work[0] % 32) * (work[1] + -work[1] % 32)
-    require(400 * 2**20 + DEPTH_BYTES_PER_PIXEL * padded + 16 * width * height,
-            f"a depth estimate of a {width}x{height} image at {work[0]}x{work[1]}",
-            max_memory, device, "use a smaller --side or a smaller image")
+    require(
+        400 * 2**20 + DEPTH_BYTES_PER_PIXEL * padded + 16 * width * height,
+        f"a depth estimate of a {width}x{height} image at {work[0]}x{work[1]}",
+        max_memory,
+        device,
+        "use a smaller --side or a smaller image",
+    )
     rgb, _ = split_alpha(as_image(image, "image", max_pixels))
     net = model if isinstance(model, torch.nn.Module) else load_estimator(model)
     net = net.to(device)

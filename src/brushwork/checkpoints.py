@@ -46,8 +46,9 @@ class Checkpoint:
     optimizer: dict[str, Tensor] = field(default_factory=dict)
 
 
-def save_checkpoint(path: str | Path, checkpoint: Checkpoint, *,
-                    dtype: torch.dtype | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path, checkpoint: Checkpoint, *, dtype: torch.dtype | None = None
+) -> Path:
     """Write ``checkpoint`` to ``path`` atomically; ``dtype`` converts the network's floating
     tensors (e.g. float16 for a shipped model)."""
     tensors = {}
@@ -78,8 +79,9 @@ def _metadata(path: Path) -> dict[str, str]:
         return f.metadata() or {}
 
 
-def load_checkpoint(path: str | Path, *, method: str, encoder: str | None = None,
-                    what: str = "checkpoint") -> Checkpoint:
+def load_checkpoint(
+    path: str | Path, *, method: str, encoder: str | None = None, what: str = "checkpoint"
+) -> Checkpoint:
     """Read a checkpoint, refusing with one clear line a file that is missing, unreadable
     (truncated, not safetensors), not brushwork's, of another method, or trained against
     another encoder than ``encoder``."""
@@ -94,12 +96,10 @@ def load_checkpoint(path: str | Path, *, method: str, encoder: str | None = None
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise BrushworkError(
-            f"{what} {path} is not a readable safetensors file (truncated or corrupt?): "
-            f"{reason}"
+            f"{what} {path} is not a readable safetensors file (truncated or corrupt?): {reason}"
         ) from None
     if metadata.get("format") != FORMAT:
-        raise BrushworkError(f"{what} {path} is not a brushwork checkpoint (no brushwork "
-                             "metadata)")
+        raise BrushworkError(f"{what} {path} is not a brushwork checkpoint (no brushwork metadata)")
     if metadata.get("method") != method:
         raise BrushworkError(
             f"{what} {path} is a {metadata.get('method')!r} checkpoint, not {method!r}"
@@ -124,8 +124,9 @@ def load_checkpoint(path: str | Path, *, method: str, encoder: str | None = None
     )
 
 
-def optimizer_state(optimizer: torch.optim.Optimizer,
-                    names: Mapping[int, str]) -> dict[str, Tensor]:
+def optimizer_state(
+    optimizer: torch.optim.Optimizer, names: Mapping[int, str]
+) -> dict[str, Tensor]:
     """An optimizer's per-parameter state as flat named tensors (``names`` maps a
     parameter's index in the optimizer to its name); the step count is a tensor too."""
     flat: dict[str, Tensor] = {}
@@ -135,14 +136,18 @@ def optimizer_state(optimizer: torch.optim.Optimizer,
     return flat
 
 
-def restore_optimizer(optimizer: torch.optim.Optimizer, flat: Mapping[str, Tensor],
-                      names: Mapping[int, str]) -> None:
+def restore_optimizer(
+    optimizer: torch.optim.Optimizer, flat: Mapping[str, Tensor], names: Mapping[int, str]
+) -> None:
     """Inverse of :func:`optimizer_state`; hyper-parameters come from ``optimizer``."""
     state_dict = optimizer.state_dict()
     state: dict[int, dict[str, Tensor]] = {}
     for index, name in names.items():
-        entries = {key[len(name) + 1:]: value for key, value in flat.items()
-                   if key.startswith(name + ".") and "." not in key[len(name) + 1:]}
+        entries = {
+            key[len(name) + 1 :]: value
+            for key, value in flat.items()
+            if key.startswith(name + ".") and "." not in key[len(name) + 1 :]
+        }
         if entries:
             state[index] = entries
     state_dict["state"] = state

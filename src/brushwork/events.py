@@ -203,8 +203,12 @@ class ProgressBar:
         elif isinstance(event, Started):
             self._close(event.stage)
             self._bars[event.stage] = tqdm(
-                total=event.total, desc=event.stage, unit=event.unit, disable=self.disable,
-                dynamic_ncols=True, file=stream,
+                total=event.total,
+                desc=event.stage,
+                unit=event.unit,
+                disable=self.disable,
+                dynamic_ncols=True,
+                file=stream,
                 initial=int(event.details.get("initial", 0)),
                 unit_scale=bool(event.details.get("unit_scale", False)),
             )

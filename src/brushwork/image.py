@@ -149,8 +149,10 @@ def _check_limit(max_pixels: int | None) -> int:
         raise BrushworkError(f"--max-pixels must be a positive integer, got {max_pixels!r}")
     pil_limit = Image.MAX_IMAGE_PIXELS
     if pil_limit is not None and limit > 2 * pil_limit:
-        raise BrushworkError(f"--max-pixels {limit:,} is over Pillow's own limit of "
-                             f"{2 * pil_limit:,} pixels (PIL.Image.MAX_IMAGE_PIXELS)")
+        raise BrushworkError(
+            f"--max-pixels {limit:,} is over Pillow's own limit of "
+            f"{2 * pil_limit:,} pixels (PIL.Image.MAX_IMAGE_PIXELS)"
+        )
     return limit
 
 
@@ -176,8 +178,9 @@ def _open_header(path: PathLike, limit: int) -> Image.Image:
     except PermissionError as exc:
         raise BrushworkError(f"{path}: permission denied") from exc
     except Image.DecompressionBombError as exc:
-        raise BrushworkError(f"{path}: image is over the limit of {limit:,} pixels "
-                             f"({exc})") from exc
+        raise BrushworkError(
+            f"{path}: image is over the limit of {limit:,} pixels ({exc})"
+        ) from exc
     except MemoryError:
         raise
     except Exception as exc:  # a plugin choked on a malformed header
@@ -195,8 +198,9 @@ def _open_header(path: PathLike, limit: int) -> Image.Image:
 _TRANSPOSING = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
 
 
-def probe_image(path: PathLike, *, max_pixels: int | None = None,
-                what: str | None = None) -> tuple[int, int]:
+def probe_image(
+    path: PathLike, *, max_pixels: int | None = None, what: str | None = None
+) -> tuple[int, int]:
     """(width, height) of an image as :func:`open_image` would return it (EXIF orientation
     applied), read from its header: nothing is decoded. Raises :class:`BrushworkError` as
     :func:`open_image` does for everything that can be told without decoding."""

@@ -56,8 +56,9 @@ def relative_scale(target: Tensor) -> float:
     return 1.0 / float(target.pow(2).mean().clamp_min(1e-12))
 
 
-def scale_shift_invariant_loss(prediction: Tensor, target: Tensor,
-                               mask: Tensor | None = None, eps: float = 1e-10) -> Tensor:
+def scale_shift_invariant_loss(
+    prediction: Tensor, target: Tensor, mask: Tensor | None = None, eps: float = 1e-10
+) -> Tensor:
     """Scale-and-shift-invariant squared error between relative depth maps, in [0, 1].
 
     Monocular depth networks (MiDaS, Depth Anything) predict inverse depth only up to an
@@ -90,8 +91,9 @@ def scale_shift_invariant_loss(prediction: Tensor, target: Tensor,
     return fit.average(per_image)
 
 
-def align_scale_shift(prediction: Tensor, target: Tensor, mask: Tensor | None = None,
-                      eps: float = 1e-10) -> Tensor:
+def align_scale_shift(
+    prediction: Tensor, target: Tensor, mask: Tensor | None = None, eps: float = 1e-10
+) -> Tensor:
     """``prediction`` mapped by each image's least-squares scale (≥ 0) and shift onto
     ``target`` over the valid pixels of ``mask`` (Ranftl et al. 2020, eq. 4): the aligned
     map that :func:`scale_shift_invariant_loss` scores and depth metrics are computed on.
@@ -102,8 +104,13 @@ def align_scale_shift(prediction: Tensor, target: Tensor, mask: Tensor | None = 
     return aligned.reshape(prediction.shape)
 
 
-def gradient_matching_loss(prediction: Tensor, target: Tensor, mask: Tensor | None = None,
-                           scales: int = 4, eps: float = 1e-10) -> Tensor:
+def gradient_matching_loss(
+    prediction: Tensor,
+    target: Tensor,
+    mask: Tensor | None = None,
+    scales: int = 4,
+    eps: float = 1e-10,
+) -> Tensor:
     """MiDaS's multi-scale gradient-matching term (Ranftl et al. 2020, eq. 11; Li & Snavely
     2018): the mean absolute x and y differences of the residual R = (aligned prediction −
     target) / std(target), over ``scales`` levels that each halve the resolution (nearest),
@@ -115,17 +122,19 @@ def gradient_matching_loss(prediction: Tensor, target: Tensor, mask: Tensor | No
     fit = _Fit(prediction, target, mask, eps)
     std = (fit.goal_var + fit.goal_floor).sqrt()
     residual = ((fit.scale[:, None] * fit.pred_c - fit.goal_c) / std[:, None]).reshape(
-        prediction.shape)
+        prediction.shape
+    )
     valid = fit.valid.reshape(prediction.shape)
     total = prediction.new_zeros(prediction.shape[0], dtype=torch.float32)
     for level in range(scales):
-        step = 2 ** level
+        step = 2**level
         r, v = residual[..., ::step, ::step], valid[..., ::step, ::step]
         r = r * v
         vx = v[..., :, 1:] * v[..., :, :-1]
         vy = v[..., 1:, :] * v[..., :-1, :]
-        grad = (((r[..., :, 1:] - r[..., :, :-1]).abs() * vx).sum((1, 2, 3))
-                + ((r[..., 1:, :] - r[..., :-1, :]).abs() * vy).sum((1, 2, 3)))
+        grad = ((r[..., :, 1:] - r[..., :, :-1]).abs() * vx).sum((1, 2, 3)) + (
+            (r[..., 1:, :] - r[..., :-1, :]).abs() * vy
+        ).sum((1, 2, 3))
         total = total + grad / (vx.sum((1, 2, 3)) + vy.sum((1, 2, 3))).clamp_min(1)
     return fit.average(total / scales)
 
@@ -134,11 +143,12 @@ class _Fit:
     """Per-image least-squares scale (≥ 0) and shift of a prediction onto a target, kept on
     mean-centred maps (no cancellation): t = mean(d*) − s·mean(d)."""
 
-    def __init__(self, prediction: Tensor, target: Tensor, mask: Tensor | None,
-                 eps: float) -> None:
+    def __init__(self, prediction: Tensor, target: Tensor, mask: Tensor | None, eps: float) -> None:
         if prediction.shape != target.shape:
-            raise ValueError(f"prediction {tuple(prediction.shape)} and target "
-                             f"{tuple(target.shape)} differ in shape")
+            raise ValueError(
+                f"prediction {tuple(prediction.shape)} and target "
+                f"{tuple(target.shape)} differ in shape"
+            )
         if prediction.dim() < 2:
             raise ValueError(f"expected a batch (B, ...), got shape {tuple(prediction.shape)}")
         batch = prediction.shape[0]
@@ -159,8 +169,7 @@ class _Fit:
         self.goal_var = self.goal_c.pow(2).sum(1) / n
         pred_floor = eps * (valid * pred.pow(2)).sum(1) / n + 1e-30
         self.goal_floor = eps * (valid * goal.pow(2)).sum(1) / n + 1e-30
-        self.scale = ((self.pred_c * self.goal_c).sum(1) / n
-                      / (pred_var + pred_floor)).clamp_min(0)
+        self.scale = ((self.pred_c * self.goal_c).sum(1) / n / (pred_var + pred_floor)).clamp_min(0)
 
     def average(self, per_image: Tensor) -> Tensor:
         """Mean over images with at least one valid pixel (0 when none has)."""

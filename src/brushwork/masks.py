@@ -43,8 +43,7 @@ def parse_color(text: str) -> tuple[int, int, int]:
         if len(value) == 3:
             value = "".join(c * 2 for c in value)
         return tuple(int(value[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
-    raise BrushworkError(f"not a color: {text!r} (use #rrggbb, #rgb or r,g,b with values "
-                         "0-255)")
+    raise BrushworkError(f"not a color: {text!r} (use #rrggbb, #rgb or r,g,b with values 0-255)")
 
 
 def color_name(color: tuple[int, int, int]) -> str:
@@ -58,8 +57,10 @@ def fit_to_content(image: Image.Image, size: tuple[int, int], what: str) -> Imag
         return image
     aspect, target = image.size[0] / image.size[1], size[0] / size[1]
     if abs(aspect / target - 1) > 0.01:
-        events.warn(f"{what} is {image.size[0]}x{image.size[1]} but the content is "
-                    f"{size[0]}x{size[1]}: stretched to fit")
+        events.warn(
+            f"{what} is {image.size[0]}x{image.size[1]} but the content is "
+            f"{size[0]}x{size[1]}: stretched to fit"
+        )
     return image.resize(size, Image.Resampling.BILINEAR)
 
 

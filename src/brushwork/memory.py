@@ -51,14 +51,20 @@ def check_limit(limit: Any) -> int | None:
     return limit
 
 
-def require(need: float, what: str, limit: int | None = None, device: Any = None,
-            hint: str = "use a smaller --size, or a machine with more memory") -> None:
+def require(
+    need: float,
+    what: str,
+    limit: int | None = None,
+    device: Any = None,
+    hint: str = "use a smaller --size, or a machine with more memory",
+) -> None:
     """Refuse ``what`` (e.g. "a 4000x3000 gatys run") if it needs more than the limit."""
     allowed, source = memory_limit(limit, device)
     if not math.isfinite(need) or need > allowed:
         amount = "an unbounded amount" if not math.isfinite(need) else f"about {need / GIB:.1f} GiB"
-        raise BrushworkError(f"{what} needs {amount}, over {source} ({allowed / GIB:.1f} GiB); "
-                             f"{hint}")
+        raise BrushworkError(
+            f"{what} needs {amount}, over {source} ({allowed / GIB:.1f} GiB); {hint}"
+        )
 
 
 def check_side(width: int, height: int, what: str, hint: str = "--size") -> None:
@@ -66,8 +72,10 @@ def check_side(width: int, height: int, what: str, hint: str = "--size") -> None
     if min(width, height) < 1:
         raise BrushworkError(f"{what} would be {width}x{height} px; use a larger {hint}")
     if max(width, height) > MAX_SIDE:
-        raise BrushworkError(f"{what} would be {width}x{height} px, over the {MAX_SIDE} px "
-                             f"a side brushwork handles; use a smaller {hint}")
+        raise BrushworkError(
+            f"{what} would be {width}x{height} px, over the {MAX_SIDE} px "
+            f"a side brushwork handles; use a smaller {hint}"
+        )
 
 
 def parse_bytes(text: str) -> int:

@@ -56,24 +56,37 @@ class Reference:
     def of(cls, image: Tensor, encoder: torch.nn.Module) -> Reference:
         with torch.inference_mode():
             features = {k: v.float() for k, v in encoder(image, list(LAYERS)).items()}
-            return cls(image, features, {k: mean_std(v) for k, v in features.items()},
-                       {k: gram_matrix(v) for k, v in features.items()},
-                       pooled_laplacian(image, 4))
+            return cls(
+                image,
+                features,
+                {k: mean_std(v) for k, v in features.items()},
+                {k: gram_matrix(v) for k, v in features.items()},
+                pooled_laplacian(image, 4),
+            )
 
 
-def style_statistics_distance(statistics: dict[str, tuple[Tensor, Tensor]],
-                              style: Reference) -> float:
+def style_statistics_distance(
+    statistics: dict[str, tuple[Tensor, Tensor]], style: Reference
+) -> float:
     """Σ_layers (‖μ − μ_s‖² + ‖σ − σ_s‖²) / (‖μ_s‖² + ‖σ_s‖²)."""
     total = 0.0
     for layer in LAYERS:
         (mean, std), (style_mean, style_std) = statistics[layer], style.statistics[layer]
-        total += float(((mean - style_mean).pow(2).sum() + (std - style_std).pow(2).sum())
-                       / (style_mean.pow(2).sum() + style_std.pow(2).sum()).clamp_min(1e-12))
+        total += float(
+            ((mean - style_mean).pow(2).sum() + (std - style_std).pow(2).sum())
+            / (style_mean.pow(2).sum() + style_std.pow(2).sum()).clamp_min(1e-12)
+        )
     return total
 
 
-def distances(output: Tensor, content: Reference, style: Reference,
-              encoder: torch.nn.Module, *, ssim: bool = True) -> dict[str, float]:
+def distances(
+    output: Tensor,
+    content: Reference,
+    style: Reference,
+    encoder: torch.nn.Module,
+    *,
+    ssim: bool = True,
+) -> dict[str, float]:
     """Every measure of one output (see the module docstring)."""
     from skimage.metrics import structural_similarity
 
@@ -83,11 +96,73 @@ def distances(output: Tensor, content: Reference, style: Reference,
         result = {
             "content": relative_error(features[CONTENT_LAYER], content.features[CONTENT_LAYER]),
             "style": style_statistics_distance(statistics, style),
-            "gram": sum(relative_error(gram_matrix(features[k]), style.grams[k])
-                        for k in LAYERS),
+            "gram": sum(relative_error(gram_matrix(features[k]), style.grams[k]) for k in LAYERS),
             "laplacian": relative_error(pooled_laplacian(output, 4), content.laplacian),
         }
     if ssim:
-        result["ssim"] = float(structural_similarity(gray(output), gray(content.image),
-                                                     data_range=255.0))
+        result["ssim"] = float(
+            structural_similarity(gray(output), gray(content.image), data_range=255.0)
+        )
     return result
+
+
+# ----------------------------------------------------------------------------- video flicker
+
+
+class WarpingError:
+    """The warping error of Lai et al. 2018 ("Learning Blind Video Temporal Consistency",
+    §5.1), the standard flicker measure, accumulated one frame pair at a time::
+
+        E = 1/(T−1) Σ_t  Σ_p M_t(p) ‖O_t(p) − Ô_{t−1}(p)‖² / (C Σ_p M_t(p))
+
+    where Ô_{t−1} is output frame t−1 warped onto frame t along the optical flow of the
+    *input* frames, and M_t is 1 where that flow is reliable (not occluded, not a motion
+    boundary; :func:`brushwork.video.flow.reliable`). Images are in [0, 1]; the squared
+    difference is averaged over the C colour channels as in the authors' code. A pair whose
+    mask is empty counts every pixel. Lower is steadier; the input video's own error is the
+    floor a stylization can approach.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[float] = []
+
+    def add(self, current: Tensor, warped_previous: Tensor, mask: Tensor) -> float:
+        """Add one pair: frame t (1, C, H, W), frame t−1 warped onto it, and the mask
+        (1, 1, H, W) or (H, W) in [0, 1]. Returns the pair's error."""
+        mask = mask.reshape(1, 1, *current.shape[-2:]).to(current)
+        squared = (current.float() - warped_previous.float()).pow(2)
+        count = float(mask.sum())
+        if count == 0:
+            error = float(squared.mean())
+        else:
+            error = float((squared * mask).sum() / (count * current.shape[1]))
+        self.errors.append(error)
+        return error
+
+    @property
+    def value(self) -> float:
+        """The mean over the pairs added (NaN before the first)."""
+        return float(np.mean(self.errors)) if self.errors else float("nan")
+
+
+def warping_error(
+    outputs: list[Tensor], inputs: list[Tensor] | None = None, *, flow: str = "farneback"
+) -> float:
+    """The warping error (:class:`WarpingError`) of a clip of (1, 3, H, W) frames in
+    [0, 1], with the flow and mask computed on ``inputs`` (default: the outputs
+    themselves). ``flow``: ``"farneback"`` (default: OpenCV's Farnebäck, another algorithm
+    than the DIS flow brushwork's temporal methods use, so that a method is not scored by
+    its own flow) or a DIS preset (``"ultrafast"``, ``"fast"``, ``"medium"``)."""
+    from brushwork.video.flow import DISFlow, FarnebackFlow, FramePair, flow_tensor, gray, warp
+
+    inputs = outputs if inputs is None else inputs
+    if len(inputs) != len(outputs):
+        raise ValueError(f"{len(outputs)} output frames for {len(inputs)} input frames")
+    estimator = FarnebackFlow() if flow == "farneback" else DISFlow(flow)
+    measure = WarpingError()
+    greys = [gray(frame) for frame in inputs]
+    for t in range(1, len(outputs)):
+        pair = FramePair.between(greys[t - 1], greys[t], estimator)
+        warped = warp(outputs[t - 1].float(), flow_tensor(pair.backward))
+        measure.add(outputs[t], warped, torch.from_numpy(pair.mask))
+    return measure.value

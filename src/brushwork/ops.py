@@ -123,11 +123,12 @@ def style_swap(
     k = patch_size
     if min(h, w, hs, ws) < k:
         raise BrushworkError(
-            f"features of {h}×{w} (content) and {hs}×{ws} (style) are too small for "
-            f"{k}×{k} patches"
+            f"features of {h}×{w} (content) and {hs}×{ws} (style) are too small for {k}×{k} patches"
         )
-    channels_last = content_features.is_contiguous(memory_format=torch.channels_last) \
+    channels_last = (
+        content_features.is_contiguous(memory_format=torch.channels_last)
         and not content_features.is_contiguous()
+    )
     with torch.no_grad():
         content = content_features.detach()
         style = style_features.detach().to(content.dtype).contiguous()
@@ -136,16 +137,15 @@ def style_swap(
         out_h, out_w = h - k + 1, w - k + 1
         if chunk_size is None:
             chunk_size = max(1, 2**24 // (b * out_h * out_w))
-        best = torch.full((b, out_h, out_w), -torch.inf, dtype=content.dtype,
-                          device=content.device)
+        best = torch.full((b, out_h, out_w), -torch.inf, dtype=content.dtype, device=content.device)
         index = torch.zeros((b, out_h, out_w), dtype=torch.long, device=content.device)
         for first in range(0, n_patches, chunk_size):
             last = min(first + chunk_size, n_patches)
             row0, row1 = first // grid_w, (last - 1) // grid_w + 1
             # The patches of grid rows row0..row1-1 (row-major, like F.unfold of the whole).
-            rows = style[:, :, row0 * stride:(row1 - 1) * stride + k]
+            rows = style[:, :, row0 * stride : (row1 - 1) * stride + k]
             patches = F.unfold(rows, k, stride=stride)[0].T
-            patches = patches[first - row0 * grid_w:last - row0 * grid_w]
+            patches = patches[first - row0 * grid_w : last - row0 * grid_w]
             norms = patches.norm(dim=1, keepdim=True).clamp_min(1e-12)
             filters = (patches / norms).reshape(-1, c, k, k)
             if channels_last:
@@ -173,8 +173,9 @@ def style_swap(
     return result
 
 
-def mean_std(features: Tensor, mask: Tensor | None = None,
-             eps: float = 1e-5) -> tuple[Tensor, Tensor]:
+def mean_std(
+    features: Tensor, mask: Tensor | None = None, eps: float = 1e-5
+) -> tuple[Tensor, Tensor]:
     """Per-channel mean and standard deviation over the spatial positions of (B, C, H, W)
     features → two (B, C, 1, 1) tensors (Huang & Belongie 2017, eq. 5-6).
 
@@ -194,8 +195,9 @@ def mean_std(features: Tensor, mask: Tensor | None = None,
     return mean, (var + eps).sqrt()
 
 
-def adain(content: Tensor, style_mean: Tensor, style_std: Tensor,
-          mask: Tensor | None = None) -> Tensor:
+def adain(
+    content: Tensor, style_mean: Tensor, style_std: Tensor, mask: Tensor | None = None
+) -> Tensor:
     """Adaptive instance normalization (Huang & Belongie 2017, eq. 8): normalize each channel
     of the content features to zero mean and unit deviation, then give it the style's
     (B, C, 1, 1) mean and deviation. With a ``mask``, the content statistics are those of the
@@ -226,8 +228,7 @@ def covariance(features: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Te
     return mean, cov
 
 
-def symmetric_power(cov: Tensor, power: float, *, eps: float = 1e-5,
-                    cut: float = 1e-5) -> Tensor:
+def symmetric_power(cov: Tensor, power: float, *, eps: float = 1e-5, cut: float = 1e-5) -> Tensor:
     """``cov ** power`` of symmetric positive semi-definite (B, C, C) matrices, by
     eigendecomposition in float64 (:func:`torch.linalg.eigh`).
 
@@ -240,7 +241,8 @@ def symmetric_power(cov: Tensor, power: float, *, eps: float = 1e-5,
         size = matrix.shape[-1]
         scale = matrix.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-30)
         matrix = matrix + (eps * scale)[:, None, None] * torch.eye(
-            size, dtype=matrix.dtype, device=matrix.device)
+            size, dtype=matrix.dtype, device=matrix.device
+        )
         values, vectors = torch.linalg.eigh(matrix)
         keep = values > cut * values[..., -1:].clamp_min(1e-30)
         powered = torch.where(keep, values.clamp_min(1e-30) ** power, torch.zeros_like(values))
@@ -248,8 +250,9 @@ def symmetric_power(cov: Tensor, power: float, *, eps: float = 1e-5,
     return result.float()
 
 
-def whiten_color(content: Tensor, style_mean: Tensor, coloring: Tensor,
-                 mask: Tensor | None = None) -> Tensor:
+def whiten_color(
+    content: Tensor, style_mean: Tensor, coloring: Tensor, mask: Tensor | None = None
+) -> Tensor:
     """The whitening and coloring transform (Li, Fang, Yang, Wang, Lu & Yang 2017,
     "Universal Style Transfer via Feature Transforms", §3.2, eq. 3-4): centre the content
     features and whiten them, f̂_c = E_c D_c^{-1/2} E_cᵀ (f_c − m_c), so their covariance is
@@ -278,8 +281,9 @@ def coloring_statistics(features: Tensor) -> tuple[Tensor, Tensor]:
     return mean, symmetric_power(cov, 0.5)
 
 
-def pad_to_multiple(image: Tensor, multiple: int, minimum: int = 0,
-                    mode: str = "reflect") -> tuple[Tensor, tuple[int, int]]:
+def pad_to_multiple(
+    image: Tensor, multiple: int, minimum: int = 0, mode: str = "reflect"
+) -> tuple[Tensor, tuple[int, int]]:
     """Pad the bottom and right of (B, C, H, W) to multiples of ``multiple`` and at least
     ``minimum`` (``mode``: reflection, falling back to replication where the image is too
     small to reflect); returns the padded tensor and the original (H, W), for cropping the
@@ -289,8 +293,10 @@ def pad_to_multiple(image: Tensor, multiple: int, minimum: int = 0,
     no Python branch (reflection, no minimum), so the graph pads every input size right."""
     height, width = image.shape[-2:]
     if torch.jit.is_tracing():
-        return F.pad(image, (0, (-width) % multiple, 0, (-height) % multiple),
-                     mode=mode), (height, width)
+        return F.pad(image, (0, (-width) % multiple, 0, (-height) % multiple), mode=mode), (
+            height,
+            width,
+        )
     bottom = max(-height % multiple, minimum - height)
     right = max(-width % multiple, minimum - width)
     if bottom or right:

@@ -41,8 +41,10 @@ class OptimizationResult:
 
 
 def _diverged(step: int, what: str) -> BrushworkError:
-    return BrushworkError(f"optimization diverged at step {step} ({what}); lower the loss "
-                          "weights or the learning rate")
+    return BrushworkError(
+        f"optimization diverged at step {step} ({what}); lower the loss "
+        "weights or the learning rate"
+    )
 
 
 def optimize_image(
@@ -75,8 +77,12 @@ def optimize_image(
     x.register_hook(lambda grad: grad.contiguous())
     if optimizer == "lbfgs":
         opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            [x], lr=learning_rate or 1.0, max_iter=1, history_size=history_size,
-            tolerance_grad=0.0, tolerance_change=0.0,
+            [x],
+            lr=learning_rate or 1.0,
+            max_iter=1,
+            history_size=history_size,
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
         )
     elif optimizer == "adam":
         opt = torch.optim.Adam([x], lr=learning_rate or 0.02)
@@ -105,11 +111,19 @@ def optimize_image(
         if not bool(torch.isfinite(x).all()):
             raise _diverged(step, "the image is no longer finite")
         if float(x.detach().max()) > 1 + PIXEL_BOUND or float(x.detach().min()) < -PIXEL_BOUND:
-            raise _diverged(step, "pixel values left the image's range by over "
-                            f"{PIXEL_BOUND:g}")
+            raise _diverged(step, f"pixel values left the image's range by over {PIXEL_BOUND:g}")
         history.append(losses)
-        ev.emit(ev.Progress(stage, step_offset + step, total, losses,
-                            time.perf_counter() - start, scale, x.detach()))
+        ev.emit(
+            ev.Progress(
+                stage,
+                step_offset + step,
+                total,
+                losses,
+                time.perf_counter() - start,
+                scale,
+                x.detach(),
+            )
+        )
     with torch.no_grad():
         final = {name: float(value) for name, value in loss_fn(x.detach()).items()}
     if not math.isfinite(final["total"]):

@@ -31,11 +31,21 @@ REQUIRED: Any = dataclasses.MISSING
 come first in their dataclass)."""
 
 
-def option(default: Any, help: str, *, choices: tuple[Any, ...] | None = None,
-           minimum: float | None = None, maximum: float | None = None,
-           exclusive_minimum: bool = False, min_items: int = 0,
-           parse: Callable[[str], Any] | None = None, metavar: str | None = None,
-           flag: str | None = None, short: str | None = None, cli: bool = True) -> Any:
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[Any, ...] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    min_items: int = 0,
+    parse: Callable[[str], Any] | None = None,
+    metavar: str | None = None,
+    flag: str | None = None,
+    short: str | None = None,
+    cli: bool = True,
+) -> Any:
     """A dataclass field with what the CLI, the service and validation need to know.
 
     ``choices`` (for a str field, or each item of a tuple field), ``minimum`` / ``maximum``
@@ -46,9 +56,19 @@ def option(default: Any, help: str, *, choices: tuple[Any, ...] | None = None,
     """
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for sequence defaults")
-    metadata = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum,
-                "exclusive_minimum": exclusive_minimum, "min_items": min_items,
-                "parse": parse, "metavar": metavar, "flag": flag, "short": short, "cli": cli}
+    metadata = {
+        "help": help,
+        "choices": choices,
+        "minimum": minimum,
+        "maximum": maximum,
+        "exclusive_minimum": exclusive_minimum,
+        "min_items": min_items,
+        "parse": parse,
+        "metavar": metavar,
+        "flag": flag,
+        "short": short,
+        "cli": cli,
+    }
     if default is REQUIRED:
         return field(metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -76,16 +96,27 @@ class FieldSpec:
 
     @property
     def label(self) -> str:
-        return self.name.replace("_", "-")
+        """The option as users type it: its flag's name (``lr``), else the field's
+        (``learning-rate``)."""
+        flag = (self.metadata or {}).get("flag") if self.metadata is not None else None
+        return flag.lstrip("-") if flag else self.name.replace("_", "-")
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready: what a form needs to build a control for this option."""
         default = list(self.default) if isinstance(self.default, tuple) else self.default
-        return {"name": self.name, "type": self.kind, "items": self.item,
-                "optional": self.optional, "default": default, "help": self.help,
-                "choices": list(self.choices) if self.choices else None,
-                "minimum": self.minimum, "maximum": self.maximum,
-                "exclusive_minimum": self.exclusive_minimum, "required": self.required}
+        return {
+            "name": self.name,
+            "type": self.kind,
+            "items": self.item,
+            "optional": self.optional,
+            "default": default,
+            "help": self.help,
+            "choices": list(self.choices) if self.choices else None,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "exclusive_minimum": self.exclusive_minimum,
+            "required": self.required,
+        }
 
 
 _KINDS = {int: "int", float: "float", str: "str", bool: "bool"}
@@ -113,10 +144,23 @@ def fields_of(cls: type) -> tuple[FieldSpec, ...]:
         meta = f.metadata
         required = f.default is dataclasses.MISSING
         default = None if required else f.default
-        specs.append(FieldSpec(
-            f.name, kind, item, optional, default, meta.get("help", ""), meta.get("choices"),
-            meta.get("minimum"), meta.get("maximum"), bool(meta.get("exclusive_minimum")),
-            int(meta.get("min_items") or 0), required, meta))
+        specs.append(
+            FieldSpec(
+                f.name,
+                kind,
+                item,
+                optional,
+                default,
+                meta.get("help", ""),
+                meta.get("choices"),
+                meta.get("minimum"),
+                meta.get("maximum"),
+                bool(meta.get("exclusive_minimum")),
+                int(meta.get("min_items") or 0),
+                required,
+                meta,
+            )
+        )
     return tuple(specs)
 
 
@@ -151,8 +195,9 @@ def _check_value(spec: FieldSpec, kind: str, value: Any, what: str) -> None:
     elif kind == "str" and not isinstance(value, str):
         raise BrushworkError(f"{what} must be a string, not {value!r}")
     if spec.choices is not None and value not in spec.choices:
-        raise BrushworkError(f"{what} must be one of {', '.join(map(str, spec.choices))}, "
-                             f"not {value!r}")
+        raise BrushworkError(
+            f"{what} must be one of {', '.join(map(str, spec.choices))}, not {value!r}"
+        )
 
 
 @dataclass
@@ -173,8 +218,10 @@ class Options:
                 if not isinstance(value, (tuple, list)):
                     raise BrushworkError(f"{what} must be a list, not {value!r}")
                 if len(value) < spec.min_items:
-                    raise BrushworkError(f"{what} needs at least {spec.min_items} "
-                                         f"value{'s' if spec.min_items > 1 else ''}")
+                    raise BrushworkError(
+                        f"{what} needs at least {spec.min_items} "
+                        f"value{'s' if spec.min_items > 1 else ''}"
+                    )
                 for item in value:
                     _check_value(spec, spec.item or "str", item, f"each of {what}")
                 if isinstance(value, list):

@@ -28,15 +28,21 @@ PathLike = str | os.PathLike[str]
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 
 
-def check_output_path(path: PathLike, *, force: bool = False,
-                      extensions: Sequence[str] = IMAGE_EXTENSIONS,
-                      what: str = "output") -> Path:
+def check_output_path(
+    path: PathLike,
+    *,
+    force: bool = False,
+    extensions: Sequence[str] = IMAGE_EXTENSIONS,
+    what: str = "output",
+) -> Path:
     """Validate one output path before doing any expensive work; return it as a ``Path``."""
     p = Path(path)
     if extensions and p.suffix.lower() not in extensions:
         found = f"extension {p.suffix!r}" if p.suffix else "no extension"
-        supported = extensions[0] if len(extensions) == 1 else (
-            ", ".join(extensions[:-1]) + " or " + extensions[-1]
+        supported = (
+            extensions[0]
+            if len(extensions) == 1
+            else (", ".join(extensions[:-1]) + " or " + extensions[-1])
         )
         raise BrushworkError(f"{path}: unsupported {what} format ({found}); use {supported}")
     if p.is_dir():
@@ -71,16 +77,24 @@ class OutputPlan:
         self.planned: list[tuple[Path, str]] = []
         self.written: list[Path] = []
 
-    def add(self, path: PathLike, *, extensions: Sequence[str] = IMAGE_EXTENSIONS,
-            what: str = "output", flag: str | None = None) -> Path:
+    def add(
+        self,
+        path: PathLike,
+        *,
+        extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        what: str = "output",
+        flag: str | None = None,
+    ) -> Path:
         """Check ``path`` (see :func:`check_output_path`) and against every path added
         before; ``flag`` names the option in messages."""
         p = check_output_path(path, force=self.force, extensions=extensions, what=what)
         label = flag or what
         for other, other_label in self.planned:
             if same_file(p, other):
-                raise BrushworkError(f"{label} {path} is the same file as {other_label} "
-                                     f"{other}; give each output its own path")
+                raise BrushworkError(
+                    f"{label} {path} is the same file as {other_label} "
+                    f"{other}; give each output its own path"
+                )
         self.planned.append((p, label))
         return p
 
@@ -116,23 +130,33 @@ def _publish(tmp: str, target: Path, replace: bool) -> None:
     try:
         os.link(tmp, target)
     except FileExistsError:
-        raise BrushworkError(f"{target} appeared while brushwork was working (another run?); "
-                             "it was not replaced: pass --force to overwrite") from None
+        raise BrushworkError(
+            f"{target} appeared while brushwork was working (another run?); "
+            "it was not replaced: pass --force to overwrite"
+        ) from None
     except OSError as error:
-        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
-                               errno.EMLINK):
+        if error.errno not in (
+            errno.EPERM,
+            errno.ENOTSUP,
+            errno.EOPNOTSUPP,
+            errno.EXDEV,
+            errno.EMLINK,
+        ):
             raise
         # no hard links on this filesystem: the plain check, then a rename
         if target.exists() or target.is_symlink():
-            raise BrushworkError(f"{target} appeared while brushwork was working (another "
-                                 "run?); it was not replaced: pass --force to overwrite") from None
+            raise BrushworkError(
+                f"{target} appeared while brushwork was working (another "
+                "run?); it was not replaced: pass --force to overwrite"
+            ) from None
         os.replace(tmp, target)
         return
     os.unlink(tmp)
 
 
-def write_atomically_together(files: Sequence[tuple[Path, Callable[[str], None]]], *,
-                              replace: bool = True) -> None:
+def write_atomically_together(
+    files: Sequence[tuple[Path, Callable[[str], None]]], *, replace: bool = True
+) -> None:
     """:func:`write_atomically` for several files, all or nothing: each ``write(temp_path)``
     writes a temp file beside its target, and only when all are written are they published;
     if one cannot be, the files already published are removed (with ``replace``, the files
@@ -143,8 +167,7 @@ def write_atomically_together(files: Sequence[tuple[Path, Callable[[str], None]]
     try:
         for target, write in files:
             target = Path(target)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                       suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
             os.close(fd)
             temps.append(tmp)
             write(tmp)

@@ -91,8 +91,9 @@ class Precision:
     def dtype(self) -> Any:
         import torch
 
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16,
-                "float16": torch.float16}[self.name]
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+            self.name
+        ]
 
     @property
     def reduced(self) -> bool:
@@ -136,8 +137,9 @@ def resolve_device(device: Any = "auto") -> Any:
 def check_precision(requested: str) -> str:
     """The name, checked: one of :data:`PRECISIONS`."""
     if requested not in PRECISIONS:
-        raise BrushworkError(f"unknown precision {requested!r}; choose one of "
-                             f"{', '.join(PRECISIONS)}")
+        raise BrushworkError(
+            f"unknown precision {requested!r}; choose one of {', '.join(PRECISIONS)}"
+        )
     return requested
 
 
@@ -151,8 +153,9 @@ def resolve_precision(requested: str | Precision, device: Any = "cpu") -> Precis
     check_precision(requested)
     if requested == "auto" and (forced := os.environ.get(PRECISION_ENV, "").strip()):
         if forced not in PRECISIONS:
-            raise BrushworkError(f"{PRECISION_ENV} is {forced!r}; use one of "
-                                 f"{', '.join(PRECISIONS)}")
+            raise BrushworkError(
+                f"{PRECISION_ENV} is {forced!r}; use one of {', '.join(PRECISIONS)}"
+            )
         requested = forced
     device_type = getattr(device, "type", None) or str(device).split(":")[0]
     if device_type == "cuda":
@@ -160,11 +163,15 @@ def resolve_precision(requested: str | Precision, device: Any = "cpu") -> Precis
 
         bf16 = torch.cuda.is_bf16_supported()
         if requested == "auto":
-            return Precision("bfloat16" if bf16 else "float16", "cuda",
-                             "GPU supports bfloat16" if bf16 else "GPU without bfloat16")
+            return Precision(
+                "bfloat16" if bf16 else "float16",
+                "cuda",
+                "GPU supports bfloat16" if bf16 else "GPU without bfloat16",
+            )
         if requested == "bfloat16" and not bf16:
-            raise BrushworkError("this GPU does not support bfloat16; use --precision "
-                                 "float16 or float32")
+            raise BrushworkError(
+                "this GPU does not support bfloat16; use --precision float16 or float32"
+            )
         return Precision(requested, "cuda", "requested")
     if device_type != "cpu":
         if requested in ("auto", "float32"):
@@ -176,12 +183,15 @@ def resolve_precision(requested: str | Precision, device: Any = "cpu") -> Precis
             return Precision("bfloat16", "cpu", f"CPU has {' and '.join(units)}")
         return Precision("float32", "cpu", "CPU has no bfloat16 units")
     if requested == "float16":
-        raise BrushworkError("float16 runs only on CUDA GPUs; on a CPU use --precision "
-                             "bfloat16 or float32")
+        raise BrushworkError(
+            "float16 runs only on CUDA GPUs; on a CPU use --precision bfloat16 or float32"
+        )
     if requested == "bfloat16" and not units:
         from brushwork import events
 
-        events.warn("this CPU has no bfloat16 units (no amx_bf16 or avx512_bf16 flag): "
-                    "bfloat16 is emulated and slower than float32 here")
+        events.warn(
+            "this CPU has no bfloat16 units (no amx_bf16 or avx512_bf16 flag): "
+            "bfloat16 is emulated and slower than float32 here"
+        )
         return Precision("bfloat16", "cpu", "requested (CPU without bfloat16 units)")
     return Precision(requested, "cpu", "requested")

@@ -71,8 +71,7 @@ def check_animation_path(path: PathLike, *, force: bool = False) -> Path:
 
     Also checks that PyAV is installed when the path ends in ``.mp4``.
     """
-    p = check_output_path(path, force=force, extensions=ANIMATION_EXTENSIONS,
-                          what="animation")
+    p = check_output_path(path, force=force, extensions=ANIMATION_EXTENSIONS, what="animation")
     check_animation_deps(p)
     return p
 

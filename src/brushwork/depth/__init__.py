@@ -54,13 +54,15 @@ if TYPE_CHECKING:
     import onnx
 
 ENV = "BRUSHWORK_DEPTH_MODEL"
-INSTALL_HINT = ("install brushwork[depth], or without torchvision: pip install onnx && "
-                "pip install --no-deps onnx2torch")
+INSTALL_HINT = (
+    "install brushwork[depth], or without torchvision: pip install onnx && "
+    "pip install --no-deps onnx2torch"
+)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Input normalizations by name (``--depth-normalize``): (mean, std) per RGB channel.
 NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),   # MiDaS, DPT-large, Depth Anything (HF)
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),  # MiDaS, DPT-large, Depth Anything (HF)
     "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # DPT-hybrid and some Depth Anything exports
 }
 ONNX2TORCH_OPSET = 17  # retry ONNX models onnx2torch cannot convert at this opset
@@ -82,17 +84,23 @@ class DepthModel(nn.Module):
     mode: batch-norm statistics of a pretrained estimator must not drift.
     """
 
-    def __init__(self, net: nn.Module, input_size: int | None = 256,
-                 mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        input_size: int | None = 256,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
         super().__init__()
         _check_convention(input_size, mean, std)
         self.net = net
         self.input_size = input_size
-        self.register_buffer("mean", torch.tensor([float(v) for v in mean]).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer("std", torch.tensor([float(v) for v in std]).view(1, 3, 1, 1),
-                             persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor([float(v) for v in mean]).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor([float(v) for v in std]).view(1, 3, 1, 1), persistent=False
+        )
         self.requires_grad_(False)
         self.eval()
 
@@ -107,8 +115,9 @@ class DepthModel(nn.Module):
         height, width = image.shape[-2:]
         x = image
         if self.input_size is not None and (height, width) != (self.input_size,) * 2:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
-                              align_corners=False)
+            x = F.interpolate(
+                x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
+            )
         x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         out = self.net(x)
         if isinstance(out, (tuple, list)):  # several graph outputs: the first is the depth
@@ -118,33 +127,39 @@ class DepthModel(nn.Module):
         if out.dim() == 3:
             out = out.unsqueeze(1)
         if out.dim() != 4 or out.shape[1] != 1 or out.shape[0] != image.shape[0]:
-            raise BrushworkError(f"the depth model returned shape {tuple(out.shape)} for "
-                                 f"{tuple(x.shape)}; expected (B, H, W) or (B, 1, H, W)")
+            raise BrushworkError(
+                f"the depth model returned shape {tuple(out.shape)} for "
+                f"{tuple(x.shape)}; expected (B, H, W) or (B, 1, H, W)"
+            )
         if out.shape[-2:] != (height, width):
-            out = F.interpolate(out, size=(height, width), mode="bilinear",
-                                align_corners=False)
+            out = F.interpolate(out, size=(height, width), mode="bilinear", align_corners=False)
         return out
 
     def extra_repr(self) -> str:
         return f"input_size={self.input_size}"
 
 
-def _check_convention(input_size: int | None, mean: Sequence[float],
-                      std: Sequence[float]) -> None:
-    if input_size is not None and (not isinstance(input_size, int)
-                                   or isinstance(input_size, bool) or input_size < 1):
+def _check_convention(input_size: int | None, mean: Sequence[float], std: Sequence[float]) -> None:
+    if input_size is not None and (
+        not isinstance(input_size, int) or isinstance(input_size, bool) or input_size < 1
+    ):
         raise BrushworkError(f"depth-size must be an integer >= 1, not {input_size}")
     for name, values in (("mean", mean), ("std", std)):
-        if (len(values) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v)
-                                        for v in values)):
+        if len(values) != 3 or not all(
+            isinstance(v, (int, float)) and math.isfinite(v) for v in values
+        ):
             raise BrushworkError(f"depth {name} must be 3 finite numbers, not {values}")
     if min(std) <= 0:
         raise BrushworkError(f"depth std must be > 0, not {std}")
 
 
-def load_depth_model(path: str | Path | None, *, input_size: int | None = 256,
-                     mean: Sequence[float] = IMAGENET_MEAN,
-                     std: Sequence[float] = IMAGENET_STD) -> DepthModel:
+def load_depth_model(
+    path: str | Path | None,
+    *,
+    input_size: int | None = 256,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> DepthModel:
     """A depth estimator → a frozen :class:`DepthModel` on the CPU, in eval mode, with no
     trainable parameters.
 
@@ -177,8 +192,10 @@ def load_depth_model(path: str | Path | None, *, input_size: int | None = 256,
         net = _load_torchscript(path)
     else:
         known = ", ".join(sorted(BRUSHWORK_SUFFIXES | ONNX_SUFFIXES | TORCHSCRIPT_SUFFIXES))
-        raise BrushworkError(f"depth model {path}: unsupported file type {suffix or '(none)'!r}"
-                             f"; expected a brushwork, ONNX or TorchScript model ({known})")
+        raise BrushworkError(
+            f"depth model {path}: unsupported file type {suffix or '(none)'!r}"
+            f"; expected a brushwork, ONNX or TorchScript model ({known})"
+        )
     return DepthModel(net, input_size, mean, std)
 
 
@@ -188,24 +205,29 @@ def _load_torchscript(path: Path) -> nn.Module:
             warnings.simplefilter("ignore", DeprecationWarning)
             return torch.jit.load(str(path), map_location="cpu")
     except Exception as error:
-        raise BrushworkError(f"cannot read depth model {path}: not a TorchScript file (save "
-                             f"it with torch.jit.save, not torch.save; "
-                             f"{type(error).__name__}: {_first_line(error)})") from error
+        raise BrushworkError(
+            f"cannot read depth model {path}: not a TorchScript file (save "
+            f"it with torch.jit.save, not torch.save; "
+            f"{type(error).__name__}: {_first_line(error)})"
+        ) from error
 
 
 def _load_onnx(path: Path) -> nn.Module:
     try:
         import onnx
     except ImportError as error:
-        raise BrushworkError(f"reading ONNX depth models needs onnx and onnx2torch: "
-                             f"{INSTALL_HINT}") from error
+        raise BrushworkError(
+            f"reading ONNX depth models needs onnx and onnx2torch: {INSTALL_HINT}"
+        ) from error
     convert = _onnx2torch_convert()
     try:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
     except Exception as error:
-        raise BrushworkError(f"cannot read depth model {path}: not a valid ONNX model "
-                             f"({type(error).__name__}: {_first_line(error)})") from error
+        raise BrushworkError(
+            f"cannot read depth model {path}: not a valid ONNX model "
+            f"({type(error).__name__}: {_first_line(error)})"
+        ) from error
     if not model.graph.node or not model.graph.output:
         raise BrushworkError(f"cannot read depth model {path}: the ONNX graph is empty")
     try:
@@ -219,18 +241,24 @@ def _load_onnx(path: Path) -> nn.Module:
                 raise
             return convert(downgraded)
     except NotImplementedError as error:
-        found = re.search(r"domain='([^']*)', operation_type='([^']+)', version=(\d+)",
-                          str(error))
-        what = (f"operator {found[1] + '.' if found[1] else ''}{found[2]} (opset {found[3]})"
-                if found else f"an operator ({_first_line(error)})")
-        raise BrushworkError(f"cannot convert depth model {path} to torch: onnx2torch does "
-                             f"not support {what}; export it with another opset or as "
-                             "TorchScript") from error
+        found = re.search(r"domain='([^']*)', operation_type='([^']+)', version=(\d+)", str(error))
+        what = (
+            f"operator {found[1] + '.' if found[1] else ''}{found[2]} (opset {found[3]})"
+            if found
+            else f"an operator ({_first_line(error)})"
+        )
+        raise BrushworkError(
+            f"cannot convert depth model {path} to torch: onnx2torch does "
+            f"not support {what}; export it with another opset or as "
+            "TorchScript"
+        ) from error
     except BrushworkError:
         raise
     except Exception as error:
-        raise BrushworkError(f"cannot convert depth model {path} to torch with onnx2torch "
-                             f"({type(error).__name__}: {_first_line(error)})") from error
+        raise BrushworkError(
+            f"cannot convert depth model {path} to torch with onnx2torch "
+            f"({type(error).__name__}: {_first_line(error)})"
+        ) from error
 
 
 def _downgrade(model: onnx.ModelProto, opset: int) -> onnx.ModelProto | None:
@@ -238,8 +266,7 @@ def _downgrade(model: onnx.ModelProto, opset: int) -> onnx.ModelProto | None:
     None when it already is at or below it or the converter fails."""
     from onnx import version_converter
 
-    current = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
-                  default=0)
+    current = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     if current <= opset:
         return None
     try:
@@ -261,8 +288,9 @@ def _onnx2torch_convert() -> Callable[..., nn.Module]:
     try:
         from onnx2torch import convert
     except ImportError as error:
-        raise BrushworkError(f"reading ONNX depth models needs onnx2torch ({error}): "
-                             f"{INSTALL_HINT}") from error
+        raise BrushworkError(
+            f"reading ONNX depth models needs onnx2torch ({error}): {INSTALL_HINT}"
+        ) from error
     finally:
         for name, module in saved.items():
             if sys.modules.get(name) is stubs[name]:
@@ -275,8 +303,10 @@ def _onnx2torch_convert() -> Callable[..., nn.Module]:
 
 def _torchvision_stand_in() -> dict[str, types.ModuleType]:
     def missing(*args: object, **kwargs: object) -> None:
-        raise BrushworkError("this ONNX model uses NonMaxSuppression or RoiAlign, which "
-                             "onnx2torch runs with torchvision: pip install torchvision")
+        raise BrushworkError(
+            "this ONNX model uses NonMaxSuppression or RoiAlign, which "
+            "onnx2torch runs with torchvision: pip install torchvision"
+        )
 
     def getattr_(name: str) -> object:
         if name.startswith("__"):
@@ -295,4 +325,4 @@ def _first_line(error: BaseException, limit: int = 160) -> str:
     text = str(error).strip()
     text = text.splitlines()[0] if text else "no details"
     text = text.split(". ")[0]
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

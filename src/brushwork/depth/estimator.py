@@ -87,9 +87,13 @@ class DepthNet(nn.Module):
         skips = self.encoder(x, SKIP_LAYERS)
         f16 = self.down16(skips["relu4_1"])
         y = self.down32(f16)
-        for stage, skip in ((self.up16, f16), (self.up8, skips["relu4_1"]),
-                            (self.up4, skips["relu3_1"]), (self.up2, skips["relu2_1"]),
-                            (self.up1, skips["relu1_1"])):
+        for stage, skip in (
+            (self.up16, f16),
+            (self.up8, skips["relu4_1"]),
+            (self.up4, skips["relu3_1"]),
+            (self.up2, skips["relu2_1"]),
+            (self.up1, skips["relu1_1"]),
+        ):
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             y = stage(torch.cat([y, skip.to(y.dtype)], 1))
         return self.head(y)[..., :height, :width]

@@ -23,8 +23,9 @@ from brushwork.losses import align_scale_shift
 BASELINES = ("constant", "ramp")
 
 
-def depth_errors(prediction: Tensor, target: Tensor, mask: Tensor | None = None
-                 ) -> dict[str, float]:
+def depth_errors(
+    prediction: Tensor, target: Tensor, mask: Tensor | None = None
+) -> dict[str, float]:
     """AbsRel and δ<1.25 of inverse-depth ``prediction`` against inverse-depth ``target``
     (both (B, 1, H, W); target 0 = unknown), averaged over the images of the batch."""
     valid = target > 0 if mask is None else (mask != 0) & (target > 0)

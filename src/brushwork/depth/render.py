@@ -15,11 +15,13 @@ from torch import Tensor
 # Blog, August 2019), as the degree-5 polynomial approximation that Google published with it
 # (GLSL by Ruofei Du, https://gist.github.com/mikhailov-work/0d177465a8151eb6ede1768d51d476c7,
 # Copyright 2019 Google LLC, Apache-2.0). Row: R, G, B; column: coefficient of x**0 ... x**5.
-_TURBO = np.array([
-    [0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943],
-    [0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604],
-    [0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973],
-])
+_TURBO = np.array(
+    [
+        [0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943],
+        [0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604],
+        [0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973],
+    ]
+)
 RAW_DESCRIPTION = "relative inverse depth: 0 = farthest, 65535 = nearest, scale and shift unknown"
 """What a :func:`to_uint16` PNG holds (``brushwork depth --raw`` writes it as its
 ``Description`` text chunk)."""
@@ -33,8 +35,10 @@ def _as_map(inverse_depth: Tensor | np.ndarray) -> np.ndarray:
     while values.ndim > 2 and values.shape[0] == 1:
         values = values[0]
     if values.ndim != 2:
-        raise ValueError(f"expected a depth map (H, W), (1, H, W) or (1, 1, H, W), got "
-                         f"shape {tuple(np.shape(inverse_depth))}")
+        raise ValueError(
+            f"expected a depth map (H, W), (1, H, W) or (1, 1, H, W), got "
+            f"shape {tuple(np.shape(inverse_depth))}"
+        )
     return values
 
 
@@ -46,8 +50,9 @@ def turbo(x: np.ndarray) -> np.ndarray:
     return np.clip(powers @ _TURBO.T, 0.0, 1.0)
 
 
-def colorize(inverse_depth: Tensor | np.ndarray, low: float = 2.0,
-             high: float = 98.0) -> np.ndarray:
+def colorize(
+    inverse_depth: Tensor | np.ndarray, low: float = 2.0, high: float = 98.0
+) -> np.ndarray:
     """Relative inverse depth (H, W), (1, H, W) or (1, 1, H, W) → RGB uint8 (H, W, 3).
 
     Values are normalised by the map's own ``low`` and ``high`` percentiles (so a few

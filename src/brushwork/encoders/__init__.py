@@ -39,14 +39,20 @@ _lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=8)
-def _cached(last_layer: str, pooling: str, device: str, weights: str | None,
-            weights_sha256: str | None) -> VGG19:
+def _cached(
+    last_layer: str, pooling: str, device: str, weights: str | None, weights_sha256: str | None
+) -> VGG19:
     encoder = load_vgg19(last_layer, pooling=pooling, source=weights, sha256=weights_sha256)
     return encoder.to(device).use_channels_last(device == "cpu")
 
 
-def cached_vgg19(last_layer: str, pooling: str = "max", device: str = "cpu",
-                 weights: str | None = None, weights_sha256: str | None = None) -> VGG19:
+def cached_vgg19(
+    last_layer: str,
+    pooling: str = "max",
+    device: str = "cpu",
+    weights: str | None = None,
+    weights_sha256: str | None = None,
+) -> VGG19:
     """A pretrained VGG-19 shared by every run in the process (one per layer, pooling,
     device and weights source); channels-last on CPUs. It is frozen and never changed after
     it is built, so threads may use it at once; do not modify it (copy it to train it)."""

@@ -22,9 +22,7 @@ from brushwork.errors import BrushworkError
 # Output channels of each block's convolutions: (block, number of convs, channels).
 _BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
 
-CONV_LAYERS: tuple[str, ...] = tuple(
-    f"conv{b}_{i}" for b, n, _ in _BLOCKS for i in range(1, n + 1)
-)
+CONV_LAYERS: tuple[str, ...] = tuple(f"conv{b}_{i}" for b, n, _ in _BLOCKS for i in range(1, n + 1))
 LAYERS: tuple[str, ...] = tuple(
     name
     for b, n, _ in _BLOCKS
@@ -71,8 +69,9 @@ def downsample_mask(mask: Tensor, layer: str) -> Tensor:
     return mask
 
 
-def inference_peak_elements(height: int, width: int, last_layer: str,
-                            kept: Iterable[str] = ()) -> int:
+def inference_peak_elements(
+    height: int, width: int, last_layer: str, kept: Iterable[str] = ()
+) -> int:
     """Peak number of live activations in one forward pass without gradients: the largest
     input + output pair of any layer, plus the ``kept`` layers' outputs (returned features)."""
     check_layers(kept)
@@ -193,8 +192,9 @@ class VGG19(nn.Module):
         """RGB in [0, 1] → the Caffe convention (BGR, 0..255, mean pixel subtracted)."""
         return image.flip(1) * 255.0 - self.mean_bgr
 
-    def forward(self, image: Tensor, layers: Iterable[str] | None = None, *,
-                checkpointing: bool = False) -> dict[str, Tensor]:
+    def forward(
+        self, image: Tensor, layers: Iterable[str] | None = None, *, checkpointing: bool = False
+    ) -> dict[str, Tensor]:
         """Run up to the deepest of ``layers`` (default: every layer built) and return their
         outputs by name.
 

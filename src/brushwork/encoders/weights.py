@@ -153,8 +153,9 @@ def download(url: str, target: Path, sha256: str, *, progress: bool = True) -> P
     stage = f"download {target.name}"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                        suffix=".part")
+        fd, tmp_name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+        )
     except OSError as error:
         raise _cache_error(target.parent, error) from None
     digest = hashlib.sha256()
@@ -222,19 +223,23 @@ def read_source_file(path: Path) -> dict[str, Tensor]:
                 state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if "Unsupported global" not in str(error):  # not a pickle of objects: garbage
-            raise BrushworkError(f"cannot read VGG-19 weights {path}: not a weights file "
-                                 "(neither safetensors nor a torch file)") from None
+            raise BrushworkError(
+                f"cannot read VGG-19 weights {path}: not a weights file "
+                "(neither safetensors nor a torch file)"
+            ) from None
         raise BrushworkError(
             f"cannot read VGG-19 weights {path}: it holds Python objects other than tensors, "
             "and brushwork never unpickles code; convert it to a state dict of tensors "
-            "(.pth) or to .safetensors") from None
+            "(.pth) or to .safetensors"
+        ) from None
     except Exception as error:  # any reader failure means the file is not usable
         reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
         if len(reason) > 160:
             reason = reason[:159] + "…"
-        raise BrushworkError(f"cannot read VGG-19 weights {path}: not a weights file "
-                             f"({type(error).__name__}{': ' + reason if reason else ''})"
-                             ) from None
+        raise BrushworkError(
+            f"cannot read VGG-19 weights {path}: not a weights file "
+            f"({type(error).__name__}{': ' + reason if reason else ''})"
+        ) from None
     if not isinstance(state, dict):
         raise BrushworkError(f"not a VGG-19 weights file: {path} holds no dict of tensors")
     return decode_state(state)
@@ -247,7 +252,9 @@ def build_cache(source: WeightsSource, *, progress: bool = True) -> Path:
     if source.kind == "url":
         name = source.location.rsplit("/", 1)[-1] or "vgg19.pth"
         path = download(
-            source.location, cache_dir() / "downloads" / name, source.sha256 or "",
+            source.location,
+            cache_dir() / "downloads" / name,
+            source.sha256 or "",
             progress=progress,
         )
     else:
@@ -268,8 +275,7 @@ def build_cache(source: WeightsSource, *, progress: bool = True) -> Path:
     metadata = {"source": source.location, "kind": source.kind, "source_sha256": actual}
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                        suffix=".tmp")
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as error:
         raise _cache_error(target.parent, error) from None
     os.close(fd)
@@ -288,8 +294,10 @@ def build_cache(source: WeightsSource, *, progress: bool = True) -> Path:
 
 
 def _cache_error(folder: Path, error: OSError) -> BrushworkError:
-    return BrushworkError(f"cannot write the weights cache in {folder}: "
-                          f"{error.strerror or error}; set BRUSHWORK_HOME to a writable folder")
+    return BrushworkError(
+        f"cannot write the weights cache in {folder}: "
+        f"{error.strerror or error}; set BRUSHWORK_HOME to a writable folder"
+    )
 
 
 def _write_text_atomic(path: Path, text: str) -> None:

@@ -47,36 +47,61 @@ class MethodEntry:
     def load(self) -> type[Method]:
         cls = load_object(self.target)
         if getattr(cls, "name", None) != self.name:
-            raise BrushworkError(f"{self.target} is registered as {self.name!r} but is named "
-                                 f"{getattr(cls, 'name', None)!r}")
+            raise BrushworkError(
+                f"{self.target} is registered as {self.name!r} but is named "
+                f"{getattr(cls, 'name', None)!r}"
+            )
         cls.description = self.description  # type: ignore[attr-defined]
         return cls  # type: ignore[return-value]
 
 
-REGISTRY: dict[str, MethodEntry] = {e.name: e for e in (
-    MethodEntry("gatys", "brushwork.methods.gatys:Gatys",
-                "optimize the pixels to match content features and Gram statistics",
-                "optimization", "Gatys, Ecker & Bethge, CVPR 2016"),
-    MethodEntry("gatys-laplacian", "brushwork.methods.gatys:GatysLaplacian",
-                "Gatys + a Laplacian loss that keeps fine content structure",
-                "optimization", "Li, Xu, Nie & Chua, ACM MM 2017"),
-    MethodEntry("styleswap", "brushwork.methods.styleswap:StyleSwap",
-                "rebuild the content's features from best-matching style patches "
-                "(optimization, or one pass with --inverse)",
-                "optimization", "Chen & Schmidt 2016",
-                trainers={"styleswap-inverse": "brushwork.training.styleswap:InverseObjective"}),
-    MethodEntry("adain", "brushwork.methods.adain:AdaIN",
-                "one pass for any style: channel statistics at relu4_1, trained decoder",
-                "feed-forward", "Huang & Belongie, ICCV 2017",
-                trainers={"adain": "brushwork.training.adain:AdaINObjective"},
-                exporter="brushwork.methods.adain:export_onnx"),
-    MethodEntry("wct", "brushwork.methods.wct:WCT",
-                "one pass for any style: whitening and coloring at relu5_1..relu1_1, "
-                "five trained decoders",
-                "feed-forward", "Li, Fang, Yang, Wang, Lu & Yang, NeurIPS 2017",
-                trainers={"wct": "brushwork.training.decoders:ReconstructionObjective"},
-                exporter="brushwork.methods.wct:export_onnx"),
-)}
+REGISTRY: dict[str, MethodEntry] = {
+    e.name: e
+    for e in (
+        MethodEntry(
+            "gatys",
+            "brushwork.methods.gatys:Gatys",
+            "optimize the pixels to match content features and Gram statistics",
+            "optimization",
+            "Gatys, Ecker & Bethge, CVPR 2016",
+        ),
+        MethodEntry(
+            "gatys-laplacian",
+            "brushwork.methods.gatys:GatysLaplacian",
+            "Gatys + a Laplacian loss that keeps fine content structure",
+            "optimization",
+            "Li, Xu, Nie & Chua, ACM MM 2017",
+        ),
+        MethodEntry(
+            "styleswap",
+            "brushwork.methods.styleswap:StyleSwap",
+            "rebuild the content's features from best-matching style patches "
+            "(optimization, or one pass with --inverse)",
+            "optimization",
+            "Chen & Schmidt 2016",
+            trainers={"styleswap-inverse": "brushwork.training.styleswap:InverseObjective"},
+        ),
+        MethodEntry(
+            "adain",
+            "brushwork.methods.adain:AdaIN",
+            "one pass for any style: channel statistics at relu4_1, trained decoder",
+            "feed-forward",
+            "Huang & Belongie, ICCV 2017",
+            trainers={"adain": "brushwork.training.adain:AdaINObjective"},
+            exporter="brushwork.methods.adain:export_onnx",
+        ),
+        MethodEntry(
+            "wct",
+            "brushwork.methods.wct:WCT",
+            "one pass for any style: whitening and coloring at relu5_1..relu1_1, "
+            "five trained decoders",
+            "feed-forward",
+            "Li, Fang, Yang, Wang, Lu & Yang, NeurIPS 2017",
+            trainers={"wct": "brushwork.training.decoders:ReconstructionObjective"},
+            exporter="brushwork.methods.wct:export_onnx",
+        ),
+    )
+}
 
 
 def get_entry(name: str) -> MethodEntry:
@@ -84,9 +109,7 @@ def get_entry(name: str) -> MethodEntry:
     try:
         return REGISTRY[name]
     except (KeyError, TypeError):
-        raise BrushworkError(
-            f"unknown method {name!r}; available: {', '.join(REGISTRY)}"
-        ) from None
+        raise BrushworkError(f"unknown method {name!r}; available: {', '.join(REGISTRY)}") from None
 
 
 def get_method(name: str) -> type[Method]:
@@ -110,12 +133,27 @@ def describe() -> list[dict[str, Any]]:
         for option in options:
             value = getattr(defaults, option["name"])
             option["default"] = list(value) if isinstance(value, tuple) else value
-        found.append({"name": name, "kind": entry.kind, "description": entry.description,
-                      "paper": entry.paper, "options": options,
-                      "models": [m.name for m in models.for_method(name)],
-                      "trainers": list(entry.trainers), "export": entry.exporter is not None})
+        found.append(
+            {
+                "name": name,
+                "kind": entry.kind,
+                "description": entry.description,
+                "paper": entry.paper,
+                "options": options,
+                "models": [m.name for m in models.for_method(name)],
+                "trainers": list(entry.trainers),
+                "export": entry.exporter is not None,
+            }
+        )
     return found
 
 
-__all__ = ["REGISTRY", "MethodEntry", "describe", "get_entry", "get_method", "load_object",
-           "method_names"]
+__all__ = [
+    "REGISTRY",
+    "MethodEntry",
+    "describe",
+    "get_entry",
+    "get_method",
+    "load_object",
+    "method_names",
+]

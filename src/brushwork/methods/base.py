@@ -96,8 +96,10 @@ def style_targets(style: Tensor | StyleTarget | Sequence[StyleTarget]) -> list[S
             raise BrushworkError(f"style {number} has values that are not finite numbers")
         if target.mask is not None:
             if target.mask.ndim != 4 or target.mask.shape[:2] != (1, 1):
-                raise BrushworkError(f"the mask of style {number} must be a (1, 1, H, W) "
-                                     f"tensor, not {tuple(target.mask.shape)}")
+                raise BrushworkError(
+                    f"the mask of style {number} must be a (1, 1, H, W) "
+                    f"tensor, not {tuple(target.mask.shape)}"
+                )
             if size is not None and tuple(target.mask.shape[-2:]) != size:
                 raise BrushworkError("the masks of the styles differ in size")
             size = tuple(target.mask.shape[-2:])
@@ -116,8 +118,12 @@ def mask_size(targets: Sequence[StyleTarget]) -> tuple[int, int] | None:
 def check_style_weights(weights: Sequence[float]) -> None:
     """Blend weights must be finite, >= 0 and not all zero."""
     for weight in weights:
-        if (isinstance(weight, bool) or not isinstance(weight, (int, float))
-                or not math.isfinite(weight) or weight < 0):
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, (int, float))
+            or not math.isfinite(weight)
+            or weight < 0
+        ):
             raise BrushworkError(f"style weights must be finite numbers >= 0, not {weight}")
     if sum(weights) <= 0:
         raise BrushworkError("style weights must not sum to zero")
@@ -140,13 +146,16 @@ def check_content(content: Tensor, least: int, name: str) -> None:
     """Refuse a content tensor a method cannot take: wrong shape, non-finite values, or a
     side under ``least`` pixels."""
     if content.ndim != 4 or content.shape[:2] != (1, 3):
-        raise BrushworkError(f"the content must be a (1, 3, H, W) tensor, not "
-                             f"{tuple(content.shape)}")
+        raise BrushworkError(
+            f"the content must be a (1, 3, H, W) tensor, not {tuple(content.shape)}"
+        )
     if not bool(torch.isfinite(content).all()):
         raise BrushworkError("the content has values that are not finite numbers")
     if min(content.shape[-2:]) < least:
-        raise BrushworkError(f"the content is {content.shape[-1]}x{content.shape[-2]} px; "
-                             f"{name} needs at least {least} px a side")
+        raise BrushworkError(
+            f"the content is {content.shape[-1]}x{content.shape[-2]} px; "
+            f"{name} needs at least {least} px a side"
+        )
 
 
 @dataclass
@@ -170,8 +179,11 @@ class MemoryPlan:
     history_size: int = 0
 
     def describe(self) -> dict[str, Any]:
-        return {"memory_estimate": self.estimate, "checkpointing": self.checkpointing,
-                "lbfgs_history": self.history_size}
+        return {
+            "memory_estimate": self.estimate,
+            "checkpointing": self.checkpointing,
+            "lbfgs_history": self.history_size,
+        }
 
 
 @dataclass(frozen=True)
@@ -201,12 +213,19 @@ class Method(ABC):
     preset: ClassVar[dict[str, Any]] = {}
     """Option values that differ from ``options_class``'s defaults for this method."""
 
-    def __init__(self, options: Options | None = None, *, encoder: Any = None,
-                 precision: Precision | None = None, **changes: Any) -> None:
+    def __init__(
+        self,
+        options: Options | None = None,
+        *,
+        encoder: Any = None,
+        precision: Precision | None = None,
+        **changes: Any,
+    ) -> None:
         base = options if options is not None else self.default_options()
         if not isinstance(base, self.options_class):
-            raise BrushworkError(f"{self.name} takes {self.options_class.__name__}, not "
-                                 f"{type(base).__name__}")
+            raise BrushworkError(
+                f"{self.name} takes {self.options_class.__name__}, not {type(base).__name__}"
+            )
         self.options = base.replace(**changes) if changes else base
         if not changes:
             self.options.validate()
@@ -256,8 +275,14 @@ class Method(ABC):
         """Check, before any weights load, that every file the options name exists
         (trained networks, start images); override where options name files."""
 
-    def plan(self, height: int, width: int, style_sizes: Sequence[tuple[int, int]],
-             device: torch.device | None = None, limit: int | None = None) -> MemoryPlan:
+    def plan(
+        self,
+        height: int,
+        width: int,
+        style_sizes: Sequence[tuple[int, int]],
+        device: torch.device | None = None,
+        limit: int | None = None,
+    ) -> MemoryPlan:
         """Check that an H×W run with styles of ``style_sizes`` (each (H, W)) fits in
         ``limit`` bytes (None: 80 % of what is available) and return how; raise
         :class:`BrushworkError` with the estimate if it cannot. Computed from the sizes
@@ -268,8 +293,10 @@ class Method(ABC):
 
     def get_encoder(self) -> Any:
         if self.encoder is None:
-            raise BrushworkError(f"{self.name} needs an encoder (pass encoder=, or use "
-                                 "brushwork.Stylizer, which loads the pretrained VGG-19)")
+            raise BrushworkError(
+                f"{self.name} needs an encoder (pass encoder=, or use "
+                "brushwork.Stylizer, which loads the pretrained VGG-19)"
+            )
         return self.encoder
 
     @abstractmethod
@@ -299,11 +326,13 @@ class Method(ABC):
         named, weighted terms to an optimization objective; progress goes to ``events``
         (see :mod:`brushwork.events`), numbered by ``progress``."""
 
-    def _prepared(self, style: PreparedStyle | Tensor | StyleTarget | Sequence[StyleTarget]
-                  ) -> PreparedStyle:
+    def _prepared(
+        self, style: PreparedStyle | Tensor | StyleTarget | Sequence[StyleTarget]
+    ) -> PreparedStyle:
         if isinstance(style, PreparedStyle):
             if style.method != self.name:
-                raise BrushworkError(f"styles prepared by {style.method} cannot be used by "
-                                     f"{self.name}")
+                raise BrushworkError(
+                    f"styles prepared by {style.method} cannot be used by {self.name}"
+                )
             return style
         return self.prepare(style)

@@ -65,10 +65,14 @@ def _mirrored_convs(layer: str) -> list[tuple[str, int, int, bool]]:
     """(name, in, out, upsample after) of the decoder from ``layer``: VGG-19's convolutions
     up to it, reversed, inputs and outputs swapped."""
     if layer not in DECODER_LAYERS:
-        raise BrushworkError(f"decoders start from one of {', '.join(DECODER_LAYERS)}, "
-                             f"not {layer!r}")
-    convs = [c for c in CONV_LAYERS if LAYER_INDEX[c] <= LAYER_INDEX[layer]
-             and c not in LIGHT.get(layer, ())]
+        raise BrushworkError(
+            f"decoders start from one of {', '.join(DECODER_LAYERS)}, not {layer!r}"
+        )
+    convs = [
+        c
+        for c in CONV_LAYERS
+        if LAYER_INDEX[c] <= LAYER_INDEX[layer] and c not in LIGHT.get(layer, ())
+    ]
     result = []
     for name in reversed(convs):
         block, index = name[4:].split("_")
@@ -111,8 +115,13 @@ class Decoder(nn.Sequential):
         return next(iter(self.children())).in_channels  # type: ignore[return-value]
 
     @torch.no_grad()
-    def initialize(self, features: Tensor, mean: float = 0.45, std: float = 0.25,
-                   only: dict[str, float] | None = None) -> None:
+    def initialize(
+        self,
+        features: Tensor,
+        mean: float = 0.45,
+        std: float = 0.25,
+        only: dict[str, float] | None = None,
+    ) -> None:
         """Data-dependent initialization (LSUV, Mishkin & Matas 2016): scale each
         convolution so that, on the batch ``features``, its output has unit deviation (the
         last: the deviation ``std`` and mean ``mean`` of an image). VGG-19's raw Caffe
@@ -154,24 +163,35 @@ def min_side(layer: str) -> int:
 
 
 @functools.lru_cache(maxsize=16)
-def _load(path: str, stamp: tuple[int, int], method: str, layer: str, channels: int,
-          device: str, channels_last: bool) -> Decoder:
+def _load(
+    path: str,
+    stamp: tuple[int, int],
+    method: str,
+    layer: str,
+    channels: int,
+    device: str,
+    channels_last: bool,
+) -> Decoder:
     checkpoint = load_checkpoint(path, method=method, what="model")
     wanted = decoder_id(layer, channels)
     if checkpoint.encoder != wanted:
         found = checkpoint.encoder.split(":")
         if len(found) == 3 and found[0] == "vgg19" and found[1] != layer:
-            raise BrushworkError(f"model {path} is a decoder from {found[1]}, not from "
-                                 f"{layer}; give the {layer} decoder")
-        raise BrushworkError(f"model {path} was trained on encoder {checkpoint.encoder!r}; "
-                             f"this run uses {wanted!r}")
+            raise BrushworkError(
+                f"model {path} is a decoder from {found[1]}, not from "
+                f"{layer}; give the {layer} decoder"
+            )
+        raise BrushworkError(
+            f"model {path} was trained on encoder {checkpoint.encoder!r}; this run uses {wanted!r}"
+        )
     decoder = Decoder(layer, width=decoder_width(layer, channels))
     expected = decoder.state_dict()
     if set(checkpoint.tensors) != set(expected) or any(
         checkpoint.tensors[k].shape != v.shape for k, v in expected.items()
     ):
-        raise BrushworkError(f"model {path} does not hold a {layer} decoder for {channels} "
-                             "encoder channels")
+        raise BrushworkError(
+            f"model {path} does not hold a {layer} decoder for {channels} encoder channels"
+        )
     decoder.load_state_dict({k: v.float() for k, v in checkpoint.tensors.items()})
     decoder = decoder.requires_grad_(False).eval().to(device)
     if channels_last:
@@ -179,8 +199,14 @@ def _load(path: str, stamp: tuple[int, int], method: str, layer: str, channels: 
     return decoder
 
 
-def load_decoder(model: str | Path, *, method: str, layer: str, encoder: VGG19,
-                 device: str | torch.device | None = None) -> Decoder:
+def load_decoder(
+    model: str | Path,
+    *,
+    method: str,
+    layer: str,
+    encoder: VGG19,
+    device: str | torch.device | None = None,
+) -> Decoder:
     """The trained decoder ``model`` (a bundled name of ``method``, or a checkpoint file)
     from ``layer``, checked against ``encoder`` and put where it runs; loaded once per
     process and file (frozen: do not modify it)."""
@@ -188,12 +214,20 @@ def load_decoder(model: str | Path, *, method: str, layer: str, encoder: VGG19,
     stat = os.stat(path)
     if device is None:
         device = next(encoder.parameters()).device
-    return _load(str(path), (stat.st_mtime_ns, stat.st_size), method, layer,
-                 encoder.out_channels[layer], str(device), encoder.channels_last)
+    return _load(
+        str(path),
+        (stat.st_mtime_ns, stat.st_size),
+        method,
+        layer,
+        encoder.out_channels[layer],
+        str(device),
+        encoder.channels_last,
+    )
 
 
-def read_decoder(model: str | Path, *, method: str, layer: str,
-                 width: float = 1.0) -> tuple[Decoder, int]:
+def read_decoder(
+    model: str | Path, *, method: str, layer: str, width: float = 1.0
+) -> tuple[Decoder, int]:
     """A trainable float32 decoder from ``layer`` started from the checkpoint ``model``:
     every tensor whose name and shape match is taken (all of them for a decoder of the same
     layer; the shared lower layers for one of another, e.g. a relu5_1 decoder started from
@@ -202,10 +236,16 @@ def read_decoder(model: str | Path, *, method: str, layer: str,
     checkpoint = load_checkpoint(path, method=method, what="model")
     decoder = Decoder(layer, width=width)
     state = decoder.state_dict()
-    taken = {k: v.float() for k, v in checkpoint.tensors.items()
-             if k in state and state[k].shape == v.shape}
-    if not taken:
-        raise BrushworkError(f"model {path} has no tensor a {layer} decoder can start from")
+    taken = {
+        k: v.float()
+        for k, v in checkpoint.tensors.items()
+        if k in state and state[k].shape == v.shape
+    }
+    if not any(k.endswith(".weight") for k in taken):
+        raise BrushworkError(
+            f"model {path} has no layer a {layer} decoder of this width can "
+            "start from (another encoder width?)"
+        )
     state.update(taken)
     decoder.load_state_dict(state)
     return decoder, len(taken)
@@ -214,8 +254,14 @@ def read_decoder(model: str | Path, *, method: str, layer: str,
 Transform = Callable[[Tensor, Any, Tensor | None], Tensor]
 
 
-def mix_styles(content: Tensor, statistics: Sequence[Any], weights: Sequence[float],
-               masks: Sequence[Tensor | None], alpha: Any, transform: Transform) -> Tensor:
+def mix_styles(
+    content: Tensor,
+    statistics: Sequence[Any],
+    weights: Sequence[float],
+    masks: Sequence[Tensor | None],
+    alpha: Any,
+    transform: Transform,
+) -> Tensor:
     """The decoder's input: ``transform(content, statistics_i, region)`` of each style,
     interpolated by ``weights`` (Huang & Belongie 2017 §7.2) or placed by ``masks`` (at the
     features' resolution, §7.3), then mixed with the content features by ``alpha`` (eq. 14).
@@ -238,8 +284,10 @@ def mix_styles(content: Tensor, statistics: Sequence[Any], weights: Sequence[flo
         target = torch.where(covered > 1, target / covered.clamp_min(1), target)
         target = target + (1 - covered.clamp(max=1)) * content
     else:
-        target = sum(w * transform(content, stats, None)
-                     for stats, w in zip(statistics, weights, strict=True))
+        target = sum(
+            w * transform(content, stats, None)
+            for stats, w in zip(statistics, weights, strict=True)
+        )
     return alpha * target + (1 - alpha) * content
 
 
@@ -269,8 +317,9 @@ class FeedForwardMethod(Method):
         """What a style contributes at ``layer``, from its features there."""
 
     @abstractmethod
-    def transform(self, content: Tensor, statistics: Any, mask: Tensor | None,
-                  layer: str) -> Tensor:
+    def transform(
+        self, content: Tensor, statistics: Any, mask: Tensor | None, layer: str
+    ) -> Tensor:
         """The content's features at ``layer`` given one style's statistics (and, with
         ``mask``, the content statistics of that region only)."""
 
@@ -289,15 +338,26 @@ class FeedForwardMethod(Method):
         for layer in self.levels():
             models.resolve(self.decoder_model(layer), method=self.decoder_method)
 
-    def plan(self, height: int, width: int, style_sizes: Sequence[tuple[int, int]],
-             device: torch.device | None = None, limit: int | None = None) -> MemoryPlan:
+    def plan(
+        self,
+        height: int,
+        width: int,
+        style_sizes: Sequence[tuple[int, int]],
+        device: torch.device | None = None,
+        limit: int | None = None,
+    ) -> MemoryPlan:
         """Peak memory: :attr:`bytes_per_pixel` per padded content pixel (measured on
         real runs), the style's encoder pass, and fixed costs."""
         multiple = 2 ** pools_before(self.encoder_request()[0])
         padded = (height + -height % multiple) * (width + -width % multiple)
         last = self.encoder_request()[0]
-        style = max((inference_peak_elements(h, w, last, self.levels())
-                     for h, w in style_sizes), default=0) * 4
+        style = (
+            max(
+                (inference_peak_elements(h, w, last, self.levels()) for h, w in style_sizes),
+                default=0,
+            )
+            * 4
+        )
         need = self.fixed_bytes + max(self.bytes_per_pixel * padded, style)
         require(need, f"a {width}x{height} {self.name} run", limit, device)
         return MemoryPlan(int(need))
@@ -305,9 +365,12 @@ class FeedForwardMethod(Method):
     def decoders(self) -> dict[str, Decoder]:
         """The trained decoder of every level (loaded once per process and file)."""
         encoder = self.get_encoder()
-        return {layer: load_decoder(self.decoder_model(layer), method=self.decoder_method,
-                                    layer=layer, encoder=encoder)
-                for layer in self.levels()}
+        return {
+            layer: load_decoder(
+                self.decoder_model(layer), method=self.decoder_method, layer=layer, encoder=encoder
+            )
+            for layer in self.levels()
+        }
 
     def prepare(self, styles: Tensor | StyleTarget | Sequence[StyleTarget]) -> PreparedStyle:
         start = time.perf_counter()
@@ -316,18 +379,22 @@ class FeedForwardMethod(Method):
         for number, target in enumerate(targets, 1):
             height, width = target.image.shape[-2:]
             if min(height, width) < least:
-                raise BrushworkError(f"style {number} is {width}×{height} px; {self.name} "
-                                     f"needs at least {least}×{least} px")
+                raise BrushworkError(
+                    f"style {number} is {width}×{height} px; {self.name} "
+                    f"needs at least {least}×{least} px"
+                )
         encoder = self.get_encoder()
         levels = list(self.levels())
         with torch.inference_mode(), self.precision.autocast():
             data = []
             for target in targets:
                 features = encoder(target.image, levels)
-                data.append({layer: self.style_statistics(features[layer], layer)
-                             for layer in levels})
-        return PreparedStyle(self.name, targets, data, mask_size(targets),
-                             time.perf_counter() - start)
+                data.append(
+                    {layer: self.style_statistics(features[layer], layer) for layer in levels}
+                )
+        return PreparedStyle(
+            self.name, targets, data, mask_size(targets), time.perf_counter() - start
+        )
 
     def stylize(
         self,
@@ -344,8 +411,9 @@ class FeedForwardMethod(Method):
         if init is not None:
             raise BrushworkError(f"{self.name} cannot start from a given image")
         if extra_losses:
-            raise BrushworkError(f"{self.name} has no loss to add "
-                                 f"{', '.join(n for n, _ in extra_losses)} to")
+            raise BrushworkError(
+                f"{self.name} has no loss to add {', '.join(n for n, _ in extra_losses)} to"
+            )
         start = time.perf_counter()
         check_content(content, 1, self.name)
         prepared = self._prepared(style)
@@ -363,23 +431,38 @@ class FeedForwardMethod(Method):
                 padded, (height, width) = pad_to_multiple(image, multiple, least)
                 features = encoder(padded, [layer])[layer]
                 masks = [
-                    None if t.mask is None
+                    None
+                    if t.mask is None
                     else downsample_mask(pad_to_multiple(t.mask, multiple, least)[0], layer)
                     for t in prepared.targets
                 ]
                 mixed = mix_styles(
-                    features, [d[layer] for d in prepared.data], weights, masks,
+                    features,
+                    [d[layer] for d in prepared.data],
+                    weights,
+                    masks,
                     self.alpha(),
                     lambda c, s, m, layer=layer: self.transform(c, s, m, layer),
                 )
                 image = decoders[layer](mixed)[..., :height, :width].float().clamp(0, 1)
-                ev.emit(ev.Progress(counter.stage, counter.offset + index + 1, total,
-                                    seconds=time.perf_counter() - start, scale=counter.scale))
+                ev.emit(
+                    ev.Progress(
+                        counter.stage,
+                        counter.offset + index + 1,
+                        total,
+                        seconds=time.perf_counter() - start,
+                        scale=counter.scale,
+                    )
+                )
         return StylizeResult(
-            image.contiguous().clone(), {}, time.perf_counter() - start,
-            {"models": {layer: str(self.decoder_model(layer)) for layer in levels},
-             "precision": self.precision.name,
-             **({"memory_estimate": plan.estimate} if plan is not None else {})},
+            image.contiguous().clone(),
+            {},
+            time.perf_counter() - start,
+            {
+                "models": {layer: str(self.decoder_model(layer)) for layer in levels},
+                "precision": self.precision.name,
+                **({"memory_estimate": plan.estimate} if plan is not None else {}),
+            },
         )
 
     def steps(self) -> int:

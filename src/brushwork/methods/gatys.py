@@ -65,30 +65,40 @@ from brushwork.options import option
 
 @dataclass
 class GatysOptions(OptimizationOptions):
-    content_layers: tuple[str, ...] = option(("relu4_2",), "VGG-19 layers for the content loss",
-                                             choices=LAYERS, metavar="LAYER,...")
+    content_layers: tuple[str, ...] = option(
+        ("relu4_2",), "VGG-19 layers for the content loss", choices=LAYERS, metavar="LAYER,..."
+    )
     style_layers: tuple[str, ...] = option(
         ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
-        "VGG-19 layers for the style (Gram) loss", choices=LAYERS, metavar="LAYER,...",
+        "VGG-19 layers for the style (Gram) loss",
+        choices=LAYERS,
+        metavar="LAYER,...",
     )
     style_layer_weights: tuple[float, ...] | None = option(
-        None, "relative weight of each style layer, normalized to sum 1 (none: equal)",
+        None,
+        "relative weight of each style layer, normalized to sum 1 (none: equal)",
         minimum=0.0,
     )
     content_weight: float = option(1.0, "weight of the content loss", minimum=0.0)
     style_weight: float = option(3.0, "weight of the style loss", minimum=0.0)
-    lap_weight: float = option(0.0, "weight of the Laplacian loss (Li et al. 2017); 0 = off",
-                               minimum=0.0)
+    lap_weight: float = option(
+        0.0, "weight of the Laplacian loss (Li et al. 2017); 0 = off", minimum=0.0
+    )
     lap_pool_sizes: tuple[int, ...] = option(
-        (4, 16), "average-pooling sizes before the Laplacian, one loss term each", minimum=1,
+        (4, 16),
+        "average-pooling sizes before the Laplacian, one loss term each",
+        minimum=1,
     )
     depth_weight: float = option(
-        0.0, "weight of the depth loss: keep the content's depth layout (Liu et al. 2017); "
-        "0 = off", minimum=0.0,
+        0.0,
+        "weight of the depth loss: keep the content's depth layout (Liu et al. 2017); 0 = off",
+        minimum=0.0,
     )
     depth_model: str | None = option(
-        None, "depth estimator: bundled name or file; default $BRUSHWORK_DEPTH_MODEL, else "
-        "the bundled 'depth' (indoor-trained); needs --depth-weight > 0", metavar="NAME|PATH",
+        None,
+        "depth estimator: bundled name or file; default $BRUSHWORK_DEPTH_MODEL, else "
+        "the bundled 'depth' (indoor-trained); needs --depth-weight > 0",
+        metavar="NAME|PATH",
     )
 
     def check(self) -> None:
@@ -106,8 +116,10 @@ class GatysOptions(OptimizationOptions):
         if self.lap_weight > 0 and not self.lap_pool_sizes:
             raise BrushworkError("lap-weight needs at least one lap pool size")
         if self.depth_model is not None and self.depth_weight == 0:
-            raise BrushworkError("depth-model is set but depth-weight is 0, so it would not "
-                                 "be used; give a depth-weight > 0")
+            raise BrushworkError(
+                "depth-model is set but depth-weight is 0, so it would not "
+                "be used; give a depth-weight > 0"
+            )
 
     @property
     def encoder_layers(self) -> list[str]:
@@ -133,8 +145,7 @@ def depth_input(image: Tensor, side: int = TRAINING_SIDE) -> Tensor:
         return image
     factor = side / min(height, width)
     size = (max(side, round(height * factor)), max(side, round(width * factor)))
-    return F.interpolate(image, size=size, mode="bilinear", align_corners=False,
-                         antialias=True)
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
 def depth_bytes(estimator: nn.Module, height: int, width: int) -> int:
@@ -148,13 +159,15 @@ def depth_bytes(estimator: nn.Module, height: int, width: int) -> int:
     input_size = getattr(estimator, "input_size", None)
     if isinstance(input_size, int):
         h, w = max(h, input_size), max(w, input_size)
-    stored = sum(t.numel() * t.element_size()
-                 for t in [*estimator.parameters(), *estimator.buffers()])
+    stored = sum(
+        t.numel() * t.element_size() for t in [*estimator.parameters(), *estimator.buffers()]
+    )
     return int(stored + DEPTH_ACTIVATION_BYTES * feature_elements(h, w, "relu4_1"))
 
 
-def check_layer_assignment(assignments: list[tuple[str, ...] | None],
-                           layers: tuple[str, ...]) -> None:
+def check_layer_assignment(
+    assignments: list[tuple[str, ...] | None], layers: tuple[str, ...]
+) -> None:
     """Every style's layers must be style layers, and every style layer needs a style."""
     for number, assigned in enumerate(assignments, 1):
         extra = sorted(set(assigned or ()) - set(layers))
@@ -180,13 +193,13 @@ class _StyleTerm:
     mask: Tensor | None = None
 
 
-def style_grams(encoder: VGG19, styles: list[StyleTarget],
-                layers: tuple[str, ...]) -> list[dict[str, Tensor]]:
+def style_grams(
+    encoder: VGG19, styles: list[StyleTarget], layers: tuple[str, ...]
+) -> list[dict[str, Tensor]]:
     """Each style's Gram matrices at the style layers assigned to it (float32)."""
     check_layer_assignment([s.layers for s in styles], layers)
     return [
-        {k: gram_matrix(f) for k, f in encoder(s.image, s.layers or layers).items()}
-        for s in styles
+        {k: gram_matrix(f) for k, f in encoder(s.image, s.layers or layers).items()} for s in styles
     ]
 
 
@@ -195,9 +208,16 @@ class GatysLoss(nn.Module):
     (:func:`style_grams`); content targets are computed at construction. ``depth``, the
     frozen estimator of the depth term, is needed when ``options.depth_weight`` > 0."""
 
-    def __init__(self, encoder: VGG19, content: Tensor, styles: list[StyleTarget],
-                 grams: list[dict[str, Tensor]], options: GatysOptions,
-                 depth: nn.Module | None = None, checkpointing: bool = False):
+    def __init__(
+        self,
+        encoder: VGG19,
+        content: Tensor,
+        styles: list[StyleTarget],
+        grams: list[dict[str, Tensor]],
+        options: GatysOptions,
+        depth: nn.Module | None = None,
+        checkpointing: bool = False,
+    ):
         super().__init__()
         self.encoder = encoder
         self.options = options
@@ -212,10 +232,10 @@ class GatysLoss(nn.Module):
             zip(options.style_layers, (w / sum(weights) for w in weights), strict=True)
         )
         with torch.no_grad():
-            content_features = encoder(content, options.content_layers) \
-                if options.content_layers else {}
-            self.content_targets = {k: content_features[k].float()
-                                    for k in options.content_layers}
+            content_features = (
+                encoder(content, options.content_layers) if options.content_layers else {}
+            )
+            self.content_targets = {k: content_features[k].float() for k in options.content_layers}
             self.style_terms = self._style_terms(styles, grams, options.style_layers)
             self.lap_targets = (
                 {p: pooled_laplacian(content, p) for p in options.lap_pool_sizes}
@@ -236,8 +256,9 @@ class GatysLoss(nn.Module):
             }
 
     @staticmethod
-    def _style_terms(styles: list[StyleTarget], grams: list[dict[str, Tensor]],
-                     layers: tuple[str, ...]) -> dict[str, list[_StyleTerm]]:
+    def _style_terms(
+        styles: list[StyleTarget], grams: list[dict[str, Tensor]], layers: tuple[str, ...]
+    ) -> dict[str, list[_StyleTerm]]:
         covering = {
             layer: [i for i, s in enumerate(styles) if s.layers is None or layer in s.layers]
             for layer in layers
@@ -270,16 +291,23 @@ class GatysLoss(nn.Module):
         features = self.encoder(image, o.encoder_layers, checkpointing=self.checkpointing)
         terms: dict[str, Tensor] = {}
         if o.content_layers:
-            terms["content"] = o.content_weight * sum(
-                self.scales[k] * content_loss(features[k].float(), t)
-                for k, t in self.content_targets.items()
-            ) / len(o.content_layers)
+            terms["content"] = (
+                o.content_weight
+                * sum(
+                    self.scales[k] * content_loss(features[k].float(), t)
+                    for k, t in self.content_targets.items()
+                )
+                / len(o.content_layers)
+            )
         if o.style_layers:
             terms["style"] = o.style_weight * sum(
-                (self.layer_weights[layer] * term.weight
-                 * gram_loss(features[layer], term.target, term.mask)
-                 for layer, layer_terms in self.style_terms.items()
-                 for term in layer_terms),
+                (
+                    self.layer_weights[layer]
+                    * term.weight
+                    * gram_loss(features[layer], term.target, term.mask)
+                    for layer, layer_terms in self.style_terms.items()
+                    for term in layer_terms
+                ),
                 image.new_zeros(()),  # a tensor even when every mask is empty
             )
         if o.tv_weight > 0:
@@ -300,8 +328,14 @@ class Gatys(OptimizationMethod):
     name = "gatys"
     options_class = GatysOptions
 
-    def __init__(self, options: GatysOptions | None = None, *, encoder: VGG19 | None = None,
-                 depth: nn.Module | None = None, **changes: Any) -> None:
+    def __init__(
+        self,
+        options: GatysOptions | None = None,
+        *,
+        encoder: VGG19 | None = None,
+        depth: nn.Module | None = None,
+        **changes: Any,
+    ) -> None:
         """``depth``: the estimator of the depth term (RGB in [0, 1] (B, 3, H, W) →
         (B, 1, H, W) relative inverse depth), replacing ``depth_model``; it is frozen."""
         super().__init__(options, encoder=encoder, **changes)
@@ -353,15 +387,23 @@ class Gatys(OptimizationMethod):
         options: GatysOptions = self.options  # type: ignore[assignment]
         return style_grams(encoder, styles, options.style_layers)
 
-    def build_loss(self, encoder: VGG19, content: Tensor, prepared: PreparedStyle,
-                   checkpointing: bool) -> GatysLoss:
+    def build_loss(
+        self, encoder: VGG19, content: Tensor, prepared: PreparedStyle, checkpointing: bool
+    ) -> GatysLoss:
         options: GatysOptions = self.options  # type: ignore[assignment]
         estimator = self.depth_estimator()
         if estimator is not None:
             estimator = estimator.to(content.device).requires_grad_(False).eval()
         with self.precision.autocast():
-            return GatysLoss(encoder, content, prepared.targets, prepared.data, options,
-                             depth=estimator, checkpointing=checkpointing)
+            return GatysLoss(
+                encoder,
+                content,
+                prepared.targets,
+                prepared.data,
+                options,
+                depth=estimator,
+                checkpointing=checkpointing,
+            )
 
 
 class GatysLaplacian(Gatys):

@@ -48,17 +48,19 @@ from brushwork.options import SEED_MAX, Options, option
 
 @dataclass
 class OptimizationOptions(Options):
-    tv_weight: float = option(1.0, "weight of the total-variation (smoothness) loss",
-                              minimum=0.0)
+    tv_weight: float = option(1.0, "weight of the total-variation (smoothness) loss", minimum=0.0)
     pooling: str = option("max", "pooling in the encoder", choices=("max", "avg"))
     optimizer: str = option("lbfgs", "optimizer", choices=("lbfgs", "adam"))
     iterations: int = option(300, "optimization steps", minimum=1, maximum=1_000_000)
-    learning_rate: float | None = option(None, "step size (default: 1 for L-BFGS, 0.02 Adam)",
-                                         minimum=0.0, exclusive_minimum=True)
-    init: str = option("content", "start image: 'content', 'noise' or an image file",
-                       metavar="content|noise|PATH")
-    seed: int = option(0, "random seed (noise init) for reproducible runs", minimum=0,
-                       maximum=SEED_MAX)
+    learning_rate: float | None = option(
+        None, "step size (default: 1 for L-BFGS, 0.02 Adam)", minimum=0.0, exclusive_minimum=True
+    )
+    init: str = option(
+        "content", "start image: 'content', 'noise' or an image file", metavar="content|noise|PATH"
+    )
+    seed: int = option(
+        0, "random seed (noise init) for reproducible runs", minimum=0, maximum=SEED_MAX
+    )
 
     def check(self) -> None:
         if self.init not in ("content", "noise") and not Path(self.init).is_file():
@@ -78,9 +80,13 @@ def initial_image(content: Tensor, init: str, seed: int) -> Tensor:
     from brushwork.image import load_image
 
     image = load_image(init)
-    return torch.nn.functional.interpolate(
-        image, size=content.shape[-2:], mode="bicubic", align_corners=False, antialias=True
-    ).clamp(0, 1).to(content)
+    return (
+        torch.nn.functional.interpolate(
+            image, size=content.shape[-2:], mode="bicubic", align_corners=False, antialias=True
+        )
+        .clamp(0, 1)
+        .to(content)
+    )
 
 
 ACTIVATION_BYTES = {False: 1.9 * 4, True: 1.35 * 4}
@@ -127,8 +133,9 @@ class OptimizationMethod(Method):
         """What the loss needs of the styles, computed once (no gradient)."""
 
     @abstractmethod
-    def build_loss(self, encoder: VGG19, content: Tensor, prepared: PreparedStyle,
-                   checkpointing: bool) -> LossFunction:
+    def build_loss(
+        self, encoder: VGG19, content: Tensor, prepared: PreparedStyle, checkpointing: bool
+    ) -> LossFunction:
         """The objective for one content image: image → named loss terms including
         ``"total"``; its content targets are computed here, once. A ``details`` dict
         attribute on it is added to the result's."""
@@ -168,8 +175,14 @@ class OptimizationMethod(Method):
         """Memory the method's loss needs beyond the encoder's pass (override if large)."""
         return 0
 
-    def plan(self, height: int, width: int, style_sizes: Sequence[tuple[int, int]],
-             device: torch.device | None = None, limit: int | None = None) -> MemoryPlan:
+    def plan(
+        self,
+        height: int,
+        width: int,
+        style_sizes: Sequence[tuple[int, int]],
+        device: torch.device | None = None,
+        limit: int | None = None,
+    ) -> MemoryPlan:
         """Fit an H×W run into ``limit``: plain if it fits, else with activation
         checkpointing, then a shorter L-BFGS history; raise with the estimate if nothing
         fits. The styles' encoder passes (one at a time, before the optimization) count
@@ -181,17 +194,24 @@ class OptimizationMethod(Method):
         vector = 3 * height * width * 4
         lbfgs = options.optimizer == "lbfgs"
         preferred = min(100, max(10, LBFGS_HISTORY_BUDGET // (2 * vector))) if lbfgs else 0
-        style_pass = max((inference_peak_elements(h, w, last, self.style_layers())
-                          for h, w in style_sizes), default=0) * 4
+        style_pass = (
+            max(
+                (inference_peak_elements(h, w, last, self.style_layers()) for h, w in style_sizes),
+                default=0,
+            )
+            * 4
+        )
         extra = self.extra_bytes(height, width)
 
         def estimate(checkpointing: bool, history: int) -> int:
-            run = (ACTIVATION_BYTES[checkpointing] * elements + extra
-                   + (2 * history + 6) * vector)
+            run = ACTIVATION_BYTES[checkpointing] * elements + extra + (2 * history + 6) * vector
             return int(FIXED_BYTES + max(run, style_pass))
 
-        for checkpointing, history in ((False, preferred), (True, preferred),
-                                       (True, min(preferred, 5))):
+        for checkpointing, history in (
+            (False, preferred),
+            (True, preferred),
+            (True, min(preferred, 5)),
+        ):
             if estimate(checkpointing, history) <= allowed:
                 return MemoryPlan(estimate(checkpointing, history), checkpointing, history)
         smallest = estimate(True, min(preferred, 5))
@@ -208,14 +228,17 @@ class OptimizationMethod(Method):
         for number, target in enumerate(targets, 1):
             height, width = target.image.shape[-2:]
             if min(height, width) < least:
-                raise BrushworkError(f"style {number} is {width}×{height} px; {self.name} "
-                                     f"needs at least {least}×{least} px")
+                raise BrushworkError(
+                    f"style {number} is {width}×{height} px; {self.name} "
+                    f"needs at least {least}×{least} px"
+                )
         self.check_style_layers([t.layers for t in targets])
         encoder = self.get_encoder()
         with torch.no_grad(), self.precision.autocast():
             data = self.prepare_styles(encoder, targets)
-        return PreparedStyle(self.name, targets, data, mask_size(targets),
-                             time.perf_counter() - start)
+        return PreparedStyle(
+            self.name, targets, data, mask_size(targets), time.perf_counter() - start
+        )
 
     def stylize(
         self,
@@ -261,16 +284,27 @@ class OptimizationMethod(Method):
                     return loss(image)
 
             result = optimize_image(
-                init.to(content), objective, iterations=iterations,
-                optimizer=options.optimizer, learning_rate=options.learning_rate,
-                history_size=max(plan.history_size, 1), stage=counter.stage,
-                step_offset=counter.offset, total=counter.total, scale=counter.scale,
+                init.to(content),
+                objective,
+                iterations=iterations,
+                optimizer=options.optimizer,
+                learning_rate=options.learning_rate,
+                history_size=max(plan.history_size, 1),
+                stage=counter.stage,
+                step_offset=counter.offset,
+                total=counter.total,
+                scale=counter.scale,
             )
         return StylizeResult(
             result.image.clamp(0, 1),
             result.losses,
             time.perf_counter() - start,
-            {"steps": result.steps, "evaluations": result.evaluations,
-             "history": result.history, **plan.describe(), "precision": precision.name,
-             **getattr(loss, "details", {})},
+            {
+                "steps": result.steps,
+                "evaluations": result.evaluations,
+                "history": result.history,
+                **plan.describe(),
+                "precision": precision.name,
+                **getattr(loss, "details", {}),
+            },
         )

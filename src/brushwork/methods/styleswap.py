@@ -59,26 +59,35 @@ from brushwork.options import option
 @dataclass
 class StyleSwapOptions(OptimizationOptions):
     layer: str = option("relu3_1", "VGG-19 layer whose patches are swapped", choices=LAYERS)
-    patch_size: int = option(3, "side of the square feature patches, in feature pixels",
-                             minimum=1, maximum=64)
-    stride: int = option(
-        1, "step between the style patches taken (2 takes ~1/4 as many: faster swap)",
-        minimum=1, maximum=64,
+    patch_size: int = option(
+        3, "side of the square feature patches, in feature pixels", minimum=1, maximum=64
     )
-    swap_weight: float = option(1.0, "weight of the loss to the swapped features",
-                                minimum=0.0)
-    inverse: bool = option(False, "decode the swapped features with the trained inverse "
-                           "network in one pass instead of optimizing (Chen & Schmidt §4; "
-                           "layer relu3_1)")
-    model: str = option("styleswap-inverse", "the inverse network (--inverse): a bundled "
-                        "name or a checkpoint of `brushwork train styleswap-inverse`",
-                        metavar="NAME|PATH")
+    stride: int = option(
+        1,
+        "step between the style patches taken (2 takes ~1/4 as many: faster swap)",
+        minimum=1,
+        maximum=64,
+    )
+    swap_weight: float = option(1.0, "weight of the loss to the swapped features", minimum=0.0)
+    inverse: bool = option(
+        False,
+        "decode the swapped features with the trained inverse "
+        "network in one pass instead of optimizing (Chen & Schmidt §4; "
+        "layer relu3_1)",
+    )
+    model: str = option(
+        "styleswap-inverse",
+        "the inverse network (--inverse): a bundled "
+        "name or a checkpoint of `brushwork train styleswap-inverse`",
+        metavar="NAME|PATH",
+    )
 
     def check(self) -> None:
         super().check()
         if self.inverse and self.layer != INVERSE_LAYER:
-            raise BrushworkError(f"--inverse decodes {INVERSE_LAYER} features; the layer is "
-                                 f"{self.layer}")
+            raise BrushworkError(
+                f"--inverse decodes {INVERSE_LAYER} features; the layer is {self.layer}"
+            )
 
     def min_image_size(self) -> int:
         """Smallest image side with at least one patch at :attr:`layer`."""
@@ -109,9 +118,13 @@ def check_swap_layer(assignments: list[tuple[str, ...] | None], layer: str) -> N
             )
 
 
-def swap_target(encoder: VGG19, content: Tensor, styles: list[StyleTarget],
-                features: list[Tensor | None], options: StyleSwapOptions
-                ) -> tuple[Tensor, Tensor | None, dict[str, Any]]:
+def swap_target(
+    encoder: VGG19,
+    content: Tensor,
+    styles: list[StyleTarget],
+    features: list[Tensor | None],
+    options: StyleSwapOptions,
+) -> tuple[Tensor, Tensor | None, dict[str, Any]]:
     """The swapped features SS(Φ(c), Φ(sᵢ)) blended or placed by masks (see the module
     docstring), the per-pixel weight map of mask mode (None otherwise) and details. The
     matching runs in float32 whatever the precision: the choice of patches is the method."""
@@ -126,18 +139,34 @@ def swap_target(encoder: VGG19, content: Tensor, styles: list[StyleTarget],
             for i, style_features in enumerate(features):
                 if style_features is None:
                     continue
-                swapped.append((i, style_swap(content_features, style_features.float(),
-                                              options.patch_size, options.stride)))
-                grid = [(n - options.patch_size) // options.stride + 1
-                        for n in style_features.shape[-2:]]
+                swapped.append(
+                    (
+                        i,
+                        style_swap(
+                            content_features,
+                            style_features.float(),
+                            options.patch_size,
+                            options.stride,
+                        ),
+                    )
+                )
+                grid = [
+                    (n - options.patch_size) // options.stride + 1
+                    for n in style_features.shape[-2:]
+                ]
                 patches += grid[0] * grid[1]
         weight_map: Tensor | None = None
         if not uses_masks(styles):
             target = sum(weights[i] * f for i, f in swapped)
         else:
             shares = [
-                (i, f, torch.ones_like(content_features[:, :1])
-                 if styles[i].mask is None else downsample_mask(styles[i].mask, layer))
+                (
+                    i,
+                    f,
+                    torch.ones_like(content_features[:, :1])
+                    if styles[i].mask is None
+                    else downsample_mask(styles[i].mask, layer),
+                )
                 for i, f in swapped
             ]
             coverage = sum((m for _, _, m in shares), torch.zeros_like(content_features[:, :1]))
@@ -148,8 +177,11 @@ def swap_target(encoder: VGG19, content: Tensor, styles: list[StyleTarget],
             for i, f, mask in shares:
                 target = target + (mask / scale) * f
                 weight_map = weight_map + weights[i] * mask / scale
-    return target, weight_map, {"style_patches": patches,
-                                "swap_seconds": time.perf_counter() - start}
+    return (
+        target,
+        weight_map,
+        {"style_patches": patches, "swap_seconds": time.perf_counter() - start},
+    )
 
 
 class StyleSwapLoss(nn.Module):
@@ -157,16 +189,23 @@ class StyleSwapLoss(nn.Module):
     target is computed once at construction. ``details`` records the number of style patches
     and the seconds the swap took."""
 
-    def __init__(self, encoder: VGG19, content: Tensor, styles: list[StyleTarget],
-                 features: list[Tensor | None], options: StyleSwapOptions,
-                 checkpointing: bool = False):
+    def __init__(
+        self,
+        encoder: VGG19,
+        content: Tensor,
+        styles: list[StyleTarget],
+        features: list[Tensor | None],
+        options: StyleSwapOptions,
+        checkpointing: bool = False,
+    ):
         super().__init__()
         self.encoder = encoder
         self.options = options
         self.checkpointing = checkpointing
         _check_size(content, "the content image", options)
         self.target, self.weight_map, self.details = swap_target(
-            encoder, content, styles, features, options)
+            encoder, content, styles, features, options
+        )
         self.scale = relative_scale(self.target)
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
@@ -219,16 +258,30 @@ class StyleSwap(OptimizationMethod):
 
             models.resolve(self._options.model, method="styleswap")
 
-    def plan(self, height: int, width: int, style_sizes: Sequence[tuple[int, int]],
-             device: torch.device | None = None, limit: int | None = None) -> MemoryPlan:
+    def plan(
+        self,
+        height: int,
+        width: int,
+        style_sizes: Sequence[tuple[int, int]],
+        device: torch.device | None = None,
+        limit: int | None = None,
+    ) -> MemoryPlan:
         if not self._options.inverse:
             return super().plan(height, width, style_sizes, device, limit)
         from brushwork.memory import MIB, require
 
         # the swap's score blocks are bounded (2^24 elements); the decoder's full-resolution
         # activations dominate, as in the other feed-forward runs
-        style = max((inference_peak_elements(h, w, INVERSE_LAYER, [INVERSE_LAYER])
-                     for h, w in style_sizes), default=0) * 4
+        style = (
+            max(
+                (
+                    inference_peak_elements(h, w, INVERSE_LAYER, [INVERSE_LAYER])
+                    for h, w in style_sizes
+                ),
+                default=0,
+            )
+            * 4
+        )
         need = 400 * MIB + max(850 * height * width, style)
         require(need, f"a {width}x{height} {self.name} --inverse run", limit, device)
         return MemoryPlan(int(need))
@@ -238,14 +291,18 @@ class StyleSwap(OptimizationMethod):
         weights = blend_weights(styles)
         for number, s in enumerate(styles, 1):
             _check_size(s.image, f"style {number}", options)
-        return [encoder(s.image, [options.layer])[options.layer].float()
-                if weights[i] > 0 else None for i, s in enumerate(styles)]
+        return [
+            encoder(s.image, [options.layer])[options.layer].float() if weights[i] > 0 else None
+            for i, s in enumerate(styles)
+        ]
 
-    def build_loss(self, encoder: VGG19, content: Tensor, prepared: PreparedStyle,
-                   checkpointing: bool) -> StyleSwapLoss:
+    def build_loss(
+        self, encoder: VGG19, content: Tensor, prepared: PreparedStyle, checkpointing: bool
+    ) -> StyleSwapLoss:
         with self.precision.autocast():
-            return StyleSwapLoss(encoder, content, prepared.targets, prepared.data,
-                                 self._options, checkpointing)
+            return StyleSwapLoss(
+                encoder, content, prepared.targets, prepared.data, self._options, checkpointing
+            )
 
     def stylize(
         self,
@@ -261,11 +318,21 @@ class StyleSwap(OptimizationMethod):
     ) -> StylizeResult:
         options = self._options
         if not options.inverse:
-            return super().stylize(content, style, init=init, plan=plan, iterations=iterations,
-                                   extra_losses=extra_losses, events=events, progress=progress)
+            return super().stylize(
+                content,
+                style,
+                init=init,
+                plan=plan,
+                iterations=iterations,
+                extra_losses=extra_losses,
+                events=events,
+                progress=progress,
+            )
         if init is not None or extra_losses:
-            raise BrushworkError("styleswap --inverse decodes in one pass: it takes no start "
-                                 "image and no extra loss terms")
+            raise BrushworkError(
+                "styleswap --inverse decodes in one pass: it takes no start "
+                "image and no extra loss terms"
+            )
         from brushwork import events as ev
         from brushwork.methods.feedforward import load_decoder, min_side
 
@@ -274,22 +341,43 @@ class StyleSwap(OptimizationMethod):
         prepared = self._prepared(style)
         prepared.check_content(content)
         encoder = self.get_encoder()
-        decoder = load_decoder(options.model, method="styleswap", layer=INVERSE_LAYER,
-                               encoder=encoder)
+        decoder = load_decoder(
+            options.model, method="styleswap", layer=INVERSE_LAYER, encoder=encoder
+        )
         counter = progress or StepCounter(self.name)
         multiple = 2 ** pools_before(INVERSE_LAYER)
         with ev.bound(events), torch.inference_mode(), self.precision.autocast():
-            padded, (height, width) = pad_to_multiple(content, multiple,
-                                                      min_side(INVERSE_LAYER))
-            targets = [StyleTarget(t.image, t.weight, t.layers, None if t.mask is None else
-                                   pad_to_multiple(t.mask, multiple,
-                                                   min_side(INVERSE_LAYER))[0])
-                       for t in prepared.targets]
+            padded, (height, width) = pad_to_multiple(content, multiple, min_side(INVERSE_LAYER))
+            targets = [
+                StyleTarget(
+                    t.image,
+                    t.weight,
+                    t.layers,
+                    None
+                    if t.mask is None
+                    else pad_to_multiple(t.mask, multiple, min_side(INVERSE_LAYER))[0],
+                )
+                for t in prepared.targets
+            ]
             target, _, details = swap_target(encoder, padded, targets, prepared.data, options)
             image = decoder(target)[..., :height, :width].float().clamp(0, 1)
-            ev.emit(ev.Progress(counter.stage, counter.offset + 1,
-                                counter.total or counter.offset + 1,
-                                seconds=time.perf_counter() - start, scale=counter.scale))
-        return StylizeResult(image.contiguous().clone(), {}, time.perf_counter() - start,
-                             {"model": str(options.model), "inverse": True,
-                              "precision": self.precision.name, **details})
+            ev.emit(
+                ev.Progress(
+                    counter.stage,
+                    counter.offset + 1,
+                    counter.total or counter.offset + 1,
+                    seconds=time.perf_counter() - start,
+                    scale=counter.scale,
+                )
+            )
+        return StylizeResult(
+            image.contiguous().clone(),
+            {},
+            time.perf_counter() - start,
+            {
+                "model": str(options.model),
+                "inverse": True,
+                "precision": self.precision.name,
+                **details,
+            },
+        )

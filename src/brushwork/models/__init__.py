@@ -36,29 +36,76 @@ class ModelInfo:
         return Path(str(resources.files("brushwork") / "models" / self.file))
 
 
-def _decoder(name: str, method: str, layer: str, channels: int, card: str,
-             description: str) -> ModelInfo:
-    return ModelInfo(name, f"{name}.safetensors", method, f"vgg19:{layer}:{channels}", card,
-                     description, layer)
+def _decoder(
+    name: str, method: str, layer: str, channels: int, card: str, description: str
+) -> ModelInfo:
+    return ModelInfo(
+        name, f"{name}.safetensors", method, f"vgg19:{layer}:{channels}", card, description, layer
+    )
 
 
-MODELS: dict[str, ModelInfo] = {m.name: m for m in (
-    _decoder("adain", "adain", "relu4_1", 512, "docs/models/adain.md",
-             "AdaIN decoder (default): content + mean/std style loss"),
-    _decoder("adain-laplacian", "adain", "relu4_1", 512, "docs/models/adain.md",
-             "AdaIN decoder trained with a Laplacian loss: keeps more content edges"),
-    _decoder("adain-depth", "adain", "relu4_1", 512, "docs/models/adain.md",
-             "AdaIN decoder trained with a depth loss: keeps the depth layout"),
-    *(_decoder(f"wct-{layer}", "wct", layer, channels, "docs/models/wct.md",
-               f"WCT reconstruction decoder from {layer}")
-      for layer, channels in (("relu1_1", 64), ("relu2_1", 128), ("relu3_1", 256),
-                              ("relu4_1", 512), ("relu5_1", 512))),
-    _decoder("styleswap-inverse", "styleswap", "relu3_1", 256, "docs/models/styleswap.md",
-             "Style Swap inverse network: swapped relu3_1 features to an image in one pass"),
-    ModelInfo("depth", "depth.safetensors", "depth", "vgg19:relu4_1:512",
-              "docs/models/depth.md",
-              "monocular depth estimator (relative inverse depth), trained on indoor scenes"),
-)}
+MODELS: dict[str, ModelInfo] = {
+    m.name: m
+    for m in (
+        _decoder(
+            "adain",
+            "adain",
+            "relu4_1",
+            512,
+            "docs/models/adain.md",
+            "AdaIN decoder (default): content + mean/std style loss",
+        ),
+        _decoder(
+            "adain-laplacian",
+            "adain",
+            "relu4_1",
+            512,
+            "docs/models/adain.md",
+            "AdaIN decoder trained with a Laplacian loss: keeps more content edges",
+        ),
+        _decoder(
+            "adain-depth",
+            "adain",
+            "relu4_1",
+            512,
+            "docs/models/adain.md",
+            "AdaIN decoder trained with a depth loss: keeps the depth layout",
+        ),
+        *(
+            _decoder(
+                f"wct-{layer}",
+                "wct",
+                layer,
+                channels,
+                "docs/models/wct.md",
+                f"WCT reconstruction decoder from {layer}",
+            )
+            for layer, channels in (
+                ("relu1_1", 64),
+                ("relu2_1", 128),
+                ("relu3_1", 256),
+                ("relu4_1", 512),
+                ("relu5_1", 512),
+            )
+        ),
+        _decoder(
+            "styleswap-inverse",
+            "styleswap",
+            "relu3_1",
+            256,
+            "docs/models/styleswap.md",
+            "Style Swap inverse network: swapped relu3_1 features to an image in one pass",
+        ),
+        ModelInfo(
+            "depth",
+            "depth.safetensors",
+            "depth",
+            "vgg19:relu4_1:512",
+            "docs/models/depth.md",
+            "monocular depth estimator (relative inverse depth), trained on indoor scenes",
+        ),
+    )
+}
 
 
 def for_method(method: str) -> list[ModelInfo]:
@@ -73,19 +120,25 @@ def resolve(model: str | Path, *, method: str, what: str = "model") -> Path:
     info = MODELS.get(name)
     if info is not None:
         if info.method != method:
-            raise BrushworkError(f"{what} {name!r} is a bundled {info.method} model, not a "
-                                 f"{method} one; {method}'s are: "
-                                 f"{', '.join(m.name for m in for_method(method)) or 'none'}")
+            raise BrushworkError(
+                f"{what} {name!r} is a bundled {info.method} model, not a "
+                f"{method} one; {method}'s are: "
+                f"{', '.join(m.name for m in for_method(method)) or 'none'}"
+            )
         if not info.path.is_file():
-            raise BrushworkError(f"the bundled {what} {name!r} is missing from this "
-                                 f"installation ({info.path}); reinstall brushwork or pass a "
-                                 "file")
+            raise BrushworkError(
+                f"the bundled {what} {name!r} is missing from this "
+                f"installation ({info.path}); reinstall brushwork or pass a "
+                "file"
+            )
         return info.path
     path = Path(name).expanduser()
     if not path.exists():
         known = ", ".join(m.name for m in for_method(method))
-        raise BrushworkError(f"{what} {name} is neither a bundled {method} model"
-                             f"{f' ({known})' if known else ''} nor an existing file")
+        raise BrushworkError(
+            f"{what} {name} is neither a bundled {method} model"
+            f"{f' ({known})' if known else ''} nor an existing file"
+        )
     if not path.is_file():
         raise BrushworkError(f"{what} {path} is not a file")
     return path

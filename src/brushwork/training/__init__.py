@@ -40,8 +40,7 @@ def get_objective(name: str) -> type[Objective]:
 
     known = trainers()
     if name not in known:
-        raise BrushworkError(f"nothing to train called {name!r}; trainers: "
-                             f"{', '.join(known)}")
+        raise BrushworkError(f"nothing to train called {name!r}; trainers: {', '.join(known)}")
     return load_object(known[name])  # type: ignore[return-value]
 
 

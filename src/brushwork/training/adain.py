@@ -51,30 +51,42 @@ class TrainConfig(Options):
     style_dir: str = option(REQUIRED, "folder of style images", metavar="DIR")
     iterations: int = option(160_000, "training steps", minimum=1)
     batch_size: int = option(8, "crops per batch and process", minimum=1)
-    learning_rate: float = option(1e-4, "Adam learning rate", minimum=0.0,
-                                  exclusive_minimum=True, flag="--lr")
+    learning_rate: float = option(
+        1e-4, "Adam learning rate", minimum=0.0, exclusive_minimum=True, flag="--lr"
+    )
     lr_decay: float = option(5e-5, "learning rate / (1 + decay * step)", minimum=0.0)
     content_weight: float = option(1.0, "weight of the relu4_1 content loss", minimum=0.0)
     style_weight: float = option(10.0, "weight of the mean/std style loss", minimum=0.0)
-    lap_weight: float = option(0.0, "weight of the Laplacian loss to the content "
-                               "(Laplacian variant; 0 = off)", minimum=0.0)
+    lap_weight: float = option(
+        0.0, "weight of the Laplacian loss to the content (Laplacian variant; 0 = off)", minimum=0.0
+    )
     lap_pool: int = option(4, "average-pool size before the Laplacian", minimum=1)
-    depth_weight: float = option(0.0, "weight of the depth loss to the content (depth "
-                                 "variant; 0 = off)", minimum=0.0)
+    depth_weight: float = option(
+        0.0, "weight of the depth loss to the content (depth variant; 0 = off)", minimum=0.0
+    )
     depth_model: str | None = option(
-        None, "depth estimator: a brushwork model (.safetensors), .onnx or TorchScript "
+        None,
+        "depth estimator: a brushwork model (.safetensors), .onnx or TorchScript "
         "(default: BRUSHWORK_DEPTH_MODEL, else the bundled 'depth', trained on indoor "
-        "scenes)", metavar="NAME|PATH")
+        "scenes)",
+        metavar="NAME|PATH",
+    )
     depth_size: int = option(
-        256, "an ONNX/TorchScript depth model's input side: crops are resized to PX × PX, "
-        "0 keeps their size (MiDaS small 256, DPT 384, Depth Anything 518)", minimum=0,
-        metavar="PX")
+        256,
+        "an ONNX/TorchScript depth model's input side: crops are resized to PX × PX, "
+        "0 keeps their size (MiDaS small 256, DPT 384, Depth Anything 518)",
+        minimum=0,
+        metavar="PX",
+    )
     depth_normalize: str = option(
-        "imagenet", "an ONNX/TorchScript depth model's input normalization: imagenet "
+        "imagenet",
+        "an ONNX/TorchScript depth model's input normalization: imagenet "
         "mean/std (MiDaS) or half (mean 0.5, std 0.5; some DPT and Depth Anything exports)",
-        choices=("imagenet", "half"))
-    load_size: int | None = option(512, "resize each image's shorter side to PX before "
-                                   "cropping", minimum=1, metavar="PX")
+        choices=("imagenet", "half"),
+    )
+    load_size: int | None = option(
+        512, "resize each image's shorter side to PX before cropping", minimum=1, metavar="PX"
+    )
     crop_size: int = option(256, "side of the random square crops", minimum=16, metavar="PX")
     seed: int = option(0, "random seed", minimum=0, maximum=2**63 - 1)
 
@@ -82,8 +94,10 @@ class TrainConfig(Options):
         from brushwork.errors import BrushworkError
 
         if self.load_size is not None and self.load_size < self.crop_size:
-            raise BrushworkError(f"load-size must be an integer >= crop-size "
-                                 f"({self.crop_size}), not {self.load_size}")
+            raise BrushworkError(
+                f"load-size must be an integer >= crop-size "
+                f"({self.crop_size}), not {self.load_size}"
+            )
 
 
 def style_statistics(features: dict[str, Tensor]) -> list[tuple[Tensor, Tensor]]:
@@ -94,8 +108,9 @@ class AdaINLoss(nn.Module):
     """The training objective around a decoder (the module DDP wraps): batch of content and
     style crops → named loss terms, ``"total"`` included."""
 
-    def __init__(self, decoder: Decoder, encoder: VGG19, config: TrainConfig,
-                 depth: nn.Module | None = None) -> None:
+    def __init__(
+        self, decoder: Decoder, encoder: VGG19, config: TrainConfig, depth: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.decoder = decoder
         self.encoder = encoder
@@ -112,15 +127,18 @@ class AdaINLoss(nn.Module):
         output = self.decoder(target)
         output_f = self.encoder(output, layers)
         target = target.float()
-        losses = {"content": F.mse_loss(output_f[LAYER].float(), target)
-                  / target.pow(2).mean().clamp_min(1e-12)}
+        losses = {
+            "content": F.mse_loss(output_f[LAYER].float(), target)
+            / target.pow(2).mean().clamp_min(1e-12)
+        }
         style_loss = output.new_zeros((), dtype=torch.float32)
         for (mean, std), (target_mean, target_std) in zip(
             style_statistics(output_f), style_stats, strict=True
         ):
             scale = (target_mean.pow(2) + target_std.pow(2)).mean().clamp_min(1e-12)
-            style_loss = style_loss + (F.mse_loss(mean, target_mean)
-                                       + F.mse_loss(std, target_std)) / scale
+            style_loss = (
+                style_loss + (F.mse_loss(mean, target_mean) + F.mse_loss(std, target_std)) / scale
+            )
         losses["style"] = style_loss
         total = config.content_weight * losses["content"] + config.style_weight * style_loss
         if config.lap_weight > 0:
@@ -135,15 +153,15 @@ class AdaINLoss(nn.Module):
 
             with torch.no_grad():
                 depth_target = self.depth(content.float())
-            losses["depth"] = scale_shift_invariant_loss(self.depth(output.float()),
-                                                         depth_target)
+            losses["depth"] = scale_shift_invariant_loss(self.depth(output.float()), depth_target)
             total = total + config.depth_weight * losses["depth"]
         losses["total"] = total
         return losses
 
 
-def training_encoder(encoder: VGG19 | None, layer: str, device: torch.device,
-                     weights: str | None) -> VGG19:
+def training_encoder(
+    encoder: VGG19 | None, layer: str, device: torch.device, weights: str | None
+) -> VGG19:
     """The frozen encoder of a decoder's training: the one given, else the shared
     pretrained VGG-19 (copied when it must move, so the shared one is never changed)."""
     if encoder is None:
@@ -165,8 +183,9 @@ class AdaINObjective(Objective):
     log_names = LOSS_NAMES
     free = frozenset({"iterations", "content_dir", "style_dir", "depth_model"})
 
-    def __init__(self, config: TrainConfig, *, encoder: VGG19 | None = None,
-                 depth: nn.Module | None = None) -> None:
+    def __init__(
+        self, config: TrainConfig, *, encoder: VGG19 | None = None, depth: nn.Module | None = None
+    ) -> None:
         super().__init__(config)
         self.encoder = encoder
         self.depth = depth
@@ -184,9 +203,9 @@ class AdaINObjective(Objective):
             from brushwork.depth import NORMALIZATIONS, load_depth_model
 
             mean, std = NORMALIZATIONS[config.depth_normalize]
-            self.depth = load_depth_model(config.depth_model,
-                                          input_size=config.depth_size or None,
-                                          mean=mean, std=std)
+            self.depth = load_depth_model(
+                config.depth_model, input_size=config.depth_size or None, mean=mean, std=std
+            )
 
     def build(self, device: torch.device, precision: Precision, run: RunOptions) -> nn.Module:
         encoder = training_encoder(self.encoder, LAYER, device, run.weights)
@@ -213,10 +232,13 @@ class AdaINObjective(Objective):
         return [self.config.learning_rate / (1 + self.config.lr_decay * step)]
 
     def start_data(self, run: RunOptions, seed: int) -> None:
-        args: dict[str, Any] = {"batch_size": self.config.batch_size,
-                                "load_size": self.config.load_size,
-                                "crop_size": self.config.crop_size, "workers": run.workers,
-                                "cache": run.cache_images}
+        args: dict[str, Any] = {
+            "batch_size": self.config.batch_size,
+            "load_size": self.config.load_size,
+            "crop_size": self.config.crop_size,
+            "workers": run.workers,
+            "cache": run.cache_images,
+        }
         self.contents = Batches(self.content_files, seed=seed, what="content", **args)
         self.styles = Batches(self.style_files, seed=seed + 1, what="style", **args)
 

@@ -26,24 +26,28 @@ def list_images(folder: str | Path, what: str) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise BrushworkError(f"{what} folder {folder} does not exist or is not a folder")
-    files = sorted(p for p in folder.rglob("*")
-                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
     if not files:
         suffixes = ", ".join(sorted(s[1:] for s in IMAGE_SUFFIXES))
         raise BrushworkError(f"{what} folder {folder} has no images ({suffixes})")
     return files
 
 
-def random_crop(image: Image.Image, load_size: int | None, crop_size: int,
-                rng: random.Random) -> Tensor:
+def random_crop(
+    image: Image.Image, load_size: int | None, crop_size: int, rng: random.Random
+) -> Tensor:
     """Resize so the shorter side is ``load_size`` (None: as is; never below
     ``crop_size``), then take a random ``crop_size`` square → (3, S, S) float in [0, 1]."""
     short = min(image.size)
     target = max(load_size or short, crop_size)
     if short != target:
         ratio = target / short
-        size = (max(crop_size, round(image.width * ratio)),
-                max(crop_size, round(image.height * ratio)))
+        size = (
+            max(crop_size, round(image.width * ratio)),
+            max(crop_size, round(image.height * ratio)),
+        )
         image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
     left = rng.randint(0, image.width - crop_size)
     top = rng.randint(0, image.height - crop_size)
@@ -60,8 +64,9 @@ class CropDataset(Dataset):
     corpora (each worker holds up to the whole folder).
     """
 
-    def __init__(self, files: Sequence[Path], load_size: int | None, crop_size: int,
-                 cache: bool = False) -> None:
+    def __init__(
+        self, files: Sequence[Path], load_size: int | None, crop_size: int, cache: bool = False
+    ) -> None:
         self.files = list(files)
         self.load_size = load_size
         self.crop_size = crop_size
@@ -82,8 +87,11 @@ class CropDataset(Dataset):
             target = max(self.load_size or short, self.crop_size)
             if short > target:  # store at the training resolution
                 ratio = target / short
-                image = image.resize((round(image.width * ratio), round(image.height * ratio)),
-                                     Image.Resampling.BICUBIC, reducing_gap=3.0)
+                image = image.resize(
+                    (round(image.width * ratio), round(image.height * ratio)),
+                    Image.Resampling.BICUBIC,
+                    reducing_gap=3.0,
+                )
             self._decoded[index] = image
         return image
 
@@ -116,9 +124,18 @@ class Batches:
     """An endless stream of (B, 3, S, S) batches from one folder; unreadable files are
     skipped, warned about once each and counted in :attr:`skipped`."""
 
-    def __init__(self, files: Sequence[Path], *, batch_size: int, load_size: int | None,
-                 crop_size: int, workers: int, seed: int, cache: bool = False,
-                 what: str = "images") -> None:
+    def __init__(
+        self,
+        files: Sequence[Path],
+        *,
+        batch_size: int,
+        load_size: int | None,
+        crop_size: int,
+        workers: int,
+        seed: int,
+        cache: bool = False,
+        what: str = "images",
+    ) -> None:
         self.what = what
         self.batch_size = batch_size
         self.skipped: set[str] = set()
@@ -129,8 +146,9 @@ class Batches:
         self.loader = DataLoader(
             dataset,
             batch_size=batch_size,
-            sampler=RandomSampler(dataset, replacement=True, num_samples=1 << 62,
-                                  generator=generator),
+            sampler=RandomSampler(
+                dataset, replacement=True, num_samples=1 << 62, generator=generator
+            ),
             num_workers=workers,
             collate_fn=_collate,
             worker_init_fn=_worker_seed if workers else None,
@@ -142,6 +160,16 @@ class Batches:
 
     def __iter__(self) -> Batches:
         return self
+
+    def close(self) -> None:
+        """Shut the worker processes down. They ignore SIGTERM (see :func:`_worker_seed`), so
+        they must be told: one still running when Python exits (a loader kept alive by a
+        caught exception's traceback) would make multiprocessing's exit handler, which
+        terminates them with SIGTERM, wait for it forever."""
+        iterator, self._iterator = self._iterator, None
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
 
     def __next__(self) -> Tensor:
         if self._iterator is None:
@@ -156,8 +184,9 @@ class Batches:
                     self.skipped.add(path)
                     events.warn(f"skipping unreadable {self.what} image {path}")
             if len(self.skipped) == self.total_files:
-                raise BrushworkError(f"none of the {self.total_files} {self.what} images "
-                                     "could be read")
+                raise BrushworkError(
+                    f"none of the {self.total_files} {self.what} images could be read"
+                )
             if batch is None:
                 failures += 1
                 if failures > 1000:

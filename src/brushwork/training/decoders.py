@@ -49,38 +49,51 @@ VAL_SIDE = 256
 class DecoderConfig(Options):
     """What a reconstruction decoder learns from; stored in its checkpoints."""
 
-    image_dirs: tuple[str, ...] = option(REQUIRED, "folders of training images (photos and "
-                                         "paintings), comma-separated", min_items=1,
-                                         flag="--images", metavar="DIR,...")
-    layer: str = option("relu4_1", "the layer the decoder starts from",
-                        choices=DECODER_LAYERS)
-    init_from: str | None = option(None, "start from this decoder (a bundled name such as "
-                                   "adain, or a checkpoint of the same layer)",
-                                   metavar="NAME|PATH")
-    init_method: str = option("adain", "the method of --init-from's checkpoint",
-                              choices=("adain", "wct", "styleswap"))
-    val_dir: str | None = option(None, "folder of held-out images scored every --val-every "
-                                 "steps (PSNR, feature error)", metavar="DIR")
+    image_dirs: tuple[str, ...] = option(
+        REQUIRED,
+        "folders of training images (photos and paintings), comma-separated",
+        min_items=1,
+        flag="--images",
+        metavar="DIR,...",
+    )
+    layer: str = option("relu4_1", "the layer the decoder starts from", choices=DECODER_LAYERS)
+    init_from: str | None = option(
+        None,
+        "start from this decoder (a bundled name such as adain, or a checkpoint of the same layer)",
+        metavar="NAME|PATH",
+    )
+    init_method: str = option(
+        "adain", "the method of --init-from's checkpoint", choices=("adain", "wct", "styleswap")
+    )
+    val_dir: str | None = option(
+        None,
+        "folder of held-out images scored every --val-every steps (PSNR, feature error)",
+        metavar="DIR",
+    )
     iterations: int = option(20_000, "training steps", minimum=1)
     batch_size: int = option(8, "crops per batch and process", minimum=1)
-    learning_rate: float = option(1e-4, "Adam learning rate", minimum=0.0,
-                                  exclusive_minimum=True, flag="--lr")
+    learning_rate: float = option(
+        1e-4, "Adam learning rate", minimum=0.0, exclusive_minimum=True, flag="--lr"
+    )
     lr_decay: float = option(5e-5, "learning rate / (1 + decay * step)", minimum=0.0)
     pixel_weight: float = option(1.0, "weight of the pixel reconstruction loss", minimum=0.0)
-    feature_weight: float = option(1.0, "weight of the feature reconstruction loss",
-                                   minimum=0.0)
-    load_size: int | None = option(288, "resize each image's shorter side to PX before "
-                                   "cropping", minimum=1, metavar="PX")
+    feature_weight: float = option(1.0, "weight of the feature reconstruction loss", minimum=0.0)
+    load_size: int | None = option(
+        288, "resize each image's shorter side to PX before cropping", minimum=1, metavar="PX"
+    )
     crop_size: int = option(256, "side of the random square crops", minimum=16, metavar="PX")
     seed: int = option(0, "random seed", minimum=0, maximum=2**63 - 1)
 
     def check(self) -> None:
         if self.load_size is not None and self.load_size < self.crop_size:
-            raise BrushworkError(f"load-size must be >= crop-size ({self.crop_size}), not "
-                                 f"{self.load_size}")
+            raise BrushworkError(
+                f"load-size must be >= crop-size ({self.crop_size}), not {self.load_size}"
+            )
         if self.crop_size < min_side(self.layer):  # features of 2×2 at least
-            raise BrushworkError(f"crop-size must be >= {min_side(self.layer)} for a decoder "
-                                 f"from {self.layer}, not {self.crop_size}")
+            raise BrushworkError(
+                f"crop-size must be >= {min_side(self.layer)} for a decoder "
+                f"from {self.layer}, not {self.crop_size}"
+            )
         if self.pixel_weight == 0 and self.feature_weight == 0:
             raise BrushworkError("pixel-weight and feature-weight must not both be 0")
 
@@ -115,8 +128,13 @@ class ReconstructionLoss(nn.Module):
 
 
 @torch.no_grad()
-def score_reconstruction(decoder: Decoder, encoder: VGG19, layer: str, images: list[Tensor],
-                         precision: Precision | None = None) -> dict[str, float]:
+def score_reconstruction(
+    decoder: Decoder,
+    encoder: VGG19,
+    layer: str,
+    images: list[Tensor],
+    precision: Precision | None = None,
+) -> dict[str, float]:
     """Mean PSNR (dB) and relative feature error of whole images decoded from ``layer``."""
     psnrs, errors = [], []
     was_training = decoder.training
@@ -124,17 +142,20 @@ def score_reconstruction(decoder: Decoder, encoder: VGG19, layer: str, images: l
     for image in images:
         multiple = 2 ** pools_before(layer)
         padded, (height, width) = pad_to_multiple(image, multiple, min_side(layer))
-        context = precision.autocast() if precision is not None else torch.autocast(
-            image.device.type, enabled=False)
+        context = (
+            precision.autocast()
+            if precision is not None
+            else torch.autocast(image.device.type, enabled=False)
+        )
         with context:
             target = encoder(padded, [layer])[layer]
             output = decoder(target)[..., :height, :width].float().clamp(0, 1)
-            again = encoder(pad_to_multiple(output, multiple, min_side(layer))[0],
-                            [layer])[layer]
+            again = encoder(pad_to_multiple(output, multiple, min_side(layer))[0], [layer])[layer]
         psnrs.append(psnr(output, image))
         target = target.float()
-        errors.append(float(F.mse_loss(again.float(), target)
-                            / target.pow(2).mean().clamp_min(1e-12)))
+        errors.append(
+            float(F.mse_loss(again.float(), target) / target.pow(2).mean().clamp_min(1e-12))
+        )
     decoder.train(was_training)
     return {"psnr": sum(psnrs) / len(psnrs), "feature": sum(errors) / len(errors)}
 
@@ -146,8 +167,7 @@ def load_val_images(folder: str, side: int = VAL_SIDE) -> list[Tensor]:
     return [load_image(path, size=side) for path in list_images(folder, "validation")]
 
 
-def read_start(model: str, *, method: str, layer: str, channels: int
-               ) -> tuple[Decoder, set[str]]:
+def read_start(model: str, *, method: str, layer: str, channels: int) -> tuple[Decoder, set[str]]:
     """The decoder from ``layer`` a run starts from (:func:`read_decoder`) for an encoder
     with ``channels`` there, and the names of the tensors it took. A checkpoint trained on
     an encoder of another width is refused: none of its convolutions fit (at most a bias
@@ -164,8 +184,10 @@ def read_start(model: str, *, method: str, layer: str, channels: int
     except (IndexError, KeyError, ValueError):
         theirs = None  # no encoder id to compare: the tensors' shapes decide
     if theirs is not None and not math.isclose(theirs, width):
-        raise BrushworkError(f"model {path} was trained on encoder {saved.encoder!r}, of "
-                             f"another width than this run's {decoder_id(layer, channels)!r}")
+        raise BrushworkError(
+            f"model {path} was trained on encoder {saved.encoder!r}, of "
+            f"another width than this run's {decoder_id(layer, channels)!r}"
+        )
     decoder, _ = read_decoder(path, method=method, layer=layer, width=width)
     state = decoder.state_dict()
     taken = {k for k, v in saved.tensors.items() if k in state and state[k].shape == v.shape}
@@ -193,9 +215,15 @@ class ReconstructionObjective(Objective):
         self.files = list_folders(self.config.image_dirs, "training")
         if self.config.val_dir is not None:
             self.val_images = load_val_images(self.config.val_dir)
-        if self.config.init_from is not None:
-            read_decoder(self.config.init_from, method=self.config.init_method,
-                         layer=self.config.layer)
+        if self.config.init_from is not None:  # a missing or foreign file fails before VGG
+            from brushwork import models
+            from brushwork.checkpoints import load_checkpoint
+
+            load_checkpoint(
+                models.resolve(self.config.init_from, method=self.config.init_method),
+                method=self.config.init_method,
+                what="model",
+            )
 
     def build(self, device: torch.device, precision: Precision, run: RunOptions) -> nn.Module:
         layer = self.config.layer
@@ -206,21 +234,29 @@ class ReconstructionObjective(Objective):
         width = decoder_width(layer, encoder.out_channels[layer])
         self.new_layers: list[str] = []
         if self.config.init_from is not None:
-            self.decoder, taken = read_start(self.config.init_from,
-                                             method=self.config.init_method, layer=layer,
-                                             channels=encoder.out_channels[layer])
+            self.decoder, taken = read_start(
+                self.config.init_from,
+                method=self.config.init_method,
+                layer=layer,
+                channels=encoder.out_channels[layer],
+            )
             # started from a shallower decoder: the convolutions it did not have are new
-            self.new_layers = [name for name, module in self.decoder.named_children()
-                               if isinstance(module, nn.Conv2d)
-                               and f"{name}.weight" not in taken]
+            self.new_layers = [
+                name
+                for name, module in self.decoder.named_children()
+                if isinstance(module, nn.Conv2d) and f"{name}.weight" not in taken
+            ]
         else:
             self.decoder = Decoder(layer, width=width)
         if self.decoder.in_channels != encoder.out_channels[layer]:
-            raise BrushworkError(f"the decoder takes {self.decoder.in_channels} channels, the "
-                                 f"encoder gives {encoder.out_channels[layer]} at {layer}")
+            raise BrushworkError(
+                f"the decoder takes {self.decoder.in_channels} channels, the "
+                f"encoder gives {encoder.out_channels[layer]} at {layer}"
+            )
         self.decoder.to(device).to(memory_format=torch.channels_last)
-        self.initialize = (self.config.init_from is None or bool(self.new_layers)) \
-            and not run.resume
+        self.initialize = (
+            self.config.init_from is None or bool(self.new_layers)
+        ) and not run.resume
         return ReconstructionLoss(self.decoder, encoder, self.config)
 
     def network(self) -> nn.Module:
@@ -235,11 +271,16 @@ class ReconstructionObjective(Objective):
         return [self.config.learning_rate / (1 + self.config.lr_decay * step)]
 
     def start_data(self, run: RunOptions, seed: int) -> None:
-        self.images = Batches(self.files, seed=seed, what="training",
-                              batch_size=self.config.batch_size,
-                              load_size=self.config.load_size,
-                              crop_size=self.config.crop_size, workers=run.workers,
-                              cache=run.cache_images)
+        self.images = Batches(
+            self.files,
+            seed=seed,
+            what="training",
+            batch_size=self.config.batch_size,
+            load_size=self.config.load_size,
+            crop_size=self.config.crop_size,
+            workers=run.workers,
+            cache=run.cache_images,
+        )
 
     def batch(self, device: torch.device) -> tuple[Tensor, ...]:
         assert self.images is not None and self.decoder is not None
@@ -271,9 +312,13 @@ class ReconstructionObjective(Objective):
         if not self.val_images:
             return {}
         assert self.decoder is not None and self.encoder is not None
-        return score_reconstruction(self.decoder, self.encoder, self.config.layer,
-                                    [image.to(device) for image in self.val_images],
-                                    self.precision)
+        return score_reconstruction(
+            self.decoder,
+            self.encoder,
+            self.config.layer,
+            [image.to(device) for image in self.val_images],
+            self.precision,
+        )
 
     def details(self) -> dict[str, Any]:
         return {"layer": self.config.layer}

@@ -77,8 +77,11 @@ def read_pairs(folder: str | Path) -> list[DepthPair]:
     rgb_dir, depth_dir = root / "rgb", root / "depth"
     if not rgb_dir.is_dir() or not depth_dir.is_dir():
         raise BrushworkError(f"depth data folder {root} needs rgb/ and depth/ subfolders")
-    images = {p.stem: p for p in sorted(rgb_dir.iterdir())
-              if p.suffix.lower() in (".jpg", ".jpeg", ".png")}
+    images = {
+        p.stem: p
+        for p in sorted(rgb_dir.iterdir())
+        if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+    }
     table = root / "pairs.csv"
     pairs = []
     if table.is_file():
@@ -92,13 +95,23 @@ def read_pairs(folder: str | Path) -> list[DepthPair]:
                     to_metres = float(unit) if unit else None
                 except ValueError:
                     to_metres = None
-                pairs.append(DepthPair(
-                    stem, images.get(stem, rgb_dir / f"{stem}.jpg"), depth_dir / f"{stem}.png",
-                    row.get("batch") or "default", row.get("scene") or "indoor",
-                    row.get("kind") or "depth", to_metres))
+                pairs.append(
+                    DepthPair(
+                        stem,
+                        images.get(stem, rgb_dir / f"{stem}.jpg"),
+                        depth_dir / f"{stem}.png",
+                        row.get("batch") or "default",
+                        row.get("scene") or "indoor",
+                        row.get("kind") or "depth",
+                        to_metres,
+                    )
+                )
     else:
-        pairs = [DepthPair(stem, path, depth_dir / f"{stem}.png") for stem, path in
-                 images.items() if (depth_dir / f"{stem}.png").is_file()]
+        pairs = [
+            DepthPair(stem, path, depth_dir / f"{stem}.png")
+            for stem, path in images.items()
+            if (depth_dir / f"{stem}.png").is_file()
+        ]
     if not pairs:
         raise BrushworkError(f"depth data folder {root} has no RGB + depth pairs")
     return pairs
@@ -113,20 +126,22 @@ def load_pair(pair: DepthPair) -> tuple[Tensor, Tensor]:
             rgb = np.asarray(im.convert("RGB"))
         with Image.open(pair.depth) as im:
             if im.mode not in ("L", "I", "I;16", "I;16B", "I;16L"):
-                raise BrushworkError(f"{pair.depth.name} is not a single-channel depth map "
-                                     f"(mode {im.mode})")
+                raise BrushworkError(
+                    f"{pair.depth.name} is not a single-channel depth map (mode {im.mode})"
+                )
             codes = np.asarray(im).astype(np.float32)
     except FileNotFoundError as error:
         raise BrushworkError(f"{Path(error.filename or pair.rgb).name} is missing") from None
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
         raise BrushworkError(f"unreadable ({type(error).__name__}: {error})") from None
     if rgb.shape[:2] != codes.shape:
-        raise BrushworkError(f"RGB {rgb.shape[1]}×{rgb.shape[0]} and depth "
-                             f"{codes.shape[1]}×{codes.shape[0]} differ in size")
+        raise BrushworkError(
+            f"RGB {rgb.shape[1]}×{rgb.shape[0]} and depth "
+            f"{codes.shape[1]}×{codes.shape[0]} differ in size"
+        )
     if pair.batch.startswith("nyu"):
         border = round(NYU_BORDER * rgb.shape[1])
-        rgb, codes = (rgb[border:-border, border:-border],
-                      codes[border:-border, border:-border])
+        rgb, codes = (rgb[border:-border, border:-border], codes[border:-border, border:-border])
     if pair.kind.startswith(DISPARITY_KINDS):
         inverse = codes  # disparity is inverse depth up to a scale
     else:
@@ -136,8 +151,10 @@ def load_pair(pair: DepthPair) -> tuple[Tensor, Tensor]:
     inverse = np.where(np.isfinite(inverse) & (inverse > 0), inverse, 0.0)
     if not (inverse > 0).any():
         raise BrushworkError("the depth map has no valid pixel")
-    return (torch.from_numpy(np.array(rgb)).permute(2, 0, 1),
-            torch.from_numpy(inverse.astype(np.float32))[None])
+    return (
+        torch.from_numpy(np.array(rgb)).permute(2, 0, 1),
+        torch.from_numpy(inverse.astype(np.float32))[None],
+    )
 
 
 def split_pairs(pairs: list[DepthPair]) -> dict[str, str]:
@@ -164,16 +181,18 @@ def split_pairs(pairs: list[DepthPair]) -> dict[str, str]:
             block, offset = divmod(index, BLOCK)
             if block % 5 == 2:
                 parts[pair.stem] = "val"
-            elif ((block % 5 == 1 and offset >= BLOCK - GUARD)
-                  or (block % 5 == 3 and offset < GUARD)):
+            elif (block % 5 == 1 and offset >= BLOCK - GUARD) or (
+                block % 5 == 3 and offset < GUARD
+            ):
                 parts[pair.stem] = "guard"
             else:
                 parts[pair.stem] = "train"
     return parts
 
 
-def load_pairs(pairs: list[DepthPair], warn: bool = True
-               ) -> tuple[list[tuple[DepthPair, Tensor, Tensor]], list[str]]:
+def load_pairs(
+    pairs: list[DepthPair], warn: bool = True
+) -> tuple[list[tuple[DepthPair, Tensor, Tensor]], list[str]]:
     """Read every pair; the unusable ones are warned about and returned as 'stem: reason'."""
     loaded, skipped = [], []
     for pair in pairs:
@@ -190,29 +209,44 @@ def load_pairs(pairs: list[DepthPair], warn: bool = True
 class DepthTrainConfig(Options):
     """What a depth-estimator run learns from, and how; stored in its checkpoints."""
 
-    data_dir: str = option(REQUIRED, "folder with rgb/ and depth/ (and optionally "
-                           "pairs.csv)", flag="--data", metavar="DIR")
+    data_dir: str = option(
+        REQUIRED,
+        "folder with rgb/ and depth/ (and optionally pairs.csv)",
+        flag="--data",
+        metavar="DIR",
+    )
     iterations: int = option(6000, "training steps", minimum=1)
     batch_size: int = option(16, "crops per batch", minimum=1)
-    learning_rate: float = option(3e-4, "decoder learning rate, Adam", minimum=0.0,
-                                  exclusive_minimum=True, flag="--lr")
+    learning_rate: float = option(
+        3e-4, "decoder learning rate, Adam", minimum=0.0, exclusive_minimum=True, flag="--lr"
+    )
     encoder_lr: float = option(3e-5, "encoder learning rate once fine-tuning", minimum=0.0)
-    finetune_from: int | None = option(None, "fine-tune the VGG encoder from this step on "
-                                       "(default: frozen)", minimum=0, metavar="STEP")
-    grad_weight: float = option(0.5, "weight of the gradient-matching term (MiDaS's α)",
-                                minimum=0.0)
+    finetune_from: int | None = option(
+        None,
+        "fine-tune the VGG encoder from this step on (default: frozen)",
+        minimum=0,
+        metavar="STEP",
+    )
+    grad_weight: float = option(
+        0.5, "weight of the gradient-matching term (MiDaS's α)", minimum=0.0
+    )
     grad_scales: int = option(4, "scales of the gradient-matching term", minimum=1)
     side: int = option(224, "shorter image side to train at", minimum=1)
     crop_height: int = option(224, "crop height", minimum=1)
     crop_width: int = option(288, "crop width", minimum=1)
-    jitter: float = option(0.2, "colour jitter strength (brightness, contrast, saturation; "
-                           "hue a tenth of it), 0 = off", minimum=0.0)
+    jitter: float = option(
+        0.2,
+        "colour jitter strength (brightness, contrast, saturation; hue a tenth of it), 0 = off",
+        minimum=0.0,
+    )
     seed: int = option(0, "random seed", minimum=0, maximum=2**63 - 1)
 
     def check(self) -> None:
         if min(self.crop_height, self.crop_width) > self.side:
-            raise BrushworkError(f"the crop ({self.crop_height}×{self.crop_width}) must fit "
-                                 f"in images whose shorter side is {self.side}")
+            raise BrushworkError(
+                f"the crop ({self.crop_height}×{self.crop_width}) must fit "
+                f"in images whose shorter side is {self.side}"
+            )
 
 
 def _resized(rgb: Tensor, inverse: Tensor, side: int) -> tuple[Tensor, Tensor]:
@@ -223,8 +257,14 @@ def _resized(rgb: Tensor, inverse: Tensor, side: int) -> tuple[Tensor, Tensor]:
         return rgb, inverse
     factor = side / min(height, width)
     size = (round(height * factor), round(width * factor))
-    rgb = F.interpolate(rgb[None].float(), size=size, mode="bilinear", antialias=True,
-                        align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
+    rgb = (
+        F.interpolate(
+            rgb[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False
+        )[0]
+        .round()
+        .clamp(0, 255)
+        .to(torch.uint8)
+    )
     return rgb, F.interpolate(inverse[None], size=size, mode="nearest")[0]
 
 
@@ -239,8 +279,9 @@ class _Augment:
         j = config.jitter
         self.jitter = K.ColorJitter(j, j, j, j / 10, p=0.8) if j > 0 else None
 
-    def __call__(self, images: list[Tensor], targets: list[Tensor],
-                 device: torch.device) -> tuple[Tensor, Tensor]:
+    def __call__(
+        self, images: list[Tensor], targets: list[Tensor], device: torch.device
+    ) -> tuple[Tensor, Tensor]:
         ch, cw = self.config.crop_height, self.config.crop_width
         picks = torch.randint(len(images), (self.config.batch_size,), generator=self.generator)
         rgbs, invs = [], []
@@ -248,7 +289,10 @@ class _Augment:
             rgb, inv = images[i], targets[i]
             top = int(torch.randint(rgb.shape[1] - ch + 1, (1,), generator=self.generator))
             left = int(torch.randint(rgb.shape[2] - cw + 1, (1,), generator=self.generator))
-            rgb, inv = rgb[:, top:top + ch, left:left + cw], inv[:, top:top + ch, left:left + cw]
+            rgb, inv = (
+                rgb[:, top : top + ch, left : left + cw],
+                inv[:, top : top + ch, left : left + cw],
+            )
             if torch.rand((), generator=self.generator) < 0.5:
                 rgb, inv = rgb.flip(-1), inv.flip(-1)
             rgbs.append(rgb)
@@ -259,8 +303,9 @@ class _Augment:
         return rgb, torch.stack(invs).to(device, non_blocking=True).float()
 
 
-def depth_loss(prediction: Tensor, target: Tensor, grad_weight: float,
-               grad_scales: int) -> dict[str, Tensor]:
+def depth_loss(
+    prediction: Tensor, target: Tensor, grad_weight: float, grad_scales: int
+) -> dict[str, Tensor]:
     """MiDaS's training loss on inverse depth, pixels with target 0 masked."""
     mask = target > 0
     ssi = scale_shift_invariant_loss(prediction, target, mask)
@@ -269,8 +314,9 @@ def depth_loss(prediction: Tensor, target: Tensor, grad_weight: float,
 
 
 @torch.no_grad()
-def evaluate(net: DepthNet, pairs: list[tuple[DepthPair, Tensor, Tensor]], side: int,
-             device: torch.device) -> dict[str, float]:
+def evaluate(
+    net: DepthNet, pairs: list[tuple[DepthPair, Tensor, Tensor]], side: int, device: torch.device
+) -> dict[str, float]:
     """Mean SSI loss, AbsRel and δ<1.25 (see :func:`brushwork.depth.metrics.depth_errors`)
     of ``net`` over loaded pairs, each at its shorter side ``side``."""
     from brushwork.depth.estimator import predict_depth
@@ -313,8 +359,9 @@ class DepthLoss(nn.Module):
 
     def forward(self, rgb: Tensor, target: Tensor) -> dict[str, Tensor]:
         prediction = self.net(rgb)
-        return depth_loss(prediction.float(), target, self.config.grad_weight,
-                          self.config.grad_scales)
+        return depth_loss(
+            prediction.float(), target, self.config.grad_weight, self.config.grad_scales
+        )
 
 
 class DepthObjective(Objective):
@@ -339,16 +386,23 @@ class DepthObjective(Objective):
         self.parts = split_pairs(pairs)
         wanted = [p for p in pairs if self.parts[p.stem] in ("train", "val")]
         loaded, self.skipped = load_pairs(wanted)
-        train_set = [_resized(rgb, inv, config.side) for p, rgb, inv in loaded
-                     if self.parts[p.stem] == "train"]
-        small = {i for i, (rgb, _) in enumerate(train_set)
-                 if rgb.shape[1] < config.crop_height or rgb.shape[2] < config.crop_width}
+        train_set = [
+            _resized(rgb, inv, config.side)
+            for p, rgb, inv in loaded
+            if self.parts[p.stem] == "train"
+        ]
+        small = {
+            i
+            for i, (rgb, _) in enumerate(train_set)
+            if rgb.shape[1] < config.crop_height or rgb.shape[2] < config.crop_width
+        }
         if small:
             self.skipped += [f"{len(small)} training pairs smaller than the crop"]
             train_set = [t for i, t in enumerate(train_set) if i not in small]
         if not train_set:
-            raise BrushworkError(f"no usable training pairs in {config.data_dir} "
-                                 f"({len(self.skipped)} skipped)")
+            raise BrushworkError(
+                f"no usable training pairs in {config.data_dir} ({len(self.skipped)} skipped)"
+            )
         self.images = [t[0] for t in train_set]
         self.targets = [t[1] for t in train_set]
         self.val_set = [t for t in loaded if self.parts[t[0].stem] == "val"]
@@ -377,8 +431,10 @@ class DepthObjective(Objective):
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         assert self.net is not None
-        return [{"params": self.net.decoder_parameters(), "lr": self.config.learning_rate},
-                {"params": list(self.net.encoder.parameters()), "lr": self.config.encoder_lr}]
+        return [
+            {"params": self.net.decoder_parameters(), "lr": self.config.learning_rate},
+            {"params": list(self.net.encoder.parameters()), "lr": self.config.encoder_lr},
+        ]
 
     def start_data(self, run: RunOptions, seed: int) -> None:
         self.augment = _Augment(self.config, torch.Generator().manual_seed(seed))

