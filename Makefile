@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-adain bench-highres bench-precision contact-sheet controls-sheet clean
+.PHONY: demo test lint browser bench bench-adain bench-highres bench-precision bench-service contact-sheet controls-sheet clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,16 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/brushwork demo --out out
 
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest
+
+# Debian's Chromium for the browser tests (Playwright's own download needs the internet);
+# where apt cannot install it, the build goes on and those tests skip, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq >/dev/null 2>&1 && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; } || \
+	  echo "make: Chromium could not be installed with apt; the browser tests will skip"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
@@ -35,6 +43,9 @@ bench-highres: $(STAMP)
 
 bench-precision: $(STAMP)
 	$(BIN)/python benchmarks/bench_precision.py
+
+bench-service: $(STAMP)
+	$(BIN)/python benchmarks/bench_service.py
 
 contact-sheet: $(STAMP)
 	$(BIN)/python scripts/contact_sheet.py

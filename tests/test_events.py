@@ -90,11 +90,12 @@ def test_throttle_passes_the_last_step_and_other_events() -> None:
 def test_progress_bar_shows_steps_losses_and_warnings() -> None:
     stream = io.StringIO()
     bar = events.ProgressBar(disable=False, stream=stream)
-    bar(events.Started("gatys", 4))
+    bar(events.Started("gatys", 4, details={"precision": "bfloat16"}))
     for step in range(1, 5):
         bar(events.Progress("gatys", step, 4, {"total": 0.5}))
     bar(events.Warned("something adjusted"))
     bar(events.Finished("gatys"))
     text = stream.getvalue()
     assert "4/4" in text and "total=0.5" in text
+    assert "gatys bfloat16" in text  # the progress line says which precision runs
     assert "brushwork: warning: something adjusted" in text

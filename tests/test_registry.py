@@ -68,7 +68,7 @@ def test_methods_json_has_options_for_forms(capsys) -> None:
     adain = next(m for m in listed if m["name"] == "adain")
     alpha = next(o for o in adain["options"] if o["name"] == "alpha")
     assert alpha["minimum"] == 0.0 and alpha["maximum"] == 1.0 and alpha["default"] == 1.0
-    assert "adain-laplacian" in adain["models"] and adain["trainers"] == ["adain"]
+    assert "adain-laplacian" in adain["models"] and "adain" in adain["trainers"]
     gatys = next(m for m in listed if m["name"] == "gatys-laplacian")
     lap = next(o for o in gatys["options"] if o["name"] == "lap_weight")
     assert lap["default"] == 10.0  # the preset's value, not the class default

@@ -21,7 +21,6 @@ Everything is checked from the sizes before any image is decoded at its working 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ from brushwork.image import normalize_mode, open_image, probe_image, split_alpha
 from brushwork.masks import grayscale_mask, label_masks
 from brushwork.methods.base import StylizeResult, check_style_weights
 from brushwork.precision import resolve_device
-from brushwork.stylizer import RunPlan, Stylizer, make_stylizer
+from brushwork.stylizer import RunPlan, Stylizer
 
 ImageInput = str | Path | Image.Image | Tensor
 
@@ -183,56 +182,15 @@ def run(
             ``max_memory``, ``max_pixels``, ``device``, ``precision``, ``weights``,
             ``weights_sha256``) and the method's options.
     """
-    start = time.perf_counter()
-    with ev.bound(events):
-        stylizer = make_stylizer(method, encoder=encoder, **options)
-        styles = as_styles(style)
-        plan = check_inputs(stylizer, content, styles, mask)
-        max_pixels = stylizer.controls.max_pixels
-        width, height = plan.content_size
-        content_image, alpha = split_alpha(as_image(content, "content", max_pixels))
-        if content_image.size != (width, height):
-            content_image = content_image.resize((width, height), Image.Resampling.LANCZOS)
-        masks = load_masks(styles, mask, regions, (width, height), max_pixels)
-        targets = []
-        from brushwork.methods.base import StyleTarget
+    from brushwork.painter import Painter
 
-        for number, (s, m, (sw, sh)) in enumerate(
-            zip(styles, masks, plan.style_sizes, strict=True), 1
-        ):
-            image, _ = split_alpha(as_image(s.image, f"style {number}", max_pixels))
-            if image.size != (sw, sh):
-                image = image.resize((sw, sh), Image.Resampling.LANCZOS)
-            targets.append(StyleTarget(to_tensor(image), s.weight, s.layers, m))
-        content_tensor = to_tensor(content_image)
-        ev.emit(
-            ev.Started(
-                stylizer.name,
-                plan.total_steps,
-                details={
-                    "precision": stylizer.precision.name,
-                    "reason": stylizer.precision.reason,
-                    **plan.describe(),
-                },
-            )
-        )
-        prepared = stylizer.prepare(plan, targets, content_tensor)
-        done = stylizer.stylize(content_tensor, prepared)
-        ev.emit(ev.Finished(stylizer.name, done.seconds))
-    image = to_pil(done.image.cpu())
-    if alpha is not None:
-        image.putalpha(alpha.resize(image.size, Image.Resampling.LANCZOS))
-    return Stylization(
-        image,
-        done.result,
-        plan.content_size,
-        plan.style_sizes[0],
-        time.perf_counter() - start,
-        done.scales,
-        plan,
-        stylizer.precision.name,
-        stylizer.precision.reason,
-    )
+    with ev.bound(events):
+        painter = Painter(method, options, encoder=encoder, cache_size=0)
+        painting = painter.paint(content, as_styles(style), mask=mask, regions=regions)
+    precision = painter.stylizer.precision
+    return Stylization(painting.image, painting.result, painting.plan.content_size,
+                       painting.plan.style_sizes[0], painting.seconds, painting.scales,
+                       painting.plan, precision.name, precision.reason)
 
 
 def stylize(

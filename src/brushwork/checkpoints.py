@@ -152,3 +152,23 @@ def restore_optimizer(
             state[index] = entries
     state_dict["state"] = state
     optimizer.load_state_dict(state_dict)
+
+
+def export_model(checkpoint: str | Path, output: str | Path, *, force: bool = False) -> Path:
+    """A training checkpoint (of any method) → the float16 network alone, as a finished
+    run's ``model.safetensors``: for shipping the last checkpoint of a run that stopped at
+    its time limit."""
+    from brushwork.outputs import check_output_path
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise BrushworkError(f"checkpoint {path} does not exist")
+    try:
+        method = _metadata(path).get("method", "")
+    except (SafetensorError, OSError, ValueError, RuntimeError):
+        method = ""  # load_checkpoint says what is wrong with the file
+    saved = load_checkpoint(path, method=method)
+    target = check_output_path(output, force=force, extensions=(".safetensors",),
+                               what="model")
+    return save_checkpoint(target, Checkpoint(saved.method, saved.encoder, saved.tensors,
+                                              saved.config, saved.step), dtype=torch.float16)

@@ -202,9 +202,10 @@ class ProgressBar:
             tqdm.write(f"brushwork: warning: {event.message}", file=stream)
         elif isinstance(event, Started):
             self._close(event.stage)
+            precision = event.details.get("precision")
             self._bars[event.stage] = tqdm(
                 total=event.total,
-                desc=event.stage,
+                desc=f"{event.stage} {precision}" if precision else event.stage,
                 unit=event.unit,
                 disable=self.disable,
                 dynamic_ncols=True,

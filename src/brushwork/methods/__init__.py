@@ -87,7 +87,8 @@ REGISTRY: dict[str, MethodEntry] = {
             "one pass for any style: channel statistics at relu4_1, trained decoder",
             "feed-forward",
             "Huang & Belongie, ICCV 2017",
-            trainers={"adain": "brushwork.training.adain:AdaINObjective"},
+            trainers={"adain": "brushwork.training.adain:AdaINObjective",
+                      "adain-temporal": "brushwork.training.temporal:TemporalAdaINObjective"},
             exporter="brushwork.methods.adain:export_onnx",
         ),
         MethodEntry(
