@@ -1,0 +1,461 @@
+// brushwork's page: plain JavaScript, no build step. The controls are built from
+// GET /methods; a job is POST /jobs, followed through GET /jobs/{id}/events (read with
+// fetch, so that a bearer token can be sent), its result fetched as a blob.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { methods: [], controls: [], content: null, styles: [], job: null, abort: null };
+const HISTORY_KEY = "brushwork.history";
+const TOKEN_KEY = "brushwork.token";
+
+function token() { return localStorage.getItem(TOKEN_KEY) || ""; }
+
+async function api(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  if (token()) headers.set("Authorization", "Bearer " + token());
+  const response = await fetch(path, { ...options, headers });
+  if (!response.ok && !(options.allowError)) {
+    let message = response.status + " " + response.statusText;
+    try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
+    if (response.status === 401) { $("access").open = true; $("token").focus(); }
+    const error = new Error(message);
+    error.status = response.status;
+    throw error;
+  }
+  return response;
+}
+
+function say(text, isError = false) {
+  const el = $("form-status");
+  el.textContent = text;
+  el.classList.toggle("error", isError);
+}
+
+// ------------------------------------------------------------------ inputs
+
+function setContent(file, name) {
+  state.content = { file, name: name || file.name || "photo" };
+  $("content-thumb").src = URL.createObjectURL(file);
+  $("content-name").textContent = state.content.name;
+  $("content-chosen").hidden = false;
+}
+
+function addStyle(file, name) {
+  state.styles.push({ file, name: name || file.name || "style", weight: 1 });
+  renderStyles();
+}
+
+function renderStyles() {
+  const list = $("style-list");
+  list.replaceChildren();
+  state.styles.forEach((style, index) => {
+    const item = document.createElement("li");
+    const img = document.createElement("img");
+    img.src = URL.createObjectURL(style.file);
+    img.alt = "";
+    const name = document.createElement("span");
+    name.textContent = style.name;
+    const id = "style-weight-" + index;
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    label.textContent = "Weight";
+    const weight = document.createElement("input");
+    Object.assign(weight, { type: "number", id, min: "0", step: "any", value: style.weight });
+    weight.addEventListener("input", () => { style.weight = Number(weight.value); });
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "Remove";
+    remove.setAttribute("aria-label", "Remove style " + style.name);
+    remove.addEventListener("click", () => { state.styles.splice(index, 1); renderStyles(); });
+    item.append(img, name, label, weight, remove);
+    list.append(item);
+  });
+}
+
+function dropZone(zone, input, onFiles) {
+  input.addEventListener("change", () => { onFiles([...input.files]); });
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    onFiles([...e.dataTransfer.files].filter((f) => f.type.startsWith("image/")));
+  });
+}
+
+async function exampleButtons(container, names, what, onPick) {
+  for (const name of names) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.example = name;
+    const img = document.createElement("img");
+    img.alt = "";
+    const text = document.createElement("span");
+    text.textContent = name;
+    button.append(img, text);
+    button.setAttribute("aria-label", "Use the example " + what + " " + name);
+    button.addEventListener("click", async () => {
+      try {
+        const blob = await (await api("/examples/" + encodeURIComponent(name))).blob();
+        onPick(new File([blob], name + ".png", { type: "image/png" }), name);
+      } catch (e) { say(e.message, true); }
+    });
+    container.append(button);
+    api("/examples/" + encodeURIComponent(name))
+      .then((r) => r.blob()).then((b) => { img.src = URL.createObjectURL(b); })
+      .catch(() => {});
+  }
+}
+
+// ------------------------------------------------------------------ options
+
+function optionLabel(option) {
+  return option.name.replace(/_/g, " ");
+}
+
+function control(option) {
+  const wrap = document.createElement("div");
+  wrap.className = "field";
+  const id = "opt-" + option.name;
+  const label = document.createElement("label");
+  label.htmlFor = id;
+  label.textContent = optionLabel(option);
+  const help = document.createElement("p");
+  help.className = "help";
+  help.id = id + "-help";
+  help.textContent = option.help;
+  let input;
+  if (option.type === "bool") {
+    wrap.classList.add("check");
+    input = document.createElement("input");
+    input.type = "checkbox";
+    input.checked = Boolean(option.default);
+  } else if (option.choices && option.type !== "list") {
+    input = document.createElement("select");
+    for (const choice of option.choices) {
+      const opt = document.createElement("option");
+      opt.value = choice === null ? "" : String(choice);
+      opt.textContent = choice === null ? "default" : String(choice);
+      if (choice === option.default) opt.selected = true;
+      input.append(opt);
+    }
+  } else if (option.type === "int" || option.type === "float") {
+    input = document.createElement("input");
+    input.type = "number";
+    input.step = option.type === "int" ? "1" : "any";
+    if (option.minimum !== null) input.min = String(option.minimum);
+    if (option.maximum !== null) input.max = String(option.maximum);
+    input.value = option.default === null ? "" : String(option.default);
+    if (option.default === null) input.placeholder = "default";
+  } else {
+    input = document.createElement("input");
+    input.type = "text";
+    input.value = Array.isArray(option.default) ? option.default.join(",") :
+      (option.default === null ? "" : String(option.default));
+    if (option.default === null) input.placeholder = "default";
+  }
+  input.id = id;
+  input.dataset.option = option.name;
+  input.setAttribute("aria-describedby", help.id);
+  if (option.type === "bool") wrap.append(input, label, help);
+  else wrap.append(label, input, help);
+  return wrap;
+}
+
+function readOption(option, input) {
+  if (option.type === "bool") return input.checked;
+  const raw = input.value.trim();
+  if (raw === "") return null;
+  if (option.type === "int") return Number.parseInt(raw, 10);
+  if (option.type === "float") return Number(raw);
+  if (option.type === "list") {
+    const parts = raw.split(",").map((s) => s.trim()).filter(Boolean);
+    return option.items === "int" ? parts.map((p) => Number.parseInt(p, 10)) :
+      option.items === "float" ? parts.map(Number) : parts;
+  }
+  return raw;
+}
+
+function currentMethod() {
+  return state.methods.find((m) => m.name === $("method").value);
+}
+
+function renderOptions() {
+  const method = currentMethod();
+  if (!method) return;
+  $("method-help").textContent = method.description + (method.paper ? " (" + method.paper + ")" : "");
+  const main = $("main-options");
+  const more = $("more-options");
+  main.replaceChildren();
+  more.replaceChildren();
+  const all = [...state.controls, ...method.options];
+  for (const option of all) (option.main ? main : more).append(control(option));
+}
+
+function chosenOptions() {
+  const method = currentMethod();
+  const values = {};
+  for (const option of [...state.controls, ...method.options]) {
+    const input = document.querySelector('[data-option="' + option.name + '"]');
+    if (!input) continue;
+    const value = readOption(option, input);
+    const same = JSON.stringify(value) === JSON.stringify(option.default);
+    if (same || (value === null && option.default === null)) continue;
+    if (value === null && !option.optional) continue;
+    values[option.name] = value;
+  }
+  return values;
+}
+
+// ------------------------------------------------------------------ jobs
+
+function history() {
+  try { return JSON.parse(localStorage.getItem(HISTORY_KEY) || "[]"); } catch (e) { return []; }
+}
+
+function remember(job) {
+  const items = history().filter((h) => h.id !== job.id);
+  items.unshift({ id: job.id, method: job.method, created: job.created, state: job.state,
+                  content: state.content ? state.content.name : "" });
+  localStorage.setItem(HISTORY_KEY, JSON.stringify(items.slice(0, 12)));
+  renderHistory();
+}
+
+function updateHistory(id, jobState) {
+  const items = history();
+  const item = items.find((h) => h.id === id);
+  if (item) { item.state = jobState; localStorage.setItem(HISTORY_KEY, JSON.stringify(items)); }
+  renderHistory();
+}
+
+function renderHistory() {
+  const list = $("history");
+  list.replaceChildren();
+  for (const item of history()) {
+    const li = document.createElement("li");
+    const when = new Date(item.created * 1000).toLocaleString();
+    const text = document.createElement("span");
+    text.textContent = item.method + " · " + (item.content || "photo") + " · " + when + " · " +
+      (item.state || "") + " ";
+    const show = document.createElement("button");
+    show.type = "button";
+    show.textContent = "Show";
+    show.setAttribute("aria-label", "Show the " + item.method + " painting of " + when);
+    show.addEventListener("click", () => follow(item.id));
+    li.append(text, show);
+    list.append(li);
+  }
+}
+
+function setJobState(jobState) {
+  $("job").dataset.state = jobState;
+}
+
+function setProgress(step, total, text) {
+  const bar = $("progress");
+  bar.max = total || 1;
+  bar.value = Math.min(step || 0, total || 1);
+  $("progress-text").textContent = text;
+}
+
+function showJobError(message) {
+  if (message) setJobState("failed");
+  const el = $("job-error");
+  el.textContent = message;
+  el.hidden = !message;
+}
+
+async function showResult(job) {
+  const blob = await (await api(job.links.result)).blob();
+  const url = URL.createObjectURL(blob);
+  const canvas = $("canvas");
+  canvas.src = url;
+  canvas.alt = "The finished painting";
+  canvas.hidden = false;
+  $("canvas-caption").textContent = "Finished in " +
+    (job.timings && job.timings.run_seconds !== null ? job.timings.run_seconds.toFixed(1) : "?") + " s";
+  const link = $("download");
+  link.href = url;
+  link.download = "brushwork-" + job.id + ".png";
+  link.hidden = false;
+  setProgress(1, 1, "done");
+  setJobState("done");
+}
+
+function parseEvents(buffer, onEvent) {
+  // returns the unparsed tail; calls onEvent(name, data) per complete event
+  let index;
+  while ((index = buffer.indexOf("\n\n")) >= 0) {
+    const block = buffer.slice(0, index);
+    buffer = buffer.slice(index + 2);
+    let name = "message";
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (line.startsWith("event:")) name = line.slice(6).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+    }
+    if (data.length) onEvent(name, JSON.parse(data.join("\n")));
+  }
+  return buffer;
+}
+
+async function follow(id) {
+  if (state.abort) state.abort.abort();
+  const controller = new AbortController();
+  state.abort = controller;
+  state.job = id;
+  $("job").dataset.id = id;
+  setJobState("connecting");
+  $("job").hidden = false;
+  $("download").hidden = true;
+  $("canvas").hidden = true;
+  $("canvas-caption").textContent = "";
+  showJobError("");
+  setProgress(0, 1, "connecting");
+  let finished = false;
+  const handle = async (name, data) => {
+    if (name === "state") {
+      data.progress && setProgress(data.progress.step, data.progress.total, data.state);
+      $("cancel").disabled = data.state !== "queued" && data.state !== "running";
+      if (data.state === "done") { finished = true; await showResult(data); }
+      if (data.state === "failed" || data.state === "cancelled") {
+        finished = true;
+        showJobError(data.error || data.state);
+      }
+    } else if (name === "running" || name === "started") {
+      setJobState("running");
+      $("progress-text").textContent = "painting";
+      $("cancel").disabled = false;
+    } else if (name === "progress") {
+      const total = data.total || 1;
+      setProgress(data.step, total, "step " + data.step + " of " + total);
+    } else if (name === "preview") {
+      const canvas = $("canvas");
+      canvas.src = data.image;
+      canvas.alt = "The painting at step " + data.step;
+      canvas.hidden = false;
+      $("canvas-caption").textContent = "step " + data.step + (data.total ? " of " + data.total : "");
+    } else if (name === "warning") {
+      say("warning: " + data.message);
+    } else if (name === "done" || name === "failed" || name === "cancelled") {
+      finished = true;
+      $("cancel").disabled = true;
+      updateHistory(id, name);
+      say(name === "done" ? "Done." : "");
+      const job = await (await api("/jobs/" + id)).json();
+      if (name === "done") await showResult(job);
+      else { showJobError(job.error || name); setProgress(0, 1, name); }
+    }
+  };
+  try {
+    const response = await api("/jobs/" + id + "/events", { signal: controller.signal });
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    const queue = [];
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer = parseEvents(buffer + value.replace(/\r/g, ""), (n, d) => queue.push([n, d]));
+      while (queue.length) { const [n, d] = queue.shift(); await handle(n, d); }
+      if (finished) break;
+    }
+  } catch (e) {
+    if (e.name === "AbortError") return;
+    if (e.status === 404) { showJobError(e.message); updateHistory(id, "expired"); return; }
+  }
+  // the stream ended without a final event (network): poll until the job ends
+  while (!finished && state.job === id && !controller.signal.aborted) {
+    await new Promise((r) => setTimeout(r, 2000));
+    try {
+      const job = await (await api("/jobs/" + id)).json();
+      setProgress(job.progress.step, job.progress.total, job.state);
+      if (job.state === "done") { finished = true; await showResult(job); }
+      else if (job.state === "failed" || job.state === "cancelled") {
+        finished = true;
+        showJobError(job.error || job.state);
+      }
+    } catch (e) { showJobError(e.message); return; }
+  }
+}
+
+async function submit(event) {
+  event.preventDefault();
+  if (!state.content) { say("Choose a photo first.", true); $("content-file").focus(); return; }
+  if (!state.styles.length) { say("Choose at least one style.", true); $("style-file").focus(); return; }
+  const form = new FormData();
+  form.append("content", state.content.file, state.content.name);
+  for (const style of state.styles) form.append("style", style.file, style.name);
+  form.append("method", $("method").value);
+  form.append("options", JSON.stringify(chosenOptions()));
+  form.append("styles", JSON.stringify(state.styles.map((s) => ({ weight: s.weight }))));
+  $("start").disabled = true;
+  $("download").hidden = true;
+  say("Uploading…");
+  try {
+    const job = await (await api("/jobs", { method: "POST", body: form })).json();
+    say("Queued.");
+    remember(job);
+    follow(job.id);
+  } catch (e) {
+    say(e.message, true);
+  } finally {
+    $("start").disabled = false;
+  }
+}
+
+async function cancel() {
+  if (!state.job) return;
+  try {
+    const answer = await (await api("/jobs/" + state.job, { method: "DELETE" })).json();
+    say("Job " + answer.state + ".");
+  } catch (e) { say(e.message, true); }
+}
+
+async function start() {
+  $("token").value = token();
+  $("save-token").addEventListener("click", () => {
+    localStorage.setItem(TOKEN_KEY, $("token").value.trim());
+    say("Token saved.");
+    load();
+  });
+  $("clear-history").addEventListener("click", () => {
+    localStorage.removeItem(HISTORY_KEY);
+    renderHistory();
+  });
+  dropZone($("content-drop"), $("content-file"), (files) => files[0] && setContent(files[0]));
+  dropZone($("style-drop"), $("style-file"), (files) => files.forEach((f) => addStyle(f)));
+  $("method").addEventListener("change", renderOptions);
+  $("paint").addEventListener("submit", submit);
+  $("cancel").addEventListener("click", cancel);
+  renderHistory();
+  await load();
+}
+
+async function load() {
+  try {
+    const info = await (await api("/methods")).json();
+    state.methods = info.methods;
+    state.controls = info.controls;
+    const select = $("method");
+    const chosen = select.value;
+    select.replaceChildren();
+    for (const method of info.methods) {
+      const option = document.createElement("option");
+      option.value = method.name;
+      option.textContent = method.name + " (" + method.kind + ")";
+      select.append(option);
+    }
+    select.value = chosen || (info.methods.some((m) => m.name === "adain") ? "adain" : info.methods[0].name);
+    renderOptions();
+    const examples = await (await api("/examples")).json();
+    $("content-examples").replaceChildren();
+    $("style-examples").replaceChildren();
+    exampleButtons($("content-examples"), examples.contents, "photo", (f, n) => setContent(f, n));
+    exampleButtons($("style-examples"), examples.styles, "style", (f, n) => addStyle(f, n));
+    document.body.dataset.ready = "true";
+  } catch (e) {
+    say(e.message, true);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", start);

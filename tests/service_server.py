@@ -1,0 +1,41 @@
+"""``brushwork serve`` with the tiny random encoder of the tests (a subprocess for the
+tests that need a real uvicorn: server-sent events over HTTP, disconnects, a kill, the
+load test, the browser). The tiny decoder is offered as model ``tiny``.
+
+    python tests/service_server.py --data DIR --port N [serve flags]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+import brushwork.encoders
+from brushwork.encoders import VGG19
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def main(argv: list[str]) -> int:
+    from conftest import save_decoder
+
+    from brushwork.cli import main as cli
+
+    torch.manual_seed(0)
+    encoder = VGG19(last_layer="relu5_1", width=1 / 16).requires_grad_(False).eval()
+    brushwork.encoders.cached_vgg19 = lambda *args, **kwargs: encoder
+    data = Path(argv[argv.index("--data") + 1])
+    data.mkdir(parents=True, exist_ok=True)
+    model = data.parent / "tiny-decoder.safetensors"
+    if not model.is_file():
+        save_decoder(model, encoder)
+    return cli(
+        ["serve", "--threads", "1", *argv, "--model", f"tiny={model}", "--log-level", "warning"]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
