@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint browser bench bench-adain bench-highres bench-precision bench-service contact-sheet controls-sheet clean
+.PHONY: demo test lint browser bench bench-adain bench-highres bench-precision bench-service bench-video contact-sheet controls-sheet video-sheet clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -47,11 +47,18 @@ bench-precision: $(STAMP)
 bench-service: $(STAMP)
 	$(BIN)/python benchmarks/bench_service.py
 
+bench-video: $(STAMP)
+	$(BIN)/python benchmarks/bench_video.py
+
 contact-sheet: $(STAMP)
 	$(BIN)/python scripts/contact_sheet.py
 
 controls-sheet: $(STAMP)
 	$(BIN)/python scripts/controls_sheet.py
+
+video-sheet: $(STAMP)
+	$(BIN)/python scripts/make_example_clip.py
+	$(BIN)/python scripts/video_sheet.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

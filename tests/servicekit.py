@@ -1,16 +1,13 @@
 """Helpers for the service and batch tests: images made in the test (valid, truncated,
-bombs), a tiny model, waiting for jobs, and a real server in a subprocess
-(``tests/service_server.py``: uvicorn with the tiny encoder, on a free loopback port)."""
+bombs), submissions, waiting for jobs, reading event streams with a deadline, and a real
+server in a subprocess (``tests/service_server.py``: uvicorn with the tiny encoder, on a free
+loopback port, through :class:`brushwork.service.process.ServerProcess`)."""
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import socket
 import struct
-import subprocess
 import sys
 import time
 import zlib
@@ -19,8 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 from PIL import Image
+
+from brushwork.service.process import ServerProcess, free_port, peak_rss
 
 HERE = Path(__file__).resolve().parent
 SERVER = HERE / "service_server.py"
@@ -66,12 +64,6 @@ def truncated_png() -> bytes:
     return data[: len(data) // 2]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def form(
     method: str = "adain",
     options: dict[str, Any] | None = None,
@@ -105,74 +97,45 @@ def wait_for(
         time.sleep(0.05)
 
 
-def peak_rss(pid: int) -> int:
-    """The peak resident memory of a process (VmHWM), in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
+def read_events(
+    lines: Iterator[str], deadline: float, until: tuple[str, ...] = ("done", "failed", "cancelled")
+) -> list[tuple[str, dict[str, Any]]]:
+    """The (name, data) of server-sent events from ``lines`` up to and including the first
+    named in ``until`` (or the stream's end); AssertionError past ``deadline`` (a
+    ``time.monotonic()`` value: checked at every line, keep-alives included)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    name = None
+    for line in lines:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the event stream was still open at its deadline: {found[-3:]}")
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            found.append((name or "message", json.loads(line[5:])))
+            if name in until:
+                break
+    return found
 
 
-class LiveServer:
-    """A ``brushwork serve`` subprocess with the tiny encoder on a free loopback port."""
+class LiveServer(ServerProcess):
+    """``tests/service_server.py`` (``brushwork serve`` with the tiny encoder) on a free
+    loopback port."""
 
     def __init__(self, data: Path, *args: str, log: Path | None = None) -> None:
-        self.data = data
-        self.args = list(args)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log or data.parent / f"server-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            [sys.executable, str(SERVER)],
+            data,
+            *args,
+            log=log,
+            env={"BRUSHWORK_PRECISION": "float32", "PYTHONUNBUFFERED": "1"},
+        )
 
     def start(self, timeout: float = 60.0) -> LiveServer:
-        env = {**os.environ, "BRUSHWORK_PRECISION": "float32", "PYTHONUNBUFFERED": "1"}
-        handle = open(self.log, "ab")  # noqa: SIM115 - the server keeps it
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                str(SERVER),
-                "--data",
-                str(self.data),
-                "--port",
-                str(self.port),
-                *self.args,
-            ],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"the server did not start: {self.log.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs (a crash, an OOM kill, a power cut)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-    def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
+        try:
+            super().start(timeout)
+        except RuntimeError as error:
+            raise AssertionError(str(error)) from None
+        return self
 
 
 @contextmanager
@@ -182,3 +145,17 @@ def live_server(data: Path, *args: str) -> Iterator[LiveServer]:
         yield server
     finally:
         server.stop()
+
+
+__all__ = [
+    "LiveServer",
+    "bomb_png",
+    "form",
+    "free_port",
+    "live_server",
+    "peak_rss",
+    "png_bytes",
+    "read_events",
+    "truncated_png",
+    "wait_for",
+]

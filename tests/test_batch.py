@@ -184,6 +184,57 @@ def test_bad_batches_stop_before_any_work(
     assert not (tmp_path / "out").exists()
 
 
+def test_one_painter_per_batch(
+    capsys: Any, folders: dict[str, Path], model: Path, tiny_pretrained: VGG19, monkeypatch: Any
+) -> None:
+    """The command checks the options and paints every item with one painter."""
+    from brushwork.painter import Painter
+
+    built = []
+    init = Painter.__init__
+    monkeypatch.setattr(
+        Painter, "__init__", lambda self, *a, **k: built.append(1) or init(self, *a, **k)
+    )
+    argv = ["batch", str(folders["contents"]), "--style", str(folders["styles"] / "s0.png")]
+    argv += ["-o", str(folders["out"]), "-m", "adain", "--model", str(model), "--size", "32"]
+    assert main(argv) == 0
+    assert len(built) == 1
+
+
+def test_the_style_cache_is_bounded_in_bytes(
+    tmp_path: Path, model: Path, tiny_encoder: VGG19
+) -> None:
+    from brushwork.api import Style
+    from brushwork.painter import Painter, held_bytes
+
+    content = tmp_path / "c.png"
+    content.write_bytes(png_bytes(40, 32, seed=1))
+    styles = []
+    for number in range(3):
+        styles.append(tmp_path / f"s{number}.png")
+        styles[-1].write_bytes(png_bytes(32, 32, seed=20 + number))
+    values = {"model": str(model), "size": 32}
+    roomy = Painter("adain", values, encoder=tiny_encoder)
+    roomy.paint(content, [Style(styles[0])])
+    one = roomy.cached_bytes
+    ((prepared, size),) = roomy._cache.values()
+    assert one == size == held_bytes(prepared) > 0
+    assert roomy.paint(content, [Style(styles[0])]).reused_styles
+    # room for two sets: the third evicts the least recently used
+    tight = Painter("adain", values, encoder=tiny_encoder, cache_bytes=2 * one + one // 2)
+    for style in (styles[0], styles[1], styles[0], styles[2]):
+        tight.paint(content, [Style(style)])
+        assert tight.cached_bytes <= tight.cache_bytes
+    assert len(tight._cache) == 2
+    assert tight.paint(content, [Style(styles[0])]).reused_styles  # used recently: kept
+    assert not tight.paint(content, [Style(styles[1])]).reused_styles  # evicted
+    # a set larger than the whole budget is not kept
+    small = Painter("adain", values, encoder=tiny_encoder, cache_bytes=one - 1)
+    small.paint(content, [Style(styles[0])])
+    assert small.cached_bytes == 0
+    assert not small.paint(content, [Style(styles[0])]).reused_styles
+
+
 def test_progress_is_one_step_per_item(
     folders: dict[str, Path], model: Path, tiny_encoder: VGG19
 ) -> None:
@@ -236,7 +287,10 @@ def test_ray_engine(folders: dict[str, Path], model: Path, tiny_encoder: VGG19) 
     assert (result.total, result.done, result.failed) == (8, 6, 2)
     found = records(folders["out"] / "ray.jsonl")
     assert {r["engine"] for r in found} == {"ray"}
-    assert len({r["worker"] for r in found}) <= 2
+    worked = [r for r in found if r["status"] != "skipped"]
+    # two worker processes painted, each with the one painter (one model load) it built
+    assert len({r["worker"] for r in worked}) == 2, worked
+    assert {r["painters"] for r in worked} == {1}
     assert sorted(Path(r["output"]).name for r in found if r["status"] == "done") == sorted(
         p.name for p in folders["out"].glob("*.png")
     )

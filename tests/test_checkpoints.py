@@ -15,8 +15,9 @@ from brushwork.errors import BrushworkError
 def make(path: Path, method: str = "wct") -> Path:
     tensors = {"conv1_1.weight": torch.randn(3, 4, 3, 3), "conv1_1.bias": torch.randn(3)}
     optimizer = {"conv1_1.weight.exp_avg": torch.randn(3, 4, 3, 3)}
-    return save_checkpoint(path, Checkpoint(method, "vgg19:relu1_1:4", tensors,
-                                            {"layer": "relu1_1"}, 7, optimizer))
+    return save_checkpoint(
+        path, Checkpoint(method, "vgg19:relu1_1:4", tensors, {"layer": "relu1_1"}, 7, optimizer)
+    )
 
 
 def test_round_trip_keeps_everything(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 from conftest import save_decoder
 from fastapi.testclient import TestClient
 from PIL import Image
-from servicekit import bomb_png, form, png_bytes, truncated_png, wait_for
+from servicekit import bomb_png, form, png_bytes, read_events, truncated_png, wait_for
 
 from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
@@ -93,18 +93,14 @@ def error_of(response: Any, status: int) -> str:
     return str(message)
 
 
-def events_of(client: TestClient, job_id: str) -> list[tuple[str, dict[str, Any]]]:
-    """Every server-sent event of a job until its final one."""
-    found = []
-    name = None
+def events_of(
+    client: TestClient, job_id: str, timeout: float = 60.0
+) -> list[tuple[str, dict[str, Any]]]:
+    """Every server-sent event of a job until its final one (AssertionError after
+    ``timeout`` seconds)."""
     with client.stream("GET", f"/jobs/{job_id}/events") as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
-        for line in stream.iter_lines():
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                found.append((name, json.loads(line[5:])))
-    return found
+        return read_events(stream.iter_lines(), time.monotonic() + timeout)
 
 
 # ----------------------------------------------------------------------------- endpoints
@@ -167,8 +163,21 @@ def test_page_and_docs(client: TestClient) -> None:
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/style.css").status_code == 200
     assert client.get("/static/../app.py").status_code == 404
+    # the page runs only its own script and styles: a policy, and nothing inline for it
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "img-src 'self' data: blob:" in policy
+    assert "unsafe-inline" not in policy
+    assert "<script>" not in html and " style=" not in html and " on" + "click=" not in html
     assert client.get("/openapi.json").json()["paths"]["/jobs"]["post"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
+    from brushwork.service.app import swagger_ui_folder
+
+    if swagger_ui_folder() is not None:  # served from here: /docs works offline
+        assert "cdn." not in docs.text and "/static/swagger-ui/swagger-ui-bundle.js" in docs.text
+        bundle = client.get("/static/swagger-ui/swagger-ui-bundle.js")
+        assert bundle.status_code == 200 and len(bundle.content) > 100_000
+    assert client.get("/redoc").status_code == 404  # no offline ReDoc: not offered
 
 
 def test_adain_job_from_submission_to_result(client: TestClient) -> None:
@@ -226,9 +235,12 @@ def test_stylize_answers_with_the_image(client: TestClient) -> None:
     assert job["state"] == "done"
     message = error_of(client.post("/stylize", **gatys()), 422)
     assert "POST /stylize is for one-pass methods" in message
-    # a job that fails in the worker answers 422 with its message
+    # a job that fails in the worker answers 422 with its message (no server path in it)
     bad = form("adain", {"model": "adain", "size": 48})  # the real decoder: wrong encoder
-    assert error_of(client.post("/stylize", **bad), 422)
+    assert error_of(client.post("/stylize", **bad), 422) == (
+        "model adain.safetensors was trained on encoder 'vgg19:relu4_1:512'; this run uses "
+        "'vgg19:relu4_1:32'"
+    )
 
 
 def test_cancel_stops_a_running_job(client: TestClient) -> None:
@@ -345,13 +357,13 @@ def test_restart_recovers_jobs(tmp_path: Path, tiny_encoder: VGG19, tiny_model: 
 
 
 def test_stopping_the_server_requeues_a_running_job(
-    make_client: Any, tmp_path: Path, tiny_encoder: VGG19, tiny_model: Path
+    tmp_path: Path, tiny_encoder: VGG19, tiny_model: Path
 ) -> None:
     settings = config(tmp_path, tiny_encoder, tiny_model)
     with TestClient(create_app(settings), base_url=BASE) as client:
         job = client.post("/jobs", **gatys(iterations=100_000)).json()
         wait_for(client, job["id"], ("running",))
-    store = JobStore(settings.data / "jobs.sqlite3")
+    store = JobStore(settings.data / "jobs.sqlite3")  # the app closed it: no worker runs
     again = store.get(job["id"])
     store.close()
     assert again is not None and again.state == "queued" and again.attempts == 0
@@ -531,10 +543,14 @@ def test_uploaded_names_are_never_paths(client: TestClient, tmp_path: Path) -> N
 def test_tokens(make_client: Any) -> None:
     client = make_client(tokens=("first-token", "second-token"))
     assert client.get("/").status_code == 200  # the page itself holds no data
-    for path in ("/health", "/methods", "/jobs"):
+    assert client.get("/static/app.js").status_code == 200
+    for path in ("/health", "/methods", "/jobs", "/docs", "/openapi.json", "/examples"):
         response = client.get(path)
         assert "a bearer token is needed" in error_of(response, 401)
         assert response.headers["www-authenticate"] == "Bearer"
+    first_only = {"Authorization": "Bearer first-token"}
+    assert client.get("/docs", headers=first_only).status_code == 200
+    assert client.get("/openapi.json", headers=first_only).json()["paths"]
     assert (
         error_of(client.get("/health", headers={"Authorization": "Bearer wrong"}), 401)
         == "wrong bearer token"
@@ -587,6 +603,7 @@ def test_cors_is_off_by_default(make_client: Any) -> None:
 
 
 def test_serve_flags(tmp_path: Path) -> None:
+    """The flags are generated from ServeOptions' declarations."""
     from brushwork.service.cli import build_parser, config_from
 
     args = build_parser().parse_args(
@@ -603,11 +620,18 @@ def test_serve_flags(tmp_path: Path) -> None:
             "3",
             "--token",
             "abcdefgh",
+            "--max-readers-per-job",
+            "2",
+            "--style-cache",
+            "0",
         ]
     )
-    settings, host = config_from(args)
+    settings = config_from(args)
     assert (settings.max_upload, settings.expire, settings.job_timeout) == (2 * 2**20, 7200.0, 90.0)
-    assert settings.workers == 3 and settings.tokens == ("abcdefgh",) and host == "127.0.0.1"
+    assert settings.workers == 3 and settings.tokens == ("abcdefgh",)
+    assert settings.host == "127.0.0.1" and settings.data == tmp_path
+    assert (settings.max_readers_per_job, settings.style_cache) == (2, 0)
+    assert settings.queue == 16  # not given: the declared default
 
 
 def test_serve_refuses_bad_flags(capsys: Any, tmp_path: Path, monkeypatch: Any) -> None:
@@ -622,10 +646,421 @@ def test_serve_refuses_bad_flags(capsys: Any, tmp_path: Path, monkeypatch: Any) 
     assert "no such file" in expect_error(
         capsys, ["serve", "--data", str(tmp_path), "--model", "x=/nonexistent.safetensors"]
     )
-    assert "workers must be an integer >= 1" in expect_error(
-        capsys, ["serve", "--workers", "0", "--data", str(tmp_path)]
+    # the declarations' ranges, in the CLI's words
+    assert expect_error(capsys, ["serve", "--workers", "0", "--data", str(tmp_path)]) == (
+        "workers must be >= 1, not 0"
+    )
+    assert expect_error(capsys, ["serve", "--port", "70000"]) == (
+        "port must be <= 65535, not 70000"
+    )
+    assert "argument --max-upload: expected a size like 8G" in expect_error(
+        capsys, ["serve", "--max-upload", "lots"]
+    )
+    assert "max-connections (8) must be larger than max-readers (64)" in expect_error(
+        capsys, ["serve", "--max-connections", "8", "--data", str(tmp_path)]
     )
     monkeypatch.setenv("BRUSHWORK_TOKEN", "env-token-1,env-token-2")
     from brushwork.service.config import tokens_from
 
     assert tokens_from([]) == ("env-token-1", "env-token-2")
+
+
+# ----------------------------------------------------------------------------- review fixes
+
+
+def test_several_workers_reuse_prepared_styles(make_client: Any, monkeypatch: Any) -> None:
+    """Each worker keeps its painters by (method, values): the memory share is computed
+    once, at the start, not per job (the memory available changes all the time)."""
+    import itertools
+
+    import brushwork.memory
+
+    counter = itertools.count()
+    monkeypatch.setattr(
+        brushwork.memory, "available_memory", lambda device=None: 2**33 + 4096 * next(counter)
+    )
+    client = make_client(workers=2)
+    share = client.app.state.manager.job_memory
+    assert share is not None and abs(share - 0.8 * 2**33 / 2) < 2**20
+    details = []
+    for _ in range(3):  # two workers, three jobs: some worker paints twice
+        job = client.post("/jobs", **adain()).json()
+        details.append(wait_for(client, job["id"])["details"])
+    assert [d["reused_styles"] for d in details].count(True) >= 1, details
+    assert client.app.state.manager.job_memory == share
+
+
+def test_job_memory_is_the_devices(
+    tmp_path: Path, tiny_encoder: VGG19, tiny_model: Path, monkeypatch: Any
+) -> None:
+    """With several workers each job plans within a share of the jobs' device's memory:
+    the GPU's free memory on CUDA, not the system's RAM."""
+    import torch
+
+    import brushwork.memory
+    import brushwork.precision
+    from brushwork.service.jobs import JobManager
+
+    asked = []
+
+    def available(device: Any = None) -> int:
+        asked.append(getattr(device, "type", device))
+        return 10 * 2**30 if asked[-1] == "cuda" else 100 * 2**30
+
+    monkeypatch.setattr(brushwork.memory, "available_memory", available)
+    monkeypatch.setattr(brushwork.precision, "resolve_device", lambda d: torch.device("cuda"))
+    manager = JobManager(config(tmp_path, tiny_encoder, tiny_model, workers=4))
+    try:
+        assert asked == ["cuda"] and manager.job_memory == int(0.8 * 10 * 2**30 / 4)
+    finally:
+        manager.store.close()
+
+
+def test_planned_style_sizes_are_bounded(client: TestClient) -> None:
+    """A small output with a large style scale plans a large style: refused (422) from the
+    sizes, before anything is decoded; nothing is kept."""
+    request = form("adain", {"model": "tiny", "size": 32, "style_scale": 100})
+    assert error_of(client.post("/jobs", **request), 422) == (
+        "style 1 would be 3200x3200 px, over this server's 256 px; give a smaller "
+        "style_scale or style_size"
+    )
+    assert list(client.app.state.manager.jobs_dir.iterdir()) == []
+    fine = client.post("/jobs", **form("adain", {"model": "tiny", "size": 32, "style_scale": 2}))
+    assert fine.status_code == 202
+
+
+def refused_stream(client: TestClient, path: str, status: int) -> str:
+    """The one-line message of an event stream refused with ``status`` (a stream that
+    opens instead fails the test at once, never waits for the job)."""
+    with client.stream("GET", path) as stream:
+        assert stream.status_code == status, stream.status_code
+        stream.read()
+        body = json.loads(stream.text)
+        assert set(body) == {"error"}
+        assert stream.headers["retry-after"]
+        return str(body["error"])
+
+
+def test_event_readers_are_capped(make_client: Any) -> None:
+    client = make_client(max_readers=2, max_readers_per_job=1)
+    long = client.post("/jobs", **gatys(iterations=100_000)).json()
+    other = client.post("/jobs", **gatys(iterations=100_000)).json()  # waits in the queue
+    with client.stream("GET", f"/jobs/{long['id']}/events") as first:
+        lines = first.iter_lines()  # kept: the stream lives as long as its line iterator
+        assert next(lines).startswith("event: state")
+        assert client.get("/health").json()["readers"] == 1
+        message = refused_stream(client, f"/jobs/{long['id']}/events", 429)
+        assert "already has 1 event readers, the most this server allows" in message
+        with client.stream("GET", f"/jobs/{other['id']}/events") as third:
+            more = third.iter_lines()
+            assert next(more).startswith("event: state")
+            refused_stream(client, f"/jobs/{other['id']}/events", 429)  # per job first
+            client.app.state.manager.hub.per_job = 5
+            message = refused_stream(client, f"/jobs/{other['id']}/events", 503)
+            assert "this server already has 2 event readers" in message
+    end = time.monotonic() + 10
+    while client.get("/health").json()["readers"]:
+        assert time.monotonic() < end, "closed streams kept their subscriptions"
+        time.sleep(0.05)
+    for job in (long, other):
+        client.delete(f"/jobs/{job['id']}")
+
+
+def test_serve_bounds_connections(monkeypatch: Any, tmp_path: Path) -> None:
+    import uvicorn
+
+    import brushwork.service.app
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(brushwork.service.app, "create_app", lambda config: "app")
+    from brushwork.cli import main
+
+    argv = ["serve", "--data", str(tmp_path), "--max-connections", "99", "--threads", "1"]
+    assert main(argv) == 0
+    assert seen["limit_concurrency"] == 99
+
+
+def test_tokens_are_checked_before_the_body(make_client: Any, monkeypatch: Any) -> None:
+    """Without a good token a request is answered 401 before its body is read or parsed,
+    before the body limit and the queue gate."""
+    client = make_client(tokens=("first-token",), max_upload=1000)
+    big = client.post("/jobs", **adain())  # over the body limit, and no token
+    assert "a bearer token is needed" in error_of(big, 401)
+    broken = client.post(
+        "/jobs",
+        content=b"not multipart at all",
+        headers={"content-type": "multipart/form-data; boundary=x", "Authorization": "Bearer x"},
+    )
+    assert error_of(broken, 401) == "wrong bearer token"
+    manager = client.app.state.manager
+    monkeypatch.setattr(manager, "queue_full", lambda: True)
+    assert "bearer token" in error_of(client.post("/stylize", **adain()), 401)
+    token = {"Authorization": "Bearer first-token"}
+    assert "over this server's limit" in error_of(
+        client.post("/jobs", headers=token, **adain()), 413
+    )
+
+
+def test_messages_never_show_server_paths(client: TestClient, monkeypatch: Any) -> None:
+    """The styleswap inverse network missing from the installation: GET /methods marks
+    the switch, a job asking for it is refused before its uploads are stored, and no
+    message names a server folder."""
+    import dataclasses
+
+    from brushwork import models
+
+    info = models.MODELS["styleswap-inverse"]
+    monkeypatch.setitem(
+        models.MODELS, "styleswap-inverse", dataclasses.replace(info, file="gone.safetensors")
+    )
+    methods = {m["name"]: m for m in client.get("/methods").json()["methods"]}
+    inverse = {o["name"]: o for o in methods["styleswap"]["options"]}["inverse"]
+    assert "styleswap-inverse' is missing" in inverse["unavailable"]
+    assert "/" not in inverse["unavailable"]
+    assert methods["styleswap"]["ready"] is True  # its defaults optimize: no network needed
+    request = form("styleswap", {"inverse": True, "size": 32}, content=b"not even an image")
+    message = error_of(client.post("/jobs", **request), 422)
+    assert message == (
+        "the bundled model 'styleswap-inverse' is missing from this installation "
+        "(gone.safetensors); reinstall brushwork or pass a file"
+    )
+    assert list(client.app.state.manager.jobs_dir.iterdir()) == []
+
+
+def test_public_message() -> None:
+    from brushwork.service.uploads import public_message
+
+    folder = Path("/srv/data/jobs/abc")
+    labels = {folder / "content": "content", f"{folder}/": ""}
+    assert public_message(f"{folder}/content: truncated", labels) == "content: truncated"
+    assert public_message(f"cannot write {folder}/result.png", labels) == "cannot write result.png"
+    assert (
+        public_message("model /opt/x/models/a.safetensors was\ntrained")
+        == "model a.safetensors was trained"
+    )
+    kept = "use POST /jobs, see https://example.org/a/b, or ./relative/path"
+    assert public_message(kept) == kept
+
+
+def test_cors_headers_on_refusals(make_client: Any, monkeypatch: Any) -> None:
+    """With --cors, refusals of the middlewares carry the CORS headers too, so that the
+    calling page can read them."""
+    origin = "https://elsewhere.example"
+    client = make_client(cors=(origin,), max_upload=1000)
+    asked = {"Origin": origin}
+    wrong_host = client.get("/health", headers={**asked, "Host": "evil.example"})
+    assert error_of(wrong_host, 421) and wrong_host.headers["access-control-allow-origin"] == origin
+    too_big = client.post("/jobs", headers=asked, **adain())
+    assert error_of(too_big, 413) and too_big.headers["access-control-allow-origin"] == origin
+    monkeypatch.setattr(client.app.state.manager, "queue_full", lambda: True)
+    full = client.post("/jobs", headers=asked, **form("adain", content=b"x", styles=[b"y"]))
+    assert error_of(full, 429) and full.headers["access-control-allow-origin"] == origin
+    assert "retry-after" in full.headers["access-control-expose-headers"].lower()
+    locked = make_client(cors=(origin,), tokens=("first-token",))
+    refused = locked.get("/jobs", headers=asked)
+    assert error_of(refused, 401) and refused.headers["access-control-allow-origin"] == origin
+    preflight = locked.options(
+        "/jobs",
+        headers={
+            **asked,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    assert preflight.status_code == 200  # no token in a preflight: CORS answers it first
+
+
+def test_the_index_never_blocks_the_event_loop(client: TestClient) -> None:
+    """Handlers that read the index run in threads: while the index is busy (its lock
+    held), the page still answers."""
+    job = client.post("/jobs", **adain()).json()
+    wait_for(client, job["id"])
+    store = client.app.state.manager.store
+    requests: list[tuple[str, str]] = [
+        ("GET", "/health"),
+        ("GET", "/jobs"),
+        ("GET", f"/jobs/{job['id']}"),
+        ("GET", f"/jobs/{job['id']}/events"),
+        ("GET", f"/jobs/{job['id']}/result"),
+        ("POST", "/jobs"),
+    ]
+    for method, path in requests:
+        answers: list[int] = []
+        page: list[int] = []
+        kwargs = adain() if method == "POST" else {}
+        waiting = threading.Thread(
+            target=lambda m=method, p=path, k=kwargs, a=answers: a.append(
+                client.request(m, p, **k).status_code
+            )
+        )
+        probe = threading.Thread(target=lambda a=page: a.append(client.get("/").status_code))
+        with store._lock:  # the index is busy
+            waiting.start()
+            time.sleep(0.1)  # the request is in its handler, waiting for the index
+            probe.start()
+            probe.join(3)
+            blocked = probe.is_alive()
+            assert not answers
+        probe.join(30)
+        waiting.join(30)
+        assert not blocked, f"{method} {path} blocked the event loop"
+        assert page == [200] and answers and answers[0] < 500, (method, path, answers)
+
+
+def test_finish_moves_only_running_jobs(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "index.sqlite3")
+    try:
+        store.add(Job("a" * 22, "", "image", "adain", "queued", {}, time.time()), None)
+        assert not store.finish("a" * 22, "done")  # queued: not a worker's to finish
+        claimed = store.claim()
+        assert claimed is not None and claimed.state == "running"
+        store.requeue("a" * 22)  # the server stopped it meanwhile
+        assert not store.finish("a" * 22, "failed", error="late")
+        assert store.get("a" * 22).state == "queued"  # type: ignore[union-attr]
+        store.claim()
+        assert store.finish("a" * 22, "done")
+        assert store.get("a" * 22).state == "done"  # type: ignore[union-attr]
+    finally:
+        store.close()
+
+
+def test_stop_keeps_the_index_open_while_a_worker_runs(
+    tmp_path: Path, tiny_encoder: VGG19, tiny_model: Path, monkeypatch: Any
+) -> None:
+    """A worker busy past stop()'s timeout still writes its job's fate to the index."""
+    from brushwork.painter import Painter
+
+    inside, release = threading.Event(), threading.Event()
+    original = Painter.paint
+
+    def slow(self: Painter, *args: Any, **kwargs: Any) -> Any:
+        inside.set()
+        release.wait(30)  # deaf to the stop: as a long uninterruptible step would be
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Painter, "paint", slow)
+    app = create_app(config(tmp_path, tiny_encoder, tiny_model))
+    with TestClient(app, base_url=BASE) as client:
+        job = client.post("/jobs", **adain()).json()
+        assert inside.wait(30)
+        manager = client.app.state.manager
+        monkeypatch.setattr(manager, "stop", lambda timeout=0.2: type(manager).stop(manager, 0.2))
+    # the app stopped; the worker is still in its job
+    assert not manager.store.closed
+    release.set()
+    end = time.monotonic() + 30
+    while manager.store.get(job["id"]).state == "running":
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    assert manager.store.get(job["id"]).state == "queued"  # back in the queue, not lost
+    for thread in manager._threads:
+        thread.join(30)
+    manager.store.close()
+
+
+def test_cancel_stops_between_stages(client: TestClient, monkeypatch: Any) -> None:
+    """A job cancelled while its content is decoded stops there: its styles are never
+    prepared (nor the encoder loaded), let alone painted."""
+    import brushwork.painter
+    from brushwork.stylizer import Stylizer
+
+    manager = client.app.state.manager
+    decode = brushwork.painter.as_image
+    prepared: list[bool] = []
+
+    def as_image(value: Any, what: str, *args: Any) -> Any:
+        if what == "content":
+            running = [j for j in manager.store.list(None) if j.state == "running"]
+            manager.cancel(running[0].id)
+        return decode(value, what, *args)
+
+    monkeypatch.setattr(brushwork.painter, "as_image", as_image)
+    monkeypatch.setattr(Stylizer, "prepare", lambda *a, **k: prepared.append(True))
+    job = client.post("/jobs", **adain()).json()
+    done = wait_for(client, job["id"])
+    assert done["state"] == "cancelled" and not prepared
+
+
+def test_uploads_reach_the_disk_before_the_index(client: TestClient, monkeypatch: Any) -> None:
+    import os
+
+    order: list[str] = []
+    sync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: order.append("fsync") or sync(fd))
+    add = JobStore.add
+    monkeypatch.setattr(JobStore, "add", lambda *a, **k: order.append("add") or add(*a, **k))
+    assert client.post("/jobs", **adain()).status_code == 202
+    # content, style, their folder; then the index row
+    assert order[-1] == "add" and order[:-1].count("fsync") >= 3, order
+
+
+def test_stylize_takes_what_methods_calls_sync(client: TestClient) -> None:
+    """One rule for GET /methods' `sync` and POST /stylize, checked before any upload is
+    stored or read."""
+    for entry in client.get("/methods").json()["methods"]:
+        request = form(entry["name"], {"size": 32}, content=b"not an image")
+        answer = client.post("/stylize", **request)
+        refused = (
+            answer.status_code == 422
+            and "POST /stylize is for one-pass methods" in (answer.json()["error"])
+        )
+        assert refused is (not entry["sync"]), (entry["name"], answer.text)
+    assert list(client.app.state.manager.jobs_dir.iterdir()) == []
+
+
+def test_free_text_options_are_refused(monkeypatch: Any) -> None:
+    """A new option that takes any text (a string or a list of strings without choices)
+    and is not listed in FILE_OPTION_VALUES is not offered: it could name a file."""
+    from dataclasses import dataclass
+    from types import SimpleNamespace
+
+    from brushwork.options import Options, fields_of, option
+    from brushwork.service import spec
+
+    @dataclass
+    class FakeOptions(Options):
+        files: tuple[str, ...] = option((), "files to read")
+        strength: float = option(1.0, "how strong", minimum=0)
+
+    fake = SimpleNamespace(options_class=FakeOptions, default_options=FakeOptions)
+    monkeypatch.setattr(spec, "get_entry", lambda name: SimpleNamespace(load=lambda: fake))
+    monkeypatch.setattr(spec, "missing_files", lambda name: {})
+    assert spec.is_free_text({f.name: f for f in fields_of(FakeOptions)}["files"])
+    with pytest.raises(BrushworkError, match="unknown option 'files' for fake"):
+        spec.parse_options("fake", '{"files": ["/etc/passwd"]}', max_side=64, extra_models={})
+    assert [o["name"] for o in spec.client_options("fake", {})] == ["strength"]
+    monkeypatch.setitem(spec.FILE_OPTION_VALUES, "files", ("a", "b"))
+    assert spec.parse_options("fake", '{"files": ["a"]}', max_side=64, extra_models={})
+    with pytest.raises(BrushworkError, match="files must be one of a, b on this server, not 'c'"):
+        spec.parse_options("fake", '{"files": ["a", "c"]}', max_side=64, extra_models={})
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"options": '{"alpha": true, "model": "tiny"}'}, "alpha must be a number, not true"),
+        ({"options": '{"model": null}'}, "model must be given, not null"),
+        ({"options": '{"size": [true]}'}, "size must be an integer, not [true]"),
+        ({"styles": "[true]"}, 'style 1: expected {"weight": W, "layers": [...]}, not true'),
+        ({"regions": '{"#ff0000": false}'}, "region '#ff0000': expected a style number or null"),
+    ],
+)
+def test_messages_show_json_values(
+    client: TestClient, fields: dict[str, str], expected: str
+) -> None:
+    request = form("adain", {"model": "tiny"})
+    request["data"].update(fields)
+    if "regions" in fields:
+        request["files"].append(("mask", ("m.png", png_bytes(), "image/png")))
+    message = error_of(client.post("/jobs", **request), 422)
+    assert message.startswith(expected), message
+    assert "None" not in message and "True" not in message and "False" not in message
+
+
+def test_job_ids() -> None:
+    from brushwork.service.jobs import ID_LENGTH, new_id
+
+    made = {new_id() for _ in range(50)}
+    assert {len(i) for i in made} == {ID_LENGTH} and all(valid_id(i) for i in made)
+    assert not valid_id("a" * (ID_LENGTH - 1)) and not valid_id("/" * ID_LENGTH)

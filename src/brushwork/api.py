@@ -188,9 +188,17 @@ def run(
         painter = Painter(method, options, encoder=encoder, cache_size=0)
         painting = painter.paint(content, as_styles(style), mask=mask, regions=regions)
     precision = painter.stylizer.precision
-    return Stylization(painting.image, painting.result, painting.plan.content_size,
-                       painting.plan.style_sizes[0], painting.seconds, painting.scales,
-                       painting.plan, precision.name, precision.reason)
+    return Stylization(
+        painting.image,
+        painting.result,
+        painting.plan.content_size,
+        painting.plan.style_sizes[0],
+        painting.seconds,
+        painting.scales,
+        painting.plan,
+        precision.name,
+        precision.reason,
+    )
 
 
 def stylize(

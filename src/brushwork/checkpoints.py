@@ -168,7 +168,9 @@ def export_model(checkpoint: str | Path, output: str | Path, *, force: bool = Fa
     except (SafetensorError, OSError, ValueError, RuntimeError):
         method = ""  # load_checkpoint says what is wrong with the file
     saved = load_checkpoint(path, method=method)
-    target = check_output_path(output, force=force, extensions=(".safetensors",),
-                               what="model")
-    return save_checkpoint(target, Checkpoint(saved.method, saved.encoder, saved.tensors,
-                                              saved.config, saved.step), dtype=torch.float16)
+    target = check_output_path(output, force=force, extensions=(".safetensors",), what="model")
+    return save_checkpoint(
+        target,
+        Checkpoint(saved.method, saved.encoder, saved.tensors, saved.config, saved.step),
+        dtype=torch.float16,
+    )

@@ -10,16 +10,20 @@ The HTTP service's workers and ``brushwork batch`` (both engines) paint through 
 
 Every check of :func:`brushwork.api.check_inputs` runs first, from image headers; styles
 are prepared once per (style files, weights, layers, masks, planned sizes) and kept in a
-small cache, unless colour preservation makes them depend on each content image.
+cache bounded in entries and in bytes (the tensors a prepared set holds), unless colour
+preservation makes them depend on each content image. ``check``, when given, is called
+between the stages of a painting (after planning, after decoding the content, after
+preparing the styles): a caller stops the work there by raising from it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +47,40 @@ class Painting:
     scales: list[dict[str, Any]]
     seconds: float
     reused_styles: bool = False
-    details: dict[str, Any] = field(default_factory=dict)
+
+
+MIB = 2**20
+DEFAULT_CACHE_BYTES = 512 * MIB
+
+
+def held_bytes(value: Any) -> int:
+    """Bytes of the tensors ``value`` holds (prepared styles: their images, masks and the
+    method's encodings), each storage counted once; dicts, sequences, dataclasses and plain
+    objects are looked into, networks (``nn.Module``: shared, not the cache's) are not."""
+    import torch
+
+    storages: dict[tuple[str, int], int] = {}
+    seen: set[int] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if item is None or isinstance(item, (str, bytes, int, float, bool)) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, torch.nn.Module):
+            continue
+        if isinstance(item, torch.Tensor):
+            storage = item.untyped_storage()
+            storages[(str(item.device), storage.data_ptr())] = storage.nbytes()
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+        elif hasattr(item, "__dict__") and not isinstance(item, type):
+            stack.extend(vars(item).values())
+    return sum(storages.values())
 
 
 def _fingerprint(value: ImageInput | None) -> str:
@@ -67,7 +104,9 @@ def _fingerprint(value: ImageInput | None) -> str:
 class Painter:
     """A :class:`~brushwork.stylizer.Stylizer` built once from flat ``values`` (controls
     and method options, as :func:`brushwork.stylizer.make_stylizer` takes them), with a
-    cache of ``cache_size`` prepared style sets. Not thread-safe: one per worker."""
+    cache of at most ``cache_size`` prepared style sets holding at most ``cache_bytes``
+    bytes of tensors (either 0: no cache; a set larger than ``cache_bytes`` is not kept).
+    Not thread-safe: one per worker."""
 
     def __init__(
         self,
@@ -76,10 +115,29 @@ class Painter:
         *,
         encoder: Any = None,
         cache_size: int = 8,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         self.stylizer: Stylizer = make_stylizer(method, encoder=encoder, **dict(values or {}))
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple[Any, ...], Prepared] = OrderedDict()
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[tuple[Any, ...], tuple[Prepared, int]] = OrderedDict()
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes of tensors the prepared styles in the cache hold."""
+        return sum(size for _, size in self._cache.values())
+
+    def _keep(self, key: tuple[Any, ...], prepared: Prepared) -> None:
+        """Cache ``prepared`` (measured now: after painting, with every scale's encoding),
+        dropping the least recently used sets to stay within both bounds."""
+        size = held_bytes(prepared)
+        if size > self.cache_bytes:
+            self._cache.pop(key, None)
+            return
+        self._cache[key] = (prepared, size)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.cache_size or self.cached_bytes > self.cache_bytes:
+            self._cache.popitem(last=False)
 
     @property
     def method(self) -> str:
@@ -100,22 +158,28 @@ class Painter:
         regions: Mapping[str, int | None] | None = None,
         events: ev.Sinks = None,
         stage: str | None = None,
+        check: Callable[[], None] | None = None,
     ) -> Painting:
         """Stylize ``content`` with ``styles`` (see :func:`brushwork.api.run`); progress and
-        warnings go to ``events`` (and to whatever sink is bound)."""
+        warnings go to ``events`` (and to whatever sink is bound); ``check()`` runs between
+        stages (see the module docstring)."""
         start = time.perf_counter()
         styles = list(styles)
         stylizer = self.stylizer
+        between = check or (lambda: None)
         with ev.bound(events):
             plan = self.check(content, styles, mask)
+            between()
             max_pixels = stylizer.controls.max_pixels
             width, height = plan.content_size
             content_image, alpha = split_alpha(as_image(content, "content", max_pixels))
             if content_image.size != (width, height):
                 content_image = content_image.resize((width, height), Image.Resampling.LANCZOS)
             content_tensor = to_tensor(content_image)
+            between()
             key = self._key(plan, styles, mask, regions)
-            prepared = self._cache.get(key) if key is not None else None
+            found = self._cache.get(key) if key is not None else None
+            prepared = found[0] if found is not None else None
             reused = prepared is not None
             if prepared is None:
                 masks = load_masks(styles, mask, regions, (width, height), max_pixels)
@@ -128,12 +192,7 @@ class Painter:
                         image = image.resize((sw, sh), Image.Resampling.LANCZOS)
                     targets.append(StyleTarget(to_tensor(image), s.weight, s.layers, m))
                 prepared = stylizer.prepare(plan, targets, content_tensor)
-                if key is not None:
-                    self._cache[key] = prepared
-                    while len(self._cache) > self.cache_size:
-                        self._cache.popitem(last=False)
-            else:
-                self._cache.move_to_end(key)  # type: ignore[arg-type]
+            between()
             stage = stage or stylizer.name
             ev.emit(
                 ev.Started(
@@ -147,6 +206,8 @@ class Painter:
                 )
             )
             done = stylizer.stylize(content_tensor, prepared, stage=stage)
+            if key is not None:
+                self._keep(key, prepared)
             ev.emit(ev.Finished(stage, done.seconds))
         image = to_pil(done.image.cpu())
         if alpha is not None:
@@ -162,7 +223,11 @@ class Painter:
     ) -> tuple[Any, ...] | None:
         """The cache key of a style set, or None when the prepared styles depend on the
         content (colour preservation recolours the styles to each content image)."""
-        if self.cache_size <= 0 or self.stylizer.controls.preserve_color != "none":
+        if (
+            self.cache_size <= 0
+            or self.cache_bytes <= 0
+            or self.stylizer.controls.preserve_color != "none"
+        ):
             return None
         return (
             tuple(
@@ -176,4 +241,4 @@ class Painter:
         )
 
 
-__all__ = ["Painter", "Painting"]
+__all__ = ["Painter", "Painting", "held_bytes"]

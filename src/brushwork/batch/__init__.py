@@ -191,57 +191,63 @@ def _check_unique(items: Sequence[Item]) -> None:
 # ----------------------------------------------------------------------------- one item
 
 
+def item_record(
+    item: Item, method: str, status: str, seconds: float = 0.0, **more: Any
+) -> dict[str, Any]:
+    """One manifest record: the item, its method, status, seconds and error (None unless
+    ``more`` gives one), then ``more``."""
+    return {
+        "content": item.content,
+        "style": item.style,
+        "output": item.output,
+        "method": method,
+        "status": status,
+        "seconds": round(seconds, 3),
+        "error": None,
+        **more,
+    }
+
+
+def skipped_record(item: Item, method: str) -> dict[str, Any]:
+    """The record of an item whose output already exists."""
+    return item_record(item, method, "skipped", reason="the output exists")
+
+
 def paint_item(painter: Any, item: Item, *, force: bool = False) -> dict[str, Any]:
     """Stylize one item with ``painter`` and write its output; its manifest record. A
-    failure of this item (bad file, no memory, anything but an interrupt) is recorded, not
-    raised."""
+    failure of this item (bad file, no memory, any exception) is recorded, not raised;
+    an interrupt is not an exception here and stops the batch."""
     from brushwork.api import Style
     from brushwork.image import save_image
 
     start = time.perf_counter()
-    record: dict[str, Any] = {
-        "content": item.content,
-        "style": item.style,
-        "output": item.output,
-        "method": painter.method,
-    }
     if Path(item.output).exists() and not force:
-        return {
-            **record,
-            "status": "skipped",
-            "seconds": 0.0,
-            "error": None,
-            "reason": "the output exists",
-        }
+        return skipped_record(item, painter.method)
     try:
         painting = painter.paint(item.content, [Style(item.style)])
         Path(item.output).parent.mkdir(parents=True, exist_ok=True)
         save_image(painting.image, item.output, force=force)
-    except (KeyboardInterrupt, SystemExit):
-        raise
     except BrushworkError as error:
-        return {
-            **record,
-            "status": "failed",
-            "seconds": round(time.perf_counter() - start, 3),
-            "error": str(error),
-        }
+        return item_record(
+            item, painter.method, "failed", time.perf_counter() - start, error=str(error)
+        )
     except Exception as error:
-        return {
-            **record,
-            "status": "failed",
-            "seconds": round(time.perf_counter() - start, 3),
-            "error": f"{type(error).__name__}: {error}",
-        }
-    return {
-        **record,
-        "status": "done",
-        "seconds": round(time.perf_counter() - start, 3),
-        "error": None,
-        "size": list(painting.plan.content_size),
-        "losses": ev.finite(painting.result.losses),
-        "reused_style": painting.reused_styles,
-    }
+        return item_record(
+            item,
+            painter.method,
+            "failed",
+            time.perf_counter() - start,
+            error=f"{type(error).__name__}: {error}",
+        )
+    return item_record(
+        item,
+        painter.method,
+        "done",
+        time.perf_counter() - start,
+        size=list(painting.plan.content_size),
+        losses=ev.finite(painting.result.losses),
+        reused_style=painting.reused_styles,
+    )
 
 
 # ----------------------------------------------------------------------------- running
@@ -294,15 +300,18 @@ def run_batch(
     encoder: Any = None,
     events: ev.Sinks = None,
     ray_options: dict[str, Any] | None = None,
+    painter: Any = None,
 ) -> BatchResult:
     """Run ``items`` with ``method`` and ``values`` (controls and method options), writing
-    each record to ``manifest``; progress (one step per item) goes to ``events``."""
+    each record to ``manifest``; progress (one step per item) goes to ``events``.
+    ``painter``: the :class:`~brushwork.painter.Painter` of ``method`` and ``values`` if
+    the caller built it already (the local engine paints with it; Ray workers build their
+    own), else it is built here, which checks every option before any item runs."""
     from brushwork.painter import Painter
 
     values = dict(values or {})
-    # every option is checked once, here, before any item runs
-    check = Painter(method, values, encoder=encoder, cache_size=0)
-    del check
+    if painter is None:
+        painter = Painter(method, values, encoder=encoder)
     book = Manifest(manifest)
     start = time.perf_counter()
     total = len(items)
@@ -330,9 +339,8 @@ def run_batch(
         waiting = set(todo)
         for item in items:
             if item not in waiting:
-                record(paint_item_skipped(item, method))
+                record(skipped_record(item, method))
         if engine == "local":
-            painter = Painter(method, values, encoder=encoder)
             for item in todo:
                 record(paint_item(painter, item, force=force))
         elif engine == "ray":
@@ -360,19 +368,6 @@ def run_batch(
         str(manifest),
         engine,
     )
-
-
-def paint_item_skipped(item: Item, method: str) -> dict[str, Any]:
-    return {
-        "content": item.content,
-        "style": item.style,
-        "output": item.output,
-        "method": method,
-        "status": "skipped",
-        "seconds": 0.0,
-        "error": None,
-        "reason": "the output exists",
-    }
 
 
 # ----------------------------------------------------------------------------- command
@@ -498,7 +493,8 @@ def cmd_batch(argv: Sequence[str]) -> int:
     from brushwork.painter import Painter
 
     values = method_values(args)
-    Painter(method, values, cache_size=0).stylizer.check_files()  # options, files: up front
+    painter = Painter(method, values)  # every option checked once, before any work
+    painter.stylizer.check_files()
     if args.engine == "ray":
         from brushwork.batch.ray_engine import require_ray
 
@@ -520,6 +516,7 @@ def cmd_batch(argv: Sequence[str]) -> int:
             engine=args.engine,
             force=args.force,
             events=_BatchEvents(sinks),
+            painter=painter,
             ray_options={
                 "address": args.ray_address,
                 "workers": args.ray_workers,
@@ -546,6 +543,7 @@ __all__ = [
     "Item",
     "cmd_batch",
     "expand",
+    "item_record",
     "paint_item",
     "plan_items",
     "read_pairs",

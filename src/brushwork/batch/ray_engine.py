@@ -37,7 +37,12 @@ def require_ray() -> None:
 
 
 class PaintWorker:
-    """A Ray Data stateful worker: one painter, many items."""
+    """A Ray Data stateful worker: one painter, many items. Each record says which worker
+    process painted it (``worker``: its pid) and how many painters that process has built
+    (``painters``: 1 when the pool keeps its workers, as it should)."""
+
+    built = 0
+    """Painters built in this process."""
 
     def __init__(
         self, method: str, values: dict[str, Any], force: bool, encoder: Any, threads: int
@@ -48,6 +53,7 @@ class PaintWorker:
 
         torch.set_num_threads(max(1, threads))
         self.painter = Painter(method, values, encoder=encoder)
+        type(self).built += 1
         self.force = force
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
@@ -59,7 +65,9 @@ class PaintWorker:
         ):
             item = Item(str(content), str(style), str(output))
             record = paint_item(self.painter, item, force=self.force)
-            records.append(json.dumps({**record, "worker": os.getpid()}))
+            records.append(
+                json.dumps({**record, "worker": os.getpid(), "painters": type(self).built})
+            )
         return {"record": records}
 
 
@@ -101,10 +109,14 @@ def run_ray(
                 f"cannot reach the Ray cluster at {target}: {' '.join(str(error).split())[:300]}"
             ) from None
         started = True
+    context = ray.data.DataContext.get_current()
+    waited = context.wait_for_min_actors_s
     try:
-        context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
+        # start every worker before the first item, so that the items spread over all of
+        # them (otherwise the first worker up may take them all)
+        context.wait_for_min_actors_s = 600
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         cpus = float(ray.cluster_resources().get("CPU", 1))
         count = workers or max(1, int(cpus // cpus_per_worker))
@@ -117,7 +129,7 @@ def run_ray(
             PaintWorker,
             batch_size=1,
             batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=count),
+            compute=ray.data.ActorPoolStrategy(size=count, max_tasks_in_flight_per_actor=1),
             fn_constructor_kwargs={
                 "method": method,
                 "values": values,
@@ -133,11 +145,10 @@ def run_ray(
     except BrushworkError:
         raise
     except Exception as error:
-        if isinstance(error, KeyboardInterrupt):
-            raise
         raise BrushworkError(
             f"the Ray batch stopped: {type(error).__name__}: {' '.join(str(error).split())[:300]}"
         ) from None
     finally:
+        context.wait_for_min_actors_s = waited
         if started:
             ray.shutdown()

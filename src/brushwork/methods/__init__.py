@@ -87,8 +87,10 @@ REGISTRY: dict[str, MethodEntry] = {
             "one pass for any style: channel statistics at relu4_1, trained decoder",
             "feed-forward",
             "Huang & Belongie, ICCV 2017",
-            trainers={"adain": "brushwork.training.adain:AdaINObjective",
-                      "adain-temporal": "brushwork.training.temporal:TemporalAdaINObjective"},
+            trainers={
+                "adain": "brushwork.training.adain:AdaINObjective",
+                "adain-temporal": "brushwork.training.temporal:TemporalAdaINObjective",
+            },
             exporter="brushwork.methods.adain:export_onnx",
         ),
         MethodEntry(

@@ -3,7 +3,9 @@
 
 Endpoints (JSON unless said; errors are ``{"error": "one line"}`` with the CLI's messages):
 
-* ``GET /`` the page; ``GET /static/...`` its files; ``GET /docs`` the OpenAPI docs.
+* ``GET /`` the page; ``GET /static/...`` its files; ``GET /docs`` the OpenAPI docs
+  (Swagger UI, served from this server when ``swagger-ui-bundle-v2`` is installed),
+  ``GET /openapi.json`` the schema.
 * ``GET /health``; ``GET /methods`` (methods with the options a job may set, controls,
   limits); ``GET /models``; ``GET /examples``, ``GET /examples/{name}`` (bundled images).
 * ``POST /jobs`` (multipart: ``content``, ``style`` (repeatable), optional ``mask``,
@@ -13,14 +15,17 @@ Endpoints (JSON unless said; errors are ``{"error": "one line"}`` with the CLI's
   ``GET /jobs/{id}/result`` (PNG); ``GET /jobs/{id}/preview`` (JPEG);
   ``DELETE /jobs/{id}`` (cancel a queued or running job; forget a finished one).
 * ``POST /stylize``: the same form for one-pass methods, answered with the PNG.
+
+With tokens, every request but ``/`` and ``/static/...`` needs one, the docs included; the
+check comes first (:class:`~brushwork.service.uploads.TokenGate`), before any body is read.
+Handlers that read the index (SQLite) run in threads, never in the event loop.
 """
 
 # no `from __future__ import annotations`: FastAPI reads these annotations at run time
 import asyncio
 import base64
 import contextlib
-import hashlib
-import hmac
+import dataclasses
 import io
 import json
 import logging
@@ -33,7 +38,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -41,33 +46,58 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from brushwork.errors import BrushworkError
 from brushwork.service.config import ServiceConfig
-from brushwork.service.jobs import PREVIEW, RESULT, JobManager, describe_job, new_id, valid_id
+from brushwork.service.jobs import (
+    PREVIEW,
+    RESULT,
+    JobManager,
+    ReadersFull,
+    describe_job,
+    new_id,
+    valid_id,
+)
 from brushwork.service.spec import (
     KINDS,
     JobSpec,
     check_kind,
     client_controls,
     client_options,
+    missing_files,
+    one_pass,
     parse_options,
     parse_regions,
     parse_styles,
-    resolve_values,
 )
 from brushwork.service.store import Job
 from brushwork.service.uploads import (
+    OWNER_KEY,
     ApiError,
     BodyLimit,
     QueueGate,
     RequestGuard,
+    TokenGate,
     check_decodes,
     check_header,
     display_name,
+    public_message,
     store_upload,
+    sync_folder,
 )
 
 log = logging.getLogger("brushwork.service")
 STATIC = Path(__file__).resolve().parent / "static"
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "localhost.localdomain"}
+KEEPALIVE = 15.0
+"""Seconds between two keep-alive comments of an idle event stream."""
+METHODS_TTL = 30.0
+"""Seconds ``GET /methods`` is kept before it is built again (networks installed meanwhile
+show up)."""
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+"""The page's Content-Security-Policy: its own scripts, styles and requests only (it has no
+inline script or style); images also from data: (previews) and blob: (uploads, results)."""
+SWAGGER_ASSETS = "/static/swagger-ui"
 
 
 # ----------------------------------------------------------------------------- schema
@@ -134,9 +164,43 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (413, "upload over the byte or pixel limit"),
         (415, "not an image of a supported format"),
         (422, "bad options or inputs (the CLI's message)"),
-        (429, "queue full; see Retry-After"),
+        (429, "queue full, or this job has all the event readers it may; see Retry-After"),
+        (503, "the server is stopping, or has all the event readers it may"),
     )
 }
+
+JOB_LINKS = {
+    name: {"operationId": operation, "parameters": {"job_id": "$response.body#/id"}}
+    for name, operation in (
+        ("GetJob", "get_job"),
+        ("DeleteJob", "delete_job"),
+        ("GetResult", "job_result"),
+        ("GetPreview", "job_preview"),
+    )
+}
+"""OpenAPI links from a submission to what can be done with its id (schemathesis follows
+them in its stateful run)."""
+
+
+def _binary_files(schema: Any) -> None:
+    """Mark every uploaded file of the schema ``format: binary`` (as OpenAPI 3.0 writes
+    it), besides pydantic's ``contentMediaType``, so clients and test generators send
+    bytes; an optional file is a file that may be left out (not a file-or-null, which a
+    multipart form cannot send)."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "string" and schema.get("contentMediaType"):
+            schema.setdefault("format", "binary")
+        choices = schema.get("anyOf")
+        if isinstance(choices, list) and {"type": "null"} in choices:
+            files = [c for c in choices if isinstance(c, dict) and c.get("contentMediaType")]
+            if len(files) == 1 and len(choices) == 2:
+                del schema["anyOf"]
+                schema.update(files[0])
+        for value in schema.values():
+            _binary_files(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _binary_files(value)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -147,8 +211,16 @@ def _sse(kind: str, data: dict[str, Any], seq: int | None = None) -> str:
     return f"{head}event: {kind}\ndata: {json.dumps(data, allow_nan=False)}\n\n"
 
 
-def _owner(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()[:16]
+def owner_of(request: Request) -> str:
+    """The owner id :class:`~brushwork.service.uploads.TokenGate` found for the request's
+    token ('' when the server has no tokens)."""
+    return str(request.scope.get(OWNER_KEY, ""))
+
+
+def _method_names() -> list[str]:
+    from brushwork.methods import method_names
+
+    return list(method_names())
 
 
 class Service:
@@ -159,39 +231,10 @@ class Service:
         self.manager = JobManager(config)
         self.decoding = threading.Semaphore(2)
         self._examples: dict[str, bytes] = {}
-        self._methods: dict[str, Any] | None = None
+        self._methods: tuple[float, dict[str, Any]] | None = None
+        self._methods_lock = threading.Lock()
 
-    # ------------------------------------------------------------- auth and jobs
-
-    def token_of(self, header: str) -> str | None:
-        """The configured token an ``Authorization`` header carries, if any."""
-        scheme, _, given = header.partition(" ")
-        given = given.strip()
-        if scheme.lower() != "bearer" or not given:
-            return None
-        for token in self.config.tokens:
-            if hmac.compare_digest(given.encode(), token.encode()):
-                return token
-        return None
-
-    def token_ok(self, header: str) -> bool:
-        return not self.config.tokens or self.token_of(header) is not None
-
-    def owner_of(self, request: Request) -> str:
-        """The token's owner id ('' when the server has no tokens); 401 otherwise."""
-        if not self.config.tokens:
-            return ""
-        header = request.headers.get("authorization", "")
-        token = self.token_of(header)
-        if token is not None:
-            return _owner(token)
-        raise ApiError(
-            401,
-            "a bearer token is needed: send 'Authorization: Bearer TOKEN'"
-            if not header
-            else "wrong bearer token",
-            {"WWW-Authenticate": "Bearer"},
-        )
+    # ------------------------------------------------------------- jobs
 
     def job_of(self, job_id: str, owner: str) -> Job:
         """The job if it exists and belongs to ``owner``; else one 404 for all cases."""
@@ -211,9 +254,13 @@ class Service:
         content: UploadFile,
         style: list[UploadFile],
         mask: UploadFile | None,
-    ) -> tuple[Job, bool]:
-        """Check a submission completely (options, uploads, plan, decoding) and build its
-        job and folder; (job, whether the method optimizes). Runs in a thread."""
+        sync: bool = False,
+    ) -> Job:
+        """Check a submission completely and build its folder; the job, not yet queued.
+        Runs in a thread. Everything that needs no upload is checked before any upload is
+        stored (the form, the options, ``sync``: ``POST /stylize`` takes one-pass runs
+        only, the files the options name); then the uploads are stored and synced, checked
+        from their headers, planned (sizes against ``max_side``) and decoded once."""
         from brushwork.api import Style
         from brushwork.painter import Painter
 
@@ -233,17 +280,23 @@ class Service:
         region_map = parse_regions(regions)
         if region_map is not None and mask is None:
             raise ApiError(422, "regions need a label image (mask)")
-        draft = JobSpec(kind, method, values)
-        run_values = resolve_values(draft, manager.extra_models)
-        run_values["max_pixels"] = config.max_pixels
-        share = manager.memory_share()
-        if share is not None:
-            run_values["max_memory"] = share
-        painter = Painter(method, run_values, encoder=config.encoder, cache_size=0)
+        painter = Painter(
+            method,
+            manager.run_values(JobSpec(kind, method, values)),
+            encoder=config.encoder,
+            cache_size=0,
+        )
+        if sync and not one_pass(painter.stylizer.method):
+            raise ApiError(
+                422,
+                f"POST /stylize is for one-pass methods; {method} with these options "
+                "optimizes for many steps: use POST /jobs and follow its events",
+            )
+        painter.stylizer.check_files()
         job_id = new_id()
         folder = manager.folder(job_id)
         folder.mkdir()
-        labels: dict[Path, str] = {}
+        labels: dict[Path | str, str] = {}
         try:
             files = [("content", "content", content)] + [
                 (f"style-{n}", f"style {n}", upload) for n, upload in enumerate(style, 1)
@@ -255,6 +308,7 @@ class Service:
                 store_upload(upload, path)
                 labels[path] = label
                 check_header(path, label, config.max_pixels)
+            sync_folder(folder)
             style_list = [
                 Style(
                     folder / f"style-{n}",
@@ -268,20 +322,11 @@ class Service:
                     folder / "content", style_list, folder / "mask" if mask is not None else None
                 )
             except BrushworkError as error:
-                message = str(error)
-                for path, label in labels.items():
-                    message = message.replace(str(path), label)
-                raise ApiError(422, message) from None
-            if max(plan.content_size) > config.max_side:
-                raise ApiError(
-                    422,
-                    f"the output would be {plan.content_size[0]}x"
-                    f"{plan.content_size[1]} px, over this server's "
-                    f"{config.max_side} px; give a smaller size",
-                )
+                raise ApiError(422, public_message(error, labels)) from None
+            self._check_sides(plan)
             with self.decoding:
                 for path, label in labels.items():
-                    check_decodes(path, label, config.max_pixels)
+                    check_decodes(Path(path), label, config.max_pixels)
             spec = JobSpec(
                 kind,
                 method,
@@ -299,7 +344,7 @@ class Service:
                 regions=region_map,
                 names={"content": display_name(content.filename) or ""},
             )
-            job = Job(
+            return Job(
                 job_id,
                 owner,
                 kind,
@@ -309,25 +354,36 @@ class Service:
                 time.time(),
                 total=plan.total_steps,
             )
-            return job, painter.stylizer.method.has_losses()
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
-    async def submit(self, owner: str, fields: dict[str, Any], *, sync: bool = False) -> Job:
-        manager = self.manager
-        if manager.queue_full():
-            raise self.too_busy()
-        job, optimizes = await run_in_threadpool(self.accept, owner, **fields)
-        if sync and optimizes:
-            shutil.rmtree(manager.folder(job.id), ignore_errors=True)
+    def _check_sides(self, plan: Any) -> None:
+        """Refuse a plan whose output or any style image would be larger than
+        ``max_side`` (a small output with a large style scale plans a large style)."""
+        limit = self.config.max_side
+        width, height = plan.content_size
+        if max(width, height) > limit:
             raise ApiError(
                 422,
-                f"POST /stylize is for one-pass methods; {job.method} "
-                "optimizes for many steps: use POST /jobs and follow its "
-                "events",
+                f"the output would be {width}x{height} px, over this server's {limit} px; "
+                "give a smaller size",
             )
-        if not manager.submit(job):
+        for number, (w, h) in enumerate(plan.style_sizes, 1):
+            if max(w, h) > limit:
+                raise ApiError(
+                    422,
+                    f"style {number} would be {w}x{h} px, over this server's {limit} px; "
+                    "give a smaller style_scale or style_size",
+                )
+
+    async def submit(self, owner: str, fields: dict[str, Any], *, sync: bool = False) -> Job:
+        """Accept a submission and queue it (``sync``: for ``POST /stylize``)."""
+        manager = self.manager
+        if await run_in_threadpool(manager.queue_full):
+            raise self.too_busy()
+        job = await run_in_threadpool(self.accept, owner, sync=sync, **fields)
+        if not await run_in_threadpool(manager.submit, job):
             shutil.rmtree(manager.folder(job.id), ignore_errors=True)
             raise self.too_busy()
         return job
@@ -342,38 +398,57 @@ class Service:
             {"Retry-After": str(seconds)},
         )
 
+    def refusal(self) -> tuple[int, str, dict[str, str]] | None:
+        """Why a submission is refused before its body is read (reads the index)."""
+        if not self.manager.queue_full() and not self.manager.stopping.is_set():
+            return None
+        error = self.too_busy()
+        return error.status, str(error), error.headers
+
     # ------------------------------------------------------------- listings
 
     def methods(self) -> dict[str, Any]:
-        if self._methods is None:
-            from brushwork.methods import describe
+        """``GET /methods`` (built at most every :data:`METHODS_TTL` seconds)."""
+        with self._methods_lock:
+            if self._methods is not None and time.monotonic() - self._methods[0] < METHODS_TTL:
+                return self._methods[1]
+            built = self._build_methods()
+            self._methods = (time.monotonic(), built)
+            return built
 
-            extra = self.manager.extra_models
-            found = []
-            for entry in describe():
-                entry = dict(entry, options=client_options(entry["name"], extra))
-                entry["sync"] = entry["kind"] == "feed-forward"
-                model = next((o for o in entry["options"] if o["name"] == "model"), None)
-                if model is not None:  # the bundled ones installed, and the operator's
-                    entry["models"] = list(model["choices"])
-                found.append(entry)
-            c = self.config
-            self._methods = {
-                "methods": found,
-                "controls": client_controls(),
-                "limits": {
-                    "max_upload_bytes": c.max_upload,
-                    "max_pixels": c.max_pixels,
-                    "max_styles": c.max_styles,
-                    "max_side": c.max_side,
-                    "job_timeout_seconds": c.job_timeout,
-                    "expire_seconds": c.expire,
-                    "queue": c.queue,
-                    "workers": c.workers,
-                },
-                "kinds": list(KINDS),
-            }
-        return self._methods
+    def _build_methods(self) -> dict[str, Any]:
+        from brushwork.methods import describe, get_entry
+
+        extra = self.manager.extra_models
+        found = []
+        for entry in describe():
+            name = entry["name"]
+            missing = missing_files(name)
+            entry = dict(entry, options=client_options(name, extra, missing))
+            # the rule of POST /stylize, for the method's default options
+            entry["sync"] = one_pass(get_entry(name).load()())
+            entry["ready"] = "" not in missing
+            entry["problem"] = missing.get("")
+            model = next((o for o in entry["options"] if o["name"] == "model"), None)
+            if model is not None:  # the bundled ones installed, and the operator's
+                entry["models"] = list(model["choices"])
+            found.append(entry)
+        c = self.config
+        return {
+            "methods": found,
+            "controls": client_controls(),
+            "limits": {
+                "max_upload_bytes": c.max_upload,
+                "max_pixels": c.max_pixels,
+                "max_styles": c.max_styles,
+                "max_side": c.max_side,
+                "job_timeout_seconds": c.job_timeout,
+                "expire_seconds": c.expire,
+                "queue": c.queue,
+                "workers": c.workers,
+            },
+            "kinds": list(KINDS),
+        }
 
     def example(self, name: str) -> bytes:
         from brushwork import examples
@@ -396,25 +471,43 @@ class Service:
         return self._examples[name]
 
 
+def swagger_ui_folder() -> Path | None:
+    """Swagger UI's files from the ``swagger-ui-bundle-v2`` package (Swagger UI 5, which
+    reads OpenAPI 3.1), if installed: ``/docs`` then works offline."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return None
+    folder = Path(str(swagger_ui_path))
+    return folder if (folder / "swagger-ui-bundle.js").is_file() else None
+
+
 # ----------------------------------------------------------------------------- the app
 
 
 def create_app(
     config: ServiceConfig | None = None,
     *,
-    host: str = "127.0.0.1",
-    allow_hosts: tuple[str, ...] = (),
+    host: str | None = None,
+    allow_hosts: tuple[str, ...] | None = None,
 ) -> FastAPI:
-    """The app for ``config`` (checked here); its workers start with the app (lifespan)
-    and stop with it."""
+    """The app for ``config`` (validated here; ``host`` and ``allow_hosts`` replace the
+    config's); its workers start with the app (lifespan) and stop with it."""
     config = config or ServiceConfig()
-    config.check(host)
+    changes: dict[str, Any] = {}
+    if host is not None:
+        changes["host"] = host
+    if allow_hosts is not None:
+        changes["allow_hosts"] = tuple(allow_hosts)
+    if changes:
+        config = dataclasses.replace(config, **changes)
+    config.validate()
     service = Service(config)
     manager = service.manager
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        manager.start()
+        await run_in_threadpool(manager.start)
         try:
             yield
         finally:
@@ -424,15 +517,35 @@ def create_app(
         title="brushwork",
         version=_version(),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
         description="Neural style transfer as a service: submit jobs, follow "
         "their events, fetch results. Errors are JSON "
-        '`{"error": "..."}` with the command line\'s messages.',
+        '`{"error": "..."}` with the command line\'s messages. With a token, every '
+        "request but the page's needs `Authorization: Bearer TOKEN`.",
     )
     app.state.service = service
     app.state.manager = manager
 
-    # middlewares: the last added runs first
+    # middlewares, outermost first: CORS (so that every answer, refusals included, carries
+    # its headers), Host and Origin, the token (before any body is read), the body limit,
+    # the queue gate, then the app. Starlette runs the last one added first.
+    app.add_middleware(
+        QueueGate,
+        paths=("/jobs", "/stylize"),
+        refusal=service.refusal,
+        limit=config.max_upload,
+    )
     app.add_middleware(BodyLimit, limit=config.max_upload)
+    app.add_middleware(TokenGate, tokens=config.tokens)
+    hosts = None
+    if not config.tokens and "*" not in config.allow_hosts:
+        hosts = (
+            LOOPBACK_NAMES
+            | {config.host.strip("[]").lower()}
+            | {h.lower() for h in config.allow_hosts}
+        )
+    app.add_middleware(RequestGuard, hosts=hosts, origins=set(config.cors))
     if config.cors:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -441,31 +554,8 @@ def create_app(
             allow_origins=list(config.cors),
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Retry-After", "X-Job-Id", "Location"],
         )
-    hosts = None
-    if not config.tokens and "*" not in allow_hosts:
-        hosts = LOOPBACK_NAMES | {host.strip("[]").lower()} | {h.lower() for h in allow_hosts}
-
-    def refusal() -> tuple[int, str, dict[str, str]] | None:
-        if not manager.queue_full() and not manager.stopping.is_set():
-            return None
-        error = service.too_busy()
-        return error.status, str(error), error.headers
-
-    def authorized(scope: dict[str, Any]) -> bool:
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        return service.token_ok(headers.get("authorization", ""))
-
-    # a full queue answers 429 before an upload is read; the host and origin checks run
-    # before everything (the last middleware added runs first)
-    app.add_middleware(
-        QueueGate,
-        paths=("/jobs", "/stylize"),
-        refusal=refusal,
-        authorized=authorized,
-        limit=config.max_upload,
-    )
-    app.add_middleware(RequestGuard, hosts=hosts, origins=set(config.cors))
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -473,7 +563,7 @@ def create_app(
 
     @app.exception_handler(BrushworkError)
     async def user_error(request: Request, error: BrushworkError) -> JSONResponse:
-        return JSONResponse({"error": str(error)}, status_code=422)
+        return JSONResponse({"error": public_message(error)}, status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -486,10 +576,8 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         detail = error.detail if isinstance(error.detail, str) else "request refused"
-        if error.status_code == 400 and detail == "There was an error parsing the body":
-            detail = "the request body is not valid multipart form data"
         return JSONResponse(
-            {"error": detail},
+            {"error": public_message(detail)},
             status_code=error.status_code,
             headers=getattr(error, "headers", None),
         )
@@ -499,22 +587,60 @@ def create_app(
         log.exception("internal error on %s %s", request.method, request.url.path)
         return JSONResponse({"error": f"internal error ({type(error).__name__})"}, status_code=500)
 
-    Owner = Annotated[str, Depends(service.owner_of)]
+    Owner = Annotated[str, Depends(owner_of)]
 
-    # ------------------------------------------------------------------ page
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
 
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            _binary_files(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    # ------------------------------------------------------------------ page and docs
+
+    swagger = swagger_ui_folder()
+    if swagger is not None:  # before /static: the longer prefix first
+        app.mount(SWAGGER_ASSETS, StaticFiles(directory=swagger), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(
-            STATIC / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"}
+            STATIC / "index.html",
+            media_type="text/html",
+            headers={"Cache-Control": "no-cache", "Content-Security-Policy": PAGE_POLICY},
+        )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        assets: dict[str, str] = {}
+        if swagger is not None:
+            assets = {
+                "swagger_js_url": f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+                "swagger_css_url": f"{SWAGGER_ASSETS}/swagger-ui.css",
+                "swagger_favicon_url": f"{SWAGGER_ASSETS}/favicon-32x32.png",
+            }
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="brushwork: HTTP API", **assets
         )
 
     # ------------------------------------------------------------------ listings
 
-    @app.get("/health", response_model=HealthOut, responses={401: ERRORS[401]})
-    async def health(owner: Owner) -> dict[str, Any]:
+    @app.get(
+        "/health", operation_id="health", response_model=HealthOut, responses={401: ERRORS[401]}
+    )
+    def health(owner: Owner) -> dict[str, Any]:
         """Whether the server answers, with its workers, job counts and job kinds."""
         return {
             "status": "stopping" if manager.stopping.is_set() else "ok",
@@ -525,14 +651,16 @@ def create_app(
             "kinds": list(KINDS),
         }
 
-    @app.get("/methods", responses={401: ERRORS[401]})
-    async def methods(owner: Owner) -> dict[str, Any]:
-        """Every method with the options a job may set (types, defaults, ranges, choices),
-        the controls every method shares, and this server's limits."""
-        return await run_in_threadpool(service.methods)
+    @app.get("/methods", operation_id="methods", responses={401: ERRORS[401]})
+    def methods(owner: Owner) -> dict[str, Any]:
+        """Every method with the options a job may set (types, defaults, ranges, choices;
+        ``unavailable``: what needs a network this server lacks), whether ``POST
+        /stylize`` takes it with its defaults (``sync``), the controls every method shares,
+        and this server's limits."""
+        return service.methods()
 
-    @app.get("/models", responses={401: ERRORS[401]})
-    async def models_list(owner: Owner) -> dict[str, Any]:
+    @app.get("/models", operation_id="models", responses={401: ERRORS[401]})
+    def models_list(owner: Owner) -> dict[str, Any]:
         """The bundled networks and those the operator added."""
         from brushwork import models
 
@@ -564,7 +692,7 @@ def create_app(
         ]
         return {"models": rows}
 
-    @app.get("/examples", responses={401: ERRORS[401]})
+    @app.get("/examples", operation_id="examples", responses={401: ERRORS[401]})
     async def examples_list(owner: Owner) -> dict[str, Any]:
         """The bundled example images (content photos and styles)."""
         from brushwork import examples
@@ -573,37 +701,72 @@ def create_app(
 
     @app.get(
         "/examples/{name}",
+        operation_id="example",
         response_class=Response,
         responses={200: {"content": {"image/png": {}}}, 401: ERRORS[401], 404: ERRORS[404]},
     )
-    async def example(name: str, owner: Owner) -> Response:
+    def example(name: str, owner: Owner) -> Response:
         """One bundled example image as PNG."""
-        data = await run_in_threadpool(service.example, name)
-        return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=86400"})
+        return Response(
+            service.example(name),
+            media_type="image/png",
+            headers={"Cache-Control": "max-age=86400"},
+        )
 
     # ------------------------------------------------------------------ jobs
 
-    submit_responses = {k: ERRORS[k] for k in (401, 413, 415, 422, 429)}
+    submit_responses = {k: ERRORS[k] for k in (401, 413, 415, 422, 429, 503)}
+    method_form = {"enum": _method_names()}
+    json_form = {"format": "json"}  # a JSON text (object or list), not any string
+    styles_form = {"minItems": 1, "maxItems": config.max_styles}
 
-    @app.post("/jobs", status_code=202, response_model=JobOut, responses=submit_responses)
+    @app.post(
+        "/jobs",
+        operation_id="create_job",
+        status_code=202,
+        response_model=JobOut,
+        responses={
+            **submit_responses,
+            202: {"description": "the job, queued", "links": JOB_LINKS},
+        },
+    )
     async def create_job(
         owner: Owner,
         content: Annotated[UploadFile, File(description="the content image")],
-        style: Annotated[list[UploadFile], File(description="style images (repeat)")],
+        style: Annotated[
+            list[UploadFile],
+            File(description="style images (repeat)", json_schema_extra=styles_form),
+        ],
         mask: Annotated[
             UploadFile | None, File(description="label image: one flat colour per region")
         ] = None,
-        method: Annotated[str, Form(description="see GET /methods")] = "gatys",
+        method: Annotated[
+            str, Form(description="see GET /methods", json_schema_extra=method_form)
+        ] = "gatys",
         options: Annotated[
-            str, Form(description='JSON object of options and controls, e.g. {"size": 256}')
+            str,
+            Form(
+                description='JSON object of options and controls, e.g. {"size": 256}',
+                json_schema_extra=json_form,
+            ),
         ] = "{}",
         styles: Annotated[
-            str, Form(description='JSON list, per style: {"weight": W, "layers": [...]}')
+            str,
+            Form(
+                description='JSON list, per style: {"weight": W, "layers": [...]}',
+                json_schema_extra=json_form,
+            ),
         ] = "[]",
         regions: Annotated[
-            str | None, Form(description="JSON object: label colour → style number or null")
+            str | None,
+            Form(
+                description="JSON object: label colour → style number or null",
+                json_schema_extra=json_form,
+            ),
         ] = None,
-        kind: Annotated[str, Form(description="job kind: image")] = "image",
+        kind: Annotated[
+            str, Form(description="job kind", json_schema_extra={"enum": list(KINDS)})
+        ] = "image",
     ) -> JSONResponse:
         """Queue a job: ``202`` with its id and links; follow ``links.events``."""
         job = await service.submit(
@@ -623,31 +786,41 @@ def create_app(
             describe_job(job), status_code=202, headers={"Location": f"/jobs/{job.id}"}
         )
 
-    @app.get("/jobs", response_model=JobsOut, responses={401: ERRORS[401]})
-    async def list_jobs(
-        owner: Owner, limit: Annotated[int, Query(ge=1, le=200)] = 50
-    ) -> dict[str, Any]:
+    @app.get(
+        "/jobs", operation_id="list_jobs", response_model=JobsOut, responses={401: ERRORS[401]}
+    )
+    def list_jobs(owner: Owner, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
         """This token's newest jobs."""
         found = manager.store.list(owner if config.tokens else None, limit)
         return {"jobs": [describe_job(j) for j in found]}
 
     @app.get(
-        "/jobs/{job_id}", response_model=JobOut, responses={401: ERRORS[401], 404: ERRORS[404]}
+        "/jobs/{job_id}",
+        operation_id="get_job",
+        response_model=JobOut,
+        responses={401: ERRORS[401], 404: ERRORS[404]},
     )
-    async def get_job(job_id: str, owner: Owner) -> dict[str, Any]:
+    def get_job(job_id: str, owner: Owner) -> dict[str, Any]:
         """A job's state, progress, losses and timings."""
         return describe_job(service.job_of(job_id, owner))
 
     @app.delete(
-        "/jobs/{job_id}", response_model=CancelOut, responses={401: ERRORS[401], 404: ERRORS[404]}
+        "/jobs/{job_id}",
+        operation_id="delete_job",
+        response_model=CancelOut,
+        responses={
+            202: {"model": CancelOut, "description": "running: stops at its next step or stage"},
+            401: ERRORS[401],
+            404: ERRORS[404],
+        },
     )
-    async def delete_job(job_id: str, owner: Owner) -> JSONResponse:
-        """Cancel a queued job (``200``), stop a running one at its next step (``202``,
-        state ``cancelling``), or forget a finished one and its files (``200``, state
-        ``deleted``)."""
+    def delete_job(job_id: str, owner: Owner) -> JSONResponse:
+        """Cancel a queued job (``200``), stop a running one at its next step or stage
+        (``202``, state ``cancelling``), or forget a finished one and its files (``200``,
+        state ``deleted``)."""
         job = service.job_of(job_id, owner)
         if job.final:
-            await run_in_threadpool(manager.delete, job.id)
+            manager.delete(job.id)
             return JSONResponse({"id": job.id, "state": "deleted"})
         state = manager.cancel(job.id) or "deleted"
         return JSONResponse(
@@ -656,6 +829,7 @@ def create_app(
 
     @app.get(
         "/jobs/{job_id}/result",
+        operation_id="job_result",
         response_class=FileResponse,
         responses={
             200: {"content": {"image/png": {}}},
@@ -664,7 +838,7 @@ def create_app(
             409: {"model": ErrorOut, "description": "not done (yet)"},
         },
     )
-    async def result(
+    def result(
         job_id: str, owner: Owner, download: Annotated[bool, Query()] = False
     ) -> FileResponse:
         """The finished image (PNG); ``?download=true`` as an attachment."""
@@ -682,10 +856,11 @@ def create_app(
 
     @app.get(
         "/jobs/{job_id}/preview",
+        operation_id="job_preview",
         response_class=FileResponse,
         responses={200: {"content": {"image/jpeg": {}}}, 401: ERRORS[401], 404: ERRORS[404]},
     )
-    async def preview(job_id: str, owner: Owner) -> FileResponse:
+    def preview(job_id: str, owner: Owner) -> FileResponse:
         """The latest preview of an optimization (JPEG)."""
         job = service.job_of(job_id, owner)
         path = manager.folder(job.id) / PREVIEW
@@ -695,22 +870,40 @@ def create_app(
 
     @app.get(
         "/jobs/{job_id}/events",
+        operation_id="job_events",
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}, 401: ERRORS[401], 404: ERRORS[404]},
+        responses={
+            200: {"content": {"text/event-stream": {}}},
+            401: ERRORS[401],
+            404: ERRORS[404],
+            429: ERRORS[429],
+            503: ERRORS[503],
+        },
     )
     async def job_events(job_id: str, owner: Owner) -> StreamingResponse:
         """Server-sent events: ``state`` first (the job now), then ``started``,
         ``progress``, ``preview`` (a JPEG data: URL), ``warning``, and one of ``done``,
-        ``failed``, ``cancelled``, after which the stream ends."""
-        job = service.job_of(job_id, owner)
-        subscriber = manager.hub.subscribe(job.id, asyncio.get_running_loop())
+        ``failed``, ``cancelled``, after which the stream ends. A job has at most
+        ``--max-readers-per-job`` readers (one more: ``429``), the server
+        ``--max-readers`` (``503``)."""
+        job = await run_in_threadpool(service.job_of, job_id, owner)
+        refused = manager.hub.refusal(job.id)
+        if refused is not None:
+            raise ApiError(refused.status, str(refused), {"Retry-After": "5"})
 
         async def stream() -> AsyncIterator[str]:
+            # subscribed here, in the generator, so that the finally below always runs for
+            # a subscription; before reading the state, so that no event falls between
             try:
-                now = manager.store.get(job.id) or job
+                subscriber = manager.hub.subscribe(job.id, asyncio.get_running_loop())
+            except ReadersFull as full:  # others came between the check and now
+                yield _sse("error", {"status": full.status, "error": str(full)})
+                return
+            try:
+                now = await run_in_threadpool(manager.store.get, job.id) or job
                 yield _sse("state", describe_job(now))
                 picture = manager.folder(job.id) / PREVIEW
-                if picture.is_file() and now.state != "done":
+                if now.state != "done" and await run_in_threadpool(picture.is_file):
                     data = await run_in_threadpool(picture.read_bytes)
                     yield _sse(
                         "preview",
@@ -733,7 +926,7 @@ def create_app(
                     return
                 while True:
                     try:
-                        message = await asyncio.wait_for(subscriber.queue.get(), 15)
+                        message = await asyncio.wait_for(subscriber.queue.get(), KEEPALIVE)
                     except TimeoutError:
                         yield ": keep-alive\n\n"
                         continue
@@ -751,19 +944,41 @@ def create_app(
 
     @app.post(
         "/stylize",
+        operation_id="stylize",
         response_class=Response,
-        responses={200: {"content": {"image/png": {}}}, **submit_responses},
+        responses={
+            200: {"content": {"image/png": {}}},
+            **submit_responses,
+            409: {"model": ErrorOut, "description": "the job was cancelled"},
+            504: {"model": ErrorOut, "description": "the job did not finish in time"},
+        },
     )
     async def stylize_now(
         request: Request,
         owner: Owner,
         content: Annotated[UploadFile, File(description="the content image")],
-        style: Annotated[list[UploadFile], File(description="style images (repeat)")],
+        style: Annotated[
+            list[UploadFile],
+            File(description="style images (repeat)", json_schema_extra=styles_form),
+        ],
         mask: Annotated[UploadFile | None, File(description="label image")] = None,
-        method: Annotated[str, Form(description="a one-pass method: adain, wct")] = "adain",
-        options: Annotated[str, Form(description="JSON object of options")] = "{}",
-        styles: Annotated[str, Form(description="JSON list of {weight, layers}")] = "[]",
-        regions: Annotated[str | None, Form(description="JSON object")] = None,
+        method: Annotated[
+            str,
+            Form(
+                description="a method that paints in one pass with these options (GET "
+                "/methods: sync)",
+                json_schema_extra=method_form,
+            ),
+        ] = "adain",
+        options: Annotated[
+            str, Form(description="JSON object of options", json_schema_extra=json_form)
+        ] = "{}",
+        styles: Annotated[
+            str, Form(description="JSON list of {weight, layers}", json_schema_extra=json_form)
+        ] = "[]",
+        regions: Annotated[
+            str | None, Form(description="JSON object", json_schema_extra=json_form)
+        ] = None,
     ) -> Response:
         """Stylize with a one-pass method and answer with the PNG (through the same queue
         as jobs; the job id is in ``X-Job-Id``)."""
@@ -788,17 +1003,19 @@ def create_app(
             if not finished.done():
                 finished.set_result(done)
 
-        manager.when_done(job.id, lambda done: loop.call_soon_threadsafe(settle, done))
+        await run_in_threadpool(
+            manager.when_done, job.id, lambda done: loop.call_soon_threadsafe(settle, done)
+        )
         deadline = time.monotonic() + config.job_timeout + 60
         while not finished.done():
             await asyncio.wait({finished}, timeout=0.5)
             if finished.done():
                 break
             if await request.is_disconnected():
-                manager.cancel(job.id)
+                await run_in_threadpool(manager.cancel, job.id)
                 return Response(status_code=499)
             if time.monotonic() > deadline:
-                manager.cancel(job.id)
+                await run_in_threadpool(manager.cancel, job.id)
                 raise ApiError(504, f"job {job.id} did not finish in time")
         done = finished.result()
         headers = {"X-Job-Id": done.id}

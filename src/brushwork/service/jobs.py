@@ -4,11 +4,12 @@ events for the clients that follow them, expiry, recovery after a restart.
 Workers are threads of the server process: they share the process's encoder and decoders
 (loaded once, :func:`brushwork.encoders.cached_vgg19`), each keeps its own
 :class:`~brushwork.painter.Painter` per (method, options), so a worker reuses prepared
-styles. A job reports through :mod:`brushwork.events`: the worker binds a
-:class:`JobSink` that turns progress into index updates, server-sent events and previews,
-and that raises :class:`JobStopped` at the next event once the job is cancelled, past its
-time limit, or the server is stopping: the work stops there (between two optimization
-steps, between two decoder levels).
+styles (within ``--style-cache`` bytes). A job reports through :mod:`brushwork.events`:
+the worker binds a :class:`JobSink` that turns progress into index updates, server-sent
+events and previews. Once the job is cancelled, past its time limit, or the server is
+stopping, :meth:`JobSink.check` raises :class:`JobStopped`: at the next event (between two
+optimization steps, between two decoder levels) and between the stages of a job (decoding,
+preparing the styles, painting, saving), so the work stops before its next expensive part.
 """
 
 from __future__ import annotations
@@ -32,12 +33,16 @@ from brushwork.errors import BrushworkError
 from brushwork.service.config import ServiceConfig
 from brushwork.service.spec import JobSpec, resolve_values
 from brushwork.service.store import FINAL, Job, JobStore
+from brushwork.service.uploads import public_message
 
 log = logging.getLogger("brushwork.service")
 
 RESULT = "result.png"
 PREVIEW = "preview.jpg"
 ID_BYTES = 16
+ID_LENGTH = math.ceil(ID_BYTES * 4 / 3)
+"""Characters of a job id: unpadded URL-safe base64 of :data:`ID_BYTES` random bytes."""
+_ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 def new_id() -> str:
@@ -47,7 +52,7 @@ def new_id() -> str:
 
 def valid_id(text: str) -> bool:
     """Whether ``text`` can be a job id: only then is it joined to a folder path."""
-    return len(text) == 22 and all(c.isalnum() or c in "-_" for c in text)
+    return len(text) == ID_LENGTH and set(text) <= _ID_CHARACTERS
 
 
 class JobStopped(Exception):
@@ -91,17 +96,54 @@ class Subscriber:
         self.queue.put_nowait(message)
 
 
-class Hub:
-    """Fans job messages out to the subscribers of each job."""
+class ReadersFull(Exception):
+    """No more event-stream readers: ``status`` 429 (this job has its share) or 503 (the
+    server has)."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Hub:
+    """Fans job messages out to the subscribers of each job: at most ``per_job`` of one
+    job and ``total`` in all."""
+
+    def __init__(self, total: int = 64, per_job: int = 8) -> None:
         self._lock = threading.Lock()
         self._subscribers: dict[str, set[Subscriber]] = {}
         self._seq = 0
+        self.total = total
+        self.per_job = per_job
+
+    def _full(self, job_id: str) -> ReadersFull | None:
+        """Under the lock."""
+        if len(self._subscribers.get(job_id, ())) >= self.per_job:
+            return ReadersFull(
+                429,
+                f"job {job_id} already has {self.per_job} event readers, the most this "
+                "server allows; close one, or poll GET /jobs/{id}",
+            )
+        if sum(len(s) for s in self._subscribers.values()) >= self.total:
+            return ReadersFull(
+                503,
+                f"this server already has {self.total} event readers, the most it allows; "
+                "try again later, or poll GET /jobs/{id}",
+            )
+        return None
+
+    def refusal(self, job_id: str) -> ReadersFull | None:
+        """Why a new reader of ``job_id`` would be refused now (None: it would not)."""
+        with self._lock:
+            return self._full(job_id)
 
     def subscribe(self, job_id: str, loop: Any) -> Subscriber:
+        """A new reader of ``job_id`` fed in ``loop``; :class:`ReadersFull` over a limit."""
         subscriber = Subscriber(job_id, loop)
         with self._lock:
+            refused = self._full(job_id)
+            if refused is not None:
+                raise refused
             self._subscribers.setdefault(job_id, set()).add(subscriber)
         return subscriber
 
@@ -235,7 +277,22 @@ class JobSink:
 # ----------------------------------------------------------------------------- the manager
 
 
-def describe_job(job: Job, *, prefix: str = "") -> dict[str, Any]:
+def job_labels(folder: Path, spec: dict[str, Any]) -> dict[Path | str, str]:
+    """How a job's files are named to its client (``content``, ``style 2``, ``mask``;
+    other files of its folder by their own names)."""
+    labels: dict[Path | str, str] = {
+        folder / "content": "content",
+        f"{folder}/": "",
+        folder: "the job's folder",
+    }
+    for number, style in enumerate(spec.get("styles", []), 1):
+        labels[folder / str(style.get("file", f"style-{number}"))] = f"style {number}"
+    if spec.get("mask"):
+        labels[folder / str(spec["mask"])] = "mask"
+    return labels
+
+
+def describe_job(job: Job) -> dict[str, Any]:
     """A job as the API shows it."""
     total = job.total
     fraction = 1.0 if job.state == "done" else (min(1.0, job.step / total) if total else 0.0)
@@ -244,7 +301,7 @@ def describe_job(job: Job, *, prefix: str = "") -> dict[str, Any]:
     running = None
     if job.started is not None:
         running = (job.finished or now) - job.started
-    base = f"{prefix}/jobs/{job.id}"
+    base = f"/jobs/{job.id}"
     spec = job.spec
     return {
         "id": job.id,
@@ -310,7 +367,7 @@ class JobManager:
         self.jobs_dir = self.root / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.store = JobStore(self.root / "jobs.sqlite3")
-        self.hub = Hub()
+        self.hub = Hub(config.max_readers, config.max_readers_per_job)
         self.stopping = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -322,6 +379,9 @@ class JobManager:
         self._stopped = False
         self.started_at = time.time()
         self.extra_models = operator_models(config.models)
+        self.job_memory = self._job_memory()
+        """Bytes one job may plan with (None: the method's planner decides); computed when
+        the manager starts, so it is the same for every job (and every painter's key)."""
 
     # --------------------------------------------------------------- life cycle
 
@@ -329,10 +389,14 @@ class JobManager:
         """Recover the index, drop folders no job owns, expire, start the threads (again
         after :meth:`stop`: an app's lifespan may run more than once)."""
         if self._stopped:
-            self.store = JobStore(self.root / "jobs.sqlite3")
+            for thread in self._threads:  # a worker that outlived stop() ends first
+                thread.join(60.0)
+            if self.store.closed:
+                self.store = JobStore(self.root / "jobs.sqlite3")
             self.stopping.clear()
             self._threads = []
             self._stopped = False
+        self.job_memory = self._job_memory()
         self.recovered = self.store.recover(self.config.max_attempts)
         for job_id in self.recovered[1]:
             log.warning("job %s failed: the server stopped while it ran too often", job_id)
@@ -343,7 +407,9 @@ class JobManager:
         for job_id in list(known):
             job = self.store.get(job_id)
             if job is not None and job.state == "queued" and not self.folder(job_id).is_dir():
-                self.store.finish(job_id, "failed", error="the job's files are missing")
+                self.store.finish(
+                    job_id, "failed", error="the job's files are missing", expected="queued"
+                )
         self.expire()
         for index in range(self.config.workers):
             thread = threading.Thread(
@@ -356,15 +422,21 @@ class JobManager:
         self._threads.append(janitor)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the workers: running jobs stop at their next event and go back to the
-        queue (they run again at the next start)."""
+        """Stop the workers: running jobs stop at their next event or stage and go back to
+        the queue (they run again at the next start). The index is closed once every
+        thread has ended; a worker still busy after ``timeout`` keeps it open (it will
+        requeue its job, then end)."""
         self.stopping.set()
         with self._wake:
             self._wake.notify_all()
         end = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, end - time.monotonic()))
-        self.store.close()
+        busy = [t.name for t in self._threads if t.is_alive()]
+        if busy:
+            log.warning("still busy after %.0f s: %s; the index stays open", timeout, busy)
+        else:
+            self.store.close()
         self._stopped = True
 
     # --------------------------------------------------------------- requests
@@ -384,17 +456,28 @@ class JobManager:
             self._wake.notify()
         return True
 
-    def memory_share(self) -> int | None:
+    def _job_memory(self) -> int | None:
         """Bytes one job may use: ``max_memory``, else (several workers) an equal share of
-        80 % of the memory available now; None: the method's planner decides (one
-        worker)."""
+        80 % of the memory available now on the jobs' device (GPU memory on CUDA); None:
+        the method's planner decides (one worker)."""
         if self.config.max_memory is not None:
             return self.config.max_memory
         if self.config.workers == 1:
             return None
         from brushwork.memory import available_memory
+        from brushwork.precision import resolve_device
 
-        return max(1, int(0.8 * available_memory() / self.config.workers))
+        device = resolve_device("auto")  # jobs cannot choose theirs: `device` is the server's
+        return max(1, int(0.8 * available_memory(device) / self.config.workers))
+
+    def run_values(self, spec: JobSpec) -> dict[str, Any]:
+        """The painter's values for a job: its options and controls with the operator's
+        model names resolved, and the server's limits (pixels, memory)."""
+        values = resolve_values(spec, self.extra_models)
+        values["max_pixels"] = self.config.max_pixels
+        if self.job_memory is not None:
+            values["max_memory"] = self.job_memory
+        return values
 
     def queue_full(self) -> bool:
         return self.store.counts()["queued"] >= self.config.queue
@@ -467,20 +550,23 @@ class JobManager:
             self._run(job, painters)
 
     def _painter(self, painters: OrderedDict[str, Any], spec: JobSpec) -> Any:
-        """This worker's painter for the job's method and options (built once)."""
+        """The calling worker's painter for the job's method and values (``painters``: the
+        worker's own, newest last): built the first time a (method, values) pair comes,
+        then reused with the styles it prepared; the 4 most recently used are kept."""
         import json
 
         from brushwork.painter import Painter
 
-        values = resolve_values(spec, self.extra_models)
-        values["max_pixels"] = self.config.max_pixels
-        share = self.memory_share()
-        if share is not None:
-            values["max_memory"] = share
+        values = self.run_values(spec)
         key = json.dumps([spec.method, values], sort_keys=True, default=str)
         painter = painters.get(key)
         if painter is None:
-            painter = Painter(spec.method, values, encoder=self.config.encoder)
+            painter = Painter(
+                spec.method,
+                values,
+                encoder=self.config.encoder,
+                cache_bytes=self.config.style_cache,
+            )
             painters[key] = painter
             while len(painters) > 4:
                 painters.popitem(last=False)
@@ -520,7 +606,12 @@ class JobManager:
             ]
             mask = folder / spec.mask if spec.mask else None
             painting = painter.paint(
-                folder / spec.content, styles, mask=mask, regions=spec.regions, events=sink
+                folder / spec.content,
+                styles,
+                mask=mask,
+                regions=spec.regions,
+                events=sink,
+                check=sink.check,
             )
             sink.check()
             save_image(painting.image, folder / RESULT, force=True)
@@ -559,7 +650,7 @@ class JobManager:
                 job.id, stopped.state, {"id": job.id, "state": stopped.state, "error": str(stopped)}
             )
         except BrushworkError as error:
-            message = str(error).replace(f"{folder}/", "").replace(str(folder), "job")
+            message = public_message(error, job_labels(folder, job.spec))
             self.store.finish(job.id, "failed", error=message)
             self.hub.publish(job.id, "failed", {"id": job.id, "state": "failed", "error": message})
         except Exception as error:
@@ -579,6 +670,7 @@ __all__ = [
     "JobManager",
     "JobSink",
     "JobStopped",
+    "ReadersFull",
     "describe_job",
     "new_id",
     "valid_id",

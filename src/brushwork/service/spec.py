@@ -4,11 +4,14 @@ could reach outside the job's folder.
 
 Options whose value may name a file (a start image, a decoder checkpoint, a depth model)
 take only the names listed here: bundled networks of the method, networks the operator
-added with ``--model NAME=PATH``, and keywords (``content``, ``noise``). A string option
-without declared choices that is not listed is refused: a new method option that names a
-file cannot open a hole by being forgotten here. The controls that choose hardware,
-limits or weights (``device``, ``max_memory``, ``max_pixels``, ``weights``) are the
-server's.
+added with ``--model NAME=PATH``, and keywords (``content``, ``noise``). A free-text option
+(a string, or a list of strings, without declared choices) that is not listed is refused:
+a new method option that names a file cannot open a hole by being forgotten here. The
+controls that choose hardware, limits or weights (``device``, ``max_memory``,
+``max_pixels``, ``weights``) are the server's.
+
+Values in the service's own messages are written as JSON (``null``, ``true``, ``[1, 2]``),
+strings quoted as the command line quotes them (``'x'``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 from brushwork import models
 from brushwork.errors import BrushworkError
 from brushwork.methods import get_entry
-from brushwork.options import fields_of
+from brushwork.options import FieldSpec, fields_of
 from brushwork.stylizer import Controls
 
 KINDS = ("image",)
@@ -41,12 +44,13 @@ CLIENT_CONTROLS = (
 )
 """The controls a job may set; the others are the server's."""
 
-KEYWORDS: dict[str, tuple[str | None, ...]] = {
+FILE_OPTION_VALUES: dict[str, tuple[str | None, ...]] = {
     "init": ("content", "noise"),
     "models": ("wct",),
     "depth_model": (None, "depth"),
 }
-"""Allowed values of the file-naming options that are not ``model``."""
+"""The values a job may give the options that could name a file, other than ``model``
+(whose values are the method's installed networks: :func:`model_choices`)."""
 
 MAIN_OPTIONS = (
     "alpha",
@@ -62,6 +66,30 @@ MAIN_OPTIONS = (
 """Options the page shows first (the rest are under "more options")."""
 
 
+def shown(value: Any) -> str:
+    """A value as the service's messages write it: strings quoted as on the command line
+    (``'x'``), everything else as JSON (``null``, ``true``, ``[1, 2]``)."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def is_free_text(spec: FieldSpec) -> bool:
+    """Whether an option takes any text (a string, or a list of strings, without declared
+    choices): such a value could name a file, so only :func:`file_choices` are allowed."""
+    text = spec.kind == "str" or (spec.kind == "list" and (spec.item or "str") == "str")
+    return text and not spec.choices
+
+
+def one_pass(method: Any) -> bool:
+    """Whether a built method paints in one pass with its options (no loss, no steps): the
+    rule of ``POST /stylize`` and of ``GET /methods``' ``sync``."""
+    return not method.has_losses()
+
+
 def model_choices(method: str, extra: Mapping[str, Any]) -> list[str]:
     """The decoder names a job of ``method`` may give as ``model`` (``extra``: the
     operator's networks, name → (method, file))."""
@@ -75,28 +103,79 @@ def file_choices(method: str, name: str, extra: Mapping[str, Any]) -> list[str |
     """The values allowed for a file-naming option (None: not such an option)."""
     if name == "model":
         return list(model_choices(method, extra))
-    if name in KEYWORDS:
-        return list(KEYWORDS[name])
+    if name in FILE_OPTION_VALUES:
+        return list(FILE_OPTION_VALUES[name])
     return None
 
 
-def client_options(method: str, extra_models: Mapping[str, Any]) -> list[dict[str, Any]]:
+def client_options(
+    method: str, extra_models: Mapping[str, Any], missing: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """``method``'s options as a job may set them (for ``GET /methods``): file-naming
-    options get their allowed values as choices; ``main`` marks the page's first ones."""
+    options get their allowed values as choices; ``main`` marks the page's first ones;
+    ``unavailable`` what needs a bundled network that is missing (``missing``: from
+    :func:`missing_files`, computed here if not given)."""
     cls = get_entry(method).load()
     defaults = cls.default_options()
     found = []
+    missing = missing_files(method) if missing is None else missing
     for spec in fields_of(cls.options_class):
         described = spec.describe()
         value = getattr(defaults, spec.name)
         described["default"] = list(value) if isinstance(value, tuple) else value
-        if spec.kind == "str" and not spec.choices:
+        if is_free_text(spec):
             choices = file_choices(method, spec.name, extra_models)
             if choices is None:
                 continue
             described["choices"] = choices
         described["main"] = spec.name in MAIN_OPTIONS
+        if spec.name in missing:
+            # true (a switch) or some choices need a bundled network this server lacks
+            described["unavailable"] = missing[spec.name]
         found.append(described)
+    return found
+
+
+def _files_problem(cls: type, changes: dict[str, Any]) -> str | None:
+    """Why ``cls(**changes)`` cannot run here for want of a file (None: it can, or the
+    change is refused for another reason, which validation reports)."""
+    try:
+        method = cls(**changes)
+    except BrushworkError:
+        return None
+    try:
+        method.check_files()
+    except BrushworkError as error:
+        from brushwork.service.uploads import public_message
+
+        return public_message(error)
+    return None
+
+
+def missing_files(method: str) -> dict[str, Any]:
+    """What of ``method`` needs a bundled network that is not installed (the method's own
+    :meth:`check_files`, which resolves names through :mod:`brushwork.models`):
+    ``{"": problem}`` when its defaults cannot run, ``{switch: problem}`` for a switch that
+    cannot be turned on, ``{option: {choice: problem}}`` for choices that cannot be used."""
+    cls = get_entry(method).load()
+    found: dict[str, Any] = {}
+    default = _files_problem(cls, {})
+    if default is not None:
+        found[""] = default
+    for spec in fields_of(cls.options_class):
+        if spec.kind == "bool" and spec.default is False:
+            problem = _files_problem(cls, {spec.name: True})
+            if problem is not None and problem != default:
+                found[spec.name] = problem
+        elif spec.choices:
+            choices = {}
+            for choice in spec.choices:
+                value = (choice,) if spec.kind == "list" else choice
+                problem = _files_problem(cls, {spec.name: value})
+                if problem is not None:
+                    choices[str(choice)] = problem
+            if choices:
+                found[spec.name] = choices
     return found
 
 
@@ -166,6 +245,34 @@ def _json(text: str | None, what: str, default: Any) -> Any:
         raise BrushworkError(f"{what} must be JSON, not {text[:60]!r}") from None
 
 
+_JSON_TYPES = {
+    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "float": ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+}
+
+
+def check_json_type(spec: FieldSpec, value: Any) -> None:
+    """Refuse a JSON value of the wrong type for ``spec`` with a JSON-style message (the
+    ranges and choices are checked by the options' own validation)."""
+    if value is None:
+        if not spec.optional:
+            raise BrushworkError(f"{spec.label} must be given, not null")
+        return
+    if spec.kind == "list":
+        if not isinstance(value, list):
+            raise BrushworkError(f"{spec.label} must be a list, not {shown(value)}")
+        noun, ok = _JSON_TYPES[spec.item or "str"]
+        for item in value:
+            if not ok(item):
+                raise BrushworkError(f"each of {spec.label} must be {noun}, not {shown(item)}")
+        return
+    noun, ok = _JSON_TYPES.get(spec.kind, _JSON_TYPES["str"])
+    if not ok(value):
+        raise BrushworkError(f"{spec.label} must be {noun}, not {shown(value)}")
+
+
 def parse_options(
     method: str, text: str | None, *, max_side: int, extra_models: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -177,40 +284,37 @@ def parse_options(
         raise BrushworkError(f"options must be a JSON object, not {type(values).__name__}")
     cls = entry.load()
     method_fields = {spec.name: spec for spec in fields_of(cls.options_class)}
-    controls = {spec.name for spec in fields_of(Controls)}
+    control_fields = {spec.name: spec for spec in fields_of(Controls)}
     allowed = [
         *CLIENT_CONTROLS,
         *(
             n
             for n, s in method_fields.items()
-            if not (
-                s.kind == "str" and not s.choices and file_choices(method, n, extra_models) is None
-            )
+            if not (is_free_text(s) and file_choices(method, n, extra_models) is None)
         ),
     ]
     for name, value in values.items():
-        if name in controls and name not in CLIENT_CONTROLS:
+        if name in control_fields and name not in CLIENT_CONTROLS:
             raise BrushworkError(f"{name.replace('_', '-')} is set by the server, not per job")
         if name not in allowed:
             raise BrushworkError(
                 f"unknown option {name!r} for {method}; known: {', '.join(sorted(allowed))}"
             )
-        spec = method_fields.get(name)
-        if spec is not None and spec.kind == "str" and not spec.choices:
+        spec = method_fields.get(name) or control_fields[name]
+        check_json_type(spec, value)
+        if name in method_fields and is_free_text(spec):
             choices = file_choices(method, name, extra_models) or []
-            if value not in choices:
-                shown = ", ".join("none" if c is None else str(c) for c in choices)
-                raise BrushworkError(
-                    f"{name.replace('_', '-')} must be one of {shown} on this server, not {value!r}"
-                )
+            for item in value if isinstance(value, list) else [value]:
+                if item not in choices:
+                    listed = ", ".join("none" if c is None else str(c) for c in choices)
+                    raise BrushworkError(
+                        f"{spec.label} must be one of {listed} on this server, not {shown(item)}"
+                    )
     default = Controls().size or max_side
     if "size" not in values and default > max_side:
         values["size"] = max_side  # the default output size, within this server's limit
-    size = values.get("size", default)
-    if isinstance(size, int) and not isinstance(size, bool) and size > max_side:
-        raise BrushworkError(f"size must be <= {max_side} on this server, not {size}")
-    for name in ("style_size", "start_size"):
-        side = values.get(name)
+    for name in ("size", "style_size", "start_size"):
+        side = values.get(name, default if name == "size" else None)
         if isinstance(side, int) and not isinstance(side, bool) and side > max_side:
             raise BrushworkError(
                 f"{name.replace('_', '-')} must be <= {max_side} on this server, not {side}"
@@ -233,7 +337,7 @@ def parse_styles(text: str | None, count: int) -> list[dict[str, Any]]:
             item = {"weight": item}
         if not isinstance(item, dict):
             raise BrushworkError(
-                f'style {number}: expected {{"weight": W, "layers": [...]}}, not {item!r}'
+                f'style {number}: expected {{"weight": W, "layers": [...]}}, not {shown(item)}'
             )
         unknown = sorted(set(item) - {"weight", "layers"})
         if unknown:
@@ -261,7 +365,7 @@ def parse_regions(text: str | None) -> dict[str, int | None] | None:
         parse_color(colour)
         if target is not None and (isinstance(target, bool) or not isinstance(target, int)):
             raise BrushworkError(
-                f"region {colour!r}: expected a style number or null, not {target!r}"
+                f"region {colour!r}: expected a style number or null, not {shown(target)}"
             )
     return given
 
@@ -280,6 +384,7 @@ def resolve_values(spec: JobSpec, extra_models: Mapping[str, Any]) -> dict[str, 
 
 
 def check_kind(kind: str | None) -> str:
+    """The job kind, if this server takes it."""
     kind = kind or "image"
     if kind not in KINDS:
         raise BrushworkError(f"unknown job kind {kind!r}; this server takes: {', '.join(KINDS)}")

@@ -95,10 +95,12 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self.closed = False
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self.closed = True
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -189,14 +191,25 @@ class JobStore:
         *,
         error: str | None = None,
         result: dict[str, Any] | None = None,
-    ) -> None:
-        """Put a running job in a final state."""
+        expected: str = "running",
+    ) -> bool:
+        """Put a job that is in state ``expected`` (a running one) in a final state;
+        whether it was (a job requeued, cancelled or finished meanwhile is left as is)."""
         assert state in FINAL
         with self._lock:
-            self._db.execute(
-                "UPDATE jobs SET state = ?, error = ?, result = ?, finished = ? WHERE id = ?",
-                (state, error, None if result is None else json.dumps(result), time.time(), job_id),
-            )
+            changed = self._db.execute(
+                "UPDATE jobs SET state = ?, error = ?, result = ?, finished = ? WHERE id = ? "
+                "AND state = ?",
+                (
+                    state,
+                    error,
+                    None if result is None else json.dumps(result),
+                    time.time(),
+                    job_id,
+                    expected,
+                ),
+            ).rowcount
+        return changed > 0
 
     def requeue(self, job_id: str) -> None:
         """Give a running job back to the queue (the server is stopping: not its fault, so

@@ -1,24 +1,38 @@
-"""What comes in: request bodies bounded while they stream, uploads stored under names the
-server chooses, images checked from their headers before anything is decoded.
+"""What comes in: tokens checked before anything else, request bodies bounded while they
+stream, uploads stored under names the server chooses, images checked from their headers
+before anything is decoded, and what goes out: error messages without server paths.
 
+* :class:`TokenGate` answers ``401`` to a request without a configured bearer token before
+  any other middleware or the app sees it (so before a body is read or parsed); only the
+  page (``/``) and its files (``/static/...``) are public.
 * :class:`BodyLimit` answers ``413`` to a body over the limit: at once from its
   ``Content-Length``, or as soon as the bytes received pass it (chunked uploads), so an
   oversized upload is never read whole.
 * :class:`RequestGuard` refuses unexpected ``Host`` headers while the server runs without
   a token (DNS rebinding) and state-changing requests from pages of other origins (unless
   allowed with ``--cors``).
+* :class:`QueueGate` answers a submission ``429`` while the queue is full, before its body
+  is parsed.
 * :func:`store_upload` writes an upload to a fixed name in the job folder (the client's
-  file name is kept for display only); :func:`check_header` reads the size from the
-  header (``413`` over the pixel limit, ``415`` for what is not an image);
+  file name is kept for display only) and syncs it to disk; :func:`check_header` reads the
+  size from the header (``413`` over the pixel limit, ``415`` for what is not an image);
   :func:`check_decodes` then decodes it (``422`` when truncated or corrupt).
+* :func:`public_message` is the one place where a message for a client loses server paths.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
+import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from starlette.concurrency import run_in_threadpool
 
 from brushwork.errors import BrushworkError
 
@@ -30,6 +44,22 @@ class ApiError(Exception):
         super().__init__(" ".join(str(message).split()))
         self.status = status
         self.headers = headers or {}
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/:-])/(?:[^\s/'\"(),;:]+/)+[^\s/'\"(),;:]*")
+"""An absolute POSIX path of two or more components (not a URL's, not an API path's
+single component)."""
+
+
+def public_message(message: object, labels: Mapping[Path | str, str] | None = None) -> str:
+    """``message`` as a client may see it: one line, each of ``labels``' paths (a job's
+    files) replaced by its label (``content``, ``style 2``), any other absolute path by its
+    last component (``/srv/brushwork/models/x.safetensors`` → ``x.safetensors``). Every
+    message from the library that reaches a client goes through here."""
+    text = " ".join(str(message).split())
+    for path, label in sorted((labels or {}).items(), key=lambda item: -len(str(item[0]))):
+        text = text.replace(str(path), label)
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1] or "/", text)
 
 
 async def send_error(
@@ -56,6 +86,66 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def owner_id(token: str) -> str:
+    """The id a token's jobs are stored under (never the token itself)."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+OWNER_KEY = "brushwork.owner"
+"""Where :class:`TokenGate` leaves the request's owner id in the ASGI scope."""
+
+
+def is_public(path: str) -> bool:
+    """The page and its files: they hold no data, and a browser loads them before it can
+    send a token. Everything else (the API, ``/docs``, ``/openapi.json``) needs one."""
+    return path == "/" or path.startswith("/static/")
+
+
+class TokenGate:
+    """ASGI middleware, innermost of the CORS layer and outside every other check: with
+    ``tokens``, a request needs ``Authorization: Bearer TOKEN`` (one of them), else it is
+    answered ``401`` before its body is read; the owner id of its token goes into the scope
+    (:data:`OWNER_KEY`; ``""`` without tokens)."""
+
+    def __init__(self, app: Any, tokens: tuple[str, ...]) -> None:
+        self.app = app
+        self.tokens = tuple(tokens)
+
+    def token_of(self, header: str) -> str | None:
+        """The configured token an ``Authorization`` header carries, if any."""
+        scheme, _, given = header.partition(" ")
+        given = given.strip()
+        if scheme.lower() != "bearer" or not given:
+            return None
+        found = None
+        for token in self.tokens:  # compare with every token: the time tells nothing
+            if hmac.compare_digest(given.encode(), token.encode()):
+                found = token
+        return found
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        owner = ""
+        if self.tokens and not is_public(scope["path"]):
+            header = _header(scope, b"authorization") or ""
+            token = self.token_of(header)
+            if token is None:
+                await send_error(
+                    send,
+                    401,
+                    "a bearer token is needed: send 'Authorization: Bearer TOKEN'"
+                    if not header
+                    else "wrong bearer token",
+                    {"WWW-Authenticate": "Bearer"},
+                )
+                return
+            owner = owner_id(token)
+        scope[OWNER_KEY] = owner
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:
@@ -160,15 +250,23 @@ class RequestGuard:
 
 def store_upload(upload: Any, path: Path) -> int:
     """Copy an upload (a Starlette ``UploadFile``) to ``path``, a name the server chose,
-    created new; the bytes written."""
+    created new, and sync it to disk (the job's index row is committed after its files);
+    the bytes written."""
     upload.file.seek(0)
     with open(path, "xb") as out:
         shutil.copyfileobj(upload.file, out, 1 << 20)
+        out.flush()
+        os.fsync(out.fileno())
         return out.tell()
 
 
-def _relabel(error: BrushworkError, path: Path, label: str) -> str:
-    return str(error).replace(str(path), label)
+def sync_folder(folder: Path) -> None:
+    """Sync a folder's entries (the names of the files just written in it) to disk."""
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def check_header(path: Path, label: str, max_pixels: int) -> tuple[int, int]:
@@ -185,7 +283,7 @@ def check_header(path: Path, label: str, max_pixels: int) -> tuple[int, int]:
     try:
         width, height = probe_image(path, max_pixels=ceiling or max_pixels)
     except BrushworkError as error:
-        message = _relabel(error, path, label)
+        message = public_message(error, {path: label})
         if "over the limit" in message:
             raise ApiError(
                 413, f"{label}: image is over this server's limit of {max_pixels:,} pixels"
@@ -210,7 +308,7 @@ def check_decodes(path: Path, label: str, max_pixels: int) -> None:
     try:
         open_image(path, max_pixels=max_pixels).close()
     except BrushworkError as error:
-        raise ApiError(422, _relabel(error, path, label)) from None
+        raise ApiError(422, public_message(error, {path: label})) from None
 
 
 def display_name(name: str | None) -> str | None:
@@ -224,27 +322,18 @@ def display_name(name: str | None) -> str | None:
 
 class QueueGate:
     """ASGI middleware: a submission (``POST`` to one of ``paths``) while the queue is full
-    is answered ``429`` before its body is read; ``refusal()`` returns (status, message,
-    headers) or None, and ``authorized(scope)`` whether the request's token is good (a bad
-    one goes on to the app, which answers ``401``)."""
+    is answered before its body is parsed; ``refusal()`` (it reads the index: run in a
+    thread) returns (status, message, headers) or None."""
 
-    def __init__(
-        self, app: Any, paths: tuple[str, ...], refusal: Any, authorized: Any, limit: int
-    ) -> None:
+    def __init__(self, app: Any, paths: tuple[str, ...], refusal: Any, limit: int) -> None:
         self.app = app
         self.paths = paths
         self.refusal = refusal
-        self.authorized = authorized
         self.limit = limit
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and scope["path"] in self.paths
-            and self.authorized(scope)
-        ):
-            refused = self.refusal()
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths:
+            refused = await run_in_threadpool(self.refusal)
             if refused is not None:
                 # drain what the client is still sending (never parsed nor stored, at most
                 # the body limit) so that it reads the answer instead of a broken pipe

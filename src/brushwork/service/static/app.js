@@ -4,7 +4,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { methods: [], controls: [], content: null, styles: [], job: null, abort: null };
+const state = { methods: [], controls: [], content: null, styles: [], job: null, abort: null,
+                announced: { id: null, state: null, tenth: -1 } };
 const HISTORY_KEY = "brushwork.history";
 const TOKEN_KEY = "brushwork.token";
 
@@ -31,11 +32,40 @@ function say(text, isError = false) {
   el.classList.toggle("error", isError);
 }
 
+// Object URLs of blobs (thumbnails, results) are revoked when their image is replaced.
+function showBlob(img, blob) {
+  if (img.dataset.blobUrl) URL.revokeObjectURL(img.dataset.blobUrl);
+  const url = URL.createObjectURL(blob);
+  img.dataset.blobUrl = url;
+  img.src = url;
+  return url;
+}
+
+function showUrl(img, url) {
+  if (img.dataset.blobUrl) { URL.revokeObjectURL(img.dataset.blobUrl); delete img.dataset.blobUrl; }
+  img.src = url;
+}
+
+// Screen readers hear the job's state changes and every tenth of its progress, not each step.
+function announce(jobState, step, total) {
+  const last = state.announced;
+  if (last.id !== state.job) { last.id = state.job; last.state = null; last.tenth = -1; }
+  const tenth = total ? Math.floor((10 * Math.min(step || 0, total)) / total) : -1;
+  let text = null;
+  if (jobState !== last.state) text = jobState;
+  else if (jobState === "running" && tenth > last.tenth && tenth > 0 && tenth < 10) {
+    text = (tenth * 10) + " percent";
+  }
+  last.state = jobState;
+  if (tenth > last.tenth) last.tenth = tenth;
+  if (text !== null) $("announce").textContent = "Painting: " + text;
+}
+
 // ------------------------------------------------------------------ inputs
 
 function setContent(file, name) {
   state.content = { file, name: name || file.name || "photo" };
-  $("content-thumb").src = URL.createObjectURL(file);
+  showBlob($("content-thumb"), file);
   $("content-name").textContent = state.content.name;
   $("content-chosen").hidden = false;
 }
@@ -47,18 +77,21 @@ function addStyle(file, name) {
 
 function renderStyles() {
   const list = $("style-list");
+  for (const img of list.querySelectorAll("img[data-blob-url]")) {
+    URL.revokeObjectURL(img.dataset.blobUrl);
+  }
   list.replaceChildren();
   state.styles.forEach((style, index) => {
     const item = document.createElement("li");
     const img = document.createElement("img");
-    img.src = URL.createObjectURL(style.file);
+    showBlob(img, style.file);
     img.alt = "";
     const name = document.createElement("span");
     name.textContent = style.name;
     const id = "style-weight-" + index;
     const label = document.createElement("label");
     label.htmlFor = id;
-    label.textContent = "Weight";
+    label.textContent = "Weight of style " + (index + 1);
     const weight = document.createElement("input");
     Object.assign(weight, { type: "number", id, min: "0", step: "any", value: style.weight });
     weight.addEventListener("input", () => { style.weight = Number(weight.value); });
@@ -102,7 +135,7 @@ async function exampleButtons(container, names, what, onPick) {
     });
     container.append(button);
     api("/examples/" + encodeURIComponent(name))
-      .then((r) => r.blob()).then((b) => { img.src = URL.createObjectURL(b); })
+      .then((r) => r.blob()).then((b) => { showBlob(img, b); })
       .catch(() => {});
   }
 }
@@ -154,6 +187,19 @@ function control(option) {
       (option.default === null ? "" : String(option.default));
     if (option.default === null) input.placeholder = "default";
   }
+  if (option.unavailable) {
+    // needs a network this server lacks: a switch that cannot be turned on, or choices
+    if (typeof option.unavailable === "string") {
+      input.disabled = true;
+      help.textContent += " (unavailable here: " + option.unavailable + ")";
+    } else {
+      const names = Object.keys(option.unavailable);
+      if (input.tagName === "SELECT") {
+        for (const opt of input.options) if (names.includes(opt.value)) opt.disabled = true;
+      }
+      help.textContent += " (not installed here: " + names.join(", ") + ")";
+    }
+  }
   input.id = id;
   input.dataset.option = option.name;
   input.setAttribute("aria-describedby", help.id);
@@ -183,7 +229,8 @@ function currentMethod() {
 function renderOptions() {
   const method = currentMethod();
   if (!method) return;
-  $("method-help").textContent = method.description + (method.paper ? " (" + method.paper + ")" : "");
+  $("method-help").textContent = method.description + (method.paper ? " (" + method.paper + ")" : "") +
+    (method.ready === false && method.problem ? " Unavailable with its defaults here: " + method.problem : "");
   const main = $("main-options");
   const more = $("more-options");
   main.replaceChildren();
@@ -251,11 +298,12 @@ function setJobState(jobState) {
   $("job").dataset.state = jobState;
 }
 
-function setProgress(step, total, text) {
+function setProgress(step, total, text, jobState) {
   const bar = $("progress");
   bar.max = total || 1;
   bar.value = Math.min(step || 0, total || 1);
   $("progress-text").textContent = text;
+  announce(jobState || text, step, total);
 }
 
 function showJobError(message) {
@@ -267,9 +315,8 @@ function showJobError(message) {
 
 async function showResult(job) {
   const blob = await (await api(job.links.result)).blob();
-  const url = URL.createObjectURL(blob);
   const canvas = $("canvas");
-  canvas.src = url;
+  const url = showBlob(canvas, blob);
   canvas.alt = "The finished painting";
   canvas.hidden = false;
   $("canvas-caption").textContent = "Finished in " +
@@ -317,21 +364,23 @@ async function follow(id) {
     if (name === "state") {
       data.progress && setProgress(data.progress.step, data.progress.total, data.state);
       $("cancel").disabled = data.state !== "queued" && data.state !== "running";
-      if (data.state === "done") { finished = true; await showResult(data); }
-      if (data.state === "failed" || data.state === "cancelled") {
+      if (data.state === "done" || data.state === "failed" || data.state === "cancelled") {
         finished = true;
-        showJobError(data.error || data.state);
+        updateHistory(id, data.state);  // it ended before this page followed it
       }
+      if (data.state === "done") await showResult(data);
+      else if (finished) showJobError(data.error || data.state);
     } else if (name === "running" || name === "started") {
       setJobState("running");
       $("progress-text").textContent = "painting";
+      announce("running", 0, 0);
       $("cancel").disabled = false;
     } else if (name === "progress") {
       const total = data.total || 1;
-      setProgress(data.step, total, "step " + data.step + " of " + total);
+      setProgress(data.step, total, "step " + data.step + " of " + total, "running");
     } else if (name === "preview") {
       const canvas = $("canvas");
-      canvas.src = data.image;
+      showUrl(canvas, data.image);
       canvas.alt = "The painting at step " + data.step;
       canvas.hidden = false;
       $("canvas-caption").textContent = "step " + data.step + (data.total ? " of " + data.total : "");
@@ -369,9 +418,10 @@ async function follow(id) {
     try {
       const job = await (await api("/jobs/" + id)).json();
       setProgress(job.progress.step, job.progress.total, job.state);
-      if (job.state === "done") { finished = true; await showResult(job); }
+      if (job.state === "done") { finished = true; updateHistory(id, job.state); await showResult(job); }
       else if (job.state === "failed" || job.state === "cancelled") {
         finished = true;
+        updateHistory(id, job.state);
         showJobError(job.error || job.state);
       }
     } catch (e) { showJobError(e.message); return; }

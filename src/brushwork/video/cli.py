@@ -1,0 +1,178 @@
+"""``brushwork video INPUT STYLE -o OUTPUT [-m METHOD] [controls] [method options] [video
+options]``: the command line of :func:`brushwork.video.runner.stylize_video`, generated like
+``brushwork stylize``'s from the options dataclasses.
+
+The method defaults to ``adain`` (one pass per frame); an optimization method takes its
+``--iterations`` per frame. Ctrl-C (or SIGTERM) stops between frames: the output is not
+written, the finished frames stay in the work folder and ``--resume`` continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from brushwork.cli import (
+    _Parser,
+    add_options,
+    add_style_arguments,
+    given,
+    parse_known,
+    parse_regions,
+    progress_flags,
+    sinks_from_args,
+    styles_from_args,
+)
+
+DEFAULT_METHOD = "adain"
+DESCRIPTION = (
+    "Stylize a video (a file or a folder of frames) with temporal consistency: each frame "
+    "follows the previous stylized frame along the optical flow of the input, where the flow "
+    "is reliable. Frame rate (variable too), rotation and audio are kept. Finished frames are "
+    "kept in a work folder; an interrupted run continues with --resume. Method options "
+    "below are {method}'s; `brushwork video -m METHOD --help` shows another's."
+)
+
+
+def method_of(argv: Sequence[str]) -> str:
+    """``-m/--method`` of an argument list (default adain)."""
+    pre = _Parser(add_help=False)
+    pre.add_argument("-m", "--method", default=DEFAULT_METHOD)
+    known, _ = pre.parse_known_args(list(argv))
+    return str(known.method)
+
+
+def video_parser(method: str) -> argparse.ArgumentParser:
+    from brushwork.methods import get_entry
+    from brushwork.stylizer import Controls
+    from brushwork.video.runner import VideoOptions
+
+    entry = get_entry(method)
+    cls = entry.load()
+    parser = _Parser(prog="brushwork video", description=DESCRIPTION.format(method=method))
+    parser.add_argument(
+        "input", help="video file (MP4, MOV, MKV, WebM, animated GIF, ...) or a folder of frames"
+    )
+    add_style_arguments(parser)
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="video file (.mp4, .mov, .mkv, .webm, .gif) or a path without "
+        "extension: a folder of PNG frames",
+    )
+    parser.add_argument(
+        "-m",
+        "--method",
+        default=DEFAULT_METHOD,
+        help=f"method (see `brushwork methods`; default: {DEFAULT_METHOD})",
+    )
+    add_options(parser.add_argument_group("controls (every method)"), Controls, "c_")
+    add_options(
+        parser.add_argument_group(f"{method} options"),
+        cls.options_class,
+        "m_",
+        defaults=cls.default_options(),
+    )
+    add_options(parser.add_argument_group("video"), VideoOptions, "v_")
+    out = parser.add_argument_group("output")
+    out.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    out.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    progress_flags(out)
+    return parser
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the run like Ctrl-C: no output file, finished frames kept."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def cmd_video(argv: Sequence[str]) -> int:
+    from brushwork import events
+    from brushwork.video.runner import frames_kept, stylize_video
+
+    method = method_of(argv)
+    args = parse_known(video_parser(method), argv, method)
+    styles = styles_from_args(args)
+    regions = parse_regions(args.regions)
+    values = {**given(args, "c_"), **given(args, "m_"), **given(args, "v_")}
+    sinks = sinks_from_args(args)
+    try:
+        with _terminate_as_interrupt():
+            done = stylize_video(
+                args.input,
+                styles,
+                args.output,
+                method,
+                mask=args.mask,
+                regions=regions,
+                events=sinks,
+                force=args.force,
+                **values,
+            )
+    except KeyboardInterrupt:
+        folder, kept = frames_kept(args.output, values.get("work_dir"))
+        if kept:
+            print(
+                f"brushwork: interrupted; {args.output} not written; {kept} finished "
+                f"frame(s) kept in {folder}: --resume continues",
+                file=sys.stderr,
+            )
+        else:
+            print("brushwork: interrupted; no output written", file=sys.stderr)
+        return 130
+    finally:
+        for sink in sinks:
+            if hasattr(sink, "close"):
+                sink.close()
+    if done.lost:
+        print(
+            f"brushwork: {done.lost} frame(s) of {args.input} did not decode and are not in "
+            "the output",
+            file=sys.stderr,
+        )
+    summary = {
+        "output": str(done.output),
+        "input": str(args.input),
+        "method": done.method,
+        "frames": done.frames,
+        "stylized": done.stylized,
+        "resumed": done.frames - done.stylized,
+        "lost": done.lost,
+        "size": list(done.size),
+        "seconds": round(done.seconds, 3),
+        "seconds_per_frame": round(done.frame_seconds, 4),
+        "warping_error": done.warping_error,
+    }
+    if args.json:
+        print(json.dumps(events.finite(summary), indent=2, allow_nan=False))
+        return 0
+    print(done.output)
+    if done.warping_error is not None:
+        error = done.warping_error
+        print(
+            f"warping error (Lai et al. 2018; Farneback flow of the input): output "
+            f"{error['output']:.5f}, input {error['input']:.5f}"
+        )
+    return 0
+
+
+__all__ = ["cmd_video", "method_of", "video_parser"]

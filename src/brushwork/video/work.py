@@ -1,0 +1,232 @@
+"""The work folder of a video run: every stylized frame, kept as it finishes, so that an
+interrupted run continues where it stopped (``--resume``).
+
+Layout: ``manifest.json`` (what the frames were made from: the input's fingerprint and every
+setting that changes a stylized frame) and ``frames/000001.png`` ... (8-bit RGB, each written
+to a temporary file and renamed, so a frame on disk is always whole). Feed-forward runs with
+temporal consistency also keep each frame's own stylization (``painted/``) and the texture
+tracker's state after the last finished frame (``tracker.npz``,
+:class:`brushwork.video.temporal.TextureTracker`). A resumed run checks
+that its input and settings are the manifest's, refusing with the first difference
+otherwise; settings that only change the encoding (container, codec, quality, audio) may
+differ. The frames that follow each other from the first are taken as done.
+
+The previous frames a temporal method reads are always the 8-bit frames as saved, so a
+resumed run computes exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from brushwork.errors import BrushworkError
+from brushwork.video.io import VideoInfo, frame_name
+
+MANIFEST = "manifest.json"
+FRAMES = "frames"
+PAINTED = "painted"
+TRACKER = "tracker.npz"
+_HASHED = 1 << 20
+"""Bytes hashed at each end of an input file (its fingerprint)."""
+
+
+def default_work_dir(output: str | os.PathLike[str]) -> Path:
+    """``OUTPUT.work`` beside the output."""
+    output = Path(output)
+    return output.with_name(output.name.rstrip(os.sep) + ".work")
+
+
+def file_digest(path: Path, ends_only: bool = False) -> str:
+    """sha256 of a file (or of its first and last MiB and its size)."""
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if ends_only and size > 2 * _HASHED:
+            digest.update(f.read(_HASHED))
+            f.seek(size - _HASHED)
+            digest.update(f.read(_HASHED))
+            digest.update(str(size).encode())
+        else:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(info: VideoInfo) -> dict[str, Any]:
+    """What identifies an input: its frames and a hash of its bytes (a video file's first
+    and last MiB; a folder's file names and its first and last frame)."""
+    if info.folder:
+        names = hashlib.sha256("\n".join(p.name for p in info.files).encode()).hexdigest()
+        return {
+            "kind": "folder",
+            "name": info.path.name,
+            "frames": info.frames,
+            "names_sha256": names,
+            "first_sha256": file_digest(info.files[0]),
+            "last_sha256": file_digest(info.files[-1]),
+        }
+    return {
+        "kind": "file",
+        "name": info.path.name,
+        "bytes": info.path.stat().st_size,
+        "frames": info.frames,
+        "sha256": file_digest(info.path, ends_only=True),
+    }
+
+
+def _difference(here: Any, there: Any, path: str = "") -> str | None:
+    """The first setting that differs between two manifests, as ``name: here ≠ there``."""
+    if isinstance(here, dict) and isinstance(there, dict):
+        for key in sorted(set(here) | set(there)):
+            found = _difference(here.get(key), there.get(key), f"{path}.{key}" if path else key)
+            if found:
+                return found
+        return None
+    if here != there:
+        return f"{path}: {json.dumps(here)} now, {json.dumps(there)} there"
+    return None
+
+
+def _describe(found: Any) -> str:
+    """An input fingerprint in words."""
+    if not isinstance(found, dict):
+        return "unknown"
+    digest = found.get("sha256") or found.get("first_sha256") or ""
+    parts = [str(found.get("name", "?")), f"{found.get('frames', '?')} frames"]
+    if digest:
+        parts.append(f"sha256 {str(digest)[:12]}")
+    return ", ".join(parts)
+
+
+class WorkFolder:
+    """One run's finished frames and manifest (see the module docstring)."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.frames = path / FRAMES
+
+    @classmethod
+    def prepare(
+        cls, path: str | os.PathLike[str], manifest: dict[str, Any], *, resume: bool
+    ) -> WorkFolder:
+        """Create the work folder, or with ``resume`` open an earlier run's after checking
+        that it was made from the same input and settings; before any work."""
+        path = Path(path)
+        written = path / MANIFEST
+        if resume:
+            if not written.is_file():
+                raise BrushworkError(f"nothing to resume: {written} does not exist")
+            try:
+                saved = json.loads(written.read_text())
+            except (OSError, ValueError) as error:
+                raise BrushworkError(
+                    f"cannot resume from {path}: its manifest does not read ({error})"
+                ) from None
+            here, there = manifest.get("input"), saved.get("input")
+            if _difference(here, there):
+                raise BrushworkError(
+                    f"cannot resume: {path} was made from another input "
+                    f"({_describe(there)}; this one is {_describe(here)})"
+                )
+            difference = _difference(manifest.get("settings"), saved.get("settings"))
+            if difference:
+                raise BrushworkError(
+                    f"cannot resume: {path} was made with other settings ({difference})"
+                )
+            return cls(path, saved)
+        if path.exists():
+            if not path.is_dir():
+                raise BrushworkError(f"work folder {path} exists and is not a folder")
+            if any(path.iterdir()):
+                raise BrushworkError(
+                    f"work folder {path} holds an earlier run's frames; pass "
+                    "--resume to continue it, or remove it"
+                )
+        try:
+            (path / FRAMES).mkdir(parents=True, exist_ok=True)
+            text = json.dumps(manifest, indent=2, sort_keys=True)
+            fd, tmp = tempfile.mkstemp(dir=path, prefix=".manifest.", suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, written)
+        except OSError as error:
+            raise BrushworkError(
+                f"cannot create the work folder {path}: {error.strerror or error}"
+            ) from None
+        return cls(path, manifest)
+
+    def frame(self, index: int, folder: str = FRAMES) -> Path:
+        return self.path / folder / frame_name(index)
+
+    def done(self) -> int:
+        """How many frames from the first are finished."""
+        count = 0
+        while self.frame(count).is_file():
+            count += 1
+        return count
+
+    def _write(self, target: Path, write: Any) -> Path:
+        target.parent.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, target)
+        except BaseException as error:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(error, OSError):
+                raise BrushworkError(f"cannot write {target}: {error.strerror or error}") from error
+            raise
+        return target
+
+    def save(self, index: int, rgb: np.ndarray, folder: str = FRAMES) -> Path:
+        """Keep a finished frame (atomically: a frame on disk is always whole)."""
+        return self._write(
+            self.frame(index, folder),
+            lambda tmp: Image.fromarray(rgb).save(tmp, format="PNG", compress_level=1),
+        )
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        """Keep the texture tracker's state (replacing the previous one)."""
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, **state)
+
+        self._write(self.path / TRACKER, write)
+
+    def load_state(self) -> dict[str, Any] | None:
+        path = self.path / TRACKER
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path) as data:
+                return {key: data[key] for key in data.files}
+        except (OSError, ValueError) as error:
+            raise BrushworkError(f"cannot resume: {path} does not read ({error})") from None
+
+    def load(self, index: int, folder: str = FRAMES) -> np.ndarray:
+        """A finished frame as RGB uint8 (H, W, 3)."""
+        path = self.frame(index, folder)
+        try:
+            with Image.open(path) as image:
+                return np.array(image.convert("RGB"), dtype=np.uint8)
+        except OSError as error:
+            raise BrushworkError(
+                f"cannot resume: {path} does not read ({error}); remove it and resume again"
+            ) from None
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)

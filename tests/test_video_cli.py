@@ -1,0 +1,407 @@
+"""``brushwork video`` (brushwork.video.cli): the command, its summary and interruption, and
+every bad input of the issue: one line ``brushwork: error: ...``, exit status 2, no output
+file, before any work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import expect_error, save_decoder
+from PIL import Image
+from videoclips import pan, texture, write_clip
+
+from brushwork.cli import COMMANDS, main
+from brushwork.encoders import VGG19
+from brushwork.examples import style_path
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+STYLE = str(style_path("strokes"))
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    return write_clip(tmp_path / "clip.mp4", pan(4, 32, 48, shift=2))
+
+
+@pytest.fixture
+def model(tmp_path: Path, tiny_encoder: VGG19) -> str:
+    return str(save_decoder(tmp_path / "adain.safetensors", tiny_encoder))
+
+
+def test_video_is_one_lazy_command() -> None:
+    assert COMMANDS["video"].target == "brushwork.video.cli:cmd_video"
+
+
+def test_help_lists_the_video_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["video", "--help"])
+    text = capsys.readouterr().out
+    for flag in (
+        "--blend",
+        "--temporal-weight",
+        "--temporal-frames",
+        "--resume",
+        "--report",
+        "--codec",
+        "--partial",
+        "--alpha",
+        "--size",
+    ):
+        assert flag in text
+    assert "default: adain" in text
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_a_run_prints_the_output_and_a_json_summary(
+    tmp_path: Path, clip: Path, model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.mp4"
+    assert (
+        main(["video", str(clip), STYLE, "-o", str(out), "--model", model, "--size", "48", "-q"])
+        == 0
+    )
+    assert capsys.readouterr().out.strip() == str(out)
+    assert out.is_file()
+    assert (
+        main(
+            [
+                "video",
+                str(clip),
+                STYLE,
+                "-o",
+                str(out),
+                "--model",
+                model,
+                "--size",
+                "48",
+                "-q",
+                "--json",
+                "--report",
+                "-f",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["frames"], summary["stylized"], summary["size"]) == (4, 4, [48, 32])
+    assert set(summary["warping_error"]) == {"output", "input"}
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_interrupted_and_resumed_from_the_command_line(
+    tmp_path: Path,
+    clip: Path,
+    model: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from brushwork.video import runner
+
+    original = runner._Run._stylize
+    calls = {"n": 0}
+
+    def stop_at_third(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    out = tmp_path / "out.mp4"
+    argv = ["video", str(clip), STYLE, "-o", str(out), "--model", model, "--size", "48", "-q"]
+    with monkeypatch.context() as patch:
+        patch.setattr(runner._Run, "_stylize", stop_at_third)
+        assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert f"{out} not written; 2 finished frame(s) kept in {out}.work: --resume continues" in err
+    assert not out.exists()
+    assert main([*argv, "--resume", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["stylized"], summary["resumed"]) == (2, 2)
+    assert out.is_file() and not Path(f"{out}.work").exists()
+
+
+def _audio_only(path: Path) -> Path:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+        )
+        frame.sample_rate, frame.pts = 8000, 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def _bad_input(tmp_path: Path, case: str) -> tuple[list[str], str]:
+    """(arguments, expected message) of one bad input."""
+    out = str(tmp_path / "out.mp4")
+    clip = write_clip(tmp_path / "clip.mp4", pan(4, 32, 48))
+    if case == "not a video":
+        path = tmp_path / "notes.mp4"
+        path.write_text("hello " * 50)
+        return [str(path), STYLE, "-o", out], "notes.mp4: not a video PyAV can read"
+    if case == "no video stream":
+        path = _audio_only(tmp_path / "sound.m4a")
+        return [str(path), STYLE, "-o", out], "no video stream (streams: audio aac)"
+    if case == "zero frames":
+        whole = write_clip(tmp_path / "w.mp4", pan(4), options={"movflags": "faststart"})
+        data = bytearray(whole.read_bytes())
+        start = data.index(b"mdat") + 4
+        data[start:] = bytes(len(data) - start)
+        (tmp_path / "blank.mp4").write_bytes(bytes(data))
+        return [
+            str(tmp_path / "blank.mp4"),
+            STYLE,
+            "-o",
+            out,
+        ], "the video stream has no frames that decode"
+    if case == "breaks mid-file":
+        whole = write_clip(
+            tmp_path / "w.mp4", pan(20, 64, 96, shift=2), options={"movflags": "faststart"}
+        )
+        data = whole.read_bytes()
+        (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 6 // 10])
+        return [str(tmp_path / "cut.mp4"), STYLE, "-o", out], "of 20 frames do not decode"
+    if case == "frames of different sizes":
+        folder = tmp_path / "frames"
+        folder.mkdir()
+        Image.fromarray(texture(30, 40)).save(folder / "1.png")
+        Image.fromarray(texture(20, 40)).save(folder / "2.png")
+        return [
+            str(folder),
+            STYLE,
+            "-o",
+            out,
+        ], "frames of different sizes: 1.png is 40x30, 2.png is 40x20"
+    if case == "unsupported container":
+        return [
+            str(clip),
+            STYLE,
+            "-o",
+            str(tmp_path / "out.xyz"),
+        ], "unsupported output format ('.xyz')"
+    if case == "unsupported codec":
+        return [
+            str(clip),
+            STYLE,
+            "-o",
+            str(tmp_path / "out.webm"),
+            "--codec",
+            "libx264",
+        ], "webm cannot hold libx264 video"
+    if case == "output exists":
+        Path(out).write_bytes(b"old")
+        return [str(clip), STYLE, "-o", out], "exists; pass --force to overwrite"
+    if case == "resume from another input":
+        work = tmp_path / "out.mp4.work"
+        work.mkdir()
+        (work / "manifest.json").write_text(
+            json.dumps(
+                {"input": {"kind": "file", "name": "other.mp4", "frames": 9, "sha256": "ab" * 32}}
+            )
+        )
+        return (
+            [str(clip), STYLE, "-o", out, "--resume"],
+            "was made from another input "
+            "(other.mp4, 9 frames, sha256 abababababab; this one is clip.mp4, 4 frames",
+        )
+    if case == "resume with other options":
+        from brushwork.video.io import scan
+        from brushwork.video.work import fingerprint
+
+        work = tmp_path / "out.mp4.work"
+        work.mkdir()
+        manifest = {"input": fingerprint(scan(clip)), "settings": {"method": "gatys"}}
+        (work / "manifest.json").write_text(json.dumps(manifest))
+        return [str(clip), STYLE, "-o", out, "--resume"], "was made with other settings (controls"
+    if case == "nothing to resume":
+        return [str(clip), STYLE, "-o", out, "--resume"], "nothing to resume"
+    if case == "a work folder without --resume":
+        work = tmp_path / "out.mp4.work"
+        work.mkdir()
+        (work / "manifest.json").write_text("{}")
+        return [str(clip), STYLE, "-o", out], "holds an earlier run's frames; pass --resume"
+    if case == "temporal with coarse to fine":
+        return [
+            str(clip),
+            STYLE,
+            "-o",
+            out,
+            "-m",
+            "gatys",
+            "--start-size",
+            "16",
+        ], "temporal consistency needs a single-scale run"
+    if case == "later iterations with a feed-forward method":
+        return [
+            str(clip),
+            STYLE,
+            "-o",
+            out,
+            "--later-iterations",
+            "5",
+        ], "--later-iterations needs an optimization method"
+    if case == "another method's option":
+        return [
+            str(clip),
+            STYLE,
+            "-o",
+            out,
+            "-m",
+            "gatys",
+            "--alpha",
+            "0.5",
+        ], "--alpha does not apply to method 'gatys'"
+    if case == "a bad video option":
+        return [str(clip), STYLE, "-o", out, "--blend", "2"], "blend must be"
+    if case == "fps for a video file":
+        return [str(clip), STYLE, "-o", out, "--fps", "12"], "--fps applies to a folder"
+    if case == "no style":
+        return [str(clip), "-o", out], "no style image"
+    if case == "missing input":
+        return [str(tmp_path / "none.mp4"), STYLE, "-o", out], "none.mp4: no such file"
+    raise AssertionError(case)
+
+
+BAD = [
+    "not a video",
+    "no video stream",
+    "zero frames",
+    "breaks mid-file",
+    "frames of different sizes",
+    "unsupported container",
+    "unsupported codec",
+    "output exists",
+    "resume from another input",
+    "resume with other options",
+    "nothing to resume",
+    "a work folder without --resume",
+    "temporal with coarse to fine",
+    "later iterations with a feed-forward method",
+    "another method's option",
+    "a bad video option",
+    "fps for a video file",
+    "no style",
+    "missing input",
+]
+
+
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input_is_one_line_exit_2_and_no_output(
+    tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv, expected = _bad_input(tmp_path, case)
+    before = {p.name for p in tmp_path.iterdir()}
+    message = expect_error(capsys, ["video", *argv, "--size", "48"])
+    assert expected in message, message
+    after = {p.name for p in tmp_path.iterdir()}
+    created = after - before
+    assert not created, created  # no output file, no work folder, no temporary file
+
+
+def test_sigterm_stops_the_run_like_ctrl_c() -> None:
+    import os
+    import signal
+
+    from brushwork.video.cli import _terminate_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), _terminate_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_partial_stylizes_what_decodes_and_says_what_was_lost(
+    tmp_path: Path, model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    whole = write_clip(
+        tmp_path / "w.mp4", pan(20, 64, 96, shift=2), options={"movflags": "faststart"}
+    )
+    data = whole.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 6 // 10])
+    out = tmp_path / "frames"
+    argv = [
+        "video",
+        str(tmp_path / "cut.mp4"),
+        STYLE,
+        "-o",
+        str(out),
+        "--model",
+        model,
+        "--size",
+        "48",
+        "--partial",
+        "--json",
+        "-q",
+    ]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["lost"] > 0 and summary["frames"] + summary["lost"] == 20
+    assert len(list(out.glob("*.png"))) == summary["frames"]
+    assert f"{summary['lost']} of 20 frames do not decode" in captured.err
+    assert f"{summary['lost']} frame(s) of" in captured.err
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_a_frame_folder_output_is_replaced_only_with_force(
+    tmp_path: Path, clip: Path, model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "frames"
+    argv = [
+        "video",
+        str(clip),
+        STYLE,
+        "-o",
+        str(out),
+        "--model",
+        model,
+        "--size",
+        "48",
+        "-q",
+        "--no-temporal",
+    ]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:06d}.png" for i in range(1, 5)]
+    capsys.readouterr()
+    assert "exists; pass --force" in expect_error(capsys, argv)
+    assert main([*argv, "--max-frames", "2", "-f"]) == 0
+    assert len(list(out.iterdir())) == 2
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("frames")) == ["frames"]
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_no_audio_leaves_the_audio_out(tmp_path: Path, model: str) -> None:
+    from videoclips import packets
+
+    source = write_clip(tmp_path / "talk.mp4", pan(4), audio_seconds=0.4)
+    out = tmp_path / "out.mp4"
+    assert (
+        main(
+            [
+                "video",
+                str(source),
+                STYLE,
+                "-o",
+                str(out),
+                "--model",
+                model,
+                "--size",
+                "48",
+                "-q",
+                "--no-audio",
+            ]
+        )
+        == 0
+    )
+    with pytest.raises(StopIteration):
+        packets(out)
