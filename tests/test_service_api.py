@@ -173,11 +173,33 @@ def test_page_and_docs(client: TestClient) -> None:
     assert docs.status_code == 200 and "/openapi.json" in docs.text
     from brushwork.service.app import swagger_ui_folder
 
-    if swagger_ui_folder() is not None:  # served from here: /docs works offline
-        assert "cdn." not in docs.text and "/static/swagger-ui/swagger-ui-bundle.js" in docs.text
+    assert "http://" not in docs.text and "https://" not in docs.text  # works offline
+    if swagger_ui_folder() is not None:  # Swagger UI, served from here
+        assert "/static/swagger-ui/swagger-ui-bundle.js" in docs.text
+        assert '"validatorUrl": null' in docs.text  # no badge from validator.swagger.io
         bundle = client.get("/static/swagger-ui/swagger-ui-bundle.js")
         assert bundle.status_code == 200 and len(bundle.content) > 100_000
     assert client.get("/redoc").status_code == 404  # no offline ReDoc: not offered
+
+
+def test_docs_without_swagger_ui_stay_offline(make_client: Any, monkeypatch: Any) -> None:
+    """Without ``swagger-ui-bundle-v2``, ``/docs`` is a plain page of the operations, not
+    Swagger UI from a CDN."""
+    import brushwork.service.app as app_module
+
+    monkeypatch.setattr(app_module, "swagger_ui_folder", lambda: None)
+    client = make_client()
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
+    assert "http://" not in docs.text and "https://" not in docs.text
+    assert (
+        "<script" not in docs.text
+        and "default-src 'none'" in docs.headers["content-security-policy"]
+    )
+    for needle in ("POST /jobs", "GET /jobs/{job_id}/events", "POST /stylize", "/openapi.json"):
+        assert needle in docs.text, needle
+    assert "content, style" in docs.text  # the form fields of a submission
+    assert client.get("/static/swagger-ui/swagger-ui-bundle.js").status_code == 404
 
 
 def test_adain_job_from_submission_to_result(client: TestClient) -> None:
@@ -203,6 +225,38 @@ def test_adain_job_from_submission_to_result(client: TestClient) -> None:
     # the second job with the same style reuses the prepared style in the worker
     again = client.post("/jobs", **adain(alpha=0.5)).json()
     assert wait_for(client, again["id"])["details"]["reused_styles"] is True
+
+
+def test_weighted_styles_mask_and_regions(client: TestClient) -> None:
+    """A submission with everything the form takes: two weighted styles (one with its own
+    layers), a label image and its regions."""
+    labels = Image.new("RGB", (48, 40), (255, 0, 0))
+    labels.paste((0, 0, 255), (24, 0, 48, 40))
+    buffer = io.BytesIO()
+    labels.save(buffer, format="PNG")
+    request = form(
+        "gatys",
+        {"size": 32, "iterations": 2},
+        styles=[png_bytes(40, 40, seed=1), png_bytes(36, 44, seed=2)],
+    )
+    request["files"].append(("mask", ("labels.png", buffer.getvalue(), "image/png")))
+    request["data"]["styles"] = json.dumps([0.5, {"weight": 2, "layers": ["relu1_1"]}])
+    request["data"]["regions"] = json.dumps({"#ff0000": 1, "#0000ff": 2})
+    job = client.post("/jobs", **request)
+    assert job.status_code == 202, job.text
+    shown = job.json()
+    assert [(s["weight"], s["layers"]) for s in shown["styles"]] == [
+        (0.5, None),
+        (2, ["relu1_1"]),
+    ]
+    done = wait_for(client, shown["id"])
+    assert done["state"] == "done", done
+    folder = client.app.state.manager.folder(shown["id"])
+    assert {"content", "style-1", "style-2", "mask", "result.png"} <= {
+        p.name for p in folder.iterdir()
+    }
+    result = Image.open(io.BytesIO(client.get(done["links"]["result"]).content))
+    assert result.size == (32, 27)
 
 
 def test_gatys_job_streams_progress_and_previews(client: TestClient) -> None:

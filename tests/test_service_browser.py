@@ -127,7 +127,7 @@ def test_the_page_paints(server: LiveServer, page: object, tmp_path: Path) -> No
 
     # 3. a short Gatys run, started from the keyboard, with a live preview
     p.select_option("#method", "gatys")  # type: ignore[attr-defined]
-    p.fill("#opt-iterations", "6")  # type: ignore[attr-defined]
+    p.fill("#opt-iterations", "40")  # type: ignore[attr-defined]
     p.fill("#opt-size", "48")  # type: ignore[attr-defined]
     p.focus("#start")  # type: ignore[attr-defined]
     p.keyboard.press("Enter")  # type: ignore[attr-defined]
@@ -139,6 +139,9 @@ def test_the_page_paints(server: LiveServer, page: object, tmp_path: Path) -> No
     )
     assert downloaded_image(p, tmp_path, "gatys.png").size == (48, 48)
     assert p.get_attribute("#canvas", "src").startswith("blob:")  # type: ignore
+    # the live preview was shown while it painted (a JPEG of some step), then the result
+    shown = p.get_attribute("#canvas", "data-preview-step")  # type: ignore[attr-defined]
+    assert shown is not None and 1 <= int(shown) <= 40, shown
     assert p.eval_on_selector("#progress", "e => e.value === e.max")  # type: ignore
 
     # an example style from the keyboard: the example buttons are reachable and work
@@ -173,3 +176,26 @@ def test_the_page_shows_errors(server: LiveServer, page: object, tmp_path: Path)
     p.click("#start")  # type: ignore[attr-defined]
     wait_until(p, "document.querySelector('#form-status').textContent.includes('not an image')")
     assert "error" in p.get_attribute("#form-status", "class")  # type: ignore
+
+
+def test_the_page_cancels(server: LiveServer, page: object, tmp_path: Path) -> None:
+    from brushwork.examples import style_path
+
+    Image.new("RGB", (48, 40), (90, 140, 200)).save(tmp_path / "photo.png")
+    p = page
+    p.goto(server.url + "/")  # type: ignore[attr-defined]
+    p.wait_for_selector("body[data-ready=true]", timeout=30_000)  # type: ignore[attr-defined]
+    p.set_input_files("#content-file", str(tmp_path / "photo.png"))  # type: ignore
+    p.set_input_files("#style-file", str(style_path("strokes")))  # type: ignore
+    p.select_option("#method", "gatys")  # type: ignore[attr-defined]
+    p.fill("#opt-iterations", "100000")  # type: ignore[attr-defined]
+    p.fill("#opt-size", "32")  # type: ignore[attr-defined]
+    p.click("#start")  # type: ignore[attr-defined]
+    p.wait_for_selector("#job[data-state=running]", timeout=60_000)  # type: ignore
+    job = p.get_attribute("#job", "data-id")  # type: ignore[attr-defined]
+    p.click("#cancel")  # type: ignore[attr-defined]
+    p.wait_for_selector("#job[data-state=cancelled]", timeout=60_000)  # type: ignore
+    assert p.is_disabled("#cancel")  # type: ignore[attr-defined]
+    assert "cancelled" in p.text_content("#history")  # type: ignore[attr-defined]
+    with server.client() as client:
+        assert client.get(f"/jobs/{job}").json()["state"] == "cancelled"

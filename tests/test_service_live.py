@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import json
 import socket
 import time
 from collections.abc import Iterator
@@ -17,7 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from servicekit import LiveServer, form, live_server, peak_rss, png_bytes, wait_for
+from servicekit import (
+    LiveServer,
+    form,
+    live_server,
+    peak_rss,
+    png_bytes,
+    read_events,
+    wait_for,
+)
 
 from brushwork.service.loadtest import load_test
 
@@ -42,21 +49,13 @@ def tiny_adain(**options: object) -> dict[str, object]:
 def test_events_over_http(server: LiveServer) -> None:
     with server.client() as client:
         job = client.post("/jobs", **form("gatys", {"size": 32, "iterations": 12})).json()
-        names, steps, previews = [], [], []
         with client.stream("GET", f"/jobs/{job['id']}/events") as stream:
             assert stream.headers["content-type"].startswith("text/event-stream")
             assert stream.headers["cache-control"] == "no-cache"
-            name = None
-            for line in stream.iter_lines():
-                if line.startswith("event:"):
-                    name = line[6:].strip()
-                    names.append(name)
-                elif line.startswith("data:"):
-                    data = json.loads(line[5:])
-                    if name == "progress":
-                        steps.append(data["step"])
-                    elif name == "preview":
-                        previews.append(data["image"])
+            events = read_events(stream.iter_lines(), time.monotonic() + 60)
+        names = [name for name, _ in events]
+        steps = [data["step"] for name, data in events if name == "progress"]
+        previews = [data["image"] for name, data in events if name == "preview"]
         assert names[0] == "state" and names[-1] == "done"
         assert steps == sorted(steps) and steps[-1] == 12
         picture = base64.b64decode(previews[-1].split(",", 1)[1])
@@ -69,10 +68,10 @@ def test_a_reader_that_disconnects_is_dropped(server: LiveServer) -> None:
     with server.client() as client:
         job = client.post("/jobs", **form("gatys", {"size": 32, "iterations": 1_000_000})).json()
         with client.stream("GET", f"/jobs/{job['id']}/events") as stream:
-            for line in stream.iter_lines():
-                if line.startswith("event: progress"):
-                    assert client.get("/health").json()["readers"] >= 1
-                    break
+            lines = stream.iter_lines()  # kept: a collected iterator closes the stream
+            seen = read_events(lines, time.monotonic() + 60, until=("progress",))
+            assert seen[-1][0] == "progress", seen
+            assert client.get("/health").json()["readers"] >= 1
         end = time.monotonic() + 20
         while client.get("/health").json()["readers"] != 0:
             assert time.monotonic() < end, "the stream of a gone reader was not closed"

@@ -5,6 +5,7 @@ file, before any work."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -405,3 +406,82 @@ def test_no_audio_leaves_the_audio_out(tmp_path: Path, model: str) -> None:
     )
     with pytest.raises(StopIteration):
         packets(out)
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+@pytest.mark.parametrize("output", ["out.mp4", "frames"])
+def test_a_stream_that_breaks_during_the_run_is_one_line_and_no_output(
+    tmp_path: Path,
+    clip: Path,
+    model: str,
+    output: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The input scanned whole, but decodes fewer frames while the run streams it (the file
+    changed): one line, exit 2, no output; the finished frames stay for a later run."""
+    from brushwork.video import io
+
+    original = io.read_frames
+
+    def short(*args: Any, **kwargs: Any) -> Any:
+        for index, frame in enumerate(original(*args, **kwargs)):
+            if index == 2:
+                return
+            yield frame
+
+    monkeypatch.setattr(io, "read_frames", short)
+    out = tmp_path / output
+    message = expect_error(
+        capsys,
+        ["video", str(clip), STYLE, "-o", str(out), "--model", model, "--size", "48", "-q"],
+    )
+    assert "frame 3 of 4 does not decode now" in message, message
+    assert not out.exists()
+    assert [p.name for p in tmp_path.glob(f".{output}*")] == []  # no temporary output
+    assert len(list((tmp_path / f"{output}.work" / "frames").glob("*.png"))) == 2
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_a_first_frame_that_no_longer_decodes_leaves_nothing(
+    tmp_path: Path,
+    clip: Path,
+    model: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from brushwork.video import io
+
+    monkeypatch.setattr(io, "read_frames", lambda *args, **kwargs: iter(()))
+    before = {p.name for p in tmp_path.iterdir()}
+    message = expect_error(
+        capsys,
+        [
+            "video",
+            str(clip),
+            STYLE,
+            "-o",
+            str(tmp_path / "out.mp4"),
+            "--model",
+            model,
+            "--size",
+            "48",
+            "-q",
+        ],
+    )
+    assert "the first frame does not decode now" in message, message
+    assert {p.name for p in tmp_path.iterdir()} == before
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_report_prints_the_warping_error_of_output_and_input(
+    tmp_path: Path, clip: Path, model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.mp4"
+    argv = ["video", str(clip), STYLE, "-o", str(out), "--model", model, "--size", "48"]
+    assert main([*argv, "-q", "--report"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == str(out)
+    assert lines[1].startswith("warping error (Lai et al. 2018")
+    numbers = [float(x) for x in re.findall(r"(?:output|input) (\d+\.\d+)", lines[1])]
+    assert len(numbers) == 2 and all(n >= 0 for n in numbers)

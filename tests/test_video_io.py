@@ -83,7 +83,8 @@ def test_variable_timestamps_are_kept(tmp_path: Path) -> None:
     assert [t - written[0] for t in written] == pytest.approx([p / 1000 for p in pts], abs=1.5e-3)
 
 
-def test_rotation_is_read_and_written_back(tmp_path: Path) -> None:
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv", ".webm"])
+def test_rotation_is_read_and_written_back(tmp_path: Path, suffix: str) -> None:
     frames = pan(4, 32, 48)
     source = write_clip(tmp_path / "rot.mp4", frames, rotation=90)
     info = scan(source)
@@ -93,17 +94,13 @@ def test_rotation_is_read_and_written_back(tmp_path: Path) -> None:
     right = np.abs(upright.astype(int) - np.rot90(frames[0]).astype(int)).mean()
     wrong = np.abs(upright.astype(int) - np.rot90(frames[0], -1).astype(int)).mean()
     assert right < 10 < 3 * 10 < wrong  # H.264 at 48x32 loses a few levels per pixel
-    spec = plan_output(tmp_path / "out.mp4")
-    write_video(
-        str(tmp_path / "out.mp4"),
-        spec,
-        info.size,
-        info,
-        4,
-        iter(enumerate(read_frames(info, info.size))),
-    )
-    stored, _, rotation = read_clip(tmp_path / "out.mp4")
+    out = tmp_path / f"out{suffix}"
+    spec = plan_output(out)
+    write_video(str(out), spec, info.size, info, 4, iter(enumerate(read_frames(info, info.size))))
+    stored, _, rotation = read_clip(out)
     assert rotation == 90 and stored[0].shape == (32, 48, 3)  # stored as the input was
+    again = scan(out)  # each container is an input too
+    assert (again.frames, again.rotation, again.size) == (4, 90, (32, 48))
 
 
 def test_codecs_that_need_even_sides_say_so(tmp_path: Path) -> None:
@@ -308,7 +305,7 @@ def test_fps_belongs_to_frame_folders(clip: Path) -> None:
     [
         ("out.avi2", None, "unsupported output format ('.avi2')"),
         ("out.mp4", "nosuchcodec", "--codec nosuchcodec: no such video encoder"),
-        ("out.mp4", "aac", "--codec aac is a audio codec, not a video one"),
+        ("out.mp4", "aac", "--codec aac is an audio codec, not a video one"),
         ("out.webm", "libx264", "webm cannot hold libx264 video"),
         ("frames", "libx264", "--codec applies to a video file"),
     ],

@@ -214,11 +214,12 @@ def stylize(
     return run(content, style, method, **options).image
 
 
-DEPTH_BYTES_PER_PIXEL = 1200
-"""Peak memory per (padded) pixel the estimator sees in one depth estimate, measured with
-``brushwork depth`` on a CPU (see ``tests/test_depth_cli.py``'s size guard and
-BENCHMARKS.md): the VGG-19 to relu4_1 keeps its four skip outputs while the U-Net decoder
-climbs back up."""
+DEPTH_BYTES_PER_PIXEL = 2000
+"""Peak memory per (padded) pixel the estimator sees in one depth estimate: the VGG-19 to
+relu4_1 keeps its four skip outputs while the U-Net decoder climbs back up. Measured as the
+peak RSS of ``brushwork depth`` on a 2048² image (``/usr/bin/time -f %M``, CPU, float32):
+0.87 / 0.88 / 2.31 / 4.78 GB at ``--side`` 224 / 512 / 1024 / 1536, i.e. about 1,930 bytes
+per pixel above ~0.4 GB of fixed cost (torch, the model, the image), rounded up."""
 
 
 def estimate_depth(

@@ -4,7 +4,8 @@
 Endpoints (JSON unless said; errors are ``{"error": "one line"}`` with the CLI's messages):
 
 * ``GET /`` the page; ``GET /static/...`` its files; ``GET /docs`` the OpenAPI docs
-  (Swagger UI, served from this server when ``swagger-ui-bundle-v2`` is installed),
+  (Swagger UI served from this server when ``swagger-ui-bundle-v2`` is installed, else a
+  plain HTML list of the operations: never from a CDN, so it works offline),
   ``GET /openapi.json`` the schema.
 * ``GET /health``; ``GET /methods`` (methods with the options a job may set, controls,
   limits); ``GET /models``; ``GET /examples``, ``GET /examples/{name}`` (bundled images).
@@ -482,6 +483,60 @@ def swagger_ui_folder() -> Path | None:
     return folder if (folder / "swagger-ui-bundle.js").is_file() else None
 
 
+DOCS_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"
+)
+"""The plain docs page's policy: no script, no request to anywhere."""
+
+
+def plain_docs(schema: dict[str, Any]) -> str:
+    """``/docs`` without Swagger UI: every operation of ``schema`` with its summary, form
+    fields and answers, in plain HTML (no script, nothing fetched from other servers)."""
+    from html import escape
+
+    rows = []
+    for path, operations in schema.get("paths", {}).items():
+        for verb, operation in operations.items():
+            answers = ", ".join(
+                f"{code} {escape(str(r.get('description', '')))}"
+                for code, r in operation.get("responses", {}).items()
+            )
+            body = operation.get("requestBody", {}).get("content", {})
+            fields = []
+            for media in body.values():
+                ref = str(media.get("schema", {}).get("$ref", ""))
+                found = schema.get("components", {}).get("schemas", {}).get(ref.rsplit("/", 1)[-1])
+                fields += list((found or media.get("schema", {})).get("properties", {}))
+            params = [p.get("name", "") for p in operation.get("parameters", [])]
+            rows.append(
+                "<section><h2><code>"
+                f"{escape(verb.upper())} {escape(path)}</code></h2>"
+                f"<p>{escape(operation.get('summary', ''))}</p>"
+                f"<pre>{escape(operation.get('description', '').strip())}</pre>"
+                + (f"<p>Parameters: <code>{escape(', '.join(params))}</code></p>" if params else "")
+                + (
+                    f"<p>Form fields: <code>{escape(', '.join(fields))}</code></p>"
+                    if fields
+                    else ""
+                )
+                + f"<p>Answers: {answers}</p></section>"
+            )
+    title = escape(str(schema.get("info", {}).get("title", "API")))
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}: HTTP API</title>"
+        "<style>body{font-family:sans-serif;max-width:60rem;margin:auto;padding:1rem}"
+        "pre{white-space:pre-wrap}</style></head><body>"
+        f"<h1>{title}: HTTP API</h1>"
+        f"<p>{escape(str(schema.get('info', {}).get('description', '')))}</p>"
+        '<p>The machine-readable schema: <a href="/openapi.json">/openapi.json</a>. '
+        "(Install <code>swagger-ui-bundle-v2</code> for the interactive Swagger UI.)</p>"
+        + "".join(rows)
+        + "</body></html>"
+    )
+
+
 # ----------------------------------------------------------------------------- the app
 
 
@@ -624,15 +679,22 @@ def create_app(
     async def docs() -> HTMLResponse:
         from fastapi.openapi.docs import get_swagger_ui_html
 
-        assets: dict[str, str] = {}
-        if swagger is not None:
-            assets = {
-                "swagger_js_url": f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
-                "swagger_css_url": f"{SWAGGER_ASSETS}/swagger-ui.css",
-                "swagger_favicon_url": f"{SWAGGER_ASSETS}/favicon-32x32.png",
-            }
+        assets = {
+            "swagger_js_url": f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+            "swagger_css_url": f"{SWAGGER_ASSETS}/swagger-ui.css",
+            "swagger_favicon_url": f"{SWAGGER_ASSETS}/favicon-32x32.png",
+        }
+        if swagger is None:  # no Swagger UI here: a plain page, still nothing from elsewhere
+            return HTMLResponse(
+                plain_docs(openapi()),
+                headers={"Content-Security-Policy": DOCS_POLICY},
+            )
         return get_swagger_ui_html(
-            openapi_url="/openapi.json", title="brushwork: HTTP API", **assets
+            openapi_url="/openapi.json",
+            title="brushwork: HTTP API",
+            # no badge from validator.swagger.io: /docs asks nothing of other servers
+            swagger_ui_parameters={"validatorUrl": None},
+            **assets,
         )
 
     # ------------------------------------------------------------------ listings

@@ -514,7 +514,8 @@ def plan_output(
             f"(e.g. libx264, libx265, libvpx-vp9, mpeg4, ffv1)"
         ) from None
     if found.type != "video":
-        raise BrushworkError(f"--codec {chosen} is a {found.type} codec, not a video one")
+        article = "an" if found.type[:1] in "aeiou" else "a"
+        raise BrushworkError(f"--codec {chosen} is {article} {found.type} codec, not a video one")
     spec = OutputSpec(
         p,
         False,

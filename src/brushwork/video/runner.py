@@ -504,7 +504,14 @@ class _Run:
         spent = 0.0
         self.stylized = 0
         for index in range(self.count):
-            rgb = first if index == 0 else next(reader)
+            rgb = first if index == 0 else next(reader, None)
+            if rgb is None:  # scanned whole, but the stream breaks now (the file changed?)
+                raise BrushworkError(
+                    f"{self.info.path}: frame {index + 1} of {self.count} does not decode "
+                    f"now (the file changed while brushwork was working?); "
+                    f"{self.spec.path} is not written; the finished frames stay in "
+                    f"{self.work_dir}"
+                )
             begin = time.perf_counter()
             grey = gray(rgb)
             content = _as_tensor(rgb, device)
@@ -577,7 +584,14 @@ class _Run:
                 else:
                     self.done = 0
         reader = read_frames(self.info, self.size, self.count)
-        first = next(reader)
+        first = next(reader, None)
+        if first is None:  # scanned whole, but nothing decodes now (the file changed?)
+            if not self.done:
+                self.work.remove()
+            raise BrushworkError(
+                f"{self.info.path}: the first frame does not decode now (the file changed "
+                "while brushwork was working?); no output written"
+            )
         if self.done < self.count:
             self._prepare(first)
         ev.emit(

@@ -306,8 +306,8 @@ function setProgress(step, total, text, jobState) {
   announce(jobState || text, step, total);
 }
 
-function showJobError(message) {
-  if (message) setJobState("failed");
+function showJobError(message, jobState) {
+  if (message) setJobState(jobState === "cancelled" ? "cancelled" : "failed");
   const el = $("job-error");
   el.textContent = message;
   el.hidden = !message;
@@ -356,6 +356,7 @@ async function follow(id) {
   $("job").hidden = false;
   $("download").hidden = true;
   $("canvas").hidden = true;
+  delete $("canvas").dataset.previewStep;
   $("canvas-caption").textContent = "";
   showJobError("");
   setProgress(0, 1, "connecting");
@@ -363,13 +364,15 @@ async function follow(id) {
   const handle = async (name, data) => {
     if (name === "state") {
       data.progress && setProgress(data.progress.step, data.progress.total, data.state);
+      // a reader that comes late has missed "running": the state says where the job is
+      if (data.state === "queued" || data.state === "running") setJobState(data.state);
       $("cancel").disabled = data.state !== "queued" && data.state !== "running";
       if (data.state === "done" || data.state === "failed" || data.state === "cancelled") {
         finished = true;
         updateHistory(id, data.state);  // it ended before this page followed it
       }
       if (data.state === "done") await showResult(data);
-      else if (finished) showJobError(data.error || data.state);
+      else if (finished) showJobError(data.error || data.state, data.state);
     } else if (name === "running" || name === "started") {
       setJobState("running");
       $("progress-text").textContent = "painting";
@@ -378,9 +381,11 @@ async function follow(id) {
     } else if (name === "progress") {
       const total = data.total || 1;
       setProgress(data.step, total, "step " + data.step + " of " + total, "running");
+      setJobState("running");
     } else if (name === "preview") {
       const canvas = $("canvas");
       showUrl(canvas, data.image);
+      canvas.dataset.previewStep = data.step;  // the last preview shown (tests read it)
       canvas.alt = "The painting at step " + data.step;
       canvas.hidden = false;
       $("canvas-caption").textContent = "step " + data.step + (data.total ? " of " + data.total : "");
@@ -393,7 +398,7 @@ async function follow(id) {
       say(name === "done" ? "Done." : "");
       const job = await (await api("/jobs/" + id)).json();
       if (name === "done") await showResult(job);
-      else { showJobError(job.error || name); setProgress(0, 1, name); }
+      else { showJobError(job.error || name, name); setProgress(0, 1, name); }
     }
   };
   try {
@@ -422,7 +427,7 @@ async function follow(id) {
       else if (job.state === "failed" || job.state === "cancelled") {
         finished = true;
         updateHistory(id, job.state);
-        showJobError(job.error || job.state);
+        showJobError(job.error || job.state, job.state);
       }
     } catch (e) { showJobError(e.message); return; }
   }
