@@ -547,7 +547,7 @@ def test_bad_methods_and_options(
         ({"styles": '[{"colour": 1}]'}, "style 1: unknown field 'colour'"),
         ({"styles": '[{"layers": ["relu9_9"]}]'}, "style 1 is assigned layer relu9_9"),
         ({"regions": '{"#ff0000": 1}'}, "regions need a label image (mask)"),
-        ({"kind": "video"}, "unknown job kind 'video'; this server takes: image"),
+        ({"kind": "movie"}, "unknown job kind 'movie'; this server takes: image"),
     ],
 )
 def test_bad_form_fields(client: TestClient, fields: dict[str, str], expected: str) -> None:

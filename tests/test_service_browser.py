@@ -199,3 +199,32 @@ def test_the_page_cancels(server: LiveServer, page: object, tmp_path: Path) -> N
     assert "cancelled" in p.text_content("#history")  # type: ignore[attr-defined]
     with server.client() as client:
         assert client.get(f"/jobs/{job}").json()["state"] == "cancelled"
+
+
+def test_the_page_paints_a_video(server: LiveServer, page: object, tmp_path: Path) -> None:
+    pytest.importorskip("av", reason="video jobs need PyAV")
+    from videoclips import pan, read_clip, write_clip
+
+    from brushwork.examples import style_path
+
+    clip = write_clip(tmp_path / "clip.mp4", pan(6, 32, 48, shift=2))
+    p = page
+    p.goto(server.url + "/")  # type: ignore[attr-defined]
+    p.wait_for_selector("body[data-ready=true]", timeout=30_000)  # type: ignore[attr-defined]
+    assert "video/*" in p.get_attribute("#content-file", "accept")  # type: ignore
+    p.set_input_files("#content-file", str(clip))  # type: ignore[attr-defined]
+    assert p.is_visible("#content-clip") and not p.is_visible("#content-thumb")  # type: ignore
+    p.set_input_files("#style-file", str(style_path("strokes")))  # type: ignore
+    p.select_option("#method", "adain")  # type: ignore[attr-defined]
+    p.select_option("#opt-model", "tiny")  # type: ignore[attr-defined]
+    p.fill("#opt-size", "48")  # type: ignore[attr-defined]
+    p.click("#start")  # type: ignore[attr-defined]
+    p.wait_for_selector("#job[data-state=done]", timeout=60_000)  # type: ignore
+    assert p.get_attribute("#result-video", "src").startswith("blob:")  # type: ignore
+    assert p.is_visible("#result-video") and not p.is_visible("#canvas")  # type: ignore
+    with p.expect_download() as info:  # type: ignore[attr-defined]
+        p.click("#download")  # type: ignore[attr-defined]
+    assert info.value.suggested_filename.endswith(".mp4")
+    target = tmp_path / "result.mp4"
+    info.value.save_as(target)
+    assert len(read_clip(target)[0]) == 6

@@ -135,6 +135,51 @@ def test_killed_mid_job_then_restarted(tmp_path: Path) -> None:
         second.stop()
 
 
+def test_killed_mid_video_job_resumes(tmp_path: Path) -> None:
+    """A server killed while a video job runs: the next start runs the job again, from the
+    frames its work folder kept."""
+    pytest.importorskip("av", reason="video jobs need PyAV")
+    pytest.importorskip("cv2", reason="video jobs need OpenCV")
+    from videoclips import pan, read_clip, write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", pan(10, 32, 48, shift=2)).read_bytes()
+    request = {
+        "files": [
+            ("content", ("clip.mp4", clip, "video/mp4")),
+            ("style", ("style.png", png_bytes(40, 40, seed=1), "image/png")),
+        ],
+        "data": {
+            "kind": "video",
+            "method": "gatys",
+            "options": '{"size": 32, "iterations": 20}',
+        },
+    }
+    data = tmp_path / "data"
+    first = LiveServer(data, "--workers", "1").start()
+    try:
+        with first.client() as client:
+            job = client.post("/jobs", **request).json()
+            end = time.monotonic() + 60
+            while client.get(f"/jobs/{job['id']}").json()["progress"]["step"] < 3:
+                assert time.monotonic() < end
+                time.sleep(0.01)
+            first.kill()
+    finally:
+        first.stop()
+    second = LiveServer(data, "--workers", "1", log=first.log).start()
+    try:
+        with second.client() as client:
+            done = wait_for(client, job["id"], timeout=120)
+            assert done["state"] == "done" and done["attempts"] == 2, done
+            assert done["details"]["resumed"] >= 3 and done["details"]["frames"] == 10
+            result = client.get(f"/jobs/{job['id']}/result")
+            assert result.headers["content-type"] == "video/mp4"
+            (tmp_path / "result.mp4").write_bytes(result.content)
+            assert len(read_clip(tmp_path / "result.mp4")[0]) == 10
+    finally:
+        second.stop()
+
+
 def test_load(server: LiveServer) -> None:
     """50 submissions at once, an event reader for each accepted job: every request is
     answered 202 or 429, every accepted job finishes, the server's memory stays bounded,

@@ -130,7 +130,8 @@ def test_output_keeps_any_size_and_is_deterministic(encoder, decoders) -> None:
 
 def test_levels_run_coarse_to_fine_and_each_changes_the_image(encoder, decoders) -> None:
     content, style = smooth_image(32, 32, seed=1), smooth_image(32, 32, seed=2)
-    full = wct(encoder, decoders, alpha=1.0)
+    assert wct(encoder, decoders).levels() == ("relu4_1", "relu3_1", "relu2_1", "relu1_1")
+    full = wct(encoder, decoders, alpha=1.0, levels=DECODER_LAYERS)
     assert full.levels() == ("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1")
     given = wct(encoder, decoders, levels=("relu1_1", "relu3_1"))
     assert given.levels() == ("relu3_1", "relu1_1")
@@ -215,8 +216,12 @@ def test_nan_in_the_inputs_is_refused(encoder, decoders) -> None:
 
 
 def test_too_small_style_is_refused(encoder, decoders) -> None:
+    with pytest.raises(BrushworkError, match="at least 8"):
+        wct(encoder, decoders).stylize(smooth_image(32, 32), smooth_image(4, 40))
     with pytest.raises(BrushworkError, match="at least 16"):
-        wct(encoder, decoders).stylize(smooth_image(32, 32), smooth_image(8, 40))
+        wct(encoder, decoders, levels=DECODER_LAYERS).stylize(
+            smooth_image(32, 32), smooth_image(8, 40)
+        )
 
 
 def test_decoder_of_the_wrong_level_or_method_is_refused(encoder, decoders, tmp_path) -> None:

@@ -6,8 +6,11 @@ relu5_1, relu4_1, relu3_1, relu2_1 and relu1_1 (image reconstruction, §3.1; tra
 ``brushwork train wct``), and the style enters through the whitening and coloring transform
 of the features (§3.2, :func:`~brushwork.ops.whiten_color`): the content's features are
 whitened (covariance → identity) and colored with the style's covariance and mean. Run
-coarse to fine (§3.3, Fig. 3): relu5_1 first, its decoded image is encoded again at relu4_1,
-transformed, decoded, and so on down to relu1_1; at each level the result is blended with
+coarse to fine (§3.3, Fig. 3): the coarsest level first, its decoded image is encoded again
+at the next, transformed, decoded, and so on down to relu1_1. The paper starts at relu5_1;
+the default here starts at relu4_1, because brushwork's relu5_1 decoder (600 CPU training
+steps) reconstructs at 13.6 dB and its level washes the content out (``levels`` brings it
+back; docs/models/wct.md). At each level the result is blended with
 the content features by ``alpha`` (eq. 5)::
 
     f̂ = α·WCT(f_c, f_s) + (1 − α)·f_c
@@ -55,13 +58,15 @@ class WCTOptions(Options):
     alpha: float = option(
         0.6,
         "content–style trade-off at every level: 0 keeps the content, 1 full style "
-        "(at 1, five levels of full style wash the content out)",
+        "(at 1, four levels of full style keep only the content's outlines)",
         minimum=0.0,
         maximum=1.0,
     )
     levels: tuple[str, ...] = option(
-        ("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1"),
-        "levels to transform, coarse to fine (fewer levels: faster, less style)",
+        ("relu4_1", "relu3_1", "relu2_1", "relu1_1"),
+        "levels to transform, coarse to fine (fewer levels: faster, less style); relu5_1 "
+        "is left out by default: its bundled decoder reconstructs poorly and blurs the "
+        "content (docs/models/wct.md)",
         choices=DECODER_LAYERS,
         min_items=1,
     )

@@ -11,9 +11,10 @@ Endpoints (JSON unless said; errors are ``{"error": "one line"}`` with the CLI's
   limits); ``GET /models``; ``GET /examples``, ``GET /examples/{name}`` (bundled images).
 * ``POST /jobs`` (multipart: ``content``, ``style`` (repeatable), optional ``mask``,
   ``method``, ``options`` (JSON object), ``styles`` (JSON list of weights / layers),
-  ``regions``) → ``202`` and the job; ``GET /jobs`` (this token's newest);
+  ``regions``, ``kind``: ``image``, or ``video`` with a video file as ``content``) → ``202``
+  and the job; ``GET /jobs`` (this token's newest);
   ``GET /jobs/{id}``; ``GET /jobs/{id}/events`` (server-sent events);
-  ``GET /jobs/{id}/result`` (PNG); ``GET /jobs/{id}/preview`` (JPEG);
+  ``GET /jobs/{id}/result`` (PNG, or MP4 for a video job); ``GET /jobs/{id}/preview`` (JPEG);
   ``DELETE /jobs/{id}`` (cancel a queued or running job; forget a finished one).
 * ``POST /stylize``: the same form for one-pass methods, answered with the PNG.
 
@@ -50,23 +51,28 @@ from brushwork.service.config import ServiceConfig
 from brushwork.service.jobs import (
     PREVIEW,
     RESULT,
+    RESULT_TYPES,
     JobManager,
     ReadersFull,
     describe_job,
     new_id,
+    result_name,
     valid_id,
 )
 from brushwork.service.spec import (
-    KINDS,
     JobSpec,
+    available_kinds,
     check_kind,
+    check_video_options,
     client_controls,
     client_options,
+    client_video_options,
     missing_files,
     one_pass,
     parse_options,
     parse_regions,
     parse_styles,
+    split_video,
 )
 from brushwork.service.store import Job
 from brushwork.service.uploads import (
@@ -78,6 +84,7 @@ from brushwork.service.uploads import (
     TokenGate,
     check_decodes,
     check_header,
+    check_video,
     display_name,
     public_message,
     store_upload,
@@ -93,11 +100,13 @@ METHODS_TTL = 30.0
 """Seconds ``GET /methods`` is kept before it is built again (networks installed meanwhile
 show up)."""
 PAGE_POLICY = (
-    "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+    "object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'"
 )
 """The page's Content-Security-Policy: its own scripts, styles and requests only (it has no
-inline script or style); images also from data: (previews) and blob: (uploads, results)."""
+inline script or style); images also from data: (previews) and blob: (uploads, results),
+videos from blob: (a video job's upload and result)."""
 SWAGGER_ASSETS = "/static/swagger-ui"
 
 
@@ -275,15 +284,22 @@ class Service:
                 422, f"{len(style)} style images; this server takes at most {config.max_styles}"
             )
         values = parse_options(
-            method, options, max_side=config.max_side, extra_models=manager.extra_models
+            method,
+            options,
+            max_side=config.max_side,
+            extra_models=manager.extra_models,
+            kind=kind,
         )
+        video = kind == "video"
+        if video:
+            check_video_options(values)
         weights = parse_styles(styles, len(style))
         region_map = parse_regions(regions)
         if region_map is not None and mask is None:
             raise ApiError(422, "regions need a label image (mask)")
         painter = Painter(
             method,
-            manager.run_values(JobSpec(kind, method, values)),
+            manager.run_values(JobSpec(kind, method, split_video(values)[0] if video else values)),
             encoder=config.encoder,
             cache_size=0,
         )
@@ -298,6 +314,7 @@ class Service:
         folder = manager.folder(job_id)
         folder.mkdir()
         labels: dict[Path | str, str] = {}
+        info = None
         try:
             files = [("content", "content", content)] + [
                 (f"style-{n}", f"style {n}", upload) for n, upload in enumerate(style, 1)
@@ -307,6 +324,17 @@ class Service:
             for name, label, upload in files:
                 path = folder / name
                 store_upload(upload, path)
+                if video and name == "content":
+                    with self.decoding:
+                        info = check_video(
+                            path,
+                            label,
+                            max_pixels=config.max_pixels,
+                            max_frames=config.max_video_frames,
+                            max_seconds=config.max_video_seconds,
+                            partial=bool(values.get("partial", False)),
+                        )
+                    continue
                 labels[path] = label
                 check_header(path, label, config.max_pixels)
             sync_folder(folder)
@@ -318,13 +346,19 @@ class Service:
                 )
                 for n, w in enumerate(weights, 1)
             ]
+            mask_path = folder / "mask" if mask is not None else None
+            labels_all = {**labels, folder / "content": "content"}
             try:
-                plan = painter.check(
-                    folder / "content", style_list, folder / "mask" if mask is not None else None
-                )
+                if info is not None:
+                    plan = self._plan_video(painter, info.size, style_list, mask_path)
+                else:
+                    plan = painter.check(folder / "content", style_list, mask_path)
             except BrushworkError as error:
-                raise ApiError(422, public_message(error, labels)) from None
+                raise ApiError(422, public_message(error, labels_all)) from None
             self._check_sides(plan)
+            total = plan.total_steps
+            if info is not None:  # one step per frame
+                total = min(info.frames, values.get("max_frames") or info.frames)
             with self.decoding:
                 for path, label in labels.items():
                     check_decodes(Path(path), label, config.max_pixels)
@@ -353,11 +387,28 @@ class Service:
                 "queued",
                 spec.to_json(),
                 time.time(),
-                total=plan.total_steps,
+                total=total,
             )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
+
+    def _plan_video(
+        self, painter: Any, size: tuple[int, int], styles: list[Any], mask: Path | None
+    ) -> Any:
+        """A video job's plan for frames of ``size`` (what :meth:`Painter.check` tells of an
+        image, from the styles' and mask's headers)."""
+        from brushwork.api import image_size
+        from brushwork.methods.base import check_style_weights
+
+        stylizer = painter.stylizer
+        limit = self.config.max_pixels
+        check_style_weights([s.weight for s in styles])
+        sizes = [image_size(s.image, f"style {n}", limit) for n, s in enumerate(styles, 1)]
+        if mask is not None:
+            image_size(mask, "mask", limit)
+        stylizer.check_files()
+        return stylizer.plan(size, sizes, [s.layers for s in styles])
 
     def _check_sides(self, plan: Any) -> None:
         """Refuse a plan whose output or any style image would be larger than
@@ -447,8 +498,12 @@ class Service:
                 "expire_seconds": c.expire,
                 "queue": c.queue,
                 "workers": c.workers,
+                "max_video_frames": c.max_video_frames,
+                "max_video_seconds": c.max_video_seconds,
             },
-            "kinds": list(KINDS),
+            "kinds": list(available_kinds()),
+            # what a video job may set besides a method's options (None: no video jobs here)
+            "video": {"options": client_video_options()} if "video" in available_kinds() else None,
         }
 
     def example(self, name: str) -> bytes:
@@ -710,7 +765,7 @@ def create_app(
             "jobs": manager.store.counts(),
             "readers": manager.hub.count(),
             "uptime_seconds": round(time.time() - manager.started_at, 3),
-            "kinds": list(KINDS),
+            "kinds": list(available_kinds()),
         }
 
     @app.get("/methods", operation_id="methods", responses={401: ERRORS[401]})
@@ -794,7 +849,9 @@ def create_app(
     )
     async def create_job(
         owner: Owner,
-        content: Annotated[UploadFile, File(description="the content image")],
+        content: Annotated[
+            UploadFile, File(description="the content image (kind video: a video file)")
+        ],
         style: Annotated[
             list[UploadFile],
             File(description="style images (repeat)", json_schema_extra=styles_form),
@@ -827,10 +884,13 @@ def create_app(
             ),
         ] = None,
         kind: Annotated[
-            str, Form(description="job kind", json_schema_extra={"enum": list(KINDS)})
+            str, Form(description="job kind", json_schema_extra={"enum": list(available_kinds())})
         ] = "image",
     ) -> JSONResponse:
-        """Queue a job: ``202`` with its id and links; follow ``links.events``."""
+        """Queue a job: ``202`` with its id and links; follow ``links.events``. With
+        ``kind=video`` the content is a video file (checked whole before the job is
+        accepted), the options may add the video options of ``GET /methods``
+        (``video.options``), progress counts frames and the result is an MP4."""
         job = await service.submit(
             owner,
             {
@@ -894,7 +954,7 @@ def create_app(
         operation_id="job_result",
         response_class=FileResponse,
         responses={
-            200: {"content": {"image/png": {}}},
+            200: {"content": {"image/png": {}, "video/mp4": {}}},
             401: ERRORS[401],
             404: ERRORS[404],
             409: {"model": ErrorOut, "description": "not done (yet)"},
@@ -903,16 +963,17 @@ def create_app(
     def result(
         job_id: str, owner: Owner, download: Annotated[bool, Query()] = False
     ) -> FileResponse:
-        """The finished image (PNG); ``?download=true`` as an attachment."""
+        """The finished image (PNG) or video (MP4); ``?download=true`` as an attachment."""
         job = service.job_of(job_id, owner)
-        path = manager.folder(job.id) / RESULT
+        name = result_name(job.kind)
+        path = manager.folder(job.id) / name
         if job.state != "done" or not path.is_file():
             why = f": {job.error}" if job.error else ""
             raise ApiError(409, f"job {job.id} is {job.state}{why}; no result")
         return FileResponse(
             path,
-            media_type="image/png",
-            filename=f"brushwork-{job.id}.png",
+            media_type=RESULT_TYPES[job.kind],
+            filename=f"brushwork-{job.id}{Path(name).suffix}",
             content_disposition_type="attachment" if download else "inline",
         )
 

@@ -84,6 +84,20 @@ class ServeOptions(Options):
     max_pixels: int = option(
         16_000_000, "pixels of one uploaded image, read from its header before decoding", minimum=1
     )
+    max_video_frames: int = option(
+        1800,
+        "frames of one uploaded video (video jobs), read from its header, then counted",
+        minimum=1,
+        metavar="N",
+    )
+    max_video_seconds: float = option(
+        120.0,
+        "duration of one uploaded video (video jobs; seconds, or 2m)",
+        minimum=0.0,
+        exclusive_minimum=True,
+        parse=parse_duration,
+        metavar="DURATION",
+    )
     max_styles: int = option(8, "style images one job may have", minimum=1)
     max_side: int = option(
         2048,

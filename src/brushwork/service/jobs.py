@@ -38,11 +38,22 @@ from brushwork.service.uploads import public_message
 log = logging.getLogger("brushwork.service")
 
 RESULT = "result.png"
+VIDEO_RESULT = "result.mp4"
+WORK = "work"
+"""A video job's work folder (its finished frames) inside the job folder: a job that runs
+again after a restart continues from it."""
+RESULT_TYPES = {"image": "image/png", "video": "video/mp4"}
+"""The media type of a job's result, by kind."""
 PREVIEW = "preview.jpg"
 ID_BYTES = 16
 ID_LENGTH = math.ceil(ID_BYTES * 4 / 3)
 """Characters of a job id: unpadded URL-safe base64 of :data:`ID_BYTES` random bytes."""
 _ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def result_name(kind: str) -> str:
+    """The file name of a job's result in its folder."""
+    return VIDEO_RESULT if kind == "video" else RESULT
 
 
 def new_id() -> str:
@@ -574,10 +585,119 @@ class JobManager:
             painters.move_to_end(key)
         return painter
 
-    def _run(self, job: Job, painters: OrderedDict[str, Any]) -> None:
+    def _paint_image(
+        self, job: Job, spec: JobSpec, sink: JobSink, painters: OrderedDict[str, Any], start: float
+    ) -> dict[str, Any]:
+        """Paint an image job into its folder; the result's details."""
         from brushwork.api import Style
         from brushwork.image import save_image
 
+        folder = self.jobs_dir / job.id
+        painter = self._painter(painters, spec)
+        styles = [
+            Style(
+                folder / s["file"],
+                s["weight"],
+                None if s.get("layers") is None else tuple(s["layers"]),
+            )
+            for s in spec.styles
+        ]
+        mask = folder / spec.mask if spec.mask else None
+        painting = painter.paint(
+            folder / spec.content,
+            styles,
+            mask=mask,
+            regions=spec.regions,
+            events=sink,
+            check=sink.check,
+        )
+        sink.check()
+        save_image(painting.image, folder / RESULT, force=True)
+        seconds = time.perf_counter() - start
+        return ev.finite(
+            {
+                "size": list(painting.plan.content_size),
+                "style_sizes": [list(s) for s in painting.plan.style_sizes],
+                "losses": painting.result.losses,
+                "scales": painting.scales,
+                "seconds": round(seconds, 3),
+                "paint_seconds": round(painting.seconds, 3),
+                "reused_styles": painting.reused_styles,
+                "precision": painter.stylizer.precision.name,
+            }
+        )
+
+    def _paint_video(self, job: Job, spec: JobSpec, sink: JobSink, start: float) -> dict[str, Any]:
+        """Stylize a video job into its folder with :func:`brushwork.video.stylize_video`:
+        the job's sink gets one progress step per frame (and stops the job between frames),
+        the frames are kept in the job's work folder, which a job started again (after a
+        restart) resumes; the result's details."""
+        from brushwork.api import Style
+        from brushwork.service.spec import split_video
+        from brushwork.video.runner import stylize_video
+        from brushwork.video.work import MANIFEST
+
+        folder = self.jobs_dir / job.id
+        image_values, video_values = split_video(spec.values)
+        values = self.run_values(JobSpec(spec.kind, spec.method, image_values))
+        styles = [
+            Style(
+                folder / s["file"],
+                s["weight"],
+                None if s.get("layers") is None else tuple(s["layers"]),
+            )
+            for s in spec.styles
+        ]
+        work = folder / WORK
+
+        def run(resume: bool) -> Any:
+            return stylize_video(
+                folder / spec.content,
+                styles,
+                folder / VIDEO_RESULT,
+                spec.method,
+                mask=folder / spec.mask if spec.mask else None,
+                regions=spec.regions,
+                events=sink,
+                encoder=self.config.encoder,
+                force=True,
+                **values,
+                **video_values,
+                # the server's: where the frames are kept, and that they are resumed
+                work_dir=str(work),
+                resume=resume,
+                keep_work=False,
+                codec=None,
+                fps=None,
+            )
+
+        resume = (work / MANIFEST).is_file()
+        try:
+            done = run(resume)
+        except BrushworkError as error:
+            if not (resume and str(error).startswith("cannot resume")):
+                raise
+            # frames made with other settings (this server's device or limits changed)
+            log.warning("job %s: %s; starting its frames again", job.id, public_message(error))
+            shutil.rmtree(work, ignore_errors=True)
+            done = run(False)
+        sink.check()
+        seconds = time.perf_counter() - start
+        return ev.finite(
+            {
+                "size": list(done.size),
+                "frames": done.frames,
+                "stylized": done.stylized,
+                "resumed": done.frames - done.stylized,
+                "lost": done.lost,
+                "seconds": round(seconds, 3),
+                "frame_seconds": round(done.frame_seconds, 4),
+                "warping_error": done.warping_error,
+                "media_type": RESULT_TYPES["video"],
+            }
+        )
+
+    def _run(self, job: Job, painters: OrderedDict[str, Any]) -> None:
         stop = threading.Event()
         if job.cancel:
             stop.set()
@@ -595,39 +715,11 @@ class JobManager:
         try:
             spec = JobSpec.from_json(job.spec)
             sink.check()
-            painter = self._painter(painters, spec)
-            styles = [
-                Style(
-                    folder / s["file"],
-                    s["weight"],
-                    None if s.get("layers") is None else tuple(s["layers"]),
-                )
-                for s in spec.styles
-            ]
-            mask = folder / spec.mask if spec.mask else None
-            painting = painter.paint(
-                folder / spec.content,
-                styles,
-                mask=mask,
-                regions=spec.regions,
-                events=sink,
-                check=sink.check,
-            )
-            sink.check()
-            save_image(painting.image, folder / RESULT, force=True)
-            seconds = time.perf_counter() - start
-            result = ev.finite(
-                {
-                    "size": list(painting.plan.content_size),
-                    "style_sizes": [list(s) for s in painting.plan.style_sizes],
-                    "losses": painting.result.losses,
-                    "scales": painting.scales,
-                    "seconds": round(seconds, 3),
-                    "paint_seconds": round(painting.seconds, 3),
-                    "reused_styles": painting.reused_styles,
-                    "precision": painter.stylizer.precision.name,
-                }
-            )
+            if spec.kind == "video":
+                result = self._paint_video(job, spec, sink, start)
+            else:
+                result = self._paint_image(job, spec, sink, painters, start)
+            seconds = result["seconds"]
             self.store.finish(job.id, "done", result=result)
             self._durations.append(seconds)
             self.hub.publish(
@@ -638,7 +730,7 @@ class JobManager:
                     "state": "done",
                     "result": f"/jobs/{job.id}/result",
                     "seconds": round(seconds, 3),
-                    "losses": result["losses"],
+                    "losses": result.get("losses", {}),
                 },
             )
         except JobStopped as stopped:

@@ -27,11 +27,97 @@ from brushwork.methods import get_entry
 from brushwork.options import FieldSpec, fields_of
 from brushwork.stylizer import Controls
 
-KINDS = ("image",)
-"""Job kinds this server takes. A video kind would be a second entry: the same endpoints and
-job folders, the upload checked by :mod:`brushwork.video.io`, and a worker branch calling
-:func:`brushwork.video.stylize_video` with the job's sink (its work folder inside the job
-folder makes a restarted job resume)."""
+KINDS = ("image", "video")
+"""Job kinds this server knows; it takes those of :func:`available_kinds`. A video job goes
+through the same endpoints and job folders as an image: its content upload is a video file,
+checked by :mod:`brushwork.video.io` before the job is accepted (the header, then every
+frame; the server's limits on frame pixels, frames and seconds); a worker runs
+:func:`brushwork.video.stylize_video` with the job's event sink (one progress step per
+frame; a cancel or the time limit stops the job between frames) and its work folder inside
+the job folder, resumed when the job runs again after a restart. Its options are an
+image job's plus :data:`VIDEO_OPTIONS`; the output, codec and work folder are the
+server's. Needs PyAV and OpenCV (``brushwork[video]``); without them the server takes
+image jobs only."""
+
+VIDEO_OPTIONS = (
+    "temporal",
+    "temporal_weight",
+    "temporal_frames",
+    "blend",
+    "history",
+    "flow",
+    "later_iterations",
+    "max_frames",
+    "crf",
+    "audio",
+    "partial",
+    "report",
+)
+"""The :class:`brushwork.video.VideoOptions` a video job may set; the others (``codec``,
+``fps``, ``work_dir``, ``keep_work``, ``resume``) are the server's."""
+
+
+def video_available() -> bool:
+    """Whether this server can take video jobs: PyAV and OpenCV import."""
+    global _VIDEO
+    if _VIDEO is None:
+        try:
+            import av  # noqa: F401
+            import cv2  # noqa: F401
+        except ImportError:
+            _VIDEO = False
+        else:
+            _VIDEO = True
+    return _VIDEO
+
+
+_VIDEO: bool | None = None
+
+
+def available_kinds() -> tuple[str, ...]:
+    """The job kinds this server takes: ``image``, and ``video`` when PyAV and OpenCV
+    import."""
+    return KINDS if video_available() else ("image",)
+
+
+def video_fields() -> dict[str, FieldSpec]:
+    """The declarations of the video options (name → spec)."""
+    from brushwork.video.runner import VideoOptions
+
+    return {spec.name: spec for spec in fields_of(VideoOptions)}
+
+
+def split_video(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A video job's values as (controls and method options, video options); list values
+    of the video options as tuples."""
+    image: dict[str, Any] = {}
+    video: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in VIDEO_OPTIONS:
+            video[name] = tuple(value) if isinstance(value, list) else value
+        else:
+            image[name] = value
+    return image, video
+
+
+def client_video_options() -> list[dict[str, Any]]:
+    """The video options a job may set, described like the methods' (``GET /methods``)."""
+    found = []
+    for name, spec in video_fields().items():
+        if name in VIDEO_OPTIONS:
+            described = spec.describe()
+            if isinstance(described.get("default"), tuple):
+                described["default"] = list(described["default"])
+            found.append(described)
+    return found
+
+
+def check_video_options(values: Mapping[str, Any]) -> None:
+    """Validate a video job's video options with the CLI's messages."""
+    from brushwork.video.runner import VideoOptions
+
+    VideoOptions(**split_video(values)[1]).validate()
+
 
 CLIENT_CONTROLS = (
     "size",
@@ -274,10 +360,16 @@ def check_json_type(spec: FieldSpec, value: Any) -> None:
 
 
 def parse_options(
-    method: str, text: str | None, *, max_side: int, extra_models: Mapping[str, Any]
+    method: str,
+    text: str | None,
+    *,
+    max_side: int,
+    extra_models: Mapping[str, Any],
+    kind: str = "image",
 ) -> dict[str, Any]:
-    """The options of a request (a JSON object) checked against the service's rules; the
-    values themselves are validated when the stylizer is built."""
+    """The options of a request (a JSON object) checked against the service's rules (a
+    video job may also set :data:`VIDEO_OPTIONS`); the values themselves are validated when
+    the stylizer is built."""
     entry = get_entry(method)
     values = _json(text, "options", {})
     if not isinstance(values, dict):
@@ -293,9 +385,17 @@ def parse_options(
             if not (is_free_text(s) and file_choices(method, n, extra_models) is None)
         ),
     ]
+    video = video_fields() if kind == "video" else {}
     for name, value in values.items():
         if name in control_fields and name not in CLIENT_CONTROLS:
             raise BrushworkError(f"{name.replace('_', '-')} is set by the server, not per job")
+        if name in video and name not in method_fields and name not in control_fields:
+            if name not in VIDEO_OPTIONS:
+                raise BrushworkError(
+                    f"{name.replace('_', '-')} is set by the server, not per video job"
+                )
+            check_json_type(video[name], value)
+            continue
         if name not in allowed:
             raise BrushworkError(
                 f"unknown option {name!r} for {method}; known: {', '.join(sorted(allowed))}"
@@ -386,6 +486,12 @@ def resolve_values(spec: JobSpec, extra_models: Mapping[str, Any]) -> dict[str, 
 def check_kind(kind: str | None) -> str:
     """The job kind, if this server takes it."""
     kind = kind or "image"
-    if kind not in KINDS:
-        raise BrushworkError(f"unknown job kind {kind!r}; this server takes: {', '.join(KINDS)}")
+    taken = available_kinds()
+    if kind not in taken:
+        if kind in KINDS:
+            raise BrushworkError(
+                f"this server does not take {kind} jobs: it needs PyAV and OpenCV "
+                "(pip install 'brushwork[video]')"
+            )
+        raise BrushworkError(f"unknown job kind {kind!r}; this server takes: {', '.join(taken)}")
     return kind

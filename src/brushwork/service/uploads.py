@@ -311,6 +311,113 @@ def check_decodes(path: Path, label: str, max_pixels: int) -> None:
         raise ApiError(422, public_message(error, {path: label})) from None
 
 
+VIDEO_CONTAINERS = frozenset(
+    {
+        "mov,mp4,m4a,3gp,3g2,mj2",
+        "matroska,webm",
+        "avi",
+        "gif",
+        "ogg",
+        "mpegts",
+        "flv",
+        "mpeg",
+    }
+)
+"""FFmpeg containers a video job's upload may be (by the name FFmpeg gives the one it
+found). Formats that name other files or addresses (playlists such as HLS, concat
+scripts, SDP) are never opened for their frames."""
+_TEXT_SNIFF = 4096
+
+
+def _looks_like_text(path: Path) -> bool:
+    """Whether a file starts as text (playlists, scripts): no video container does."""
+    with open(path, "rb") as handle:
+        head = handle.read(_TEXT_SNIFF)
+    if not head or b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error.start >= len(head) - 4  # a character cut at the end of the sample
+    return True
+
+
+def check_video(
+    path: Path,
+    label: str,
+    *,
+    max_pixels: int,
+    max_frames: int,
+    max_seconds: float,
+    partial: bool = False,
+) -> Any:
+    """Check an uploaded video with :mod:`brushwork.video.io` (its messages): from the
+    header first (``415`` not a video of a container this server takes, ``413`` frames
+    over ``max_pixels``, more than ``max_frames`` frames or ``max_seconds`` seconds), then
+    every frame decoded (:func:`brushwork.video.io.scan`: ``422`` for a stream that breaks,
+    unless ``partial``; ``413`` over the limits as counted). Returns the scan's
+    :class:`~brushwork.video.io.VideoInfo`."""
+    from brushwork.video.io import probe, scan
+
+    labels: dict[Path | str, str] = {path: label}
+    if path.stat().st_size == 0:
+        raise ApiError(422, f"{label}: empty file")
+    if _looks_like_text(path):
+        raise ApiError(415, f"{label}: a text file, not a video")
+
+    def refused(error: BrushworkError) -> ApiError:
+        message = public_message(error, labels)
+        if "over the limit" in message:
+            return ApiError(
+                413, f"{label}: video frames are over this server's limit of {max_pixels:,} pixels"
+            )
+        if any(
+            text in message
+            for text in ("not a video PyAV can read", "a still image", "no video stream")
+        ):
+            return ApiError(415, message)
+        return ApiError(422, message)
+
+    try:
+        header = probe(path)
+    except BrushworkError as error:
+        raise refused(error) from None
+    if header.format not in VIDEO_CONTAINERS:
+        raise ApiError(
+            415,
+            f"{label}: a {header.format.split(',')[0]} file; this server takes MP4, MOV, "
+            "MKV, WebM, AVI, GIF, Ogg, MPEG and FLV videos",
+        )
+
+    def check_limits(width: int, height: int, frames: int | None, seconds: float | None) -> None:
+        if width * height > max_pixels:
+            raise ApiError(
+                413,
+                f"{label}: video frames are {width}x{height} = {width * height:,} pixels, "
+                f"over this server's limit of {max_pixels:,}",
+            )
+        if frames is not None and frames > max_frames:
+            raise ApiError(
+                413,
+                f"{label}: the video has {frames:,} frames, over this server's limit of "
+                f"{max_frames:,}",
+            )
+        if seconds is not None and seconds > max_seconds * 1.001:
+            raise ApiError(
+                413,
+                f"{label}: the video lasts {seconds:.1f} s, over this server's limit of "
+                f"{max_seconds:g} s",
+            )
+
+    check_limits(*header.size, header.frames, header.seconds)
+    try:
+        info = scan(path, max_pixels=max_pixels, partial=partial)
+    except BrushworkError as error:
+        raise refused(error) from None
+    check_limits(*info.stored_size, info.frames, info.duration)
+    return info
+
+
 def display_name(name: str | None) -> str | None:
     """A client's file name, shortened and stripped of folders, for display only."""
     if not name:

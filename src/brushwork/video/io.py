@@ -225,16 +225,58 @@ def _decoded(stream: Any, container: Any, errors: list[str]) -> Iterator[Any]:
             errors.append(str(error))
 
 
+def _video_stream(container: Any, path: Path) -> Any:
+    videos = list(container.streams.video)
+    if not videos:
+        found = ", ".join(f"{s.type} {s.codec_context.name}" for s in container.streams)
+        raise BrushworkError(f"{path}: no video stream (streams: {found or 'none'})")
+    return videos[0]
+
+
+@dataclass
+class VideoHeader:
+    """What a video file's header says, before any frame is decoded (:func:`probe`)."""
+
+    format: str
+    """FFmpeg's name of the container (``mov,mp4,m4a,3gp,3g2,mj2``, ``matroska,webm``)."""
+    size: tuple[int, int]
+    """(width, height) of the frames as stored."""
+    frames: int | None
+    """Frames the header announces (None: it does not say)."""
+    seconds: float | None
+    """The duration the header announces (None: it does not say)."""
+
+
+def probe(path: str | os.PathLike[str]) -> VideoHeader:
+    """Read a video file's header only (no frame decoded), with :func:`scan`'s messages for
+    what is not a video: for limits checked before the whole file is decoded."""
+    p = Path(path)
+    if not p.is_file():
+        raise BrushworkError(f"{path}: no such file")
+    container = _open_input(p)
+    try:
+        stream = _video_stream(container, p)
+        seconds = None
+        if stream.duration and stream.time_base:
+            seconds = float(stream.duration * stream.time_base)
+        elif container.duration:
+            seconds = container.duration / 1_000_000
+        return VideoHeader(
+            container.format.name,
+            (stream.codec_context.width, stream.codec_context.height),
+            stream.frames or None,
+            seconds,
+        )
+    finally:
+        container.close()
+
+
 def _scan_file(path: Path, max_pixels: int | None) -> VideoInfo:
     from brushwork.image import MAX_PIXELS_ENV, max_pixels_limit
 
     container = _open_input(path)
     try:
-        videos = list(container.streams.video)
-        if not videos:
-            found = ", ".join(f"{s.type} {s.codec_context.name}" for s in container.streams)
-            raise BrushworkError(f"{path}: no video stream (streams: {found or 'none'})")
-        stream = videos[0]
+        stream = _video_stream(container, path)
         width, height = stream.codec_context.width, stream.codec_context.height
         limit = max_pixels or max_pixels_limit()
         if width * height > limit:

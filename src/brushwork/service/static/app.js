@@ -4,7 +4,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { methods: [], controls: [], content: null, styles: [], job: null, abort: null,
+const state = { methods: [], controls: [], kinds: ["image"], content: null, styles: [], job: null,
+                abort: null, kind: "image",
                 announced: { id: null, state: null, tenth: -1 } };
 const HISTORY_KEY = "brushwork.history";
 const TOKEN_KEY = "brushwork.token";
@@ -63,9 +64,23 @@ function announce(jobState, step, total) {
 
 // ------------------------------------------------------------------ inputs
 
+function isVideo(file) {
+  return (file.type || "").startsWith("video/") ||
+    /\.(mp4|m4v|mov|mkv|webm|avi|ogv|mpg|mpeg|ts|flv)$/i.test(file.name || "");
+}
+
 function setContent(file, name) {
-  state.content = { file, name: name || file.name || "photo" };
-  showBlob($("content-thumb"), file);
+  const video = isVideo(file);
+  if (video && !state.kinds.includes("video")) {
+    say("This server does not take video jobs.", true);
+    return;
+  }
+  state.content = { file, name: name || file.name || "photo", kind: video ? "video" : "image" };
+  const thumb = $("content-thumb");
+  const clip = $("content-clip");
+  thumb.hidden = video;
+  clip.hidden = !video;
+  showBlob(video ? clip : thumb, file);
   $("content-name").textContent = state.content.name;
   $("content-chosen").hidden = false;
 }
@@ -105,14 +120,14 @@ function renderStyles() {
   });
 }
 
-function dropZone(zone, input, onFiles) {
+function dropZone(zone, input, onFiles, accepts = (f) => f.type.startsWith("image/")) {
   input.addEventListener("change", () => { onFiles([...input.files]); });
   zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
   zone.addEventListener("drop", (e) => {
     e.preventDefault();
     zone.classList.remove("over");
-    onFiles([...e.dataTransfer.files].filter((f) => f.type.startsWith("image/")));
+    onFiles([...e.dataTransfer.files].filter(accepts));
   });
 }
 
@@ -316,14 +331,19 @@ function showJobError(message, jobState) {
 async function showResult(job) {
   const blob = await (await api(job.links.result)).blob();
   const canvas = $("canvas");
-  const url = showBlob(canvas, blob);
-  canvas.alt = "The finished painting";
-  canvas.hidden = false;
+  const video = job.kind === "video";
+  const player = $("result-video");
+  const url = showBlob(video ? player : canvas, blob);
+  if (video) { canvas.hidden = true; player.hidden = false; }
+  else {
+    canvas.alt = "The finished painting";
+    canvas.hidden = false;
+  }
   $("canvas-caption").textContent = "Finished in " +
     (job.timings && job.timings.run_seconds !== null ? job.timings.run_seconds.toFixed(1) : "?") + " s";
   const link = $("download");
   link.href = url;
-  link.download = "brushwork-" + job.id + ".png";
+  link.download = "brushwork-" + job.id + (video ? ".mp4" : ".png");
   link.hidden = false;
   setProgress(1, 1, "done");
   setJobState("done");
@@ -356,6 +376,9 @@ async function follow(id) {
   $("job").hidden = false;
   $("download").hidden = true;
   $("canvas").hidden = true;
+  $("result-video").hidden = true;
+  $("result-video").removeAttribute("src");
+  state.kind = "image";
   delete $("canvas").dataset.previewStep;
   $("canvas-caption").textContent = "";
   showJobError("");
@@ -363,6 +386,7 @@ async function follow(id) {
   let finished = false;
   const handle = async (name, data) => {
     if (name === "state") {
+      state.kind = data.kind || "image";
       data.progress && setProgress(data.progress.step, data.progress.total, data.state);
       // a reader that comes late has missed "running": the state says where the job is
       if (data.state === "queued" || data.state === "running") setJobState(data.state);
@@ -380,7 +404,8 @@ async function follow(id) {
       $("cancel").disabled = false;
     } else if (name === "progress") {
       const total = data.total || 1;
-      setProgress(data.step, total, "step " + data.step + " of " + total, "running");
+      const unit = state.kind === "video" ? "frame " : "step ";
+      setProgress(data.step, total, unit + data.step + " of " + total, "running");
       setJobState("running");
     } else if (name === "preview") {
       const canvas = $("canvas");
@@ -441,6 +466,7 @@ async function submit(event) {
   form.append("content", state.content.file, state.content.name);
   for (const style of state.styles) form.append("style", style.file, style.name);
   form.append("method", $("method").value);
+  form.append("kind", state.content.kind || "image");
   form.append("options", JSON.stringify(chosenOptions()));
   form.append("styles", JSON.stringify(state.styles.map((s) => ({ weight: s.weight }))));
   $("start").disabled = true;
@@ -477,7 +503,8 @@ async function start() {
     localStorage.removeItem(HISTORY_KEY);
     renderHistory();
   });
-  dropZone($("content-drop"), $("content-file"), (files) => files[0] && setContent(files[0]));
+  dropZone($("content-drop"), $("content-file"), (files) => files[0] && setContent(files[0]),
+           (f) => f.type.startsWith("image/") || isVideo(f));
   dropZone($("style-drop"), $("style-file"), (files) => files.forEach((f) => addStyle(f)));
   $("method").addEventListener("change", renderOptions);
   $("paint").addEventListener("submit", submit);
@@ -491,6 +518,7 @@ async function load() {
     const info = await (await api("/methods")).json();
     state.methods = info.methods;
     state.controls = info.controls;
+    state.kinds = info.kinds || ["image"];
     const select = $("method");
     const chosen = select.value;
     select.replaceChildren();
