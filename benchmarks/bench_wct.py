@@ -5,9 +5,9 @@ strokes, the bundled examples, both resized to S×S), in float32 and, on CPUs wi
 units (``brushwork.precision.cpu_bf16_units``), in bfloat16 too:
 
 * the median of ``--repeats`` end-to-end ``brushwork.run(..., method="wct")`` calls (after
-  one warm-up) from PNG files to a saved PNG, all five levels relu5_1 → relu1_1;
+  one warm-up) from PNG files to a saved PNG, the method's default levels (relu4_1 → relu1_1);
 * the method's own parts: the FLOPs of every ``nn.Conv2d`` call, counted from the layer
-  shapes with forward hooks during one stylization (the style's encoder pass to relu5_1, the
+  shapes with forward hooks during one stylization (the style's encoder pass to the first level, the
   content's encoder pass at each level, each level's decoder); the convolution ceiling
   (``common.conv_ceiling``, both memory layouts, in the row's precision, before and after the
   timings; the best is used) and the floor = FLOPs / ceiling;
@@ -211,7 +211,7 @@ class Recorder:
         method.transform = transform  # type: ignore[method-assign]
         try:
             prepared = method.prepare([StyleTarget(style)])
-            self.parts = {"encoder to relu5_1 (style, once)": self.pending}
+            self.parts = {f"encoder to {method.levels()[0]} (style, once)": self.pending}
             self.pending = 0
             method.stylize(content, prepared)
         finally:
@@ -387,6 +387,7 @@ def wct_markdown(result: dict, command: str) -> str:
                     f"{r['whiten_color'] * 1e3:.1f}",
                 ]
             )
+    default = WCTOptions().levels
     ceilings_text = "; ".join(
         f"{k} " + " / ".join(f"{v:.1f}" for v in values) for k, values in result["ceilings"].items()
     )
@@ -395,12 +396,13 @@ def wct_markdown(result: dict, command: str) -> str:
         f"`{command}` on {result['machine']}. Content {CONTENT}, style {STYLE} (bundled "
         f"examples), both resized to S×S; {result['model']}. End to end: median of "
         f'{result["repeats"]} `brushwork.run(..., method="wct", precision=...)` calls after '
-        f"one warm-up, PNG files in, PNG out, five levels relu5_1 → relu1_1, alpha "
-        f"{WCTOptions().alpha:g}.\n\n"
+        f"one warm-up, PNG files in, PNG out, the default levels {' → '.join(default)}, "
+        f"alpha {WCTOptions().alpha:g}.\n\n"
         "GFLOP counts the convolutions only (2 × multiply-adds, from the layer shapes, with "
         "forward hooks on every `nn.Conv2d` during one stylization): the style's encoder pass "
-        "to relu5_1 (once), the content's encoder pass at each level (on the previous level's "
-        "output) and the five decoders. The **floor** is GFLOP divided by the convolution "
+        f"to {default[0]} (once), the content's encoder pass at each level (on the previous "
+        "level's output) and each level's decoder. The **floor** is GFLOP divided by the "
+        "convolution "
         "ceiling of the row's precision, the best rate of one 256→256-channel 3×3 convolution "
         "at 128² with input and weights in that precision (`common.conv_ceiling`, GFLOP/s "
         f"before / after the timings: {ceilings_text}). The WCT transforms are no "

@@ -191,7 +191,7 @@ def test_registered_with_its_defaults() -> None:
     assert (options.alpha, options.model) == (1.0, "adain")
     assert models.resolve("adain", method="adain") == models.MODELS["adain"].path
     bundled = {m.name for m in models.for_method("adain")}
-    assert bundled == {"adain", "adain-laplacian", "adain-depth"}
+    assert bundled == {"adain", "adain-laplacian", "adain-depth", "adain-temporal"}
     assert all(
         models.MODELS[name].encoder == "vgg19:relu4_1:512" and models.MODELS[name].layer == LAYER
         for name in bundled
@@ -508,7 +508,7 @@ def make_bad_model(kind: str, folder: Path, encoder: VGG19) -> Path:
 
 
 BAD_MODELS = {
-    "missing": "is neither a bundled adain model (adain, adain-laplacian, adain-depth) nor an "
+    "missing": "is neither a bundled adain model (adain, adain-laplacian, adain-depth, adain-temporal) nor an "
     "existing file",
     "folder": "is not a file",
     "truncated": "not a readable safetensors file",

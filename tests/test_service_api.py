@@ -1065,7 +1065,7 @@ def test_stylize_takes_what_methods_calls_sync(client: TestClient) -> None:
 
 def test_free_text_options_are_refused(monkeypatch: Any) -> None:
     """A new option that takes any text (a string or a list of strings without choices)
-    and is not listed in FILE_OPTION_VALUES is not offered: it could name a file."""
+    and declares no ``names`` is not offered: it could name a file."""
     from dataclasses import dataclass
     from types import SimpleNamespace
 
@@ -1084,7 +1084,13 @@ def test_free_text_options_are_refused(monkeypatch: Any) -> None:
     with pytest.raises(BrushworkError, match="unknown option 'files' for fake"):
         spec.parse_options("fake", '{"files": ["/etc/passwd"]}', max_side=64, extra_models={})
     assert [o["name"] for o in spec.client_options("fake", {})] == ["strength"]
-    monkeypatch.setitem(spec.FILE_OPTION_VALUES, "files", ("a", "b"))
+
+    @dataclass
+    class NamedOptions(Options):
+        files: tuple[str, ...] = option((), "files to read", names=("a", "b"))
+
+    named = SimpleNamespace(options_class=NamedOptions, default_options=NamedOptions)
+    monkeypatch.setattr(spec, "get_entry", lambda name: SimpleNamespace(load=lambda: named))
     assert spec.parse_options("fake", '{"files": ["a"]}', max_side=64, extra_models={})
     with pytest.raises(BrushworkError, match="files must be one of a, b on this server, not 'c'"):
         spec.parse_options("fake", '{"files": ["a", "c"]}', max_side=64, extra_models={})

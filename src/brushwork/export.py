@@ -59,7 +59,7 @@ class ExportOptions(Options):
 
     output: str = option(
         REQUIRED,
-        "output: an .onnx file (adain) or a new folder (wct)",
+        "output: an .onnx file, or a new folder for methods exported as several graphs",
         flag="--output",
         short="-o",
         metavar="PATH",

@@ -45,6 +45,7 @@ def option(
     flag: str | None = None,
     short: str | None = None,
     cli: bool = True,
+    names: tuple[str | None, ...] | None = None,
 ) -> Any:
     """A dataclass field with what the CLI, the service and validation need to know.
 
@@ -52,7 +53,9 @@ def option(
     (numbers, or each item; ``exclusive_minimum`` makes the minimum strict), ``min_items``
     (tuples), ``parse`` (a function from the command-line text, e.g. ``8G`` → bytes),
     ``metavar``, ``flag`` (the flag's name, default ``--field-name``) and ``short`` (e.g.
-    ``-o``), ``cli=False`` to keep a field off the command line.
+    ``-o``), ``cli=False`` to keep a field off the command line; ``names``, for an option
+    that takes a file path or a name, the names it takes that are not paths (a front end
+    that must never open a client's path, the HTTP service, allows only these).
     """
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for sequence defaults")
@@ -68,6 +71,7 @@ def option(
         "flag": flag,
         "short": short,
         "cli": cli,
+        "names": names,
     }
     if default is REQUIRED:
         return field(metadata=metadata)

@@ -57,7 +57,7 @@ class AdaINOptions(Options):
     )
     model: str = option(
         "adain",
-        "decoder: a bundled name (adain, adain-laplacian, adain-depth) or a "
+        "decoder: a bundled name (see `brushwork models`) or a "
         "checkpoint file of `brushwork train adain`",
         metavar="NAME|PATH",
     )

@@ -99,6 +99,7 @@ class GatysOptions(OptimizationOptions):
         "depth estimator: bundled name or file; default $BRUSHWORK_DEPTH_MODEL, else "
         "the bundled 'depth' (indoor-trained); needs --depth-weight > 0",
         metavar="NAME|PATH",
+        names=(None, "depth"),
     )
 
     def check(self) -> None:

@@ -75,6 +75,7 @@ class WCTOptions(Options):
         "decoders: 'wct' (the bundled wct-relu5_1 ... wct-relu1_1) or a folder with "
         "relu5_1.safetensors ... relu1_1.safetensors",
         metavar="NAME|DIR",
+        names=("wct",),
     )
 
     def check(self) -> None:

@@ -71,6 +71,15 @@ MODELS: dict[str, ModelInfo] = {
             "docs/models/adain.md",
             "AdaIN decoder trained with a depth loss: keeps the depth layout",
         ),
+        _decoder(
+            "adain-temporal",
+            "adain",
+            "relu4_1",
+            512,
+            "docs/models/adain.md",
+            "AdaIN decoder fine-tuned with a temporal loss on synthetic motion: less flicker "
+            "in video",
+        ),
         *(
             _decoder(
                 f"wct-{layer}",

@@ -130,14 +130,6 @@ CLIENT_CONTROLS = (
 )
 """The controls a job may set; the others are the server's."""
 
-FILE_OPTION_VALUES: dict[str, tuple[str | None, ...]] = {
-    "init": ("content", "noise"),
-    "models": ("wct",),
-    "depth_model": (None, "depth"),
-}
-"""The values a job may give the options that could name a file, other than ``model``
-(whose values are the method's installed networks: :func:`model_choices`)."""
-
 MAIN_OPTIONS = (
     "alpha",
     "model",
@@ -186,12 +178,14 @@ def model_choices(method: str, extra: Mapping[str, Any]) -> list[str]:
 
 
 def file_choices(method: str, name: str, extra: Mapping[str, Any]) -> list[str | None] | None:
-    """The values allowed for a file-naming option (None: not such an option)."""
+    """The values allowed for a file-naming option (None: not such an option): ``model``'s
+    are the method's installed networks (:func:`model_choices`), any other option's the
+    ``names`` its declaration lists (:func:`brushwork.options.option`)."""
     if name == "model":
         return list(model_choices(method, extra))
-    if name in FILE_OPTION_VALUES:
-        return list(FILE_OPTION_VALUES[name])
-    return None
+    specs = {f.name: f for f in fields_of(get_entry(method).load().options_class)}
+    names = specs[name].metadata.get("names") if name in specs else None
+    return list(names) if names is not None else None
 
 
 def client_options(
