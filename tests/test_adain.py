@@ -508,8 +508,8 @@ def make_bad_model(kind: str, folder: Path, encoder: VGG19) -> Path:
 
 
 BAD_MODELS = {
-    "missing": "is neither a bundled adain model (adain, adain-laplacian, adain-depth, adain-temporal) nor an "
-    "existing file",
+    "missing": "is neither a bundled adain model (adain, adain-laplacian, adain-depth, "
+    "adain-temporal) nor an existing file",
     "folder": "is not a file",
     "truncated": "not a readable safetensors file",
     "random": "not a readable safetensors file",

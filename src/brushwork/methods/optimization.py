@@ -56,7 +56,8 @@ class OptimizationOptions(Options):
         None, "step size (default: 1 for L-BFGS, 0.02 Adam)", minimum=0.0, exclusive_minimum=True
     )
     init: str = option(
-        "content", "start image: 'content', 'noise' or an image file",
+        "content",
+        "start image: 'content', 'noise' or an image file",
         metavar="content|noise|PATH",
         names=("content", "noise"),
     )
