@@ -97,3 +97,12 @@ def test_every_method_and_trainer_declares_valid_defaults() -> None:
     for name in trainers():
         specs = fields_of(get_objective(name).config_class)
         assert all(spec.help for spec in specs), name
+
+
+def test_a_path_the_file_system_refuses_is_one_error() -> None:
+    """Found by scripts/fuzz.py: a 5,000-character start image made ``Path.is_file`` raise
+    ENAMETOOLONG from a method's ``check``."""
+    from brushwork.methods.gatys import GatysOptions
+
+    with pytest.raises(BrushworkError, match=r"^x{77}\.\.\.: File name too long$"):
+        GatysOptions(init="x" * 5000).validate()

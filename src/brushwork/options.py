@@ -232,7 +232,12 @@ class Options:
                     object.__setattr__(self, spec.name, tuple(value))
             else:
                 _check_value(spec, spec.kind, value, what)
-        self.check()
+        try:
+            self.check()
+        except OSError as error:  # a path the file system refuses to look at (too long, ...)
+            name = str(error.filename or "a path")
+            name = name if len(name) <= 80 else name[:77] + "..."
+            raise BrushworkError(f"{name}: {error.strerror or error}") from None
 
     def check(self) -> None:
         """Rules between fields (override); single values are checked by :meth:`validate`."""

@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,12 +32,12 @@ from torch import Tensor, nn
 
 from brushwork.encoders import VGG19
 from brushwork.methods.adain import LAYER, STYLE_LAYERS
-from brushwork.methods.feedforward import Decoder, decoder_id
+from brushwork.methods.feedforward import Decoder
 from brushwork.ops import adain, mean_std, pooled_laplacian
 from brushwork.options import REQUIRED, Options, option
 from brushwork.precision import Precision
-from brushwork.training.data import Batches, list_images, to_device
-from brushwork.training.trainer import Objective, RunOptions
+from brushwork.training.data import Batches, list_images
+from brushwork.training.trainer import DecoderObjective, RunOptions
 
 LOSS_NAMES = ("content", "style", "laplacian", "depth", "total")
 
@@ -173,7 +172,7 @@ def training_encoder(
     return encoder.requires_grad_(False).eval()
 
 
-class AdaINObjective(Objective):
+class AdaINObjective(DecoderObjective):
     """``brushwork train adain``: an AdaIN decoder (and its Laplacian and depth variants)."""
 
     name = "adain"
@@ -182,6 +181,7 @@ class AdaINObjective(Objective):
     method = "adain"
     log_names = LOSS_NAMES
     free = frozenset({"iterations", "content_dir", "style_dir", "depth_model"})
+    layer = LAYER  # type: ignore[assignment]
 
     def __init__(
         self, config: TrainConfig, *, encoder: VGG19 | None = None, depth: nn.Module | None = None
@@ -219,31 +219,3 @@ class AdaINObjective(Objective):
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         return AdaINLoss(self.decoder, encoder, self.config, depth)
-
-    def network(self) -> nn.Module:
-        assert self.decoder is not None
-        return self.decoder
-
-    def encoder_id(self) -> str:
-        assert self.encoder is not None
-        return decoder_id(LAYER, self.encoder.out_channels[LAYER])
-
-    def learning_rates(self, step: int) -> list[float]:
-        return [self.config.learning_rate / (1 + self.config.lr_decay * step)]
-
-    def start_data(self, run: RunOptions, seed: int) -> None:
-        args: dict[str, Any] = {
-            "batch_size": self.config.batch_size,
-            "load_size": self.config.load_size,
-            "crop_size": self.config.crop_size,
-            "workers": run.workers,
-            "cache": run.cache_images,
-        }
-        self.contents = Batches(self.content_files, seed=seed, what="content", **args)
-        self.styles = Batches(self.style_files, seed=seed + 1, what="style", **args)
-
-    def batch(self, device: torch.device) -> tuple[Tensor, ...]:
-        assert self.contents is not None and self.styles is not None
-        batch = (to_device(next(self.contents), device), to_device(next(self.styles), device))
-        self.skipped = sorted(self.contents.skipped | self.styles.skipped)
-        return batch

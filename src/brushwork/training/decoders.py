@@ -38,7 +38,7 @@ from brushwork.options import REQUIRED, Options, option
 from brushwork.precision import Precision
 from brushwork.training.adain import training_encoder
 from brushwork.training.data import Batches, list_folders, to_device
-from brushwork.training.trainer import Objective, RunOptions
+from brushwork.training.trainer import DecoderObjective, RunOptions
 
 LOSS_NAMES = ("pixel", "feature", "total", "val_psnr", "val_feature")
 VAL_SIDE = 256
@@ -194,7 +194,7 @@ def read_start(model: str, *, method: str, layer: str, channels: int) -> tuple[D
     return decoder, taken
 
 
-class ReconstructionObjective(Objective):
+class ReconstructionObjective(DecoderObjective):
     """``brushwork train wct --layer L``: a decoder that inverts VGG-19 from L."""
 
     name = "wct"
@@ -258,17 +258,6 @@ class ReconstructionObjective(Objective):
             self.config.init_from is None or bool(self.new_layers)
         ) and not run.resume
         return ReconstructionLoss(self.decoder, encoder, self.config)
-
-    def network(self) -> nn.Module:
-        assert self.decoder is not None
-        return self.decoder
-
-    def encoder_id(self) -> str:
-        assert self.encoder is not None
-        return decoder_id(self.config.layer, self.encoder.out_channels[self.config.layer])
-
-    def learning_rates(self, step: int) -> list[float]:
-        return [self.config.learning_rate / (1 + self.config.lr_decay * step)]
 
     def start_data(self, run: RunOptions, seed: int) -> None:
         self.images = Batches(

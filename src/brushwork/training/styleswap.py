@@ -16,7 +16,6 @@ has the WCT relu3_1 decoder's shape, and may start from it (``init_from``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,14 +24,14 @@ from torch import Tensor, nn
 from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
 from brushwork.losses import total_variation_loss
-from brushwork.methods.feedforward import Decoder, decoder_id, decoder_width
+from brushwork.methods.feedforward import Decoder, decoder_width
 from brushwork.ops import style_swap
 from brushwork.options import REQUIRED, Options, option
 from brushwork.precision import Precision
 from brushwork.training.adain import training_encoder
-from brushwork.training.data import Batches, list_images, to_device
+from brushwork.training.data import list_images
 from brushwork.training.decoders import load_val_images, read_start, score_reconstruction
-from brushwork.training.trainer import Objective, RunOptions
+from brushwork.training.trainer import DecoderObjective, RunOptions
 
 LAYER = "relu3_1"
 LOSS_NAMES = ("feature", "tv", "total", "val_psnr", "val_feature")
@@ -128,13 +127,14 @@ class InverseLoss(nn.Module):
         return {"feature": feature, "tv": tv, "total": feature + self.config.tv_weight * tv}
 
 
-class InverseObjective(Objective):
+class InverseObjective(DecoderObjective):
     """``brushwork train styleswap-inverse``: Style Swap's inverse network."""
 
     name = "styleswap-inverse"
     description = "train Style Swap's inverse network (relu3_1 decoder of swapped features)"
     config_class = InverseConfig
     method = "styleswap"
+    layer = LAYER  # type: ignore[assignment]
     log_names = LOSS_NAMES
     free = frozenset({"iterations", "content_dir", "style_dir", "val_dir", "init_from"})
 
@@ -176,31 +176,8 @@ class InverseObjective(Objective):
         self.initialize = self.config.init_from is None and not run.resume
         return InverseLoss(self.decoder, encoder, self.config)
 
-    def network(self) -> nn.Module:
-        assert self.decoder is not None
-        return self.decoder
-
-    def encoder_id(self) -> str:
-        assert self.encoder is not None
-        return decoder_id(LAYER, self.encoder.out_channels[LAYER])
-
-    def learning_rates(self, step: int) -> list[float]:
-        return [self.config.learning_rate / (1 + self.config.lr_decay * step)]
-
-    def start_data(self, run: RunOptions, seed: int) -> None:
-        args: dict[str, Any] = {
-            "batch_size": self.config.batch_size,
-            "load_size": self.config.load_size,
-            "crop_size": self.config.crop_size,
-            "workers": run.workers,
-            "cache": run.cache_images,
-        }
-        self.contents = Batches(self.content_files, seed=seed, what="content", **args)
-        self.styles = Batches(self.style_files, seed=seed + 1, what="style", **args)
-
     def batch(self, device: torch.device) -> tuple[Tensor, ...]:
-        batch = (to_device(next(self.contents), device), to_device(next(self.styles), device))
-        self.skipped = sorted(self.contents.skipped | self.styles.skipped)
+        batch = super().batch(device)
         if self.initialize:  # a new decoder: scaled to the features of the first batch
             assert self.encoder is not None and self.decoder is not None
             with torch.no_grad():

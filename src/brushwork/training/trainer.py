@@ -41,7 +41,7 @@ from brushwork.checkpoints import (
 from brushwork.errors import BrushworkError
 from brushwork.options import Options, option
 from brushwork.precision import PRECISIONS, Precision, resolve_device, resolve_precision
-from brushwork.training.data import Batches
+from brushwork.training.data import Batches, to_device
 from brushwork.training.runs import (
     CHECKPOINT,
     CURVE,
@@ -200,6 +200,56 @@ class Objective(ABC):
             step,
             optimizer or {},
         )
+
+
+class DecoderObjective(Objective):
+    """An objective that trains one decoder from :attr:`layer` (AdaIN, the WCT decoders,
+    Style Swap's inverse network), with Adam at ``learning_rate / (1 + lr_decay · step)``
+    (Huang & Belongie 2017's schedule) and, by :meth:`start_pairs`, batches of content and
+    style crops."""
+
+    decoder: nn.Module | None = None
+    encoder: Any = None
+    contents: Batches | None = None
+    styles: Batches | None = None
+    content_files: list[Path]
+    style_files: list[Path]
+
+    @property
+    def layer(self) -> str:
+        """The encoder layer the decoder starts from."""
+        return str(self.config.layer)
+
+    def network(self) -> nn.Module:
+        assert self.decoder is not None
+        return self.decoder
+
+    def encoder_id(self) -> str:
+        from brushwork.methods.feedforward import decoder_id
+
+        assert self.encoder is not None
+        return decoder_id(self.layer, self.encoder.out_channels[self.layer])
+
+    def learning_rates(self, step: int) -> list[float]:
+        return [self.config.learning_rate / (1 + self.config.lr_decay * step)]
+
+    def start_data(self, run: RunOptions, seed: int) -> None:
+        args: dict[str, Any] = {
+            "batch_size": self.config.batch_size,
+            "load_size": self.config.load_size,
+            "crop_size": self.config.crop_size,
+            "workers": run.workers,
+            "cache": run.cache_images,
+        }
+        self.contents = Batches(self.content_files, seed=seed, what="content", **args)
+        self.styles = Batches(self.style_files, seed=seed + 1, what="style", **args)
+
+    def batch(self, device: torch.device) -> tuple[Tensor, ...]:
+        """A batch of content crops and one of style crops."""
+        assert self.contents is not None and self.styles is not None
+        batch = (to_device(next(self.contents), device), to_device(next(self.styles), device))
+        self.skipped = sorted(self.contents.skipped | self.styles.skipped)
+        return batch
 
 
 def _distributed() -> tuple[int, int]:
