@@ -130,7 +130,7 @@ def test_export_refuses_to_overwrite_and_checks_arguments(
     with pytest.raises(
         BrushworkError,
         match=r"is neither a bundled adain model \(adain, "
-        r"adain-laplacian, adain-depth\) nor an existing file",
+        r"adain-laplacian, adain-depth, adain-temporal\) nor an existing file",
     ):
         export(tmp_path / "a.onnx", tmp_path / "missing.safetensors", encoder=tiny)
     other = VGG19(last_layer="relu4_1", width=1 / 8)
