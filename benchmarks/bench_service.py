@@ -341,9 +341,9 @@ def report(
         f"Load average at the start: {load_average[0]:.2f} / {load_average[1]:.2f} / "
         f"{load_average[2]:.2f} (1/5/15 min) on {os.cpu_count()} cores"
         + (
-            "; other work (a training job) ran on the machine meanwhile, so these "
-            "timings are pessimistic: re-measure on an idle machine."
-            if load_average[0] > 0.5
+            "; other work ran on the machine at the start, so these timings may be "
+            "pessimistic: re-measure on an idle machine."
+            if load_average[0] > 0.75 * (os.cpu_count() or 1)
             else "."
         )
     )
