@@ -201,40 +201,6 @@ def test_one_painter_per_batch(
     assert len(built) == 1
 
 
-def test_the_style_cache_is_bounded_in_bytes(
-    tmp_path: Path, model: Path, tiny_encoder: VGG19
-) -> None:
-    from brushwork.api import Style
-    from brushwork.painter import Painter, held_bytes
-
-    content = tmp_path / "c.png"
-    content.write_bytes(png_bytes(40, 32, seed=1))
-    styles = []
-    for number in range(3):
-        styles.append(tmp_path / f"s{number}.png")
-        styles[-1].write_bytes(png_bytes(32, 32, seed=20 + number))
-    values = {"model": str(model), "size": 32}
-    roomy = Painter("adain", values, encoder=tiny_encoder)
-    roomy.paint(content, [Style(styles[0])])
-    one = roomy.cached_bytes
-    ((prepared, size),) = roomy._cache.values()
-    assert one == size == held_bytes(prepared) > 0
-    assert roomy.paint(content, [Style(styles[0])]).reused_styles
-    # room for two sets: the third evicts the least recently used
-    tight = Painter("adain", values, encoder=tiny_encoder, cache_bytes=2 * one + one // 2)
-    for style in (styles[0], styles[1], styles[0], styles[2]):
-        tight.paint(content, [Style(style)])
-        assert tight.cached_bytes <= tight.cache_bytes
-    assert len(tight._cache) == 2
-    assert tight.paint(content, [Style(styles[0])]).reused_styles  # used recently: kept
-    assert not tight.paint(content, [Style(styles[1])]).reused_styles  # evicted
-    # a set larger than the whole budget is not kept
-    small = Painter("adain", values, encoder=tiny_encoder, cache_bytes=one - 1)
-    small.paint(content, [Style(styles[0])])
-    assert small.cached_bytes == 0
-    assert not small.paint(content, [Style(styles[0])]).reused_styles
-
-
 def test_progress_is_one_step_per_item(
     folders: dict[str, Path], model: Path, tiny_encoder: VGG19
 ) -> None:
