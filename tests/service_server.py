@@ -2,7 +2,10 @@
 tests that need a real uvicorn: server-sent events over HTTP, disconnects, a kill, the
 load test, the browser). The tiny decoder is offered as model ``tiny``.
 
-    python tests/service_server.py --data DIR --port N [serve flags]
+    python tests/service_server.py --data DIR --port N [--hold-at-step S] [serve flags]
+
+``--hold-at-step S`` (for the kill tests): the first job whose progress reaches step S holds
+there until the server stops or is killed, after writing its id to ``DIR/../held``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,15 @@ def main(argv: list[str]) -> int:
     brushwork.encoders.cached_vgg19 = lambda *args, **kwargs: encoder
     data = Path(argv[argv.index("--data") + 1])
     data.mkdir(parents=True, exist_ok=True)
+    if "--hold-at-step" in argv:
+        from servicekit import hold_jobs_at
+
+        from brushwork.service.jobs import JobSink
+
+        at = argv.index("--hold-at-step")
+        step = int(argv[at + 1])
+        del argv[at : at + 2]
+        JobSink.__call__, _ = hold_jobs_at(step, data.parent / "held")  # type: ignore[method-assign]
     model = data.parent / "tiny-decoder.safetensors"
     if not model.is_file():
         save_decoder(model, encoder)

@@ -9,6 +9,7 @@ import io
 import json
 import struct
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -117,6 +118,52 @@ def read_events(
     return found
 
 
+def hold_jobs_at(step: int, marker: Path | None = None) -> tuple[Any, threading.Event]:
+    """A replacement for ``JobSink.__call__`` that holds the first job whose progress
+    reaches ``step``: its worker waits there until the server stops (or is killed), the job
+    is cancelled or its time runs out, after writing the job's id to ``marker`` (if given)
+    and setting the returned event. A stop, a kill, a cancel or a time limit then lands
+    mid-job however fast the machine is (the job's progress in the index is written at most
+    twice a second, too coarse to time them by).
+
+    Returns (the replacement, the event set once a job is held)."""
+    from brushwork import events as ev
+    from brushwork.service.jobs import JobSink
+
+    original = JobSink.__call__
+    held = threading.Event()
+    lock = threading.Lock()
+
+    def call(self: JobSink, event: ev.Event) -> None:
+        original(self, event)
+        if not isinstance(event, ev.Progress) or event.step < step:
+            return
+        with lock:
+            if held.is_set():
+                return
+            if marker is not None:
+                marker.write_text(self.job.id)
+            held.set()
+        end = time.monotonic() + 300
+        while time.monotonic() < min(end, self.deadline):
+            if self.manager.stopping.is_set() or self.stop.is_set():
+                break
+            time.sleep(0.01)
+
+    return call, held
+
+
+def wait_until_held(marker: Path, timeout: float = 60.0) -> str:
+    """The id of the job a server started with ``--hold-at-step`` holds (see
+    :func:`hold_jobs_at`), once it holds one."""
+    end = time.monotonic() + timeout
+    while not marker.is_file() or not marker.read_text():
+        if time.monotonic() > end:
+            raise AssertionError(f"no job was held after {timeout:g} s")
+        time.sleep(0.02)
+    return marker.read_text()
+
+
 class LiveServer(ServerProcess):
     """``tests/service_server.py`` (``brushwork serve`` with the tiny encoder) on a free
     loopback port."""
@@ -152,10 +199,12 @@ __all__ = [
     "bomb_png",
     "form",
     "free_port",
+    "hold_jobs_at",
     "live_server",
     "peak_rss",
     "png_bytes",
     "read_events",
     "truncated_png",
     "wait_for",
+    "wait_until_held",
 ]

@@ -24,6 +24,7 @@ from servicekit import (
     png_bytes,
     read_events,
     wait_for,
+    wait_until_held,
 )
 
 from brushwork.service.loadtest import load_test
@@ -108,7 +109,7 @@ def test_a_client_that_disconnects_mid_upload(server: LiveServer) -> None:
 
 def test_killed_mid_job_then_restarted(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    first = LiveServer(data, "--workers", "1", "--queue", "10").start()
+    first = LiveServer(data, "--workers", "1", "--queue", "10", "--hold-at-step", "3").start()
     try:
         with first.client() as client:
             finished = client.post("/jobs", **tiny_adain()).json()
@@ -116,10 +117,7 @@ def test_killed_mid_job_then_restarted(tmp_path: Path) -> None:
             kept = client.get(f"/jobs/{finished['id']}/result").content
             running = client.post("/jobs", **form("gatys", {"size": 32, "iterations": 300})).json()
             waiting = client.post("/jobs", **tiny_adain()).json()
-            end = time.monotonic() + 30
-            while client.get(f"/jobs/{running['id']}").json()["progress"]["step"] < 3:
-                assert time.monotonic() < end
-                time.sleep(0.01)
+            assert wait_until_held(tmp_path / "held") == running["id"]
             first.kill()
     finally:
         first.stop()
@@ -155,23 +153,22 @@ def test_killed_mid_video_job_resumes(tmp_path: Path) -> None:
         },
     }
     data = tmp_path / "data"
-    first = LiveServer(data, "--workers", "1").start()
+    first = LiveServer(data, "--workers", "1", "--hold-at-step", "3").start()
     try:
         with first.client() as client:
             job = client.post("/jobs", **request).json()
-            end = time.monotonic() + 60
-            while client.get(f"/jobs/{job['id']}").json()["progress"]["step"] < 3:
-                assert time.monotonic() < end
-                time.sleep(0.01)
+            assert wait_until_held(tmp_path / "held") == job["id"]
             first.kill()
     finally:
         first.stop()
+    frames = data / "jobs" / job["id"] / "work" / "frames"
+    assert len(list(frames.glob("[0-9]*.png"))) == 3
     second = LiveServer(data, "--workers", "1", log=first.log).start()
     try:
         with second.client() as client:
             done = wait_for(client, job["id"], timeout=120)
             assert done["state"] == "done" and done["attempts"] == 2, done
-            assert done["details"]["resumed"] >= 3 and done["details"]["frames"] == 10
+            assert done["details"]["resumed"] == 3 and done["details"]["frames"] == 10
             result = client.get(f"/jobs/{job['id']}/result")
             assert result.headers["content-type"] == "video/mp4"
             (tmp_path / "result.mp4").write_bytes(result.content)

@@ -8,6 +8,7 @@ encoder and a tiny decoder offered as model ``tiny``."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +17,12 @@ from typing import Any
 import pytest
 from conftest import save_decoder
 from fastapi.testclient import TestClient
-from servicekit import png_bytes, read_events, wait_for
+from servicekit import hold_jobs_at, png_bytes, read_events, wait_for
 from videoclips import pan, read_clip, write_clip
 
 from brushwork.encoders import VGG19
 from brushwork.service import ServiceConfig, create_app
+from brushwork.service.jobs import JobSink
 
 pytest.importorskip("av", reason="video jobs need PyAV")
 pytest.importorskip("cv2", reason="video jobs need OpenCV")
@@ -221,16 +223,20 @@ def slow_video(tmp_path: Path, frames: int = 30) -> dict[str, Any]:
     )
 
 
-def wait_for_step(client: TestClient, job_id: str, step: int, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while client.get(f"/jobs/{job_id}").json()["progress"]["step"] < step:
-        assert time.monotonic() < end, f"job {job_id} did not reach frame {step}"
-        time.sleep(0.02)
+@pytest.fixture
+def held_at_frame_1(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """The first video job holds after its first frame until it is cancelled, stopped or
+    out of time (see :func:`servicekit.hold_jobs_at`); the event is set once it holds."""
+    hold, held = hold_jobs_at(1)
+    monkeypatch.setattr(JobSink, "__call__", hold)
+    return held
 
 
-def test_cancel_stops_a_video_job_between_frames(client: TestClient, tmp_path: Path) -> None:
+def test_cancel_stops_a_video_job_between_frames(
+    client: TestClient, tmp_path: Path, held_at_frame_1: threading.Event
+) -> None:
     job = client.post("/jobs", **slow_video(tmp_path)).json()
-    wait_for_step(client, job["id"], 1)
+    assert held_at_frame_1.wait(60), "the job did not reach its first frame"
     answer = client.delete(f"/jobs/{job['id']}")
     assert answer.status_code == 202 and answer.json()["state"] == "cancelling"
     stopped = wait_for(client, job["id"], timeout=60)
@@ -239,7 +245,9 @@ def test_cancel_stops_a_video_job_between_frames(client: TestClient, tmp_path: P
     assert "is cancelled" in error_of(client.get(f"/jobs/{job['id']}/result"), 409)
 
 
-def test_video_job_time_limit(make_client: Any, tmp_path: Path) -> None:
+def test_video_job_time_limit(
+    make_client: Any, tmp_path: Path, held_at_frame_1: threading.Event
+) -> None:
     client = make_client(job_timeout=1.0)
     job = client.post("/jobs", **slow_video(tmp_path, 40)).json()
     failed = wait_for(client, job["id"], timeout=60)
@@ -247,15 +255,19 @@ def test_video_job_time_limit(make_client: Any, tmp_path: Path) -> None:
     assert failed["error"] == "stopped after the time limit of 1 s per job"
 
 
-def test_a_stopped_server_resumes_a_video_job(make_client: Any, tmp_path: Path) -> None:
+def test_a_stopped_server_resumes_a_video_job(
+    make_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A server stopped mid-job gives the job back to the queue; the next one continues it
     from the frames kept in the job's work folder."""
+    hold, held = hold_jobs_at(3)
+    monkeypatch.setattr(JobSink, "__call__", hold)
     first = make_client()
     job = first.post("/jobs", **slow_video(tmp_path, 12)).json()
-    wait_for_step(first, job["id"], 3)
+    assert held.wait(60), "the job did not reach frame 3"
     first.__exit__(None, None, None)
     work = tmp_path / "data" / "jobs" / job["id"] / "work"
-    assert len(list((work / "frames").glob("*.png"))) >= 3
+    assert len(list((work / "frames").glob("[0-9]*.png"))) >= 3
     second = make_client()
     done = wait_for(second, job["id"], timeout=120)
     assert done["state"] == "done", done
