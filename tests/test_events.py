@@ -78,6 +78,17 @@ def test_json_lines_every_n_keeps_the_last_step() -> None:
     assert steps == [10, 20, 25]
 
 
+def test_heartbeats_are_not_written_or_shown() -> None:
+    stream = io.StringIO()
+    events.JsonLines(stream)(events.Heartbeat("gatys"))
+    assert stream.getvalue() == ""
+    bar_stream = io.StringIO()
+    bar = events.ProgressBar(disable=False, stream=bar_stream)
+    bar(events.Heartbeat("gatys"))
+    bar.close()
+    assert bar_stream.getvalue() == ""
+
+
 def test_throttle_passes_the_last_step_and_other_events() -> None:
     sink = events.Collect()
     throttled = events.Throttle(sink, seconds=3600)

@@ -245,14 +245,30 @@ def test_cancel_stops_a_video_job_between_frames(
     assert "is cancelled" in error_of(client.get(f"/jobs/{job['id']}/result"), 409)
 
 
-def test_video_job_time_limit(
-    make_client: Any, tmp_path: Path, held_at_frame_1: threading.Event
-) -> None:
+def endless_frames(tmp_path: Path) -> dict[str, Any]:
+    """A video job whose every frame would take hours: Gatys, 10⁶ steps per frame."""
+    return video_form(
+        clip_bytes(tmp_path, 3, name="clip-3.mp4"),
+        method="gatys",
+        options={"size": 32, "iterations": 1_000_000},
+    )
+
+
+def test_video_job_time_limit_stops_inside_a_frame(make_client: Any, tmp_path: Path) -> None:
     client = make_client(job_timeout=1.0)
-    job = client.post("/jobs", **slow_video(tmp_path, 40)).json()
+    job = client.post("/jobs", **endless_frames(tmp_path)).json()
     failed = wait_for(client, job["id"], timeout=60)
     assert failed["state"] == "failed", failed
     assert failed["error"] == "stopped after the time limit of 1 s per job"
+    assert failed["progress"]["step"] == 0  # inside the first frame
+
+
+def test_cancel_stops_a_video_job_inside_a_frame(client: TestClient, tmp_path: Path) -> None:
+    job = client.post("/jobs", **endless_frames(tmp_path)).json()
+    wait_for(client, job["id"], ("running",))
+    assert client.delete(f"/jobs/{job['id']}").status_code == 202
+    stopped = wait_for(client, job["id"], timeout=30)
+    assert stopped["state"] == "cancelled" and stopped["progress"]["step"] == 0
 
 
 def test_a_stopped_server_resumes_a_video_job(

@@ -103,6 +103,30 @@ def test_the_temporal_loss_joins_the_optimization_after_the_first_frame(
     )
     losses = [e.losses for e in collect.of(ev.Progress)]
     assert "temporal" not in losses[0] and "temporal" in losses[1] and "temporal" in losses[2]
+    # the optimization's own steps arrive as heartbeats, where a sink can stop the run
+    assert len(collect.of(ev.Heartbeat)) >= 3 * 2
+
+
+def test_a_sink_can_stop_a_run_inside_a_frame(tmp_path: Path, clip: Path) -> None:
+    """A sink that raises on a heartbeat stops the optimization of the first frame at once:
+    no frame is finished, no output written."""
+
+    class Stop(Exception):
+        pass
+
+    seen: list[ev.Event] = []
+
+    def sink(event: ev.Event) -> None:
+        seen.append(event)
+        if isinstance(event, ev.Heartbeat):
+            raise Stop
+
+    with pytest.raises(Stop):
+        stylize_video(
+            clip, STYLE, tmp_path / "out", "gatys", size=48, iterations=10_000, events=sink
+        )
+    assert not any(isinstance(e, ev.Progress) for e in seen)
+    assert not (tmp_path / "out").exists()
 
 
 def test_texture_tracking_flickers_less_than_per_frame(

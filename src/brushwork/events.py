@@ -74,6 +74,17 @@ class Progress(Event):
 
 
 @dataclass(frozen=True)
+class Heartbeat(Event):
+    """Work goes on inside one step of an outer stage (an optimization inside one video
+    frame), whose own progress is not shown. Display sinks ignore it; a sink that stops
+    work (a server's cancel or time limit) can raise here instead of waiting for the outer
+    step to end."""
+
+    kind = "heartbeat"
+    stage: str
+
+
+@dataclass(frozen=True)
 class Warned(Event):
     """Something was adjusted to make the work possible; the message is one line."""
 
@@ -242,6 +253,8 @@ class JsonLines:
         self.every = max(1, every)
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, Heartbeat):
+            return
         if isinstance(event, Progress) and event.step % self.every and event.step != event.total:
             return
         stream = self.stream or sys.stderr

@@ -174,14 +174,15 @@ class VideoResult:
 
 
 class _FrameEvents:
-    """Pass every event on but the per-step progress inside each frame."""
+    """Pass every event on, but the per-step progress inside each frame as a
+    :class:`~brushwork.events.Heartbeat` (not shown; a sink may still stop the run there)."""
 
     def __init__(self, sink: ev.Sink) -> None:
         self.sink = sink
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.Progress) and event.stage != STAGE:
-            return
+            event = ev.Heartbeat(event.stage)
         self.sink(event)
 
 
