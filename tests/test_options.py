@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from brushwork.errors import BrushworkError
-from brushwork.options import REQUIRED, Options, fields_of, option, split_options
+from brushwork.options import REQUIRED, Options, fields_of, option, redefault, split_options
 
 
 @dataclass
@@ -106,3 +106,48 @@ def test_a_path_the_file_system_refuses_is_one_error() -> None:
 
     with pytest.raises(BrushworkError, match=r"^x{77}\.\.\.: File name too long$"):
         GatysOptions(init="x" * 5000).validate()
+
+
+@dataclass(kw_only=True)
+class Shared(Options):
+    steps: int = option(10, "steps", minimum=1)
+    crop: int = option(64, "crop side", minimum=16)
+
+
+@dataclass
+class Own(Shared):
+    folder: str = option(REQUIRED, "a folder")
+    steps: int = redefault(Shared, "steps", 500, "steps of this run")
+
+
+def test_redefault_changes_the_default_and_keeps_the_declaration() -> None:
+    specs = {spec.name: spec for spec in fields_of(Own)}
+    assert specs["steps"].default == 500 and specs["steps"].help == "steps of this run"
+    assert specs["steps"].minimum == 1  # the shared declaration's limits
+    with pytest.raises(BrushworkError, match="steps"):
+        Own("x", steps=0).validate()
+    with pytest.raises(TypeError, match="no option 'step'"):
+        redefault(Shared, "step", 1)
+
+
+def test_a_subclass_lists_its_own_fields_first_as_its_constructor_takes_them() -> None:
+    assert [spec.name for spec in fields_of(Own)] == ["folder", "steps", "crop"]
+    assert Own("x").folder == "x" and Own("x").crop == 64
+
+
+def test_every_crop_trained_network_shares_one_declaration() -> None:
+    from brushwork.training.adain import TrainConfig
+    from brushwork.training.decoders import DecoderConfig
+    from brushwork.training.styleswap import InverseConfig
+    from brushwork.training.temporal import TemporalConfig
+    from brushwork.training.trainer import CropTrainingConfig
+
+    shared = {spec.name: spec for spec in fields_of(CropTrainingConfig)}
+    for config in (TrainConfig, DecoderConfig, InverseConfig, TemporalConfig):
+        assert issubclass(config, CropTrainingConfig)
+        for spec in fields_of(config):
+            if spec.name in shared:
+                assert (spec.minimum, spec.maximum) == (
+                    shared[spec.name].minimum,
+                    shared[spec.name].maximum,
+                ), (config.__name__, spec.name)

@@ -503,7 +503,7 @@ def test_cli_reports_skipped_images(capsys, monkeypatch, tmp_path, data) -> None
         (["--lr", "0"], "lr must be > 0, not 0"),
         (
             ["--crop-size", "64", "--load-size", "32"],
-            "load-size must be an integer >= crop-size (64), not 32",
+            "load-size must be >= crop-size (64), not 32",
         ),
         (["--crop-size", "8", "--load-size", "8"], "crop-size must be >= 16, not 8"),
         (["--lap-pool", "0"], "lap-pool must be >= 1, not 0"),

@@ -78,6 +78,18 @@ def option(
     return field(default=default, metadata=metadata)
 
 
+def redefault(base: type, name: str, default: Any, help: str | None = None) -> Any:
+    """Option ``name`` of the options class ``base`` with another default (and help): for a
+    subclass that shares an option but not its default, without declaring it again."""
+    spec = next((f for f in dataclasses.fields(base) if f.name == name), None)
+    if spec is None:
+        raise TypeError(f"{base.__name__} has no option {name!r}")
+    metadata = dict(spec.metadata)
+    if help is not None:
+        metadata["help"] = help
+    return field(default=default, metadata=metadata, kw_only=spec.kw_only)
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """One option as front ends see it."""
@@ -143,7 +155,8 @@ def fields_of(cls: type) -> tuple[FieldSpec, ...]:
     """The options of an options dataclass, with their declared kinds and limits."""
     hints = typing.get_type_hints(cls)
     specs = []
-    for f in dataclasses.fields(cls):
+    # in the order of the constructor: a subclass's own fields before keyword-only ones
+    for f in sorted(dataclasses.fields(cls), key=lambda f: f.kw_only):
         kind, item, optional = _kind(hints[f.name])
         meta = f.metadata
         required = f.default is dataclasses.MISSING

@@ -34,26 +34,21 @@ from brushwork.encoders import VGG19
 from brushwork.methods.adain import LAYER, STYLE_LAYERS
 from brushwork.methods.feedforward import Decoder
 from brushwork.ops import adain, mean_std, pooled_laplacian
-from brushwork.options import REQUIRED, Options, option
+from brushwork.options import REQUIRED, option, redefault
 from brushwork.precision import Precision
 from brushwork.training.data import Batches, list_images
-from brushwork.training.trainer import DecoderObjective, RunOptions
+from brushwork.training.trainer import CropTrainingConfig, DecoderObjective, RunOptions
 
 LOSS_NAMES = ("content", "style", "laplacian", "depth", "total")
 
 
 @dataclass
-class TrainConfig(Options):
+class TrainConfig(CropTrainingConfig):
     """Everything that defines an AdaIN training run; stored in every checkpoint."""
 
     content_dir: str = option(REQUIRED, "folder of content photos", metavar="DIR")
     style_dir: str = option(REQUIRED, "folder of style images", metavar="DIR")
-    iterations: int = option(160_000, "training steps", minimum=1)
-    batch_size: int = option(8, "crops per batch and process", minimum=1)
-    learning_rate: float = option(
-        1e-4, "Adam learning rate", minimum=0.0, exclusive_minimum=True, flag="--lr"
-    )
-    lr_decay: float = option(5e-5, "learning rate / (1 + decay * step)", minimum=0.0)
+    iterations: int = redefault(CropTrainingConfig, "iterations", 160_000)
     content_weight: float = option(1.0, "weight of the relu4_1 content loss", minimum=0.0)
     style_weight: float = option(10.0, "weight of the mean/std style loss", minimum=0.0)
     lap_weight: float = option(
@@ -83,20 +78,6 @@ class TrainConfig(Options):
         "mean/std (MiDaS) or half (mean 0.5, std 0.5; some DPT and Depth Anything exports)",
         choices=("imagenet", "half"),
     )
-    load_size: int | None = option(
-        512, "resize each image's shorter side to PX before cropping", minimum=1, metavar="PX"
-    )
-    crop_size: int = option(256, "side of the random square crops", minimum=16, metavar="PX")
-    seed: int = option(0, "random seed", minimum=0, maximum=2**63 - 1)
-
-    def check(self) -> None:
-        from brushwork.errors import BrushworkError
-
-        if self.load_size is not None and self.load_size < self.crop_size:
-            raise BrushworkError(
-                f"load-size must be an integer >= crop-size "
-                f"({self.crop_size}), not {self.load_size}"
-            )
 
 
 def style_statistics(features: dict[str, Tensor]) -> list[tuple[Tensor, Tensor]]:

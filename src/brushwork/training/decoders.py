@@ -34,11 +34,11 @@ from brushwork.methods.feedforward import (
     read_decoder,
 )
 from brushwork.ops import pad_to_multiple
-from brushwork.options import REQUIRED, Options, option
+from brushwork.options import REQUIRED, option, redefault
 from brushwork.precision import Precision
 from brushwork.training.adain import training_encoder
 from brushwork.training.data import Batches, list_folders, to_device
-from brushwork.training.trainer import DecoderObjective, RunOptions
+from brushwork.training.trainer import CropTrainingConfig, DecoderObjective, RunOptions
 
 LOSS_NAMES = ("pixel", "feature", "total", "val_psnr", "val_feature")
 VAL_SIDE = 256
@@ -46,7 +46,7 @@ VAL_SIDE = 256
 
 
 @dataclass
-class DecoderConfig(Options):
+class DecoderConfig(CropTrainingConfig):
     """What a reconstruction decoder learns from; stored in its checkpoints."""
 
     image_dirs: tuple[str, ...] = option(
@@ -70,25 +70,12 @@ class DecoderConfig(Options):
         "folder of held-out images scored every --val-every steps (PSNR, feature error)",
         metavar="DIR",
     )
-    iterations: int = option(20_000, "training steps", minimum=1)
-    batch_size: int = option(8, "crops per batch and process", minimum=1)
-    learning_rate: float = option(
-        1e-4, "Adam learning rate", minimum=0.0, exclusive_minimum=True, flag="--lr"
-    )
-    lr_decay: float = option(5e-5, "learning rate / (1 + decay * step)", minimum=0.0)
     pixel_weight: float = option(1.0, "weight of the pixel reconstruction loss", minimum=0.0)
     feature_weight: float = option(1.0, "weight of the feature reconstruction loss", minimum=0.0)
-    load_size: int | None = option(
-        288, "resize each image's shorter side to PX before cropping", minimum=1, metavar="PX"
-    )
-    crop_size: int = option(256, "side of the random square crops", minimum=16, metavar="PX")
-    seed: int = option(0, "random seed", minimum=0, maximum=2**63 - 1)
+    load_size: int | None = redefault(CropTrainingConfig, "load_size", 288)
 
     def check(self) -> None:
-        if self.load_size is not None and self.load_size < self.crop_size:
-            raise BrushworkError(
-                f"load-size must be >= crop-size ({self.crop_size}), not {self.load_size}"
-            )
+        super().check()
         if self.crop_size < min_side(self.layer):  # features of 2×2 at least
             raise BrushworkError(
                 f"crop-size must be >= {min_side(self.layer)} for a decoder "

@@ -26,19 +26,19 @@ from brushwork.errors import BrushworkError
 from brushwork.losses import total_variation_loss
 from brushwork.methods.feedforward import Decoder, decoder_width
 from brushwork.ops import style_swap
-from brushwork.options import REQUIRED, Options, option
+from brushwork.options import REQUIRED, option, redefault
 from brushwork.precision import Precision
 from brushwork.training.adain import training_encoder
 from brushwork.training.data import list_images
 from brushwork.training.decoders import load_val_images, read_start, score_reconstruction
-from brushwork.training.trainer import DecoderObjective, RunOptions
+from brushwork.training.trainer import CropTrainingConfig, DecoderObjective, RunOptions
 
 LAYER = "relu3_1"
 LOSS_NAMES = ("feature", "tv", "total", "val_psnr", "val_feature")
 
 
 @dataclass
-class InverseConfig(Options):
+class InverseConfig(CropTrainingConfig):
     """What the inverse network learns from; stored in its checkpoints."""
 
     content_dir: str = option(REQUIRED, "folder of content photos", metavar="DIR")
@@ -57,24 +57,14 @@ class InverseConfig(Options):
         metavar="DIR",
     )
     patch_size: int = option(3, "side of the swapped patches, in feature pixels", minimum=1)
-    iterations: int = option(20_000, "training steps", minimum=1)
-    batch_size: int = option(4, "content and style crops per batch (3× as many latents)", minimum=1)
-    learning_rate: float = option(
-        1e-4, "Adam learning rate", minimum=0.0, exclusive_minimum=True, flag="--lr"
+    batch_size: int = redefault(
+        CropTrainingConfig,
+        "batch_size",
+        4,
+        "content and style crops per batch (3× as many latents)",
     )
-    lr_decay: float = option(5e-5, "learning rate / (1 + decay * step)", minimum=0.0)
     tv_weight: float = option(1.0, "weight of the total-variation loss", minimum=0.0)
-    load_size: int | None = option(
-        288, "resize each image's shorter side to PX before cropping", minimum=1, metavar="PX"
-    )
-    crop_size: int = option(256, "side of the random square crops", minimum=16, metavar="PX")
-    seed: int = option(0, "random seed", minimum=0, maximum=2**63 - 1)
-
-    def check(self) -> None:
-        if self.load_size is not None and self.load_size < self.crop_size:
-            raise BrushworkError(
-                f"load-size must be >= crop-size ({self.crop_size}), not {self.load_size}"
-            )
+    load_size: int | None = redefault(CropTrainingConfig, "load_size", 288)
 
 
 def check_start(model: str, method: str) -> None:

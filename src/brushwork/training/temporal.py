@@ -31,17 +31,17 @@ from brushwork.encoders import VGG19
 from brushwork.methods.adain import LAYER, STYLE_LAYERS
 from brushwork.methods.feedforward import Decoder, decoder_width, read_decoder
 from brushwork.ops import adain, mean_std
-from brushwork.options import REQUIRED, Options, option
+from brushwork.options import REQUIRED, option, redefault
 from brushwork.precision import Precision
 from brushwork.training.adain import AdaINObjective, training_encoder
 from brushwork.training.data import list_images
-from brushwork.training.trainer import RunOptions
+from brushwork.training.trainer import CropTrainingConfig, RunOptions
 
 LOSS_NAMES = ("content", "style", "temporal", "total")
 
 
 @dataclass
-class TemporalConfig(Options):
+class TemporalConfig(CropTrainingConfig):
     """What a temporal fine-tuning run learns from; stored in every checkpoint."""
 
     content_dir: str = option(REQUIRED, "folder of content photos", metavar="DIR")
@@ -52,14 +52,13 @@ class TemporalConfig(Options):
         "checkpoint of `brushwork train adain`",
         metavar="NAME|PATH",
     )
-    iterations: int = option(20_000, "training steps", minimum=1)
-    batch_size: int = option(
-        4, "content crops per batch and process (each makes two frames)", minimum=1
+    batch_size: int = redefault(
+        CropTrainingConfig,
+        "batch_size",
+        4,
+        "content crops per batch and process (each makes two frames)",
     )
-    learning_rate: float = option(
-        2e-5, "Adam learning rate", minimum=0.0, exclusive_minimum=True, flag="--lr"
-    )
-    lr_decay: float = option(5e-5, "learning rate / (1 + decay * step)", minimum=0.0)
+    learning_rate: float = redefault(CropTrainingConfig, "learning_rate", 2e-5)
     content_weight: float = option(1.0, "weight of the relu4_1 content loss", minimum=0.0)
     style_weight: float = option(10.0, "weight of the mean/std style loss", minimum=0.0)
     temporal_weight: float = option(
@@ -81,20 +80,11 @@ class TemporalConfig(Options):
         minimum=0.0,
         maximum=0.5,
     )
-    load_size: int | None = option(
-        512, "resize each image's shorter side to PX before cropping", minimum=1, metavar="PX"
-    )
-    crop_size: int = option(256, "side of the random square crops", minimum=16, metavar="PX")
-    seed: int = option(0, "random seed", minimum=0, maximum=2**63 - 1)
 
     def check(self) -> None:
         from brushwork.errors import BrushworkError
 
-        if self.load_size is not None and self.load_size < self.crop_size:
-            raise BrushworkError(
-                f"load-size must be an integer >= crop-size "
-                f"({self.crop_size}), not {self.load_size}"
-            )
+        super().check()
         if self.temporal_weight == 0:
             raise BrushworkError(
                 "temporal-weight must be > 0: without it this is `brushwork train adain`"

@@ -58,6 +58,32 @@ from brushwork.training.runs import (
 )
 
 
+@dataclass(kw_only=True)
+class CropTrainingConfig(Options):
+    """What every network trained on random square crops shares: steps, batch, Adam's
+    learning rate with its decay, the crops and the seed. A trainer's configuration (what
+    its run learns from, stored in each checkpoint) subclasses it and changes defaults with
+    :func:`~brushwork.options.redefault`; its own fields come first on the command line."""
+
+    iterations: int = option(20_000, "training steps", minimum=1)
+    batch_size: int = option(8, "crops per batch and process", minimum=1)
+    learning_rate: float = option(
+        1e-4, "Adam learning rate", minimum=0.0, exclusive_minimum=True, flag="--lr"
+    )
+    lr_decay: float = option(5e-5, "learning rate / (1 + decay * step)", minimum=0.0)
+    load_size: int | None = option(
+        512, "resize each image's shorter side to PX before cropping", minimum=1, metavar="PX"
+    )
+    crop_size: int = option(256, "side of the random square crops", minimum=16, metavar="PX")
+    seed: int = option(0, "random seed", minimum=0, maximum=2**63 - 1)
+
+    def check(self) -> None:
+        if self.load_size is not None and self.load_size < self.crop_size:
+            raise BrushworkError(
+                f"load-size must be >= crop-size ({self.crop_size}), not {self.load_size}"
+            )
+
+
 @dataclass
 class RunOptions(Options):
     """How a run executes; not part of what it learns (not stored, free to change on
