@@ -2,10 +2,13 @@
 tests that need a real uvicorn: server-sent events over HTTP, disconnects, a kill, the
 load test, the browser). The tiny decoder is offered as model ``tiny``.
 
-    python tests/service_server.py --data DIR --port N [--hold-at-step S] [serve flags]
+    python tests/service_server.py --data DIR --port N [--hold-at-step S]
+        [--start-when-followed] [serve flags]
 
 ``--hold-at-step S`` (for the kill tests): the first job whose progress reaches step S holds
 there until the server stops or is killed, after writing its id to ``DIR/../held``.
+``--start-when-followed`` (for the event tests): a job starts only once an event reader
+follows it (see :func:`servicekit.start_when_followed`), so that the reader sees all of it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,13 @@ def main(argv: list[str]) -> int:
         step = int(argv[at + 1])
         del argv[at : at + 2]
         JobSink.__call__, _ = hold_jobs_at(step, data.parent / "held")  # type: ignore[method-assign]
+    if "--start-when-followed" in argv:
+        from servicekit import start_when_followed
+
+        from brushwork.service.jobs import JobManager
+
+        argv.remove("--start-when-followed")
+        JobManager._run = start_when_followed()  # type: ignore[method-assign]
     model = data.parent / "tiny-decoder.safetensors"
     if not model.is_file():
         save_decoder(model, encoder)

@@ -153,6 +153,27 @@ def hold_jobs_at(step: int, marker: Path | None = None) -> tuple[Any, threading.
     return call, held
 
 
+def start_when_followed(timeout: float = 60.0) -> Any:
+    """A replacement for ``JobManager._run`` that starts a job only once an event reader
+    follows it (or the server stops, or ``timeout`` s pass). The reader then sees the job's
+    every event (``running``, progress, previews) however fast the machine paints: a job
+    that ended before its reader subscribed shows that reader only its final state."""
+    from brushwork.service.jobs import JobManager
+
+    original = JobManager._run
+
+    def run(self: JobManager, job: Any, painters: Any) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not self.stopping.is_set():
+            with self.hub._lock:
+                if self.hub._subscribers.get(job.id):
+                    break
+            time.sleep(0.01)
+        original(self, job, painters)
+
+    return run
+
+
 def wait_until_held(marker: Path, timeout: float = 60.0) -> str:
     """The id of the job a server started with ``--hold-at-step`` holds (see
     :func:`hold_jobs_at`), once it holds one."""
@@ -204,6 +225,7 @@ __all__ = [
     "peak_rss",
     "png_bytes",
     "read_events",
+    "start_when_followed",
     "truncated_png",
     "wait_for",
     "wait_until_held",

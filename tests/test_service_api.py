@@ -17,14 +17,22 @@ import pytest
 from conftest import save_decoder
 from fastapi.testclient import TestClient
 from PIL import Image
-from servicekit import bomb_png, form, png_bytes, read_events, truncated_png, wait_for
+from servicekit import (
+    bomb_png,
+    form,
+    png_bytes,
+    read_events,
+    start_when_followed,
+    truncated_png,
+    wait_for,
+)
 
 from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
 from brushwork.methods.adain import AdaINOptions
 from brushwork.methods.gatys import GatysOptions
 from brushwork.service import ServiceConfig, create_app
-from brushwork.service.jobs import valid_id
+from brushwork.service.jobs import JobManager, valid_id
 from brushwork.service.store import Job, JobStore
 
 pytestmark = pytest.mark.usefixtures("no_pretrained", "one_thread")
@@ -259,7 +267,10 @@ def test_weighted_styles_mask_and_regions(client: TestClient) -> None:
     assert result.size == (32, 27)
 
 
-def test_gatys_job_streams_progress_and_previews(client: TestClient) -> None:
+def test_gatys_job_streams_progress_and_previews(make_client: Any, monkeypatch: Any) -> None:
+    # the job starts once its reader follows it: done first, it would show only its end
+    monkeypatch.setattr(JobManager, "_run", start_when_followed())
+    client = make_client()
     job = client.post("/jobs", **gatys(iterations=4)).json()
     events = events_of(client, job["id"])
     names = [name for name, _ in events]
@@ -358,7 +369,9 @@ def test_job_time_limit(make_client: Any) -> None:
     assert done["error"] == "stopped after the time limit of 0.5 s per job"
 
 
-def test_old_jobs_expire(make_client: Any) -> None:
+def test_old_jobs_expire(make_client: Any, monkeypatch: Any) -> None:
+    # no janitor: its round (every second) could expire the job before the test does
+    monkeypatch.setattr(JobManager, "_janitor", lambda self: self.stopping.wait())
     client = make_client(expire=0.2)
     job = client.post("/jobs", **adain()).json()
     wait_for(client, job["id"])
@@ -368,6 +381,17 @@ def test_old_jobs_expire(make_client: Any) -> None:
     assert client.app.state.manager.expire() == 1
     assert not folder.exists()
     assert error_of(client.get(f"/jobs/{job['id']}"), 404)
+
+
+def test_the_janitor_expires_old_jobs(make_client: Any) -> None:
+    client = make_client(expire=0.2)  # a round every second
+    job = client.post("/jobs", **adain()).json()
+    wait_for(client, job["id"])
+    end = time.monotonic() + 30
+    while client.get(f"/jobs/{job['id']}").status_code != 404:
+        assert time.monotonic() < end, "the janitor did not expire an old job"
+        time.sleep(0.1)
+    assert not client.app.state.manager.folder(job["id"]).exists()
 
 
 def test_restart_recovers_jobs(tmp_path: Path, tiny_encoder: VGG19, tiny_model: Path) -> None:
@@ -925,7 +949,26 @@ def test_cors_headers_on_refusals(make_client: Any, monkeypatch: Any) -> None:
     assert preflight.status_code == 200  # no token in a preflight: CORS answers it first
 
 
-def test_the_index_never_blocks_the_event_loop(client: TestClient) -> None:
+class WatchedLock:
+    """The index's lock, noting when a thread other than the test's and the server's own
+    (a request's) comes to take it."""
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+        self.wanted = threading.Event()
+        self.test = threading.current_thread()
+
+    def __enter__(self) -> Any:
+        thread = threading.current_thread()
+        if thread is not self.test and not thread.name.startswith("brushwork-"):
+            self.wanted.set()
+        return self.lock.__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.lock.__exit__(*exc)
+
+
+def test_the_index_never_blocks_the_event_loop(client: TestClient, monkeypatch: Any) -> None:
     """Handlers that read the index run in threads: while the index is busy (its lock
     held), the page still answers."""
     job = client.post("/jobs", **adain()).json()
@@ -939,6 +982,7 @@ def test_the_index_never_blocks_the_event_loop(client: TestClient) -> None:
         ("GET", f"/jobs/{job['id']}/result"),
         ("POST", "/jobs"),
     ]
+    index_lock = store._lock
     for method, path in requests:
         answers: list[int] = []
         page: list[int] = []
@@ -949,11 +993,14 @@ def test_the_index_never_blocks_the_event_loop(client: TestClient) -> None:
             )
         )
         probe = threading.Thread(target=lambda a=page: a.append(client.get("/").status_code))
-        with store._lock:  # the index is busy
+        lock = WatchedLock(index_lock)
+        monkeypatch.setattr(store, "_lock", lock)
+        with lock:  # the index is busy
             waiting.start()
-            time.sleep(0.1)  # the request is in its handler, waiting for the index
+            # the request is in its handler, waiting for the index
+            assert lock.wanted.wait(30), f"{method} {path} never came to the index"
             probe.start()
-            probe.join(3)
+            probe.join(30)  # a blocked event loop would not answer before the lock is free
             blocked = probe.is_alive()
             assert not answers
         probe.join(30)

@@ -46,7 +46,9 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data = tmp_path_factory.mktemp("browser") / "data"
-    with live_server(data, "--workers", "1", "--preview-every", "1") as s:
+    # the page follows every job it starts; each starts once followed (see
+    # servicekit.start_when_followed), so that the page sees its progress and previews
+    with live_server(data, "--workers", "1", "--preview-every", "1", "--start-when-followed") as s:
         yield s
 
 

@@ -39,7 +39,10 @@ tiny images): measured about 0.5 GiB; 1.5 GiB is the bound."""
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data = tmp_path_factory.mktemp("live") / "data"
-    with live_server(data, "--workers", "2", "--queue", "16", "--preview-every", "1") as s:
+    # every job of these tests has an event reader: each starts once followed (see
+    # servicekit.start_when_followed), so that its reader sees all of it
+    flags = ("--workers", "2", "--queue", "16", "--preview-every", "1", "--start-when-followed")
+    with live_server(data, *flags) as s:
         yield s
 
 
@@ -101,7 +104,9 @@ def test_a_client_that_disconnects_mid_upload(server: LiveServer) -> None:
         assert health["status"] == "ok"
         ok = client.post("/jobs", **tiny_adain())
         assert ok.status_code == 202
-        wait_for(client, ok.json()["id"])
+        with client.stream("GET", f"/jobs/{ok.json()['id']}/events") as stream:
+            events = read_events(stream.iter_lines(), time.monotonic() + 60)
+        assert events[-1][0] == "done", events
     after = sorted(p.name for p in (server.data / "jobs").iterdir())
     assert set(after) - set(before) == {ok.json()["id"]}
     assert "Traceback" not in server.log_text()

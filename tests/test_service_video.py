@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from conftest import save_decoder
 from fastapi.testclient import TestClient
-from servicekit import hold_jobs_at, png_bytes, read_events, wait_for
+from servicekit import hold_jobs_at, png_bytes, read_events, start_when_followed, wait_for
 from videoclips import pan, read_clip, write_clip
 
 from brushwork.encoders import VGG19
 from brushwork.service import ServiceConfig, create_app
-from brushwork.service.jobs import JobSink
+from brushwork.service.jobs import JobManager, JobSink
 
 pytest.importorskip("av", reason="video jobs need PyAV")
 pytest.importorskip("cv2", reason="video jobs need OpenCV")
@@ -118,7 +118,12 @@ def test_methods_and_health_say_video_jobs_are_taken(client: TestClient) -> None
     assert set(result) == {"image/png", "video/mp4"}
 
 
-def test_video_job_from_submission_to_result(client: TestClient, tmp_path: Path) -> None:
+def test_video_job_from_submission_to_result(
+    make_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the job starts once its reader follows it: done first, it would show only its end
+    monkeypatch.setattr(JobManager, "_run", start_when_followed())
+    client = make_client()
     answer = client.post("/jobs", **video_form(clip_bytes(tmp_path)))
     assert answer.status_code == 202, answer.text
     job = answer.json()

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -592,18 +593,22 @@ def test_a_second_signal_stops_at_once(tmp_path, data, encoder) -> None:
     assert signal.getsignal(signal.SIGINT) is before
 
 
-def test_max_minutes_stops_with_a_checkpoint(tmp_path, data, encoder) -> None:
+def test_max_minutes_stops_with_a_checkpoint(tmp_path, data, encoder, monkeypatch) -> None:
     out = tmp_path / "run"
+    # the trainer's clock moves a minute per step, and only then: however fast or slow the
+    # machine sets up and runs the steps, the limit lands after the second
+    now = [0.0]
+    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
 
     def slow(event: ev.Event) -> None:
         if isinstance(event, ev.Progress):
-            time.sleep(0.1)
+            now[0] += 60.0
 
     result = train(
-        _config(data, iterations=50), _options(out, max_minutes=0.001), encoder=encoder, events=slow
+        _config(data, iterations=50), _options(out, max_minutes=1.5), encoder=encoder, events=slow
     )
-    assert (result.step, result.finished, result.interrupted) == (1, False, False)
-    assert _checkpoint(out).step == 1
+    assert (result.step, result.finished, result.interrupted) == (2, False, False)
+    assert _checkpoint(out).step == 2
 
 
 def _start_cli(tmp_path: Path, data: tuple[Path, Path], out: Path, *extra: str):
