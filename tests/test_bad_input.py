@@ -5,8 +5,10 @@ these cases, and a test fails when the two drift apart (rewrite it with
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,7 @@ def files(folder: Path) -> dict[str, str]:
         "truncated": folder / "truncated.png",
         "empty": folder / "empty.png",
         "big": folder / "big.png",
+        "broken_tiff": folder / "broken.tif",
     }
     if not made["content"].exists():
         to_pil(smooth_image(40, 48, seed=1)).save(made["content"])
@@ -50,8 +53,23 @@ def files(folder: Path) -> dict[str, str]:
         made["truncated"].write_bytes(made["content"].read_bytes()[:200])
         made["empty"].write_bytes(b"")
         Image.new("RGB", (3000, 2000)).save(made["big"])
+        made["broken_tiff"].write_bytes(tiff_claiming_samples(5000))
         (folder / "exists.png").write_bytes(b"x")
     return {k: str(v) for k, v in made.items()}
+
+
+def tiff_claiming_samples(samples: int) -> bytes:
+    """A small TIFF whose header claims ``samples`` samples per pixel (Pillow refuses it,
+    and logs an error line of its own)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (100, 50, 20)).save(buffer, format="TIFF")
+    data = bytearray(buffer.getvalue())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for entry in range(struct.unpack_from("<H", data, ifd)[0]):
+        at = ifd + 2 + 12 * entry
+        if struct.unpack_from("<H", data, at)[0] == 277:  # SamplesPerPixel
+            struct.pack_into("<HHIH", data, at, 277, 3, 1, samples)
+    return bytes(data)
 
 
 def stylize(
@@ -75,6 +93,12 @@ CASES = [
     Case("input files", "empty file", stylize(content="empty"), "empty file"),
     Case("input files", "not an image", stylize(style="text"), "not an image PIL can read"),
     Case("input files", "truncated image", stylize(content="truncated"), "truncated or corrupt"),
+    Case(
+        "input files",
+        "TIFF header claiming 5000 samples per pixel",
+        stylize(content="broken_tiff"),
+        "not an image PIL can read",
+    ),
     Case(
         "input files",
         "over the pixel limit (checked from the header)",
@@ -347,3 +371,25 @@ def test_the_docs_table_is_generated_from_these_cases(capsys, tmp_path: Path) ->
     assert DOC.read_text() == generated, (
         "docs/bad-input.md is out of date: BRUSHWORK_WRITE_DOCS=1 pytest tests/test_bad_input.py"
     )
+
+
+def test_pillow_log_lines_do_not_reach_the_user(tmp_path: Path) -> None:
+    """Pillow logs an error line of its own for some broken headers; outside the test
+    harness (which captures logging) it would print above brushwork's one line."""
+    import subprocess
+    import sys
+
+    files(tmp_path)
+    completed = subprocess.run(
+        [sys.executable, "-m", "brushwork.cli", *stylize(content="broken_tiff")(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.splitlines() == [
+        f"brushwork: error: {tmp_path / 'broken.tif'}: not an image PIL can read "
+        "(supported: JPEG, PNG, WebP, TIFF, BMP)"
+    ]
+    assert not (tmp_path / "out.png").exists()

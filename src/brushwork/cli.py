@@ -970,12 +970,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import logging
     import warnings
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Pillow's complaints about a file's broken metadata (EXIF tags) are not the user's
-    # business: the image is read without them, and real problems are one-line errors
+    # Pillow's complaints about a file's broken metadata (EXIF tags) and its log lines about
+    # a broken header are not the user's business: the image is read without the metadata,
+    # and a file that cannot be read is one line `brushwork: error: ...`
     warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
+    logging.getLogger("PIL").setLevel(logging.CRITICAL + 1)
     try:
         if argv and argv[0] in COMMANDS:  # not through argparse: "-h" belongs to the command
             return COMMANDS[argv[0]].run(argv[1:])
