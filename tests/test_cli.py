@@ -994,3 +994,21 @@ def test_stylize_with_style_masks_and_style_scale(capsys, tmp_path, out_dir) -> 
     assert captured.err == ""
     summary = json.loads(captured.out)
     assert summary["style_size"] == [24, 24]
+
+
+def test_progress_sinks_end_their_bars_however_the_command_ends(capsys) -> None:
+    import argparse
+
+    from brushwork import events
+    from brushwork.cli import progress_sinks
+
+    args = argparse.Namespace(quiet=False, progress="bar")
+    with pytest.raises(KeyboardInterrupt), progress_sinks(args) as sinks:
+        sinks[0](events.Started("gatys", total=10))
+        sinks[0](events.Progress("gatys", 3, 10))
+        raise KeyboardInterrupt
+    assert sinks[0]._bars == {}  # closed: the bar's line is finished
+    assert capsys.readouterr().err.endswith("\n")
+    json_args = argparse.Namespace(quiet=False, progress="json")
+    with progress_sinks(json_args) as sinks:
+        assert isinstance(sinks[0], events.JsonLines)

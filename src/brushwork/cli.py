@@ -19,10 +19,11 @@ warnings reach the terminal through the event stream (:mod:`brushwork.events`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -349,7 +350,7 @@ def stylize_parser(method: str) -> argparse.ArgumentParser:
 
 
 def progress_flags(group: Any) -> None:
-    """``--progress {auto,bar,json,none}`` and ``-q`` (read back with :func:`sinks_from_args`)."""
+    """``--progress {auto,bar,json,none}`` and ``-q`` (read back with :func:`progress_sinks`)."""
     group.add_argument(
         "--progress",
         choices=("auto", "bar", "json", "none"),
@@ -362,16 +363,25 @@ def progress_flags(group: Any) -> None:
     )
 
 
-def sinks_from_args(args: argparse.Namespace) -> list[Any]:
-    """The event sinks the progress flags ask for (warnings always print)."""
+@contextlib.contextmanager
+def progress_sinks(args: argparse.Namespace) -> Iterator[list[Any]]:
+    """The event sinks the progress flags ask for (warnings always print), closed (their
+    bars ended) when the block ends, however it ends."""
     from brushwork import events
 
     mode = "none" if args.quiet else args.progress
+    sinks: list[Any]
     if mode == "json":
-        return [events.JsonLines(sys.stderr)]
-    return [
-        events.ProgressBar(disable=True if mode == "none" else (False if mode == "bar" else None))
-    ]
+        sinks = [events.JsonLines(sys.stderr)]
+    else:
+        disable = True if mode == "none" else (False if mode == "bar" else None)
+        sinks = [events.ProgressBar(disable=disable)]
+    try:
+        yield sinks
+    finally:
+        for sink in sinks:
+            if hasattr(sink, "close"):
+                sink.close()
 
 
 def _unknown_option_message(extra: list[str], method: str) -> str:
@@ -437,8 +447,7 @@ def cmd_stylize(argv: Sequence[str]) -> int:
     values = method_values(args)
     styles = styles_from_args(args)
     regions = parse_regions(args.regions)
-    sinks = sinks_from_args(args)
-    with events.bound(sinks):
+    with progress_sinks(args) as sinks, events.bound(sinks):
         stylizer = make_stylizer(method, **values)
         instance = stylizer.method
         for flag, value in (
@@ -508,10 +517,6 @@ def cmd_stylize(argv: Sequence[str]) -> int:
             else:
                 print("brushwork: interrupted; no output written", file=sys.stderr)
             return 130
-        finally:
-            for sink in sinks:
-                if hasattr(sink, "close"):
-                    sink.close()
         save_image(done.image, output, force=args.force)
         history = done.result.details.get("history", [])
         if args.plot_losses:
@@ -631,7 +636,7 @@ def cmd_weights(argv: Sequence[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON")
     progress_flags(parser)
     args = parser.parse_args(list(argv))
-    with events.bound(sinks_from_args(args)):
+    with progress_sinks(args) as sinks, events.bound(sinks):
         elapsed = None
         if args.prepare:
             start = time.perf_counter()
@@ -702,8 +707,7 @@ def cmd_train(argv: Sequence[str]) -> int:
 
         layer = getattr(config, "layer", "relu4_1")
         encoder = load_vgg19(layer if layer in DECODER_LAYERS else "relu4_1", source=run.weights)
-    sinks = sinks_from_args(args)
-    with events.bound(sinks):
+    with progress_sinks(args) as sinks, events.bound(sinks):
         result = train(objective_class(config, encoder=encoder), run)
     if result.skipped:
         print(f"brushwork: skipped {len(result.skipped)} unreadable input(s)", file=sys.stderr)

@@ -460,7 +460,7 @@ def batch_parser(method: str) -> argparse.ArgumentParser:
 
 def cmd_batch(argv: Sequence[str]) -> int:
     """``brushwork batch``: see the module docstring."""
-    from brushwork.cli import method_of, method_values, parse_known, sinks_from_args
+    from brushwork.cli import method_of, method_values, parse_known, progress_sinks
 
     method = method_of(argv)
     args = parse_known(batch_parser(method), argv, method)
@@ -506,8 +506,7 @@ def cmd_batch(argv: Sequence[str]) -> int:
             f"cannot create output folder {out_dir}: {error.strerror or error}"
         ) from None
     manifest = Path(args.manifest) if args.manifest else out_dir / "manifest.jsonl"
-    sinks = sinks_from_args(args)
-    try:
+    with progress_sinks(args) as sinks:
         result = run_batch(
             items,
             method,
@@ -524,10 +523,6 @@ def cmd_batch(argv: Sequence[str]) -> int:
                 "gpus_per_worker": args.ray_gpus,
             },
         )
-    finally:
-        for sink in sinks:
-            if hasattr(sink, "close"):
-                sink.close()
     print(
         f"brushwork: {result.done} done, {result.skipped} skipped, {result.failed} "
         f"failed in {result.seconds:.1f} s; manifest: {manifest}",

@@ -25,7 +25,7 @@ from brushwork.cli import (
     parse_known,
     parse_regions,
     progress_flags,
-    sinks_from_args,
+    progress_sinks,
     styles_from_args,
 )
 
@@ -114,9 +114,8 @@ def cmd_video(argv: Sequence[str]) -> int:
     styles = styles_from_args(args)
     regions = parse_regions(args.regions)
     values = {**given(args, "c_"), **given(args, "m_"), **given(args, "v_")}
-    sinks = sinks_from_args(args)
     try:
-        with _terminate_as_interrupt():
+        with progress_sinks(args) as sinks, _terminate_as_interrupt():
             done = stylize_video(
                 args.input,
                 styles,
@@ -139,10 +138,6 @@ def cmd_video(argv: Sequence[str]) -> int:
         else:
             print("brushwork: interrupted; no output written", file=sys.stderr)
         return 130
-    finally:
-        for sink in sinks:
-            if hasattr(sink, "close"):
-                sink.close()
     if done.lost:
         print(
             f"brushwork: {done.lost} frame(s) of {args.input} did not decode and are not in "
