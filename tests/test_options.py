@@ -135,16 +135,18 @@ def test_a_subclass_lists_its_own_fields_first_as_its_constructor_takes_them() -
     assert Own("x").folder == "x" and Own("x").crop == 64
 
 
-def test_every_crop_trained_network_shares_one_declaration() -> None:
+def test_every_trainer_shares_one_declaration() -> None:
     from brushwork.training.adain import TrainConfig
     from brushwork.training.decoders import DecoderConfig
+    from brushwork.training.depth import DepthTrainConfig
     from brushwork.training.styleswap import InverseConfig
     from brushwork.training.temporal import TemporalConfig
-    from brushwork.training.trainer import CropTrainingConfig
+    from brushwork.training.trainer import CropTrainingConfig, TrainingConfig
 
+    assert issubclass(DepthTrainConfig, TrainingConfig)
     shared = {spec.name: spec for spec in fields_of(CropTrainingConfig)}
-    for config in (TrainConfig, DecoderConfig, InverseConfig, TemporalConfig):
-        assert issubclass(config, CropTrainingConfig)
+    for config in (TrainConfig, DecoderConfig, InverseConfig, TemporalConfig, DepthTrainConfig):
+        assert issubclass(config, TrainingConfig)
         for spec in fields_of(config):
             if spec.name in shared:
                 assert (spec.minimum, spec.maximum) == (

@@ -42,9 +42,9 @@ from brushwork.depth.metrics import depth_errors
 from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
 from brushwork.losses import gradient_matching_loss, scale_shift_invariant_loss
-from brushwork.options import REQUIRED, Options, option
+from brushwork.options import REQUIRED, option, redefault
 from brushwork.precision import Precision
-from brushwork.training.trainer import Objective, RunOptions
+from brushwork.training.trainer import Objective, RunOptions, TrainingConfig
 
 SPLIT = "split.csv"
 LOSS_NAMES = ("ssi", "gradient", "total", "val_ssi", "val_absrel", "val_delta1")
@@ -206,7 +206,7 @@ def load_pairs(
 
 
 @dataclass
-class DepthTrainConfig(Options):
+class DepthTrainConfig(TrainingConfig):
     """What a depth-estimator run learns from, and how; stored in its checkpoints."""
 
     data_dir: str = option(
@@ -215,10 +215,10 @@ class DepthTrainConfig(Options):
         flag="--data",
         metavar="DIR",
     )
-    iterations: int = option(6000, "training steps", minimum=1)
-    batch_size: int = option(16, "crops per batch", minimum=1)
-    learning_rate: float = option(
-        3e-4, "decoder learning rate, Adam", minimum=0.0, exclusive_minimum=True, flag="--lr"
+    iterations: int = redefault(TrainingConfig, "iterations", 6000)
+    batch_size: int = redefault(TrainingConfig, "batch_size", 16, "crops per batch")
+    learning_rate: float = redefault(
+        TrainingConfig, "learning_rate", 3e-4, "decoder learning rate, Adam"
     )
     encoder_lr: float = option(3e-5, "encoder learning rate once fine-tuning", minimum=0.0)
     finetune_from: int | None = option(
@@ -239,7 +239,6 @@ class DepthTrainConfig(Options):
         "colour jitter strength (brightness, contrast, saturation; hue a tenth of it), 0 = off",
         minimum=0.0,
     )
-    seed: int = option(0, "random seed", minimum=0, maximum=2**63 - 1)
 
     def check(self) -> None:
         if min(self.crop_height, self.crop_width) > self.side:

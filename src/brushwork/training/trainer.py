@@ -59,10 +59,10 @@ from brushwork.training.runs import (
 
 
 @dataclass(kw_only=True)
-class CropTrainingConfig(Options):
-    """What every network trained on random square crops shares: steps, batch, Adam's
-    learning rate with its decay, the crops and the seed. A trainer's configuration (what
-    its run learns from, stored in each checkpoint) subclasses it and changes defaults with
+class TrainingConfig(Options):
+    """What every training run has: steps, batch, Adam's learning rate, seed. A trainer's
+    configuration (what its run learns from, stored in each checkpoint) subclasses this or
+    :class:`CropTrainingConfig` and changes defaults with
     :func:`~brushwork.options.redefault`; its own fields come first on the command line."""
 
     iterations: int = option(20_000, "training steps", minimum=1)
@@ -70,12 +70,19 @@ class CropTrainingConfig(Options):
     learning_rate: float = option(
         1e-4, "Adam learning rate", minimum=0.0, exclusive_minimum=True, flag="--lr"
     )
+    seed: int = option(0, "random seed", minimum=0, maximum=2**63 - 1)
+
+
+@dataclass(kw_only=True)
+class CropTrainingConfig(TrainingConfig):
+    """What every decoder trained on random square crops shares besides: the learning
+    rate's decay and the crops."""
+
     lr_decay: float = option(5e-5, "learning rate / (1 + decay * step)", minimum=0.0)
     load_size: int | None = option(
         512, "resize each image's shorter side to PX before cropping", minimum=1, metavar="PX"
     )
     crop_size: int = option(256, "side of the random square crops", minimum=16, metavar="PX")
-    seed: int = option(0, "random seed", minimum=0, maximum=2**63 - 1)
 
     def check(self) -> None:
         if self.load_size is not None and self.load_size < self.crop_size:
