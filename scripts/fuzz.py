@@ -1,8 +1,8 @@
 """A long fuzz run of brushwork's input checks, with the counts of what happened.
 
-    python scripts/fuzz.py --images 5000 --options 5000 --cli 2000
+    python scripts/fuzz.py --images 5000 --options 5000 --cli 2000 --outputs 2000
 
-Three targets, each fed seeded random inputs:
+Four targets, each fed seeded random inputs:
 
 * the image loader (``probe_image`` then ``open_image``): valid JPEG, PNG, TIFF and WebP
   files with bytes flipped, slices cut or inserted, or cut short, and pure noise;
@@ -10,12 +10,19 @@ Three targets, each fed seeded random inputs:
   run and export options): one field set to a value of any kind;
 * the ``stylize`` command line: up to three flags of gatys, adain or styleswap with
   hostile values; the expensive parts are replaced by a stand-in that counts runs that
-  passed every check.
+  passed every check;
+* output paths and options of every command that writes (stylize, depth, export, video,
+  batch, train, demo): an output drawn from {an input file, an input's folder, the current
+  folder, an ancestor, a folder of the user's files, an existing file, a symlink to an
+  input, a new path, hostile strings}, with or without ``--force``, plus up to three
+  hostile flags of the command. Besides the outcome, every file of the workspace must
+  still be there with its bytes (an "escape" otherwise).
 
 An outcome is "ok" (the input worked), "refused" (one BrushworkError / exit status 2 with
 one ``brushwork: error:`` line), or "escape" (any other exception or output): the run
 exits non-zero if there is any escape and prints the first ones. The bounded version of
-these properties runs in the test suite (tests/test_fuzz.py).
+these properties runs in the test suite (tests/test_fuzz.py; the output paths in
+tests/test_data_safety.py).
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ import collections
 import contextlib
 import io
 import random
+import shutil
 import sys
 import tempfile
 import traceback
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -177,8 +186,9 @@ def fuzz_options(count: int, rng: random.Random, escapes: list[str]) -> collecti
     return counts
 
 
-class ReachedWork(Exception):
-    pass
+class ReachedWork(BaseException):
+    """Raised by the stand-ins of the expensive parts (not an Exception: a batch's
+    per-item error handling must not swallow it)."""
 
 
 def fuzz_cli(
@@ -272,11 +282,178 @@ def fuzz_cli(
     return counts
 
 
+# ----------------------------------------------------------------------------- output paths
+
+
+def _workspace(root: Path) -> Path:
+    """Inputs, the user's files and a current folder ``project/sub`` under ``root``."""
+    for name in ("in/photos", "in/styles", "in/clip", "unrelated", "project/sub"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+    for index, name in enumerate(("in/photos/a.png", "in/styles/s.png", "in/clip/000001.png")):
+        to_pil(smooth(32, 32, index)).save(root / name)
+    (root / "unrelated/notes.txt").write_text("the user's notes")
+    (root / "project/sub/keep.txt").write_text("the user's work")
+    (root / "existing.png").write_bytes(b"an existing file")
+    link = root / "link.png"
+    if not link.is_symlink():
+        link.symlink_to(root / "in/photos/a.png")
+    return root / "project/sub"
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not path.is_symlink()
+    }
+
+
+def _output_paths(root: Path) -> list[str]:
+    return [
+        str(root / "in/photos/a.png"),
+        str(root / "in/photos"),
+        str(root / "in/clip"),
+        ".",
+        "..",
+        "../..",
+        str(root),
+        str(root / "unrelated"),
+        str(root / "existing.png"),
+        str(root / "link.png"),
+        "new.png",
+        "new",
+        "new/",
+        "missing/folder/out.png",
+        "x" * 300 + ".png",
+        "",
+        "/",
+        "out.mp4",
+        "model.onnx",
+        str(root / "unrelated/notes.txt"),
+    ]
+
+
+def _command(rng: random.Random, root: Path, out: str) -> list[str]:
+    photos, style, clip = root / "in/photos", root / "in/styles/s.png", root / "in/clip"
+    image = str(photos / "a.png")
+    command = rng.choice(
+        [
+            ["stylize", image, str(style), "-o", out, "-q"],
+            ["stylize", image, str(style), "-o", out, "-m", "adain", "-q"],
+            ["depth", image, "-o", out, "--side", "32"],
+            ["export", "wct", "-o", out, "--levels", "relu1_1"],
+            ["export", "adain", "-o", out],
+            ["video", str(clip), str(style), "-o", out, "-q"],
+            ["batch", str(photos), "--style", str(style), "-o", out, "-q"],
+            ["batch", "--pairs", image, "-o", out, "--manifest", out, "-q"],
+            ["train", "adain", "--content-dir", str(photos), "--style-dir", str(style.parent)],
+            ["demo", "--out", out, "--size", "16"],
+        ]
+    )
+    if command[0] == "train":
+        command += ["--out", out, "-q"]
+    return command
+
+
+def _command_flags(argv: list[str]) -> list[str]:
+    from brushwork.batch import batch_parser
+    from brushwork.cli import stylize_parser, train_parser
+    from brushwork.video.cli import video_parser
+
+    parsers = {
+        "stylize": lambda: stylize_parser("adain" if "adain" in argv else "gatys"),
+        "video": lambda: video_parser("adain"),
+        "batch": lambda: batch_parser("adain"),
+        "train": lambda: train_parser("adain"),
+    }
+    if argv[0] not in parsers:
+        return []
+    skip = {"--help", "--force", "--engine", "--ray-address", "--output", "--out"}
+    return sorted(
+        {
+            o
+            for action in parsers[argv[0]]()._actions
+            for o in action.option_strings
+            if o.startswith("--") and o not in skip
+        }
+    )
+
+
+def fuzz_outputs(
+    count: int, rng: random.Random, folder: Path, escapes: list[str]
+) -> collections.Counter[str]:
+    """Every command that writes, with hostile output paths and flags (see the module
+    docstring); the expensive parts are stand-ins that count runs that passed every check."""
+    import brushwork.training.trainer
+    from brushwork.cli import main
+    from brushwork.methods import feedforward, optimization
+
+    def reached(*args: object, **kwargs: object) -> None:
+        raise ReachedWork
+
+    brushwork.encoders.cached_vgg19 = reached  # type: ignore[assignment]
+    brushwork.encoders.load_vgg19 = reached  # type: ignore[assignment]
+    optimization.optimize_image = reached  # type: ignore[assignment]
+    feedforward.FeedForwardMethod.prepare = reached  # type: ignore[assignment,method-assign]
+    brushwork.training.trainer.train = reached  # type: ignore[assignment]
+    root = folder / "outputs"
+    cwd = _workspace(root)
+    before = _files(root)
+    texts = ["0", "-1", "1", "nan", "inf", "1e308", "60000", "", "x" * 300, str(root), "."]
+    counts: collections.Counter[str] = collections.Counter()
+    for _ in range(count):
+        out = rng.choice(_output_paths(root))
+        argv = _command(rng, root, out)
+        flags = _command_flags(argv)
+        for flag in rng.sample(flags, min(len(flags), rng.randint(0, 3))):
+            argv.append(f"{flag}={rng.choice(texts)}")
+        force = rng.random() < 0.5
+        outcome = _outcome(main, [*argv, *(["--force"] if force else [])], cwd, escapes)
+        after = _files(root)
+        replaceable = (
+            str(Path(out).relative_to(root)) if force and out.startswith(str(root)) else ""
+        )
+        lost = [n for n, data in before.items() if after.get(n) != data and n != replaceable]
+        if lost:
+            outcome = "escape"
+            escapes.append(f"{argv}: lost or changed {lost}")
+        counts[outcome] += 1
+        shutil.rmtree(root)
+        cwd = _workspace(root)
+    return counts
+
+
+def _outcome(main: Any, argv: list[str], cwd: Path, escapes: list[str]) -> str:
+    err = io.StringIO()
+    try:
+        with (
+            contextlib.chdir(cwd),
+            contextlib.redirect_stderr(err),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
+            code = main(argv)
+    except ReachedWork:
+        return "ok"
+    except SystemExit as exit_:  # argparse's --help
+        return "ok" if exit_.code == 0 else "escape"
+    except Exception:
+        escapes.append(f"{argv}: {traceback.format_exc(limit=3)}")
+        return "escape"
+    lines = err.getvalue().strip().splitlines()
+    if code == 2 and len(lines) == 1 and lines[0].startswith("brushwork: error: "):
+        return "refused"
+    if code == 0:
+        return "ok"
+    escapes.append(f"{argv}: exit {code}, stderr {lines}")
+    return "escape"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--options", type=int, default=5000)
     parser.add_argument("--cli", type=int, default=2000)
+    parser.add_argument("--outputs", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -287,6 +464,7 @@ def main() -> int:
             "image loader": fuzz_images(args.images, rng, folder, escapes),
             "Options.validate": fuzz_options(args.options, rng, escapes),
             "stylize command line": fuzz_cli(args.cli, rng, folder, escapes),
+            "output paths": fuzz_outputs(args.outputs, rng, folder, escapes),
         }
     for target, counts in results.items():
         print(

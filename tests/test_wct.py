@@ -352,3 +352,43 @@ def test_onnx_export_matches_pytorch(encoder, decoders, tmp_path) -> None:
         export_wct(ExportOptions(str(folder)), options, encoder=encoder)
     with pytest.raises(BrushworkError, match="folder"):
         export_wct(ExportOptions(str(tmp_path / "wct.onnx")), options, encoder=encoder)
+
+
+def test_onnx_export_never_replaces_a_folder_it_did_not_write(
+    encoder, decoders, tmp_path, monkeypatch
+) -> None:
+    """`export wct -o . -f` once removed the current folder; `-o FOLDER -f` a folder of the
+    user's files. Only an earlier export (its marker, nothing added) is replaced."""
+    pytest.importorskip("onnx")
+    from brushwork.export import ExportOptions
+    from brushwork.methods.wct import WCTOptions
+    from brushwork.methods.wct import export_onnx as export_wct
+
+    options = WCTOptions(models=str(decoders), levels=("relu1_1",))
+    user = tmp_path / "photos"
+    user.mkdir()
+    (user / "holiday.jpg").write_bytes(b"precious")
+    monkeypatch.chdir(user)
+    for target, message in (
+        (".", "current folder"),
+        (str(tmp_path), "current folder or one of its ancestors"),
+        (str(user), "current folder"),
+    ):
+        with pytest.raises(BrushworkError, match=message):
+            export_wct(ExportOptions(target, force=True), options, encoder=encoder)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BrushworkError, match="brushwork did not write"):
+        export_wct(ExportOptions(str(user), force=True), options, encoder=encoder)
+    with pytest.raises(BrushworkError, match=r"contains the input .*relu1_1\.safetensors"):
+        export_wct(ExportOptions(str(decoders), force=True), options, encoder=encoder)
+    assert (user / "holiday.jpg").read_bytes() == b"precious"
+
+    folder = export_wct(ExportOptions(str(tmp_path / "wct")), options, encoder=encoder)
+    first = (folder / "wct.json").read_bytes()
+    assert export_wct(ExportOptions(str(folder), force=True), options, encoder=encoder) == folder
+    assert (folder / "wct.json").read_bytes() == first
+    (folder / "notes.txt").write_text("mine")  # the user's file in the export: kept
+    with pytest.raises(BrushworkError, match="holds other files"):
+        export_wct(ExportOptions(str(folder), force=True), options, encoder=encoder)
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries

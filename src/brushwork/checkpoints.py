@@ -158,7 +158,7 @@ def export_model(checkpoint: str | Path, output: str | Path, *, force: bool = Fa
     """A training checkpoint (of any method) → the float16 network alone, as a finished
     run's ``model.safetensors``: for shipping the last checkpoint of a run that stopped at
     its time limit."""
-    from brushwork.outputs import check_output_path
+    from brushwork.outputs import OutputPlan
 
     path = Path(checkpoint)
     if not path.is_file():
@@ -168,7 +168,8 @@ def export_model(checkpoint: str | Path, output: str | Path, *, force: bool = Fa
     except (SafetensorError, OSError, ValueError, RuntimeError):
         method = ""  # load_checkpoint says what is wrong with the file
     saved = load_checkpoint(path, method=method)
-    target = check_output_path(output, force=force, extensions=(".safetensors",), what="model")
+    plan = OutputPlan(force, inputs=[path])
+    target = plan.add(output, extensions=(".safetensors",), what="model", flag="output")
     return save_checkpoint(
         target,
         Checkpoint(saved.method, saved.encoder, saved.tensors, saved.config, saved.step),

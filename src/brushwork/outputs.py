@@ -1,5 +1,17 @@
 """Output files: checked all together before any work, written atomically, never replacing a
-file that appeared meanwhile.
+file that appeared meanwhile, never an input, and never a folder brushwork did not write.
+
+**The output-safety rule** (every command and the service go through it):
+
+* ``--force`` replaces a *file* at an output path, or a folder that brushwork itself wrote
+  (it holds a :data:`MARKER` listing what brushwork put there, and nothing else); never a
+  folder of other files, never the current folder or one of its ancestors;
+* no output (image, video, frames folder, export folder, manifest, work folder, run
+  folder, plot, animation) may be an input, contain an input, or be or contain another
+  output: :class:`OutputPlan` checks each against the command's inputs and the outputs
+  added before, all before any work;
+* a folder is written beside its target and swapped in (:func:`write_folder`); the folder
+  it replaces is removed only when it passed the check above.
 
 :class:`OutputPlan` collects every file a command will write (the image, intermediate
 steps, a loss plot, an animation, a manifest) and checks, before any work: the extension,
@@ -17,15 +29,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from brushwork.errors import BrushworkError
 
 PathLike = str | os.PathLike[str]
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+MARKER = ".brushwork-output.json"
+"""The file a folder brushwork wrote holds: ``{"files": [names]}``, what brushwork put
+there. ``--force`` replaces such a folder only while it holds nothing else."""
 
 
 def check_output_path(
@@ -69,13 +86,159 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-class OutputPlan:
-    """Every file one command writes, checked together before the work starts."""
+def _resolved(path: PathLike) -> Path:
+    """``path`` made absolute with links and ``..`` resolved (as far as it exists)."""
+    return Path(os.path.realpath(os.path.abspath(path)))
 
-    def __init__(self, force: bool = False) -> None:
+
+def is_within(inner: PathLike, outer: PathLike) -> bool:
+    """Whether ``inner`` is ``outer`` or lies inside it (after resolving links)."""
+    inner_path, outer_path = _resolved(inner), _resolved(outer)
+    return inner_path == outer_path or outer_path in inner_path.parents
+
+
+def inputs_of(*values: object) -> list[Path]:
+    """The paths among ``values`` (option values: strings, paths, lists of them) that name
+    something on disk: the files and folders a command reads, which no output may be."""
+    found: list[Path] = []
+    for value in values:
+        if isinstance(value, (list, tuple)):
+            found.extend(inputs_of(*value))
+        elif isinstance(value, (str, os.PathLike)) and str(value):
+            path = Path(value).expanduser()
+            with contextlib.suppress(OSError, ValueError):
+                if path.exists():
+                    found.append(path)
+    return found
+
+
+def check_not_input(
+    path: PathLike, inputs: Iterable[PathLike], *, label: str = "output", folder: bool = False
+) -> None:
+    """Refuse an output that is one of ``inputs`` (also through a link) or, for a
+    ``folder`` output, one that contains an input: writing it would destroy what the run
+    reads."""
+    for source in inputs:
+        if same_file(Path(path), Path(source)):
+            raise BrushworkError(f"{label} {path} is the input {source}; choose another path")
+        if folder and is_within(source, path):
+            raise BrushworkError(f"{label} {path} contains the input {source}; choose another path")
+
+
+def folder_marker(folder: PathLike) -> set[str] | None:
+    """The names brushwork wrote into ``folder`` (from its :data:`MARKER`), or None when
+    the folder has no readable marker (brushwork did not write it)."""
+    try:
+        data = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+        return None
+    return set(files)
+
+
+def mark_folder(folder: PathLike, names: Iterable[str]) -> None:
+    """Record in ``folder`` that brushwork wrote ``names`` there (see :data:`MARKER`)."""
+    from brushwork import __version__
+
+    path = Path(folder) / MARKER
+    known = folder_marker(folder) or set()
+    body = {"brushwork": __version__, "files": sorted(known | set(names))}
+    path.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
+
+
+def brushwork_folder(folder: PathLike) -> bool:
+    """Whether ``folder`` holds only what brushwork wrote there (its marker says so)."""
+    names = folder_marker(folder)
+    if names is None:
+        return False
+    try:
+        present = {entry.name for entry in os.scandir(folder)}
+    except OSError:
+        return False
+    return present <= names | {MARKER}
+
+
+def check_replaceable(path: PathLike, *, force: bool, label: str = "output") -> None:
+    """Refuse to replace an existing folder at ``path`` unless ``force`` is given and
+    brushwork wrote the folder (see the module docstring); a file at a folder output's
+    path is refused too."""
+    p = Path(path)
+    if not (p.exists() or p.is_symlink()):
+        return
+    if not p.is_dir():
+        raise BrushworkError(f"{label} {path} exists and is not a folder")
+    if not force:
+        raise BrushworkError(f"{label} {path} exists; pass --force to replace it")
+    cwd = Path.cwd()
+    if is_within(cwd, p):
+        raise BrushworkError(
+            f"{label} {path} is the current folder or one of its ancestors; brushwork "
+            "never replaces it: choose a new folder"
+        )
+    if not brushwork_folder(p):
+        raise BrushworkError(
+            f"{label} {path} is a folder brushwork did not write (or holds other files); "
+            "--force replaces only a file or a folder brushwork wrote: choose a new path "
+            "or remove it yourself"
+        )
+
+
+def write_folder(
+    target: PathLike,
+    fill: Callable[[Path], Iterable[str] | None],
+    *,
+    replace: bool,
+    label: str = "output",
+) -> Path:
+    """Fill a new folder beside ``target`` with ``fill(folder)``, mark it as brushwork's
+    (:func:`mark_folder`, with the names ``fill`` returns or every entry it made) and put it
+    in ``target``'s place. An existing ``target`` is replaced only with ``replace`` and when
+    :func:`check_replaceable` allows it (checked again at the swap); on any failure the new
+    folder is removed and ``target`` is left as it was."""
+    target = Path(target)
+    temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        names = fill(temporary)
+        mark_folder(temporary, names if names is not None else os.listdir(temporary))
+        if target.exists() or target.is_symlink():
+            if not replace:
+                raise BrushworkError(
+                    f"{target} appeared while brushwork was working (another "
+                    "run?); it was not replaced: pass --force to overwrite"
+                )
+            check_replaceable(target, force=True, label=label)
+            old = Path(
+                tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old")
+            )
+            os.rename(target, old / "previous")
+            os.rename(temporary, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(temporary, target)
+    except BaseException as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        if isinstance(error, OSError):
+            raise BrushworkError(f"cannot write {target}: {error.strerror or error}") from error
+        raise
+    return target
+
+
+class OutputPlan:
+    """Every file and folder one command writes, checked together, and against the
+    command's inputs, before the work starts (the module docstring's rule)."""
+
+    def __init__(self, force: bool = False, inputs: Iterable[PathLike] = ()) -> None:
         self.force = force
+        self.inputs = [Path(p) for p in inputs if p is not None and str(p)]
         self.planned: list[tuple[Path, str]] = []
+        self.folders: list[tuple[Path, str]] = []
         self.written: list[Path] = []
+
+    def add_input(self, path: PathLike) -> None:
+        """Also protect ``path`` (an input found after the plan was made)."""
+        self.inputs.append(Path(path))
 
     def add(
         self,
@@ -85,10 +248,12 @@ class OutputPlan:
         what: str = "output",
         flag: str | None = None,
     ) -> Path:
-        """Check ``path`` (see :func:`check_output_path`) and against every path added
-        before; ``flag`` names the option in messages."""
-        p = check_output_path(path, force=self.force, extensions=extensions, what=what)
+        """Check one output file (see :func:`check_output_path`) against the inputs and
+        every output added before; ``flag`` names the option in messages."""
         label = flag or what
+        self._check_outside_folders(Path(path), label)
+        p = check_output_path(path, force=self.force, extensions=extensions, what=what)
+        check_not_input(p, self.inputs, label=label)
         for other, other_label in self.planned:
             if same_file(p, other):
                 raise BrushworkError(
@@ -98,11 +263,59 @@ class OutputPlan:
         self.planned.append((p, label))
         return p
 
+    def add_folder(self, path: PathLike, *, flag: str, replaced: bool = True) -> Path:
+        """Check an output folder: not an input nor containing one, its parent writable.
+        A ``replaced`` folder (frames, an export, a work folder) is brushwork's alone: it may
+        not contain another output, and an existing one is replaced only as
+        :func:`check_replaceable` allows; a folder that only receives files (a batch's
+        outputs, a training run) may already exist and hold other files."""
+        p = Path(path)
+        check_not_input(p, self.inputs, label=flag, folder=True)
+        if is_within(Path.cwd(), p) and replaced:
+            raise BrushworkError(
+                f"{flag} {path} is the current folder or one of its ancestors; choose a new folder"
+            )
+        parent = _existing_parent(p)
+        if p.exists() and not p.is_dir():
+            raise BrushworkError(f"{flag} {path} exists and is not a folder")
+        if replaced and not p.parent.is_dir():
+            raise BrushworkError(f"output directory does not exist: {p.parent}")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise BrushworkError(f"output directory is not writable: {parent}")
+        if replaced:
+            for other, other_label in [*self.planned, *self.folders]:
+                if is_within(other, p) or is_within(p, other):
+                    raise BrushworkError(
+                        f"{flag} {path} and {other_label} {other} overlap; give each output "
+                        "its own place"
+                    )
+            check_replaceable(p, force=self.force, label=flag)
+            self.folders.append((p, flag))
+        else:
+            self._check_outside_folders(p, flag)
+        return p
+
+    def _check_outside_folders(self, path: Path, label: str) -> None:
+        for folder, folder_label in self.folders:
+            if is_within(path, folder):
+                raise BrushworkError(
+                    f"{label} {path} lies inside {folder_label} {folder}, which brushwork "
+                    "replaces or removes; choose another path"
+                )
+
     def write(self, target: Path, write: Callable[[str], None]) -> Path:
         """Write one planned file (atomically, replacing only with ``force``)."""
         write_atomically(target, write, replace=self.force)
         self.written.append(target)
         return target
+
+
+def _existing_parent(path: Path) -> Path:
+    """The nearest folder above ``path`` that exists (where a new folder would be made)."""
+    parent = _resolved(path).parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent
 
 
 def _file_mode() -> int:

@@ -129,15 +129,14 @@ def export_onnx(
     """Write AdaIN with the decoder ``method.model`` as one ONNX graph to
     ``options.output``, atomically; refuses to overwrite without ``options.force``."""
     from brushwork.export import encoder_copy, export_graph, model_name, require_onnx
-    from brushwork.outputs import check_output_path, write_atomically
+    from brushwork.outputs import OutputPlan, inputs_of, write_atomically
 
     options.validate()
     method = method or AdaINOptions()
-    output = check_output_path(
-        options.output, force=options.force, extensions=(".onnx",), what="model"
-    )
     require_onnx()
     source = models.resolve(method.model, method="adain")  # before the encoder loads
+    plan = OutputPlan(options.force, inputs=inputs_of(options.weights, source))
+    output = plan.add(options.output, extensions=(".onnx",), what="model", flag="-o")
     encoder = encoder_copy(encoder, LAYER, options.weights)
     decoder = copy.deepcopy(
         load_decoder(method.model, method="adain", layer=LAYER, encoder=encoder, device="cpu")

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,6 +120,7 @@ def export_onnx(
     decoder graphs in the new folder ``options.output``, with ``wct.json`` describing the
     pipeline (see the module docstring). The folder appears whole or not at all."""
     from brushwork.export import EncoderGraph, encoder_copy, export_graph, model_name, require_onnx
+    from brushwork.outputs import OutputPlan, inputs_of, write_folder
 
     options.validate()
     method = method or WCTOptions()
@@ -130,21 +129,19 @@ def export_onnx(
         raise BrushworkError(
             f"{output}: WCT exports to a folder (several graphs); give a path without an extension"
         )
-    if output.exists() and not options.force:
-        raise BrushworkError(f"{output} exists; pass --force to overwrite")
-    if not output.parent.is_dir():
-        raise BrushworkError(f"output directory does not exist: {output.parent}")
     require_onnx()
     wct = WCT(method)
     levels = wct.levels()
     sources = {layer: models.resolve(wct.decoder_model(layer), method="wct") for layer in levels}
+    plan = OutputPlan(options.force, inputs=inputs_of(options.weights, *sources.values()))
+    plan.add_folder(output, flag="-o")
     deepest = levels[0]
     encoder = encoder_copy(encoder, deepest, options.weights)
     generator = torch.Generator().manual_seed(0)
     image = torch.rand(1, 3, 37, 45, generator=generator)
-    pipeline: list[dict[str, Any]] = []
-    work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
+
+    def fill(work: Path) -> None:
+        pipeline: list[dict[str, Any]] = []
         for layer in levels:
             decoder = copy.deepcopy(
                 load_decoder(
@@ -214,10 +211,5 @@ def export_onnx(
             ),
         }
         (work / "wct.json").write_text(json.dumps(description, indent=2) + "\n")
-        if output.exists():
-            shutil.rmtree(output)
-        work.rename(output)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return output
+
+    return write_folder(output, fill, replace=options.force, label="-o")
