@@ -132,10 +132,9 @@ def test_force_replaces_only_a_folder_brushwork_wrote(tmp_path: Path, monkeypatc
     user = tmp_path / "mine"
     user.mkdir()
     (user / "notes.txt").write_text("mine")
-    with pytest.raises(BrushworkError, match="exists; pass --force"):
-        OutputPlan().add_folder(user, flag="-o")
-    with pytest.raises(BrushworkError, match="brushwork did not write"):
-        OutputPlan(force=True).add_folder(user, flag="-o")
+    for force in (False, True):
+        with pytest.raises(BrushworkError, match="brushwork did not write"):
+            OutputPlan(force=force).add_folder(user, flag="-o")
     monkeypatch.chdir(user)
     for folder in (Path("."), tmp_path):
         with pytest.raises(BrushworkError, match="current folder"):
@@ -148,6 +147,8 @@ def test_force_replaces_only_a_folder_brushwork_wrote(tmp_path: Path, monkeypatc
 
     made = write_folder(tmp_path / "frames", fill, replace=False)
     assert sorted(p.name for p in made.iterdir()) == [MARKER, "frame.png"]
+    with pytest.raises(BrushworkError, match="exists; pass --force"):
+        OutputPlan().add_folder(made, flag="-o")
     OutputPlan(force=True).add_folder(made, flag="-o")  # brushwork's own: replaceable
     write_folder(made, fill, replace=True)
     (made / "notes.txt").write_text("added by the user")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import expect_error, save_decoder
 from PIL import Image
-from videoclips import pan, texture, write_clip
+from videoclips import pan, texture, truncated_clip, write_clip
 
 from brushwork.cli import COMMANDS, main
 from brushwork.encoders import VGG19
@@ -140,6 +140,16 @@ def _audio_only(path: Path) -> Path:
     return path
 
 
+def _work_folder(folder: Path, manifest: dict[str, Any]) -> Path:
+    """A work folder as brushwork leaves it (marked), with ``manifest``."""
+    from brushwork.outputs import mark_folder
+
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    mark_folder(folder, ["manifest.json", "frames"])
+    return folder
+
+
 def _bad_input(tmp_path: Path, case: str) -> tuple[list[str], str]:
     """(arguments, expected message) of one bad input."""
     out = str(tmp_path / "out.mp4")
@@ -201,12 +211,9 @@ def _bad_input(tmp_path: Path, case: str) -> tuple[list[str], str]:
         Path(out).write_bytes(b"old")
         return [str(clip), STYLE, "-o", out], "exists; pass --force to overwrite"
     if case == "resume from another input":
-        work = tmp_path / "out.mp4.work"
-        work.mkdir()
-        (work / "manifest.json").write_text(
-            json.dumps(
-                {"input": {"kind": "file", "name": "other.mp4", "frames": 9, "sha256": "ab" * 32}}
-            )
+        _work_folder(
+            tmp_path / "out.mp4.work",
+            {"input": {"kind": "file", "name": "other.mp4", "frames": 9, "sha256": "ab" * 32}},
         )
         return (
             [str(clip), STYLE, "-o", out, "--resume"],
@@ -217,17 +224,13 @@ def _bad_input(tmp_path: Path, case: str) -> tuple[list[str], str]:
         from brushwork.video.io import scan
         from brushwork.video.work import fingerprint
 
-        work = tmp_path / "out.mp4.work"
-        work.mkdir()
         manifest = {"input": fingerprint(scan(clip)), "settings": {"method": "gatys"}}
-        (work / "manifest.json").write_text(json.dumps(manifest))
+        _work_folder(tmp_path / "out.mp4.work", manifest)
         return [str(clip), STYLE, "-o", out, "--resume"], "was made with other settings (controls"
     if case == "nothing to resume":
         return [str(clip), STYLE, "-o", out, "--resume"], "nothing to resume"
     if case == "a work folder without --resume":
-        work = tmp_path / "out.mp4.work"
-        work.mkdir()
-        (work / "manifest.json").write_text("{}")
+        _work_folder(tmp_path / "out.mp4.work", {})
         return [str(clip), STYLE, "-o", out], "holds an earlier run's frames; pass --resume"
     if case == "temporal with coarse to fine":
         return [
@@ -372,11 +375,15 @@ def test_a_frame_folder_output_is_replaced_only_with_force(
         "--no-temporal",
     ]
     assert main(argv) == 0
-    assert sorted(p.name for p in out.iterdir()) == [f"{i:06d}.png" for i in range(1, 5)]
+    assert sorted(p.name for p in out.glob("*.png")) == [f"{i:06d}.png" for i in range(1, 5)]
     capsys.readouterr()
     assert "exists; pass --force" in expect_error(capsys, argv)
     assert main([*argv, "--max-frames", "2", "-f"]) == 0
-    assert len(list(out.iterdir())) == 2
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".brushwork-output.json",
+        "000001.png",
+        "000002.png",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("frames")) == ["frames"]
 
 
@@ -485,3 +492,284 @@ def test_report_prints_the_warping_error_of_output_and_input(
     assert lines[1].startswith("warping error (Lai et al. 2018")
     numbers = [float(x) for x in re.findall(r"(?:output|input) (\d+\.\d+)", lines[1])]
     assert len(numbers) == 2 and all(n >= 0 for n in numbers)
+
+
+# ----------------------------------------------------------------------------- output safety
+# issue 18: --force replaces only a file or a folder brushwork wrote; no output is an input;
+# the work folder holds neither; every check before any work; nothing left behind
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder``: relative path → bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _user_files(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "notes.txt").write_text("the user's notes")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "photo.png").write_bytes(b"the user's photo")
+    return folder
+
+
+def _refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], expected: str
+) -> None:
+    """One line matching ``expected``, exit 2, and every file under ``tmp_path`` as it was
+    (nothing removed, changed or added)."""
+    before = _tree(tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    message = expect_error(capsys, ["video", *argv, "--size", "48"])
+    assert re.search(expected, message), message
+    assert _tree(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+
+
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_force_never_replaces_a_folder_of_other_files(
+    tmp_path: Path, clip: Path, force: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _user_files(tmp_path / "somefolder")
+    expected = "somefolder is a folder brushwork did not write"
+    _refused(capsys, tmp_path, [str(clip), STYLE, "-o", str(folder), *force], expected)
+
+
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_a_video_path_that_is_a_folder_is_refused_never_filled_with_frames(
+    tmp_path: Path, clip: Path, force: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _user_files(tmp_path / "out.mp4")
+    _refused(capsys, tmp_path, [str(clip), STYLE, "-o", str(folder), *force], "is a directory")
+
+
+def _frames_input(folder: Path) -> Path:
+    folder.mkdir()
+    for index, frame in enumerate(pan(3, 32, 48)):
+        Image.fromarray(frame).save(folder / f"{index}.png")
+    return folder
+
+
+def _output_is_an_input(
+    tmp_path: Path, clip: Path, model: Path, case: str
+) -> tuple[list[str], str]:
+    """(arguments, expected message) of an output that is, or holds, an input."""
+    if case == "the input video":
+        return [str(clip), STYLE, "-o", str(clip)], r"-o .*clip\.mp4 is the input .*clip\.mp4"
+    if case == "a link to the input video":
+        (tmp_path / "link.mp4").symlink_to(clip)
+        return [str(clip), STYLE, "-o", str(tmp_path / "link.mp4")], r"link\.mp4 is the input"
+    if case == "a frames folder as its own output":
+        frames = _frames_input(tmp_path / "frames")
+        return [str(frames), STYLE, "-o", str(frames)], r"-o .*frames is the input .*frames"
+    if case == "a folder holding the style":
+        (tmp_path / "styles").mkdir()
+        style = tmp_path / "styles" / "strokes.png"
+        style.write_bytes(Path(STYLE).read_bytes())
+        return [str(clip), str(style), "-o", str(style.parent)], "contains the input .*strokes"
+    if case == "a folder holding the mask":
+        (tmp_path / "masks").mkdir()
+        mask = tmp_path / "masks" / "labels.png"
+        Image.new("RGB", (48, 32), (255, 255, 255)).save(mask)
+        argv = [str(clip), STYLE, "--mask", str(mask), "-o", str(mask.parent)]
+        return argv, "contains the input .*labels.png"
+    if case == "a folder holding the model":
+        return [str(clip), STYLE, "-o", str(model.parent)], "contains the input .*adain"
+    raise AssertionError(case)
+
+
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize(
+    "case",
+    [
+        "the input video",
+        "a link to the input video",
+        "a frames folder as its own output",
+        "a folder holding the style",
+        "a folder holding the mask",
+        "a folder holding the model",
+    ],
+)
+def test_no_output_is_an_input_even_with_force(
+    tmp_path: Path,
+    clip: Path,
+    tiny_encoder: VGG19,
+    case: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "models").mkdir()
+    model = save_decoder(tmp_path / "models" / "adain.safetensors", tiny_encoder)
+    argv, expected = _output_is_an_input(tmp_path, clip, model, case)
+    _refused(capsys, tmp_path, [*argv, "--model", str(model), "--force"], expected)
+
+
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize(
+    ("output", "work", "expected"),
+    [
+        ("renders/out.mp4", "renders", "work folder .*renders and -o .*renders/out.mp4 overlap"),
+        ("frames", "frames", "work folder .*frames and -o .*frames overlap"),
+        ("painted", "painted/work", "work folder .*work and -o .*painted overlap"),
+        ("out.mp4", "out.mp4", r"work folder .*out\.mp4 and -o .*out\.mp4 overlap"),
+        ("out.mp4", "", "work folder .* contains the input .*clip"),
+    ],
+)
+def test_the_work_folder_holds_no_output_and_no_input(
+    tmp_path: Path,
+    clip: Path,
+    output: str,
+    work: str,
+    expected: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from brushwork.outputs import mark_folder
+
+    _user_files(tmp_path / "renders")
+    (tmp_path / "painted").mkdir()  # frames brushwork wrote: --force may replace them
+    mark_folder(tmp_path / "painted", [])
+    argv = [str(clip), STYLE, "-o", str(tmp_path / output), "--work-dir", str(tmp_path / work)]
+    _refused(capsys, tmp_path, [*argv, "--force"], expected)
+
+
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize("flag", ["-o", "--work-dir"])
+@pytest.mark.parametrize("path", [".", ".."])
+def test_the_current_folder_or_an_ancestor_is_refused_in_one_line(
+    tmp_path: Path,
+    clip: Path,
+    flag: str,
+    path: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    argv = [str(clip), STYLE, "--force"]
+    argv += ["-o", path] if flag == "-o" else ["-o", str(tmp_path / "out.mp4"), flag, path]
+    label = "-o" if flag == "-o" else "work folder"
+    expected = f"{label} {re.escape(path)} (is the current folder|contains the input)"
+    _refused(capsys, tmp_path, argv, expected)
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_the_cleanup_removes_only_what_brushwork_wrote_in_the_work_folder(
+    tmp_path: Path, clip: Path, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from brushwork.video import runner
+
+    original = runner._Run._stylize
+
+    def drop_a_file(self: Any, index: int, *args: Any, **kwargs: Any) -> Any:
+        if index == 1:
+            (self.work_dir / "notes.txt").write_text("put here while it ran")
+        return original(self, index, *args, **kwargs)
+
+    monkeypatch.setattr(runner._Run, "_stylize", drop_a_file)
+    out = tmp_path / "out.mp4"
+    argv = ["video", str(clip), STYLE, "-o", str(out), "--model", model, "--size", "48", "-q"]
+    assert main(argv) == 0
+    assert out.is_file()
+    assert _tree(tmp_path / "out.mp4.work") == {"notes.txt": b"put here while it ran"}
+
+
+def _interrupted(tmp_path: Path, argv: list[str], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run ``argv`` until Ctrl-C at the third frame: the work folder keeps two frames."""
+    from brushwork.video import runner
+
+    original = runner._Run._stylize
+
+    def stop_at_third(self: Any, index: int, *args: Any, **kwargs: Any) -> Any:
+        if index == 2:
+            raise KeyboardInterrupt
+        return original(self, index, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runner._Run, "_stylize", stop_at_third)
+        assert main(argv) == 130
+    work = tmp_path / "out.mp4.work"
+    assert len(list((work / "frames").glob("*.png"))) == 2
+    return work
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_a_stale_work_folder_says_what_to_do_and_force_starts_over(
+    tmp_path: Path,
+    clip: Path,
+    model: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = tmp_path / "out.mp4"
+    argv = ["video", str(clip), STYLE, "-o", str(out), "--model", model, "--size", "48", "-q"]
+    work = _interrupted(tmp_path, argv, monkeypatch)
+    capsys.readouterr()
+    changed = [*argv, "--alpha", "0.5"]
+    message = expect_error(capsys, changed)
+    assert message == (
+        f"work folder {work} holds an earlier run's frames; pass --resume to continue it, "
+        "or --force to start over"
+    )
+    message = expect_error(capsys, [*changed, "--resume"])
+    assert re.search(
+        r"cannot resume: .* other settings \(options.alpha: .*\); --force "
+        r"without --resume starts over",
+        message,
+    ), message
+    assert main([*changed, "--force", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["stylized"], summary["resumed"]) == (4, 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["clip.mp4", "adain.safetensors", "out.mp4"]
+    )
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+@pytest.mark.parametrize("later", [["--resume"], ["--force"]])
+def test_a_later_run_clears_the_temporary_files_a_killed_run_left(
+    tmp_path: Path,
+    clip: Path,
+    model: str,
+    later: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = tmp_path / "out.mp4"
+    argv = ["video", str(clip), STYLE, "-o", str(out), "--model", model, "--size", "48", "-q"]
+    work = _interrupted(tmp_path, argv, monkeypatch)
+    # what kill -9 leaves while the video is encoded, or the work folder made or its frames kept
+    stale = [
+        tmp_path / ".out.mp4.x7_k2m9q.tmp",
+        tmp_path / ".out.mp4.work.abcdefgh.tmp",
+        work / ".tracker.npz.k1l2m3n4.tmp",
+    ]
+    stale[0].write_bytes(b"half a video")
+    stale[1].mkdir()
+    (stale[1] / "manifest.json").write_text("{}")
+    stale[2].write_bytes(b"half a state")
+    others = [
+        tmp_path / ".out.mp4.notes",
+        tmp_path / ".out.mp4.abc.tmp",
+        tmp_path / ".out2.mp4.abcdefgh.tmp",
+    ]
+    for file in others:
+        file.write_bytes(b"not brushwork's")
+    assert main([*argv, *later]) == 0
+    assert out.is_file() and not work.exists()
+    assert [path.exists() for path in stale] == [False] * 3
+    assert all(file.read_bytes() == b"not brushwork's" for file in others)
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_partial_stylizes_every_frame_it_counted_on_a_clip_with_b_frames(
+    tmp_path: Path, model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A truncated clip whose decoder holds frames in flight: the count the check makes is
+    the count the run reads (it used to accept 9 frames and then fail at the 8th)."""
+    cut = truncated_clip(tmp_path / "cut.mp4")
+    out = tmp_path / "frames"
+    argv = ["video", str(cut), STYLE, "-o", str(out), "--model", model, "--size", "48"]
+    assert main([*argv, "--partial", "--json", "-q", "--no-temporal"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert 0 < summary["frames"] < 30 and summary["frames"] + summary["lost"] == 30
+    assert len(list(out.glob("*.png"))) == summary["frames"]

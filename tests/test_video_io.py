@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from conftest import SHARED, requires_shared
 from PIL import Image
-from videoclips import packets, pan, read_clip, texture, write_clip
+from videoclips import packets, pan, read_clip, texture, truncated_clip, write_clip
 
 from brushwork import events as ev
 from brushwork.errors import BrushworkError
-from brushwork.video.io import even, plan_output, read_frames, scan, write_folder, write_video
+from brushwork.outputs import OutputPlan
+from brushwork.video.io import add_output, even, plan_output, read_frames, scan, write_video
 
 
 @pytest.fixture
@@ -186,22 +187,6 @@ def test_a_gif_keeps_its_colours_with_one_palette(tmp_path: Path) -> None:
     assert np.abs(decoded - frames[2].astype(int)).mean() < 12
 
 
-def test_write_folder_publishes_only_when_whole(tmp_path: Path) -> None:
-    target = tmp_path / "frames"
-
-    def fail(folder: Path) -> None:
-        (folder / "000001.png").write_bytes(b"x")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        write_folder(target, fail, replace=False)
-    assert not target.exists() and list(tmp_path.iterdir()) == []
-    write_folder(target, lambda f: (f / "a.png").write_bytes(b"1"), replace=False)
-    write_folder(target, lambda f: (f / "b.png").write_bytes(b"2"), replace=True)
-    assert [p.name for p in target.iterdir()] == ["b.png"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
-
-
 # ----------------------------------------------------------------------------- bad input
 
 
@@ -278,6 +263,18 @@ def test_partial_keeps_what_decodes_and_says_how_much_was_lost(tmp_path: Path) -
     assert f"{info.lost} of 20 frames do not decode" in collect.of(ev.Warned)[0].message
 
 
+@pytest.mark.parametrize("share", [0.7, 0.78, 0.85])
+def test_a_broken_stream_reads_back_every_frame_the_scan_counted(
+    tmp_path: Path, share: float
+) -> None:
+    """``--partial`` promises the frames the scan counted: reading decodes them the same way
+    (frame threads would lose the frames in flight when the broken packet comes)."""
+    with ev.bound(ev.Collect()):
+        info = scan(truncated_clip(tmp_path / "cut.mp4", share), partial=True)
+    assert 0 < info.frames < 30 and info.lost == 30 - info.frames
+    assert sum(1 for _ in read_frames(info, info.size)) == info.frames
+
+
 def test_frames_of_different_sizes(tmp_path: Path) -> None:
     folder = _frames_folder(tmp_path / "frames", 2)
     Image.fromarray(texture(20, 20)).save(folder / "f2.png")
@@ -321,10 +318,43 @@ def test_unsupported_containers_and_codecs(
 @pytest.mark.parametrize("name", ["out.mp4", "frames"])
 def test_an_existing_output_needs_force(tmp_path: Path, name: str) -> None:
     target = tmp_path / name
-    target.mkdir() if name == "frames" else target.write_bytes(b"old")
-    with pytest.raises(BrushworkError, match="exists; pass --force to overwrite"):
-        plan_output(target)
-    plan_output(target, force=True)
+    target.write_bytes(b"old") if name == "out.mp4" else _brushwork_frames(target)
+    with pytest.raises(BrushworkError, match=r"exists; pass --force to (overwrite|replace it)"):
+        add_output(OutputPlan(), target)
+    assert add_output(OutputPlan(force=True), target) == target
+
+
+def _brushwork_frames(folder: Path) -> Path:
+    """A frames folder as brushwork writes it (with its marker)."""
+    from brushwork.outputs import mark_folder
+
+    folder.mkdir()
+    (folder / "000001.png").write_bytes(b"frame")
+    mark_folder(folder, ["000001.png"])
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("name", "folder"),
+    [("out.mp4", False), ("out.GIF", False), ("frames", True), ("frames.v2/", True)],
+)
+def test_the_name_alone_says_video_file_or_frames_folder(
+    tmp_path: Path, name: str, folder: bool
+) -> None:
+    (tmp_path / "out.mp4").mkdir()  # what is on disk decides nothing
+    assert plan_output(f"{tmp_path}/{name}").folder == folder
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_video_path_that_is_a_folder_is_refused_not_filled_with_frames(
+    tmp_path: Path, force: bool
+) -> None:
+    target = tmp_path / "out.mp4"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(BrushworkError, match=r"out\.mp4: is a directory"):
+        add_output(OutputPlan(force=force), target)
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
 
 
 # ----------------------------------------------------------------------------- shared data

@@ -45,8 +45,10 @@ def write_clip(
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
     options: dict[str, str] | None = None,
+    preset: str = "ultrafast",
 ) -> Path:
-    """Encode ``frames`` (RGB uint8, even sides for yuv420p) with PyAV."""
+    """Encode ``frames`` (RGB uint8, even sides for yuv420p) with PyAV (x264's ``preset``:
+    ``ultrafast`` has no B-frames, ``medium`` has)."""
     import av
 
     container = av.open(str(path), mode="w", options=options or {})
@@ -54,7 +56,7 @@ def write_clip(
     stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
     stream.pix_fmt = pix_fmt
     if codec == "libx264":
-        stream.options = {"crf": "10", "preset": "ultrafast"}
+        stream.options = {"crf": "10", "preset": preset}
     if time_base is not None:
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
@@ -83,6 +85,22 @@ def write_clip(
             container.mux(sound.encode(chunk))
         container.mux(sound.encode(None))
     container.close()
+    return path
+
+
+def truncated_clip(path: Path, share: float = 0.78) -> Path:
+    """An MP4 with B-frames (x264 ``medium``), 30 frames, cut after ``share`` of its bytes
+    (a download that stopped): the stream breaks mid-file, and a decoder that holds frames
+    in flight (frame threads) loses some that decode on their own."""
+    whole = write_clip(
+        path.with_name(f"whole-{path.name}"),
+        pan(30, 64, 96, shift=2),
+        options={"movflags": "faststart"},
+        preset="medium",
+    )
+    data = whole.read_bytes()
+    whole.unlink()
+    path.write_bytes(data[: int(len(data) * share)])
     return path
 
 

@@ -31,6 +31,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -169,10 +170,7 @@ def check_replaceable(path: PathLike, *, force: bool, label: str = "output") -> 
         return
     if not p.is_dir():
         raise BrushworkError(f"{label} {path} exists and is not a folder")
-    if not force:
-        raise BrushworkError(f"{label} {path} exists; pass --force to replace it")
-    cwd = Path.cwd()
-    if is_within(cwd, p):
+    if is_within(Path.cwd(), p):
         raise BrushworkError(
             f"{label} {path} is the current folder or one of its ancestors; brushwork "
             "never replaces it: choose a new folder"
@@ -180,9 +178,11 @@ def check_replaceable(path: PathLike, *, force: bool, label: str = "output") -> 
     if not brushwork_folder(p):
         raise BrushworkError(
             f"{label} {path} is a folder brushwork did not write (or holds other files); "
-            "--force replaces only a file or a folder brushwork wrote: choose a new path "
+            "brushwork replaces only a file or a folder it wrote: choose a new path "
             "or remove it yourself"
         )
+    if not force:
+        raise BrushworkError(f"{label} {path} exists; pass --force to replace it")
 
 
 def write_folder(
@@ -263,12 +263,15 @@ class OutputPlan:
         self.planned.append((p, label))
         return p
 
-    def add_folder(self, path: PathLike, *, flag: str, replaced: bool = True) -> Path:
+    def add_folder(
+        self, path: PathLike, *, flag: str, replaced: bool = True, reused: bool = False
+    ) -> Path:
         """Check an output folder: not an input nor containing one, its parent writable.
         A ``replaced`` folder (frames, an export, a work folder) is brushwork's alone: it may
         not contain another output, and an existing one is replaced only as
-        :func:`check_replaceable` allows; a folder that only receives files (a batch's
-        outputs, a training run) may already exist and hold other files."""
+        :func:`check_replaceable` allows, or with ``reused`` (a work folder that ``--resume``
+        continues) continued only when brushwork wrote it; a folder that only receives files
+        (a batch's outputs, a training run) may already exist and hold other files."""
         p = Path(path)
         check_not_input(p, self.inputs, label=flag, folder=True)
         if is_within(Path.cwd(), p) and replaced:
@@ -280,6 +283,8 @@ class OutputPlan:
             raise BrushworkError(f"{flag} {path} exists and is not a folder")
         if replaced and not p.parent.is_dir():
             raise BrushworkError(f"output directory does not exist: {p.parent}")
+        if not parent.is_dir():
+            raise BrushworkError(f"output directory is not a directory: {parent}")
         if not os.access(parent, os.W_OK | os.X_OK):
             raise BrushworkError(f"output directory is not writable: {parent}")
         if replaced:
@@ -289,7 +294,14 @@ class OutputPlan:
                         f"{flag} {path} and {other_label} {other} overlap; give each output "
                         "its own place"
                     )
-            check_replaceable(p, force=self.force, label=flag)
+            if reused and p.exists():
+                if not brushwork_folder(p):
+                    raise BrushworkError(
+                        f"{flag} {path} is a folder brushwork did not write (or holds other "
+                        "files); brushwork continues only its own"
+                    )
+            else:
+                check_replaceable(p, force=self.force, label=flag)
             self.folders.append((p, flag))
         else:
             self._check_outside_folders(p, flag)
@@ -334,6 +346,32 @@ def write_atomically(target: Path, write: Callable[[str], None], *, replace: boo
     ``OSError`` becomes a :class:`BrushworkError`.
     """
     write_atomically_together([(Path(target), write)], replace=replace)
+
+
+def _temporary_name(target: Path) -> re.Pattern[str]:
+    """The names of the temporary files and folders brushwork writes ``target`` through
+    (:func:`write_atomically`, :func:`write_folder`): ``.NAME.`` and :mod:`tempfile`'s eight
+    random characters, then ``.tmp`` (or ``.old`` for a folder being replaced)."""
+    return re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.(tmp|old)")
+
+
+def clear_temporaries(target: PathLike) -> list[Path]:
+    """Remove what an interrupted (killed) write of ``target`` left beside it: brushwork's
+    own temporary files and folders for that exact target, nothing else; the paths removed.
+    Call it only once the run owns ``target`` (its checks passed)."""
+    target = Path(target)
+    pattern = _temporary_name(target)
+    try:
+        stale = [p for p in target.parent.iterdir() if pattern.fullmatch(p.name)]
+    except OSError:
+        return []
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+    return stale
 
 
 def _publish(tmp: str, target: Path, replace: bool) -> None:

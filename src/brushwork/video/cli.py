@@ -81,7 +81,13 @@ def video_parser(method: str) -> argparse.ArgumentParser:
     )
     add_options(parser.add_argument_group("video"), VideoOptions, "v_")
     out = parser.add_argument_group("output")
-    out.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    out.add_argument(
+        "-f",
+        "--force",
+        action="store_true",
+        help="replace an existing output file, or a frames or work folder brushwork wrote "
+        "(never a folder of other files)",
+    )
     out.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     progress_flags(out)
     return parser

@@ -7,17 +7,21 @@ Reading (:func:`scan`, then :func:`read_frames`)
     before ``10.png``). :func:`scan` checks it before any work: a video stream exists and has
     frames, and every frame decodes; a stream that breaks mid-file (a truncated download, a
     corrupt packet) is refused with the number of frames lost, unless ``partial`` accepts
-    the frames that decode. It records every frame's timestamp, so variable frame rates
-    survive; a folder's frames get ``fps``. :func:`read_frames` then decodes again, one frame
-    at a time (memory does not grow with the clip), each frame turned upright by the
-    stream's rotation (display matrix) and resized to the working size.
+    the frames that decode (counted by decoding them as :func:`read_frames` will, so the run
+    gets every frame it was promised). It records every frame's timestamp, so variable
+    frame rates survive; a folder's frames get ``fps``. :func:`read_frames` then decodes
+    again, one frame at a time (memory does not grow with the clip), each frame turned
+    upright by the stream's rotation (display matrix) and resized to the working size.
 
-Writing (:func:`plan_output`, then :class:`VideoWriter` or :class:`FrameFolder`)
+Writing (:func:`add_output` and :func:`plan_output`, then :class:`VideoWriter` or
+:func:`brushwork.outputs.write_folder`)
     The output's extension picks the container and its default codec (``.mp4``, ``.mov``,
     ``.mkv``: H.264; ``.webm``: VP9; ``.gif``: GIF with one palette for the clip); a path
-    without extension is a folder of PNG frames. :func:`plan_output` checks the container,
-    the codec (``--codec``) and their combination before any work, by encoding two frames
-    into memory. Frames keep their input timestamps; codecs that store 4:2:0 chroma need
+    without extension is a folder of PNG frames, replaced only when brushwork wrote it (the
+    rule of :mod:`brushwork.outputs`, checked by :func:`add_output` with the command's
+    inputs and other outputs). :func:`plan_output` checks the container, the codec
+    (``--codec``) and their combination before any work, by encoding two frames into
+    memory. Frames keep their input timestamps; codecs that store 4:2:0 chroma need
     even sides (:attr:`OutputSpec.even`: the runner rounds the working size). The input's
     rotation is written back as metadata (frames stored as in the input) where the
     container holds it (MP4, MOV, MKV, WebM); GIFs and PNG frames are written upright. The
@@ -32,9 +36,7 @@ import contextlib
 import io
 import os
 import re
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -46,6 +48,7 @@ from PIL import Image
 
 from brushwork import events as ev
 from brushwork.errors import BrushworkError
+from brushwork.outputs import OutputPlan
 
 VIDEO_FORMATS: dict[str, tuple[str, str]] = {
     ".mp4": ("mp4", "libx264"),
@@ -216,8 +219,12 @@ def _rotation(degrees: float) -> int:
 
 def _decoded(stream: Any, container: Any, errors: list[str]) -> Iterator[Any]:
     """Every frame of ``stream`` that decodes, in order; a packet that does not decode is
-    recorded in ``errors`` and skipped."""
+    recorded in ``errors`` and skipped. :func:`scan` counts frames and :func:`read_frames`
+    reads them through this one function, decoding the same way: slice threads at most.
+    Frame threads hold several frames in flight, and a broken packet takes them with it, so
+    a stream that breaks would read back fewer frames than were counted."""
     av = import_av()
+    stream.thread_type = "SLICE"
     for packet in container.demux(stream):
         try:
             yield from stream.decode(packet)
@@ -390,7 +397,6 @@ def read_frames(
     container = _open_input(info.path)
     try:
         stream = container.streams[info.stream_index]
-        stream.thread_type = "AUTO"
         errors: list[str] = []
         for index, frame in enumerate(_decoded(stream, container, errors)):
             if index >= count:
@@ -503,6 +509,35 @@ def _add_audio_encoder(container: Any, codec: str | None, template: Any) -> Any:
     return stream
 
 
+def is_frames_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether an output path names a folder of PNG frames: no extension, or a trailing
+    separator. The name alone decides, never what is on disk: a video file's path that is
+    an existing folder is refused (:func:`add_output`), not filled with frames."""
+    return not Path(path).suffix or str(path).endswith(("/", os.sep))
+
+
+def add_output(plan: OutputPlan, path: str | os.PathLike[str]) -> Path:
+    """Check the output's path with the command's other outputs and inputs (the rule of
+    :mod:`brushwork.outputs`): a frames folder is replaced only when brushwork wrote it and
+    may hold no input; a video file may not be an input nor an existing folder."""
+    if is_frames_folder(path):
+        return plan.add_folder(path, flag="-o")
+    _container(path)
+    return plan.add(path, extensions=tuple(VIDEO_FORMATS), what="video", flag="-o")
+
+
+def _container(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """The (container, default codec) of a video file's extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in VIDEO_FORMATS:
+        known = ", ".join(VIDEO_FORMATS)
+        raise BrushworkError(
+            f"{path}: unsupported output format ({suffix!r}); use {known}, "
+            "or a path without extension for a folder of PNG frames"
+        )
+    return VIDEO_FORMATS[suffix]
+
+
 def plan_output(
     path: str | os.PathLike[str],
     *,
@@ -510,25 +545,12 @@ def plan_output(
     crf: int = 18,
     audio: bool = True,
     info: VideoInfo | None = None,
-    force: bool = False,
 ) -> OutputSpec:
-    """Check the output before any work (see the module docstring): the folder or file can
-    be written (no existing output without ``force``), the container takes the codec, and
-    what happens to the input's audio."""
-    from brushwork.outputs import check_output_path
-
+    """Check how the output is written before any work (see the module docstring): the
+    container takes the codec, and what happens to the input's audio. Its path is checked
+    by :func:`add_output`."""
     p = Path(path)
-    suffix = p.suffix.lower()
-    if not suffix or str(path).endswith(os.sep) or p.is_dir():
-        parent = p.parent
-        if not parent.is_dir():
-            raise BrushworkError(f"output directory does not exist: {parent}")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise BrushworkError(f"output directory is not writable: {parent}")
-        if p.exists() and not p.is_dir():
-            raise BrushworkError(f"{path} exists and is not a folder")
-        if p.exists() and not force:
-            raise BrushworkError(f"{path} exists; pass --force to overwrite")
+    if is_frames_folder(path):
         if codec is not None:
             raise BrushworkError("--codec applies to a video file; a folder gets PNG frames")
         if audio and info is not None and info.audio is not None:
@@ -536,15 +558,8 @@ def plan_output(
                 f"a folder of frames has no audio: the input's {info.audio.codec} audio is not kept"
             )
         return OutputSpec(p, True)
-    if suffix not in VIDEO_FORMATS:
-        known = ", ".join(VIDEO_FORMATS)
-        raise BrushworkError(
-            f"{path}: unsupported output format ({suffix!r}); use {known}, "
-            "or a path without extension for a folder of PNG frames"
-        )
-    check_output_path(p, force=force, extensions=tuple(VIDEO_FORMATS), what="video")
+    container_format, default = _container(path)
     av = import_av()
-    container_format, default = VIDEO_FORMATS[suffix]
     chosen = codec or default
     if chosen not in av.codecs_available and codec is None:
         chosen = FALLBACK_CODECS.get(chosen, chosen)
@@ -762,34 +777,6 @@ def write_video(
     finally:
         if not ok:
             writer.abort()
-
-
-def write_folder(target: Path, fill: Callable[[Path], None], *, replace: bool) -> None:
-    """Fill a temporary folder beside ``target`` with ``fill(folder)``, then put it in
-    ``target``'s place (replacing an existing folder only with ``replace``). On any
-    failure the temporary folder is removed and ``target`` is left as it was."""
-    temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    try:
-        fill(temporary)
-        if target.exists():
-            if not replace:
-                raise BrushworkError(
-                    f"{target} appeared while brushwork was working (another "
-                    "run?); it was not replaced: pass --force to overwrite"
-                )
-            old = Path(
-                tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old")
-            )
-            os.rename(target, old / "previous")
-            os.rename(temporary, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(temporary, target)
-    except BaseException as error:
-        shutil.rmtree(temporary, ignore_errors=True)
-        if isinstance(error, OSError):
-            raise BrushworkError(f"cannot write {target}: {error.strerror or error}") from error
-        raise
 
 
 def frame_name(index: int) -> str:

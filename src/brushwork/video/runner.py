@@ -8,9 +8,13 @@
 What happens, in order:
 
 1. Everything is checked before any work (:func:`brushwork.video.io.scan`: the input
-   decodes, frame by frame; :func:`brushwork.video.io.plan_output`: the output can be
-   written, its container takes the codec; the method, its options, the styles, masks and
-   memory from their sizes; the work folder).
+   decodes, frame by frame; :func:`brushwork.video.io.plan_output`: the container takes
+   the codec; the method, its options, the styles, masks and memory from their sizes).
+   The output and the work folder are planned together by the output-safety rule of
+   :mod:`brushwork.outputs` (:func:`brushwork.video.io.add_output`,
+   :func:`brushwork.video.work.plan_work_folder`): neither is nor holds an input (the
+   video or frames folder, a style, a mask, a model), nor holds the other, nor is the
+   current folder; ``force`` replaces only a file or a folder brushwork wrote.
 2. The styles are prepared once for the whole clip (colour preservation matched to the
    first frame), so a feed-forward method uses fixed statistics.
 3. Frames stream through: decoded one at a time, stylized (with temporal consistency,
@@ -18,9 +22,10 @@ What happens, in order:
    :mod:`brushwork.video.flow`), kept in the work folder (:mod:`brushwork.video.work`) and
    encoded into a temporary file beside the output. Only the last few frames are held in
    memory, however long the clip.
-4. At the end the temporary file becomes the output (rename) and the work folder is
-   removed. An interrupted run (Ctrl-C, kill, crash) leaves no output but keeps its
-   finished frames: ``resume=True`` continues from them.
+4. At the end the temporary file becomes the output (rename) and what brushwork wrote in
+   the work folder is removed. An interrupted run (Ctrl-C, kill, crash) leaves no output
+   but keeps its finished frames: ``resume=True`` continues from them, and clears the
+   temporary files a killed run left (as does any later run to the same output).
 
 Progress goes to the event stream, stage ``"video"``, one step per frame (unit
 ``frame``): a bar with frames per second and the time left.
@@ -135,7 +140,10 @@ class VideoOptions(Options):
         False, "accept a video stream that breaks mid-file: stylize the frames that decode"
     )
     work_dir: str | None = option(
-        None, "folder for the finished frames (none: OUTPUT.work)", metavar="DIR"
+        None,
+        "folder for the finished frames, brushwork's alone: a new folder, holding no input "
+        "and not the output (none: OUTPUT.work)",
+        metavar="DIR",
     )
     keep_work: bool = option(False, "keep the work folder when the output is written")
     resume: bool = option(False, "continue an interrupted run from its work folder")
@@ -253,7 +261,8 @@ def stylize_video(
         mask, regions: a label image and its colour → style mapping (as for images).
         events: sinks for progress (stage ``"video"``, one step per frame) and warnings.
         encoder: a VGG-19 to use instead of the shared pretrained one (tests).
-        force: replace an existing output.
+        force: replace an existing output file, or a frames or work folder brushwork wrote
+            (never a folder of other files, the current folder or one holding an input).
         options: controls (:class:`brushwork.stylizer.Controls`), the method's options and
             :class:`VideoOptions` (``temporal``, ``blend``, ``temporal_weight``, ``resume``,
             ``report``, ...).
@@ -282,6 +291,8 @@ class _Run:
 
         self.started = time.perf_counter()
         controls, method_options, video = _split(method, options)
+        # option values that may name files the run reads (a model, the weights)
+        self.read = [*controls.values(), *method_options.values()]
         self.video = VideoOptions(**video)
         self.video.validate()
         self.stylizer = Stylizer(method, Controls(**controls), encoder=encoder, **method_options)
@@ -293,8 +304,9 @@ class _Run:
     def _check(self) -> None:
         from brushwork.api import as_styles, image_size
         from brushwork.methods.base import check_style_weights
+        from brushwork.outputs import clear_temporaries
         from brushwork.video.io import plan_output, scan
-        from brushwork.video.work import WorkFolder, default_work_dir, fingerprint
+        from brushwork.video.work import WorkFolder, fingerprint
 
         video, stylizer = self.video, self.stylizer
         method = stylizer.method
@@ -327,18 +339,14 @@ class _Run:
         if self.mask is not None:
             image_size(self.mask, "mask", max_pixels)
         stylizer.check_files()
-        # the output's path, container and codec before the input is decoded (a long clip
-        # takes a while), then again with the input's audio
-        plan_output(self.output, codec=video.codec, crf=video.crf, audio=False, force=self.force)
+        # the output's and the work folder's paths, container and codec before the input is
+        # decoded (a long clip takes a while), then again with the input's audio
+        self.work_dir = self._plan_outputs()
+        plan_output(self.output, codec=video.codec, crf=video.crf, audio=False)
         self.info = scan(self.input, fps=video.fps, max_pixels=max_pixels, partial=video.partial)
         self.count = min(self.info.frames, video.max_frames or self.info.frames)
         self.spec = plan_output(
-            self.output,
-            codec=video.codec,
-            crf=video.crf,
-            audio=video.audio,
-            info=self.info,
-            force=self.force,
+            self.output, codec=video.codec, crf=video.crf, audio=video.audio, info=self.info
         )
         layers = [s.layers for s in self.styles]
         plan = stylizer.plan(self.info.size, style_sizes, layers)
@@ -355,12 +363,30 @@ class _Run:
             plan = stylizer.plan(wanted, style_sizes, layers)
         self.plan = plan
         self.size = plan.content_size
-        self.work_dir = Path(video.work_dir) if video.work_dir else default_work_dir(self.spec.path)
         manifest = {"input": fingerprint(self.info), "settings": self._settings()}
         import json
 
         manifest = json.loads(json.dumps(manifest))
-        self.work = WorkFolder.prepare(self.work_dir, manifest, resume=video.resume)
+        self.work = WorkFolder.prepare(
+            self.work_dir, manifest, resume=video.resume, replace=self.force
+        )
+        # this run owns the output now: what a killed run left beside it goes
+        clear_temporaries(self.spec.path)
+        clear_temporaries(self.work_dir)
+
+    def _plan_outputs(self) -> Path:
+        """Check the output and the work folder against the inputs and each other (see
+        the module docstring); the work folder's path."""
+        from brushwork.outputs import OutputPlan, inputs_of
+        from brushwork.video.io import add_output
+        from brushwork.video.work import default_work_dir, plan_work_folder
+
+        styles = [(s.image, s.mask) for s in self.styles]
+        inputs = inputs_of(self.input, self.mask, styles, *self.read)
+        plan = OutputPlan(self.force, inputs=inputs)
+        output = add_output(plan, self.output)
+        work_dir = self.video.work_dir or default_work_dir(output)
+        return plan_work_folder(plan, work_dir, resume=self.video.resume)
 
     def _settings(self) -> dict[str, Any]:
         """Everything that changes a stylized frame (what a resumed run must share)."""
@@ -558,8 +584,8 @@ class _Run:
         self.frame_seconds = spent / self.stylized if self.stylized else 0.0
 
     def run(self) -> VideoResult:
-        from brushwork.outputs import write_atomically
-        from brushwork.video.io import read_frames, write_folder, write_video
+        from brushwork.outputs import write_atomically, write_folder
+        from brushwork.video.io import read_frames, write_video
         from brushwork.video.temporal import TextureTracker
 
         self._check()
@@ -627,7 +653,7 @@ class _Run:
 
                             shutil.copyfile(self.work.frame(index), target)
 
-                write_folder(self.spec.path, fill, replace=self.force)
+                write_folder(self.spec.path, fill, replace=self.force, label="-o")
             else:
                 write_atomically(
                     self.spec.path,

@@ -6,10 +6,16 @@ setting that changes a stylized frame) and ``frames/000001.png`` ... (8-bit RGB,
 to a temporary file and renamed, so a frame on disk is always whole). Feed-forward runs with
 temporal consistency also keep each frame's own stylization (``painted/``) and the texture
 tracker's state after the last finished frame (``tracker.npz``,
-:class:`brushwork.video.temporal.TextureTracker`). A resumed run checks
-that its input and settings are the manifest's, refusing with the first difference
-otherwise; settings that only change the encoding (container, codec, quality, audio) may
-differ. The frames that follow each other from the first are taken as done.
+:class:`brushwork.video.temporal.TextureTracker`).
+
+The work folder is an output like any other (:func:`plan_work_folder`, the rule of
+:mod:`brushwork.outputs`): it holds no input and no output, is made whole beside its place
+and swapped in, and carries brushwork's marker; only a folder brushwork made is continued,
+replaced (``--force``) or removed, and the cleanup removes only what brushwork wrote in it.
+
+A resumed run checks that its input and settings are the manifest's, refusing with the first
+difference otherwise; settings that only change the encoding (container, codec, quality,
+audio) may differ. The frames that follow each other from the first are taken as done.
 
 The previous frames a temporal method reads are always the 8-bit frames as saved, so a
 resumed run computes exactly what an uninterrupted one would.
@@ -30,12 +36,23 @@ import numpy as np
 from PIL import Image
 
 from brushwork.errors import BrushworkError
+from brushwork.outputs import (
+    MARKER,
+    OutputPlan,
+    brushwork_folder,
+    clear_temporaries,
+    folder_marker,
+    write_folder,
+)
 from brushwork.video.io import VideoInfo, frame_name
 
 MANIFEST = "manifest.json"
 FRAMES = "frames"
 PAINTED = "painted"
 TRACKER = "tracker.npz"
+WRITTEN = (MANIFEST, FRAMES, PAINTED, TRACKER)
+"""Everything brushwork writes in a work folder (what its marker lists)."""
+LABEL = "work folder"
 _HASHED = 1 << 20
 """Bytes hashed at each end of an input file (its fingerprint)."""
 
@@ -108,6 +125,44 @@ def _describe(found: Any) -> str:
     return ", ".join(parts)
 
 
+def plan_work_folder(plan: OutputPlan, path: str | os.PathLike[str], *, resume: bool) -> Path:
+    """Check the work folder with the run's inputs and outputs, before any work (the rule of
+    :mod:`brushwork.outputs`: brushwork's alone, holding no input and no output, never the
+    current folder). An earlier run's is continued with ``resume`` or replaced with
+    ``force`` (once the temporary files a killed run left in it are cleared); a folder
+    brushwork did not make is neither."""
+    path = Path(path)
+    if folder_marker(path) is not None:
+        _clear_temporaries(path)
+    if resume:
+        if not (path / MANIFEST).is_file():
+            raise BrushworkError(f"nothing to resume: {path / MANIFEST} does not exist")
+        return plan.add_folder(path, flag=LABEL, reused=True)
+    if not plan.force and path.is_dir() and brushwork_folder(path):
+        raise BrushworkError(
+            f"{LABEL} {path} holds an earlier run's frames; pass --resume to continue it, "
+            "or --force to start over"
+        )
+    return plan.add_folder(path, flag=LABEL)
+
+
+def _clear_temporaries(path: Path) -> None:
+    """The temporary files a killed run left in its work folder: the tracker state's and
+    those of the frame it was finishing (frames are finished in order)."""
+    done = WorkFolder(path, {}).done()
+    for target in (
+        path / TRACKER,
+        path / FRAMES / frame_name(done),
+        path / PAINTED / frame_name(done),
+    ):
+        clear_temporaries(target)
+
+
+def _cannot_resume(reason: str) -> BrushworkError:
+    """The error for a work folder that cannot be continued, and how to start over."""
+    return BrushworkError(f"cannot resume: {reason}; --force without --resume starts over")
+
+
 class WorkFolder:
     """One run's finished frames and manifest (see the module docstring)."""
 
@@ -118,53 +173,43 @@ class WorkFolder:
 
     @classmethod
     def prepare(
-        cls, path: str | os.PathLike[str], manifest: dict[str, Any], *, resume: bool
+        cls,
+        path: str | os.PathLike[str],
+        manifest: dict[str, Any],
+        *,
+        resume: bool,
+        replace: bool = False,
     ) -> WorkFolder:
-        """Create the work folder, or with ``resume`` open an earlier run's after checking
-        that it was made from the same input and settings; before any work."""
+        """Make the work folder (whole, then swapped in; an earlier run's is replaced only
+        with ``replace``), or with ``resume`` open an earlier run's after checking that it
+        was made from the same input and settings; after :func:`plan_work_folder`."""
         path = Path(path)
+        if not resume:
+
+            def fill(folder: Path) -> tuple[str, ...]:
+                (folder / FRAMES).mkdir()
+                (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+                return WRITTEN
+
+            write_folder(path, fill, replace=replace, label=LABEL)
+            return cls(path, manifest)
         written = path / MANIFEST
-        if resume:
-            if not written.is_file():
-                raise BrushworkError(f"nothing to resume: {written} does not exist")
-            try:
-                saved = json.loads(written.read_text())
-            except (OSError, ValueError) as error:
-                raise BrushworkError(
-                    f"cannot resume from {path}: its manifest does not read ({error})"
-                ) from None
-            here, there = manifest.get("input"), saved.get("input")
-            if _difference(here, there):
-                raise BrushworkError(
-                    f"cannot resume: {path} was made from another input "
-                    f"({_describe(there)}; this one is {_describe(here)})"
-                )
-            difference = _difference(manifest.get("settings"), saved.get("settings"))
-            if difference:
-                raise BrushworkError(
-                    f"cannot resume: {path} was made with other settings ({difference})"
-                )
-            return cls(path, saved)
-        if path.exists():
-            if not path.is_dir():
-                raise BrushworkError(f"work folder {path} exists and is not a folder")
-            if any(path.iterdir()):
-                raise BrushworkError(
-                    f"work folder {path} holds an earlier run's frames; pass "
-                    "--resume to continue it, or remove it"
-                )
+        if not written.is_file():
+            raise BrushworkError(f"nothing to resume: {written} does not exist")
         try:
-            (path / FRAMES).mkdir(parents=True, exist_ok=True)
-            text = json.dumps(manifest, indent=2, sort_keys=True)
-            fd, tmp = tempfile.mkstemp(dir=path, prefix=".manifest.", suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, written)
-        except OSError as error:
-            raise BrushworkError(
-                f"cannot create the work folder {path}: {error.strerror or error}"
-            ) from None
-        return cls(path, manifest)
+            saved = json.loads(written.read_text())
+        except (OSError, ValueError) as error:
+            raise _cannot_resume(f"the manifest of {path} does not read ({error})") from None
+        here, there = manifest.get("input"), saved.get("input")
+        if _difference(here, there):
+            raise _cannot_resume(
+                f"{path} was made from another input ({_describe(there)}; this one is "
+                f"{_describe(here)})"
+            )
+        difference = _difference(manifest.get("settings"), saved.get("settings"))
+        if difference:
+            raise _cannot_resume(f"{path} was made with other settings ({difference})")
+        return cls(path, saved)
 
     def frame(self, index: int, folder: str = FRAMES) -> Path:
         return self.path / folder / frame_name(index)
@@ -229,4 +274,16 @@ class WorkFolder:
             ) from None
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Remove what brushwork wrote here, then the folder if that leaves it empty; a
+        folder without brushwork's marker is left alone."""
+        if folder_marker(self.path) is None:
+            return
+        for name in (*WRITTEN, MARKER):
+            target = self.path / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    target.unlink()
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
