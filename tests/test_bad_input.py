@@ -8,8 +8,9 @@ from __future__ import annotations
 import io
 import os
 import re
+import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,120 @@ def stylize(
             base.append(f.get(style, str(folder / style)))
         resolved = [str(folder / x[1:]) if x.startswith("@") else x for x in extra]
         return [*base, "-o", str(folder / output), "-q", *resolved]
+
+    return argv
+
+
+def batch(
+    *extra: str,
+    inputs: tuple[str, ...] = ("@content.png", "--style", "@style.png"),
+    output: str = "out",
+    make: Callable[[Path], object] | None = None,
+) -> Callable[[Path], list[str]]:
+    """``brushwork batch`` of ``inputs`` (the content in the style) with AdaIN into the
+    folder ``output``; ``make(folder)`` sets the scene first; ``@name``: a path in the
+    folder."""
+
+    def argv(folder: Path) -> list[str]:
+        files(folder)
+        if make is not None:
+            make(folder)
+        resolved = [str(folder / x[1:]) if x.startswith("@") else x for x in (*inputs, *extra)]
+        return ["batch", *resolved, "-o", str(folder / output), "-m", "adain", "-q"]
+
+    return argv
+
+
+def _long_output_name(folder: Path) -> None:
+    """A pairs file whose output name is 254 bytes long."""
+    (folder / "pairs.csv").write_text(f"content.png,style.png,{'x' * 250}.png\n")
+
+
+def video(
+    *extra: str, output: str = "out.mp4", make: Callable[[Path], object] | None = None
+) -> Callable[[Path], list[str]]:
+    """``brushwork video`` of a tiny clip (made once per test folder) in the style;
+    ``make(folder)`` sets the scene first."""
+
+    def argv(folder: Path) -> list[str]:
+        from videoclips import pan, write_clip
+
+        clip = folder / "clip.mp4"
+        if not clip.exists():
+            write_clip(clip, pan(4, 32, 48))
+        if make is not None:
+            make(folder)
+        resolved = [str(folder / x[1:]) if x.startswith("@") else x for x in extra]
+        style = files(folder)["style"]
+        return ["video", str(clip), style, "-o", str(folder / output), "-q", *resolved]
+
+    return argv
+
+
+def _user_folder(folder: Path) -> None:
+    """A folder of the user's files."""
+    folder.mkdir(exist_ok=True)
+    (folder / "notes.txt").write_text("the user's")
+
+
+def _renders(folder: Path) -> None:
+    (folder / "renders").mkdir(exist_ok=True)
+
+
+def _stale_work_folder(folder: Path) -> None:
+    """The work folder an interrupted ``video -o stale.mp4`` left."""
+    from brushwork.outputs import mark_folder
+
+    work = folder / "stale.mp4.work"
+    (work / "frames").mkdir(parents=True, exist_ok=True)
+    (work / "manifest.json").write_text("{}")
+    mark_folder(work, ["manifest.json", "frames"])
+
+
+def train(name: str, *extra: str, out: str = "run") -> Callable[[Path], list[str]]:
+    """``brushwork train NAME`` into the run folder ``out`` (``@name``: a path in the
+    folder, ``@``: the folder itself, which holds the test images)."""
+
+    def argv(folder: Path) -> list[str]:
+        files(folder)
+        resolved = [str(folder / x[1:]) if x.startswith("@") else x for x in extra]
+        return ["train", name, "--out", str(folder / out), "--quiet", *resolved]
+
+    return argv
+
+
+def demo(folder: Path) -> list[str]:
+    """``brushwork demo`` into a folder that holds an earlier demo's image."""
+    out = folder / "demo"
+    out.mkdir(exist_ok=True)
+    (out / "rocket-mosaic-adain.png").write_bytes(b"an earlier demo's image")
+    return ["demo", "--out", str(out)]
+
+
+_HELD_PORTS: list[socket.socket] = []  # open until the module's tests end
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_held_ports() -> Iterator[None]:
+    yield
+    while _HELD_PORTS:
+        _HELD_PORTS.pop().close()
+
+
+def serve(*extra: str, index: bytes | None = None) -> Callable[[Path], list[str]]:
+    """``brushwork serve`` on the data folder ``serve-data`` (its ``jobs.sqlite3``:
+    ``index``); ``--port @busy``: a port something else listens on."""
+
+    def argv(folder: Path) -> list[str]:
+        data = folder / "serve-data"
+        if index is not None:
+            data.mkdir(exist_ok=True)
+            (data / "jobs.sqlite3").write_bytes(index)
+        resolved = list(extra)
+        if "@busy" in resolved:
+            _HELD_PORTS.append(socket.create_server(("127.0.0.1", 0)))
+            resolved[resolved.index("@busy")] = str(_HELD_PORTS[-1].getsockname()[1])
+        return ["serve", "--data", str(data), *resolved]
 
     return argv
 
@@ -326,6 +441,160 @@ CASES = [
         stylize("--size", "64", "--start-size", "16", "--style-size", "20"),
         "at the first scale",
     ),
+    # output safety (issue 18): --force, outputs that are inputs
+    Case(
+        "output safety",
+        "the output is the content, even with --force",
+        stylize("--force", output="content.png"),
+        r"-o .*content\.png is the input .*content\.png",
+    ),
+    Case(
+        "output safety",
+        "the output is the style",
+        stylize("--force", output="style.png"),
+        "is the input .*style.png",
+    ),
+    Case(
+        "output safety",
+        "the output is the mask",
+        stylize("--mask", "@labels.png", "--force", output="labels.png"),
+        "is the input .*labels.png",
+    ),
+    Case(
+        "output safety",
+        "the loss plot is the content",
+        stylize("--plot-losses", "@content.png", "--force"),
+        "--plot-losses .* is the input",
+    ),
+    Case(
+        "output safety",
+        "the depth map is the image",
+        lambda folder: ["depth", files(folder)["content"], "-o", files(folder)["content"], "-f"],
+        "is the input .*content.png",
+    ),
+    # batch and Ray
+    Case(
+        "output safety",
+        "batch: the manifest is the content, even with --force",
+        batch("--manifest", "@content.png", "--force"),
+        r"--manifest .*content\.png is the input .*content\.png",
+    ),
+    Case(
+        "output safety",
+        "batch: an existing manifest brushwork did not write",
+        batch("--manifest", "@exists.png"),
+        r"exists\.png exists and is not a brushwork manifest",
+    ),
+    Case(
+        "output safety",
+        "batch: a manifest in a missing folder",
+        batch("--manifest", "@missing/log.jsonl"),
+        "output directory does not exist: .*missing",
+    ),
+    Case(
+        "output safety",
+        "batch: the output folder holds the inputs",
+        batch(output="."),
+        r"-o .* contains the input .*content\.png",
+    ),
+    Case(
+        "output safety",
+        "batch: an output name in --pairs over the file name limit",
+        batch("--pairs", "@pairs.csv", inputs=(), make=_long_output_name),
+        "line 1: the output name is longer than the 241 bytes",
+    ),
+    Case(
+        "output safety",
+        "batch: a size no item can take, refused before the first item",
+        batch("--size", "60000"),
+        "no item of this batch can run .*needs about",
+    ),
+    Case(
+        "output safety",
+        "batch: --ray-gpus nan",
+        batch("--engine", "ray", "--ray-gpus", "nan"),
+        "--ray-gpus must be a number >= 0, not nan",
+    ),
+    Case(
+        "output safety",
+        "batch: a Ray address that accepts no connection (no wait)",
+        batch("--engine", "ray", "--ray-address", "127.0.0.1:1"),
+        "cannot reach the Ray cluster at 127.0.0.1:1",
+    ),
+    # video
+    Case(
+        "output safety",
+        "video: --force on a folder brushwork did not write",
+        video("--force", output="somefolder", make=lambda f: _user_folder(f / "somefolder")),
+        "somefolder is a folder brushwork did not write",
+    ),
+    Case(
+        "output safety",
+        "video: a video file's path that is a folder",
+        video("--force", output="film.mp4", make=lambda f: _user_folder(f / "film.mp4")),
+        r"film\.mp4: is a directory",
+    ),
+    Case(
+        "output safety",
+        "video: the output is the input video, even with --force",
+        video("--force", output="clip.mp4"),
+        r"-o .*clip\.mp4 is the input .*clip\.mp4",
+    ),
+    Case(
+        "output safety",
+        "video: the work folder holds the output",
+        video("--work-dir", "@renders", output="renders/out.mp4", make=_renders),
+        "work folder .*renders and -o .*out.mp4 overlap",
+    ),
+    Case(
+        "output safety",
+        "video: an earlier run's work folder",
+        video(output="stale.mp4", make=_stale_work_folder),
+        "holds an earlier run's frames; pass --resume to continue it, or --force to start over",
+    ),
+    # training, demo and service
+    Case(
+        "training, demo and service",
+        "a training batch too large for the memory",
+        train("adain", "--content-dir", "@", "--style-dir", "@", "--batch-size", "1000000"),
+        "adain training with batches of 1000000 crops of 256x256 px needs about .* GiB",
+    ),
+    Case(
+        "training, demo and service",
+        "training crops larger than any image",
+        train("wct", "--images", "@", "--crop-size", "70000", "--load-size", "none"),
+        "the wct training crops would be 70000x70000 px, over the 65536 px a side",
+    ),
+    Case(
+        "training, demo and service",
+        "a run folder that is the training data",
+        train("depth", "--data", "@", out=""),
+        "--out .* is the input .*; choose another path",
+    ),
+    Case(
+        "training, demo and service",
+        "a run folder inside a training data folder",
+        train("adain", "--content-dir", "@", "--style-dir", "@"),
+        "--out .*run lies inside the data folder",
+    ),
+    Case(
+        "training, demo and service",
+        "a demo over an earlier demo, without --force",
+        demo,
+        "rocket-mosaic-adain.png exists; pass --force to overwrite",
+    ),
+    Case(
+        "training, demo and service",
+        "a port something else listens on",
+        serve("--port", "@busy"),
+        r"cannot listen on 127\.0\.0\.1:\d+: Address already in use",
+    ),
+    Case(
+        "training, demo and service",
+        "a --data folder whose jobs.sqlite3 is not a database",
+        serve(index=b"my notes"),
+        "jobs.sqlite3 is not a SQLite database",
+    ),
 ]
 
 
@@ -356,6 +625,7 @@ def table(folder: Path, capsys: pytest.CaptureFixture[str]) -> str:
         message = expect_error(capsys, case.argv(folder)).replace(str(folder), "DIR")
         message = re.sub(r"\d+\.\d GiB\)", "N GiB)", message)
         message = re.sub(r"about \d+\.\d GiB", "about N GiB", message)
+        message = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", message)
         escaped = message.replace("|", "\\|")
         lines.append(f"| {case.what} | {escaped} |")
         if case is not CASES[-1] and CASES[CASES.index(case) + 1].group != group:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -656,6 +657,17 @@ def test_demo_writes_every_example(capsys, tmp_path) -> None:
         with Image.open(path) as image:
             assert max(image.size) == 32
     assert len(capsys.readouterr().out.splitlines()) == 5
+    # a second demo replaces the first one's images only with --force
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    message = expect_error(capsys, ["demo", "--out", str(out), "--size", "32"])
+    assert message == f"{out / names[0]} exists; pass --force to overwrite"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    argv = ["demo", "--out", str(out), "--size", "24", "--iterations", "1", "--force"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == names
+    for path in out.iterdir():
+        with Image.open(path) as image:
+            assert max(image.size) == 24
 
 
 @pytest.mark.usefixtures("no_work")
@@ -670,6 +682,36 @@ def test_demo_out_is_a_file(capsys, tmp_path) -> None:
     target.write_text("a file")
     expect_error(capsys, ["demo", "--out", str(target)])
     assert target.read_text() == "a file"
+
+
+@pytest.mark.usefixtures("no_work")
+def test_demo_refuses_to_overwrite_before_any_work(capsys, tmp_path) -> None:
+    """An earlier demo's image (or a file of that name) is kept without --force; the
+    other files of the folder are never touched."""
+    out = tmp_path / "demo"
+    out.mkdir()
+    earlier = out / "rocket-mosaic-adain.png"
+    earlier.write_bytes(b"earlier")
+    (out / "mine.txt").write_text("mine")
+    message = expect_error(capsys, ["demo", "--out", str(out)])
+    assert message == f"{earlier} exists; pass --force to overwrite"
+    assert earlier.read_bytes() == b"earlier" and (out / "mine.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt", earlier.name]
+
+
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--size", "0"], "size must be >= 1"),
+        (["--size", "60000"], "needs about .* GiB"),
+        (["--iterations", "0"], "iterations must be >= 1"),
+    ],
+)
+def test_a_refused_demo_leaves_no_folder(capsys, tmp_path, extra, expected) -> None:
+    out = tmp_path / "new" / "demo"
+    assert re.search(expected, expect_error(capsys, ["demo", "--out", str(out), *extra]))
+    assert list(tmp_path.iterdir()) == []
 
 
 @requires_weights

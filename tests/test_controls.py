@@ -466,6 +466,21 @@ def test_blend_weights_normalize_only_without_masks() -> None:
     ]
 
 
+def test_huge_blend_weights_do_not_overflow(tiny_encoder) -> None:
+    """Two styles of weight 1e308 blend half and half (their sum overflowed to inf, which
+    made both weights 0: "the styles ... all have weight 0")."""
+    from brushwork.methods.gatys import Gatys
+
+    image = torch.zeros(1, 3, 4, 4)
+    huge = [StyleTarget(image, 1e308), StyleTarget(image, 1e308)]
+    assert blend_weights(huge) == [0.5, 0.5]
+    assert blend_weights([StyleTarget(image, 1e308), StyleTarget(image, 1.0)]) == [1.0, 1e-308]
+    content, style = smooth_image(32, 32, seed=1), smooth_image(32, 32, seed=2)
+    styles = [StyleTarget(style, 1e308), StyleTarget(style.flip(-1), 1e308)]
+    result = Gatys(encoder=tiny_encoder, iterations=1).stylize(content, styles)
+    assert bool(torch.isfinite(result.image).all())
+
+
 def test_style_targets_checks_mask_shapes() -> None:
     content = torch.zeros(1, 3, 8, 8)
     with pytest.raises(BrushworkError, match=r"the mask of style 2 must be a \(1, 1, H, W\)"):

@@ -6,7 +6,16 @@ import pytest
 
 from brushwork.encoders import feature_elements, inference_peak_elements
 from brushwork.errors import BrushworkError
-from brushwork.memory import GIB, MAX_SIDE, check_limit, check_side, parse_bytes, require
+from brushwork.memory import (
+    GIB,
+    MAX_SIDE,
+    TRAINING_FIXED_BYTES,
+    check_limit,
+    check_side,
+    parse_bytes,
+    plan_training,
+    require,
+)
 
 
 def test_parse_bytes() -> None:
@@ -51,3 +60,19 @@ def test_inference_peak_is_below_the_sum_and_counts_kept_layers() -> None:
     assert peak == 2 * 64 * 256 * 256
     kept = inference_peak_elements(256, 256, "relu5_1", ["relu1_1", "relu2_1"])
     assert kept > peak
+
+
+def test_plan_training_is_batch_times_crop_times_the_step() -> None:
+    need = plan_training(4, (64, 32), 1000, "x training", data_bytes=7, limit=GIB)
+    assert need == TRAINING_FIXED_BYTES + 1000 * 4 * 64 * 32 + 7
+    with pytest.raises(
+        BrushworkError,
+        match=r"^x training with batches of 4000 crops of 256x256 px needs about 244\.6 GiB, "
+        r"over the memory limit \(1\.0 GiB\); use a smaller --batch-size, --crop-size or "
+        r"--side, or a machine with more memory$",
+    ):
+        plan_training(
+            4000, (256, 256), 1000, "x training", limit=GIB, size_flags="--crop-size or --side"
+        )
+    with pytest.raises(BrushworkError, match="the x training crops would be 70000x16 px"):
+        plan_training(1, (16, 70000), 1, "x training", limit=GIB)

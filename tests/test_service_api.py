@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from conftest import save_decoder
@@ -844,19 +844,94 @@ def test_event_readers_are_capped(make_client: Any) -> None:
         client.delete(f"/jobs/{job['id']}")
 
 
+class _Server:
+    """uvicorn's Server, recording what it was given instead of serving."""
+
+    seen: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, config: Any) -> None:
+        self.seen["config"] = config
+
+    def run(self, sockets: list[Any]) -> None:
+        self.seen["address"] = sockets[0].getsockname()
+
+
 def test_serve_bounds_connections(monkeypatch: Any, tmp_path: Path) -> None:
     import uvicorn
 
     import brushwork.service.app
+    from brushwork.service.process import free_port
 
-    seen: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(uvicorn, "Server", _Server)
     monkeypatch.setattr(brushwork.service.app, "create_app", lambda config: "app")
     from brushwork.cli import main
 
+    port = free_port()
     argv = ["serve", "--data", str(tmp_path), "--max-connections", "99", "--threads", "1"]
-    assert main(argv) == 0
-    assert seen["limit_concurrency"] == 99
+    assert main([*argv, "--port", str(port)]) == 0
+    assert _Server.seen["config"].limit_concurrency == 99
+    assert _Server.seen["address"] == ("127.0.0.1", port)  # the socket bound before the app
+
+
+def test_serve_refuses_a_busy_port_before_anything_starts(
+    capsys: Any, monkeypatch: Any, tmp_path: Path
+) -> None:
+    """One line, exit status 2, no data folder made, no worker started."""
+    import socket
+
+    from conftest import expect_error
+
+    import brushwork.service.app
+
+    def refuse(config: Any) -> None:
+        raise AssertionError("the app was made")
+
+    monkeypatch.setattr(brushwork.service.app, "create_app", refuse)
+    data = tmp_path / "data"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        message = expect_error(capsys, ["serve", "--data", str(data), "--port", str(port)])
+    assert message == f"cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_serve_refuses_a_bad_model_before_making_the_data_folder(
+    capsys: Any, tmp_path: Path
+) -> None:
+    from conftest import expect_error
+
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(b"not a checkpoint")
+    data = tmp_path / "data"
+    message = expect_error(capsys, ["serve", "--data", str(data), "--model", f"x={model}"])
+    assert message.startswith(f"--model x={model}: not a brushwork checkpoint")
+    assert not data.exists()
+
+
+def test_serve_refuses_an_index_that_is_not_a_database(
+    capsys: Any, tmp_path: Path, tiny_encoder: VGG19, tiny_model: Path
+) -> None:
+    """Refused in one line before the server starts, the file and its folder left as they
+    were; the app (and the index itself) refuse it too."""
+    from conftest import expect_error
+
+    data = tmp_path / "data"
+    data.mkdir()
+    index = data / "jobs.sqlite3"
+    index.write_text("my notes, not a database\n")
+    message = expect_error(capsys, ["serve", "--data", str(data)])
+    assert message == (
+        f"{index} is not a SQLite database (the job index of --data); move it away or "
+        "choose another --data"
+    )
+    assert sorted(p.name for p in data.iterdir()) == ["jobs.sqlite3"]
+    with pytest.raises(BrushworkError, match="is not a SQLite database"):
+        create_app(config(tmp_path, tiny_encoder, tiny_model))
+    assert index.read_text() == "my notes, not a database\n"
+    assert sorted(p.name for p in data.iterdir()) == ["jobs.sqlite3"]  # no jobs/ made
+    index.write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)  # the header, then garbage
+    with pytest.raises(BrushworkError, match=f"{index} is not a usable job index: "):
+        JobStore(index)
 
 
 def test_tokens_are_checked_before_the_body(make_client: Any, monkeypatch: Any) -> None:

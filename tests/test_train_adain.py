@@ -16,6 +16,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -546,8 +547,169 @@ def test_a_run_folder_that_cannot_be_created_fails_before_the_weights_load(
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     message = expect_error(capsys, _argv(data, blocker / "run"))
-    assert message.startswith(f"cannot create the run folder {blocker / 'run'}")
+    assert message == f"output directory is not a directory: {blocker}"
     assert blocker.read_text() == "not a folder"
+
+
+# ----------------------------------------------------------------------------- memory plan
+
+# every trainer with the options it requires (folders that need not exist: the plan comes
+# before the data is looked at)
+REQUIRED_ARGS = {
+    "adain": ["--content-dir", "photos", "--style-dir", "paintings"],
+    "adain-temporal": ["--content-dir", "photos", "--style-dir", "paintings"],
+    "styleswap-inverse": ["--content-dir", "photos", "--style-dir", "paintings"],
+    "wct": ["--images", "photos"],
+    "depth": ["--data", "pairs"],
+}
+
+
+def test_every_trainer_is_planned() -> None:
+    from brushwork.training import trainers
+
+    assert sorted(REQUIRED_ARGS) == sorted(trainers())
+
+
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize("name", sorted(REQUIRED_ARGS))
+def test_a_batch_too_large_is_refused_before_anything_loads(capsys, tmp_path, name) -> None:
+    out = tmp_path / "new" / "run"
+    argv = ["train", name, *REQUIRED_ARGS[name], "--out", str(out), "--batch-size", "1000000"]
+    message = expect_error(capsys, argv)
+    assert re.fullmatch(
+        rf"{name} training with batches of 1000000 crops of \d+x\d+ px needs about [\d.]+ "
+        r"GiB, over 80 % of the available memory \([\d.]+ GiB\); use a smaller --batch-size, "
+        r"--crop-(size or --load-size|height, --crop-width or --side), or a machine with "
+        r"more memory",
+        message,
+    ), message
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.usefixtures("no_work")
+def test_max_memory_limits_the_run(capsys, tmp_path, data) -> None:
+    """The default run (8 crops of 256 px): about 3.3 GiB, the decoder's step (5200 bytes
+    a crop pixel) and two loaders' queues (4 workers each)."""
+    argv = ["train", "adain", "--content-dir", str(data[0]), "--style-dir", str(data[1])]
+    message = expect_error(capsys, [*argv, "--out", str(tmp_path / "run"), "--max-memory", "1G"])
+    assert message == (
+        "adain training with batches of 8 crops of 256x256 px needs about 3.3 GiB, over the "
+        "memory limit (1.0 GiB); use a smaller --batch-size, --crop-size or --load-size, or "
+        "a machine with more memory"
+    )
+    assert "argument --max-memory: expected a size like 8G" in expect_error(
+        capsys, [*argv, "--max-memory", "lots"]
+    )
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_a_run_within_max_memory_trains(capsys, tmp_path, data) -> None:
+    out = tmp_path / "run"
+    assert main(_argv(data, out, "--max-memory", "700M")) == 0
+    assert capsys.readouterr().out.strip() == str(out / MODEL)
+
+
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            ["--crop-size", "70000", "--load-size", "none"],
+            "the adain training crops would be 70000x70000 px, over the 65536 px a side "
+            "brushwork handles; use a smaller --crop-size or --load-size",
+        ),
+        (
+            ["--crop-size", "70000", "--load-size", "70000"],
+            "the resized training images would be 70000x70000 px, over the 65536 px a side "
+            "brushwork handles; use a smaller --load-size",
+        ),
+        (
+            ["--load-size", "60000"],
+            r"adain training with batches of 2 crops of 16x16 px needs about [\d.]+ GiB",
+        ),
+    ],
+)
+def test_crop_and_load_sizes_are_bounded(capsys, tmp_path, data, extra, expected) -> None:
+    out = tmp_path / "run"
+    message = expect_error(capsys, _argv(data, out, *extra))
+    assert re.match(expected, message), message
+    assert not out.exists()
+
+
+def test_each_objective_plans_its_own_step() -> None:
+    """One hook, one number per trainer: the estimate grows by the objective's bytes per
+    crop pixel (and its loaders' queues) with each crop of a batch."""
+    from brushwork.training import get_objective
+    from brushwork.training.data import PREFETCH
+
+    run = RunOptions(workers=2, max_memory=2**50)
+    pair = {"content_dir": "photos", "style_dir": "paintings"}
+    required = {"wct": {"image_dirs": ("photos",)}, "depth": {"data_dir": "pairs"}}
+    for name in REQUIRED_ARGS:
+        objective_class = get_objective(name)
+        args = required.get(name, pair)
+        one, two = (
+            objective_class(objective_class.config_class(**args, batch_size=n)) for n in (1, 2)
+        )
+        height, width = one.crop()
+        queue = getattr(one, "streams", 0) * (PREFETCH * 2 + 2) * 12 * height * width
+        step = one.pixel_bytes() * height * width
+        assert two.plan(run) - one.plan(run) == pytest.approx(step + queue, abs=1), name
+        assert one.pixel_bytes() >= 1000
+
+
+# ----------------------------------------------------------------------------- the run folder
+
+
+@pytest.mark.usefixtures("no_work")
+def test_the_run_folder_is_no_input(capsys, tmp_path, data) -> None:
+    """The run folder may not be a data folder, contain one, or lie inside one (the data is
+    read recursively: the run's files would be trained on); nothing is written."""
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    content = data[0]
+    cases = {
+        content: f"--out {content} is the input {content}; choose another path",
+        tmp_path: f"--out {tmp_path} contains the input {content}; choose another path",
+        content / "run": f"--out {content / 'run'} lies inside the data folder {content}",
+    }
+    for out, expected in cases.items():
+        assert expect_error(capsys, _argv(data, out)).startswith(expected)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.usefixtures("no_work")
+def test_the_run_folder_does_not_hold_the_start(capsys, tmp_path, data, encoder) -> None:
+    """A start checkpoint in the run folder would be overwritten by the run's model."""
+    from conftest import save_decoder
+
+    out = tmp_path / "run"
+    out.mkdir()
+    start = save_decoder(out / MODEL, encoder)
+    before = start.read_bytes()
+    argv = ["train", "adain-temporal", "--content-dir", str(data[0]), "--style-dir"]
+    message = expect_error(
+        capsys, [*argv, str(data[1]), "--init-from", str(start), "--out", str(out)]
+    )
+    assert message == f"--out {out} contains the input {start}; choose another path"
+    assert start.read_bytes() == before and list(out.iterdir()) == [start]
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_refused_run_leaves_no_folder(capsys, monkeypatch, tmp_path, data, existing) -> None:
+    """A run refused once its folder was made (here: the weights cannot be loaded) removes
+    the folders it made, and only those."""
+
+    def missing(*args: object, **kwargs: object) -> None:
+        raise BrushworkError("VGG-19 weights not found")
+
+    monkeypatch.setattr(brushwork.encoders, "cached_vgg19", missing)
+    parent = tmp_path / "runs"
+    if existing:
+        parent.mkdir()
+    assert expect_error(capsys, _argv(data, parent / "new" / "run")) == "VGG-19 weights not found"
+    assert parent.exists() == existing
+    assert not (parent / "new").exists()
 
 
 # ----------------------------------------------------------------------------- stopping

@@ -433,7 +433,7 @@ def cmd_stylize(argv: Sequence[str]) -> int:
     from brushwork import events
     from brushwork.api import check_inputs, run
     from brushwork.image import save_image
-    from brushwork.outputs import OutputPlan
+    from brushwork.outputs import OutputPlan, inputs_of
     from brushwork.recording import ANIMATION_EXTENSIONS, FrameRecorder, check_animation_deps
     from brushwork.stylizer import make_stylizer
 
@@ -460,7 +460,8 @@ def cmd_stylize(argv: Sequence[str]) -> int:
                     f"{flag} needs an optimization method; {method} makes its "
                     "image in one pass, with no steps to show"
                 )
-        plan = OutputPlan(force=args.force)
+        read = [args.content, args.mask, [(s.image, s.mask) for s in styles], *values.values()]
+        plan = OutputPlan(force=args.force, inputs=inputs_of(*read))
         output = plan.add(args.output, flag="-o")
         if args.plot_losses:
             plan.add(args.plot_losses, extensions=(".png",), what="loss plot", flag="--plot-losses")
@@ -691,7 +692,6 @@ def cmd_train(argv: Sequence[str]) -> int:
     if name not in names:
         raise BrushworkError(f"nothing to train called {name!r}; choose one of {', '.join(names)}")
     from brushwork import events
-    from brushwork.encoders import load_vgg19
     from brushwork.training import get_objective
     from brushwork.training.trainer import RunOptions, train
 
@@ -701,14 +701,9 @@ def cmd_train(argv: Sequence[str]) -> int:
     config.validate()
     run = RunOptions(**{"out_dir": f"runs/{name}", **given(args, "r_")})
     run.validate()
-    encoder = None
-    if run.weights is not None:
-        from brushwork.methods.feedforward import DECODER_LAYERS
-
-        layer = getattr(config, "layer", "relu4_1")
-        encoder = load_vgg19(layer if layer in DECODER_LAYERS else "relu4_1", source=run.weights)
+    # the weights (run.weights) load in the objective's build, after every check
     with progress_sinks(args) as sinks, events.bound(sinks):
-        result = train(objective_class(config, encoder=encoder), run)
+        result = train(objective_class(config), run)
     if result.skipped:
         print(f"brushwork: skipped {len(result.skipped)} unreadable input(s)", file=sys.stderr)
     if "parts" in result.details:
@@ -792,7 +787,7 @@ def cmd_depth(argv: Sequence[str]) -> int:
     from brushwork.depth.render import RAW_DESCRIPTION, colorize, to_uint16
     from brushwork.image import SAVE_FORMATS
     from brushwork.memory import parse_bytes
-    from brushwork.outputs import OutputPlan, write_atomically_together
+    from brushwork.outputs import OutputPlan, inputs_of, write_atomically_together
 
     parser = _Parser(prog="brushwork depth", description=DEPTH_DESCRIPTION)
     parser.add_argument("image", help="input image (JPEG, PNG, WebP, TIFF, BMP)")
@@ -840,7 +835,7 @@ def cmd_depth(argv: Sequence[str]) -> int:
     )
     parser.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
     args = parser.parse_args(list(argv))
-    plan = OutputPlan(force=args.force)
+    plan = OutputPlan(force=args.force, inputs=inputs_of(args.image, args.model))
     output = plan.add(args.output, flag="-o")
     raw = (
         None
@@ -889,6 +884,8 @@ def cmd_demo(argv: Sequence[str]) -> int:
     from brushwork.examples import content_image, style_path
     from brushwork.image import save_image
     from brushwork.methods import REGISTRY
+    from brushwork.outputs import OutputPlan
+    from brushwork.stylizer import Controls
 
     parser = _Parser(
         prog="brushwork demo", description="Stylize a bundled photo with every method."
@@ -898,24 +895,39 @@ def cmd_demo(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--iterations", type=int, default=100, help="steps per optimized image (default: 100)"
     )
+    parser.add_argument(
+        "-f", "--force", action="store_true", help="replace the images of an earlier demo"
+    )
     args = parser.parse_args(list(argv))
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BrushworkError(
-            f"cannot create output folder {out}: {error.strerror or error}"
-        ) from error
     contents = ("astronaut", "chelsea", "coffee", "rocket")
     styles = ("strokes", "mosaic")
+    # every option and output checked before any work; the folder is made with the first
+    # image, so a refused or failed first method leaves nothing behind
+    Controls(size=args.size).validate()
+    jobs = []
+    for index, (name, entry) in enumerate(REGISTRY.items()):
+        options = {"iterations": args.iterations} if entry.kind == "optimization" else {}
+        entry.load().default_options().replace(**options)
+        content, style = contents[index % len(contents)], styles[index % len(styles)]
+        jobs.append((name, content, style, options))
+    out = Path(args.out)
+    plan = OutputPlan(force=args.force, inputs=[style_path(style) for style in styles])
+    plan.add_folder(out, flag="--out", replaced=False)
+    paths = [out / f"{content}-{style}-{name}.png" for name, content, style, _ in jobs]
+    if out.is_dir():
+        for path in paths:
+            plan.add(path, flag="--out")
     with events.bound(events.ProgressBar(disable=True)):
-        for index, (name, entry) in enumerate(REGISTRY.items()):
-            content, style = contents[index % len(contents)], styles[index % len(styles)]
+        for (name, content, style, options), path in zip(jobs, paths, strict=True):
             start = time.perf_counter()
-            options = {"iterations": args.iterations} if entry.kind == "optimization" else {}
             done = run(content_image(content), style_path(style), name, size=args.size, **options)
-            # The demo owns its output folder: rerunning it replaces its own files.
-            path = save_image(done.image, out / f"{content}-{style}-{name}.png", force=True)
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise BrushworkError(
+                    f"cannot create output folder {out}: {error.strerror or error}"
+                ) from error
+            save_image(done.image, path, force=args.force)
             print(f"{path}  ({time.perf_counter() - start:.1f} s)", flush=True)
     return 0
 

@@ -78,6 +78,40 @@ def check_side(width: int, height: int, what: str, hint: str = "--size") -> None
         )
 
 
+TRAINING_FIXED_BYTES = 512 * MIB
+"""Interpreter, torch, the encoder and the network with Adam's state: a training run's memory
+before its first batch."""
+
+
+def plan_training(
+    batch: int,
+    crop: tuple[int, int],
+    bytes_per_pixel: float,
+    what: str,
+    *,
+    data_bytes: float = 0,
+    limit: int | None = None,
+    device: Any = None,
+    size_flags: str = "--crop-size",
+) -> int:
+    """Peak memory of a training run: ``bytes_per_pixel`` (one step's forward and backward
+    passes and Adam's update, per pixel of a batch's crops) × ``batch`` × the (H, W)
+    ``crop``, plus ``data_bytes`` (batches the loaders queue, images being resized) and
+    fixed costs; a run over the limit is refused with the estimate before anything is
+    allocated (``size_flags`` names the options that size crops and data)."""
+    height, width = crop
+    check_side(width, height, f"the {what} crops", size_flags)
+    need = TRAINING_FIXED_BYTES + bytes_per_pixel * batch * height * width + data_bytes
+    require(
+        need,
+        f"{what} with batches of {batch} crops of {width}x{height} px",
+        limit,
+        device,
+        f"use a smaller --batch-size, {size_flags}, or a machine with more memory",
+    )
+    return int(need)
+
+
 def parse_bytes(text: str) -> int:
     """``8G``, ``512M``, ``1.5GiB`` or a number of bytes → bytes."""
     units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}

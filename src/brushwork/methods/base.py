@@ -135,11 +135,13 @@ def uses_masks(targets: Sequence[StyleTarget]) -> bool:
 
 def blend_weights(targets: Sequence[StyleTarget]) -> list[float]:
     """Blend weights normalized to sum 1 (blend mode), or as given (mask mode: per-region
-    strengths)."""
+    strengths). Scaled by the largest first, so that huge weights (1e308) cannot overflow
+    the sum."""
     if uses_masks(targets):
         return [float(t.weight) for t in targets]
-    total = sum(t.weight for t in targets)
-    return [t.weight / total for t in targets]
+    largest = max(t.weight for t in targets)
+    scaled = [t.weight / largest for t in targets]
+    return [w / math.fsum(scaled) for w in scaled]
 
 
 def check_content(content: Tensor, least: int, name: str) -> None:

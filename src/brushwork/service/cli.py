@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,15 +88,32 @@ def config_from(args: argparse.Namespace) -> ServiceConfig:
     return config
 
 
-def cmd_serve(argv: Sequence[str]) -> int:
-    """Run the server until interrupted."""
-    config = config_from(build_parser().parse_args(list(argv)))
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``, made before anything else: a port in use (or an
+    address this machine does not have) is one line, not a server that starts and stops."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     try:
-        config.data.mkdir(parents=True, exist_ok=True)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
     except OSError as error:
+        sock.close()
+        shown = f"[{host}]" if ":" in host else host
         raise BrushworkError(
-            f"cannot create --data {config.data}: {error.strerror or error}"
+            f"cannot listen on {shown}:{port}: {error.strerror or error}"
         ) from None
+    return sock
+
+
+def cmd_serve(argv: Sequence[str]) -> int:
+    """Run the server until interrupted. Everything is checked before the data folder is
+    made or the server starts: the flags, the operator's models, the job index, the port."""
+    from brushwork.service.jobs import operator_models
+    from brushwork.service.store import INDEX, check_index
+
+    config = config_from(build_parser().parse_args(list(argv)))
+    operator_models(config.models)
+    check_index(config.data / INDEX)
     import torch
 
     try:
@@ -108,24 +126,34 @@ def cmd_serve(argv: Sequence[str]) -> int:
             "pip install 'brushwork[service]'"
         ) from None
 
-    # one process, N worker threads: split the cores among them
-    torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // config.workers))
-    app = create_app(config)
-    host = config.host
-    shown = f"[{host}]" if ":" in host else host
-    print(
-        f"brushwork: serving http://{shown}:{config.port}/ (data: {config.data}, "
-        f"{config.workers} worker{'s' if config.workers != 1 else ''})",
-        file=sys.stderr,
-        flush=True,
-    )
-    uvicorn.run(
-        app,
-        host=host,
-        port=config.port,
-        log_level=config.log_level,
-        timeout_graceful_shutdown=3,
-        limit_concurrency=config.max_connections,
-        access_log=config.log_level == "debug",
-    )
+    with listen(config.host, config.port) as sock:
+        try:
+            config.data.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise BrushworkError(
+                f"cannot create --data {config.data}: {error.strerror or error}"
+            ) from None
+        # one process, N worker threads: split the cores among them
+        torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // config.workers))
+        app = create_app(config)
+        host = config.host
+        shown = f"[{host}]" if ":" in host else host
+        print(
+            f"brushwork: serving http://{shown}:{sock.getsockname()[1]}/ (data: {config.data}, "
+            f"{config.workers} worker{'s' if config.workers != 1 else ''})",
+            file=sys.stderr,
+            flush=True,
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=config.port,
+                log_level=config.log_level,
+                timeout_graceful_shutdown=3,
+                limit_concurrency=config.max_connections,
+                access_log=config.log_level == "debug",
+            )
+        )
+        server.run(sockets=[sock])
     return 0

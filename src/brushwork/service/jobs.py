@@ -32,7 +32,7 @@ from brushwork import events as ev
 from brushwork.errors import BrushworkError
 from brushwork.service.config import ServiceConfig
 from brushwork.service.spec import JobSpec, resolve_values
-from brushwork.service.store import FINAL, Job, JobStore
+from brushwork.service.store import FINAL, INDEX, Job, JobStore, check_index
 from brushwork.service.uploads import public_message
 
 log = logging.getLogger("brushwork.service")
@@ -376,8 +376,9 @@ class JobManager:
         self.config = config
         self.root = Path(config.data)
         self.jobs_dir = self.root / "jobs"
+        check_index(self.root / INDEX)  # before anything is made in the data folder
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        self.store = JobStore(self.root / "jobs.sqlite3")
+        self.store = JobStore(self.root / INDEX)
         self.hub = Hub(config.max_readers, config.max_readers_per_job)
         self.stopping = threading.Event()
         self._wake = threading.Condition()

@@ -18,6 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from brushwork.errors import BrushworkError
+
+INDEX = "jobs.sqlite3"
+"""The index's file name in the data folder."""
+HEADER = b"SQLite format 3\x00"
+"""The first bytes of every SQLite database (an empty file is a new one)."""
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL = frozenset({"done", "failed", "cancelled"})
 
@@ -82,19 +88,41 @@ class Job:
         return self.state in FINAL
 
 
+def check_index(path: Path) -> None:
+    """Refuse, before anything starts or is made, an index file that is not a SQLite
+    database (read-only: only its first bytes are read)."""
+    try:
+        with open(path, "rb") as index:
+            head = index.read(len(HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise BrushworkError(f"cannot read the job index {path}: {error.strerror}") from None
+    if head and head != HEADER:
+        raise BrushworkError(
+            f"{path} is not a SQLite database (the job index of --data); move it away or "
+            "choose another --data"
+        )
+
+
 class JobStore:
     """Thread-safe access to the index (one connection, one lock)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        check_index(path)
         self._db = sqlite3.connect(
             str(path), check_same_thread=False, isolation_level=None, timeout=30
         )
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            raise BrushworkError(f"{path} is not a usable job index: {error}") from None
         self.closed = False
 
     def close(self) -> None:

@@ -40,6 +40,9 @@ from brushwork.training.data import Batches, list_images
 from brushwork.training.trainer import CropTrainingConfig, DecoderObjective, RunOptions
 
 LOSS_NAMES = ("content", "style", "laplacian", "depth", "total")
+DEPTH_BYTES_PER_PIXEL = 2900
+"""What the depth variant adds per crop pixel: the estimator on each output, backward
+included (measured with the bundled estimator's network)."""
 
 
 @dataclass
@@ -163,6 +166,8 @@ class AdaINObjective(DecoderObjective):
     log_names = LOSS_NAMES
     free = frozenset({"iterations", "content_dir", "style_dir", "depth_model"})
     layer = LAYER  # type: ignore[assignment]
+    bytes_per_pixel = 5200
+    input_fields = ("content_dir", "style_dir", "depth_model")
 
     def __init__(
         self, config: TrainConfig, *, encoder: VGG19 | None = None, depth: nn.Module | None = None
@@ -173,6 +178,10 @@ class AdaINObjective(DecoderObjective):
         self.decoder: Decoder | None = None
         self.contents: Batches | None = None
         self.styles: Batches | None = None
+
+    def pixel_bytes(self) -> float:
+        depth = DEPTH_BYTES_PER_PIXEL if self.config.depth_weight > 0 else 0
+        return self.bytes_per_pixel + depth
 
     def check_inputs(self, run: RunOptions) -> None:
         config = self.config

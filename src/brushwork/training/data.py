@@ -17,8 +17,14 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from brushwork import events
 from brushwork.errors import BrushworkError
+from brushwork.memory import check_side
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+PREFETCH = 4
+"""Batches each data-loading worker prepares ahead."""
+RESIZED_BYTES_PER_PIXEL = 8
+"""An image resized to the load size, per pixel of the load size squared: PIL's 4 bytes a
+pixel for RGB, images up to 2:1."""
 
 
 def list_images(folder: str | Path, what: str) -> list[Path]:
@@ -154,7 +160,7 @@ class Batches:
             worker_init_fn=_worker_seed if workers else None,
             persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
-            prefetch_factor=4 if workers else None,
+            prefetch_factor=PREFETCH if workers else None,
         )
         self._iterator: Iterator[Any] | None = None
 
@@ -195,6 +201,16 @@ class Batches:
             parts.append(batch)
             count += len(batch)
         return torch.cat(parts)[: self.batch_size]
+
+
+def loader_bytes(batch_size: int, crop_size: int, load_size: int | None, workers: int) -> int:
+    """Memory one :class:`Batches` may hold: :data:`PREFETCH` batches per worker queued, one
+    being assembled and one served (float32 crops), and in each worker an image resized to
+    ``load_size``; a load size no image can have is refused."""
+    if load_size is not None:
+        check_side(load_size, load_size, "the resized training images", "--load-size")
+    queued = (PREFETCH * workers + 2) * batch_size * 3 * 4 * crop_size**2
+    return queued + max(workers, 1) * RESIZED_BYTES_PER_PIXEL * (load_size or 0) ** 2
 
 
 def to_device(batch: Tensor, device: torch.device) -> Tensor:

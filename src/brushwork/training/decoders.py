@@ -43,6 +43,15 @@ from brushwork.training.trainer import CropTrainingConfig, DecoderObjective, Run
 LOSS_NAMES = ("pixel", "feature", "total", "val_psnr", "val_feature")
 VAL_SIDE = 256
 """Held-out images are scored with their longer side at this size."""
+BYTES_PER_PIXEL = {
+    "relu1_1": 1300,
+    "relu2_1": 2900,
+    "relu3_1": 3900,
+    "relu4_1": 4500,
+    "relu5_1": 4900,
+}
+"""One step's memory per crop pixel by the decoder's layer (see
+:attr:`~brushwork.training.trainer.Objective.bytes_per_pixel`)."""
 
 
 @dataclass
@@ -190,6 +199,9 @@ class ReconstructionObjective(DecoderObjective):
     method = "wct"
     log_names = LOSS_NAMES
     free = frozenset({"iterations", "image_dirs", "val_dir", "init_from"})
+    bytes_per_pixel = BYTES_PER_PIXEL["relu5_1"]
+    streams = 1
+    input_fields = ("image_dirs", "val_dir", "init_from")
 
     def __init__(self, config: DecoderConfig, *, encoder: VGG19 | None = None) -> None:
         super().__init__(config)
@@ -197,6 +209,9 @@ class ReconstructionObjective(DecoderObjective):
         self.decoder: Decoder | None = None
         self.images: Batches | None = None
         self.val_images: list[Tensor] = []
+
+    def pixel_bytes(self) -> float:
+        return BYTES_PER_PIXEL[self.config.layer]
 
     def check_inputs(self, run: RunOptions) -> None:
         self.files = list_folders(self.config.image_dirs, "training")

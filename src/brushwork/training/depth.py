@@ -42,6 +42,7 @@ from brushwork.depth.metrics import depth_errors
 from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
 from brushwork.losses import gradient_matching_loss, scale_shift_invariant_loss
+from brushwork.memory import check_side
 from brushwork.options import REQUIRED, option, redefault
 from brushwork.precision import Precision
 from brushwork.training.trainer import Objective, RunOptions, TrainingConfig
@@ -54,6 +55,12 @@ BLOCK = 60  # consecutive frames per split block
 GUARD = 6  # frames dropped on each side of a validation block
 MIN_BATCH_FOR_SPLIT = 2 * BLOCK  # smaller indoor batches are held out whole
 DISPARITY_KINDS = ("disparity",)
+FINETUNE_BYTES_PER_PIXEL = 4700
+"""One step's memory per crop pixel while the encoder learns too (frozen: the objective's
+:attr:`~DepthObjective.bytes_per_pixel`)."""
+RESIZE_BYTES_PER_PIXEL = 32
+"""Resizing one image to the training side, per pixel of the side squared: float32 RGB
+before and after, images up to 4:3."""
 
 
 @dataclass(frozen=True)
@@ -373,11 +380,26 @@ class DepthObjective(Objective):
     log_names = LOSS_NAMES
     free = frozenset({"iterations", "data_dir"})
     distributed = False
+    bytes_per_pixel = 3500
+    size_flags = "--crop-height, --crop-width or --side"
+    input_fields = ("data_dir",)
 
     def __init__(self, config: DepthTrainConfig, *, encoder: VGG19 | None = None) -> None:
         super().__init__(config)
         self.encoder = encoder
         self.net: DepthNet | None = None
+
+    def crop(self) -> tuple[int, int]:
+        return self.config.crop_height, self.config.crop_width
+
+    def pixel_bytes(self) -> float:
+        frozen = self.config.finetune_from is None
+        return self.bytes_per_pixel if frozen else FINETUNE_BYTES_PER_PIXEL
+
+    def data_bytes(self, run: RunOptions) -> float:
+        side = self.config.side
+        check_side(side, side, "the resized training images", "--side")
+        return RESIZE_BYTES_PER_PIXEL * side**2
 
     def check_inputs(self, run: RunOptions) -> None:
         config = self.config

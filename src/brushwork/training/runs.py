@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import os
 import signal
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,10 +39,23 @@ class Step:
     seconds: float
 
 
-def prepare_run_folder(out: Path, checkpoint: Path, resume: bool) -> None:
-    """Check, before any weights load, that the run folder can hold this run: no earlier run
-    is overwritten without ``resume``, there is a checkpoint to resume, and the folder can be
-    created and written."""
+def check_run_folder(out: Path, inputs: Iterable[Path], resume: bool) -> None:
+    """Check, before any data or weights load and without creating anything, that ``out``
+    can hold this run: it is not, does not contain and does not lie inside anything the run
+    reads (``inputs``: a data folder is read recursively, so a run inside it would feed its
+    own files to the next run), no earlier run is overwritten without ``resume``, there is
+    a checkpoint to resume, and an existing folder can be written."""
+    from brushwork.outputs import OutputPlan, is_within
+
+    inputs = list(inputs)
+    OutputPlan(inputs=inputs).add_folder(out, flag="--out", replaced=False)
+    for source in inputs:
+        if source.is_dir() and is_within(out, source):
+            raise BrushworkError(
+                f"--out {out} lies inside the data folder {source}, whose images the run "
+                "reads (its files would become training data); choose a folder outside it"
+            )
+    checkpoint = out / CHECKPOINT
     if checkpoint.exists() and not resume:
         raise BrushworkError(
             f"{out} already holds a training run; use --resume to continue "
@@ -49,14 +63,35 @@ def prepare_run_folder(out: Path, checkpoint: Path, resume: bool) -> None:
         )
     if resume and not checkpoint.exists():
         raise BrushworkError(f"nothing to resume: {checkpoint} does not exist")
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        raise BrushworkError(f"cannot write the run folder {out}: permission denied")
+
+
+def make_run_folder(out: Path) -> list[Path]:
+    """Create the run folder (and its missing parents) and check that it can be written;
+    the folders made, outermost first (for :func:`remove_empty`)."""
+    absolute = out.absolute()
+    made = [p for p in reversed((absolute, *absolute.parents)) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out):
             pass
     except OSError as error:
+        remove_empty(made)
         raise BrushworkError(
             f"cannot create the run folder {out}: {error.strerror or error}"
         ) from None
+    return made
+
+
+def remove_empty(folders: Sequence[Path]) -> None:
+    """Remove the folders a run made (outermost first), innermost first, while they are
+    empty: a run that saved nothing leaves nothing behind."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def read_log(path: Path) -> list[Step]:

@@ -127,6 +127,8 @@ class InverseObjective(DecoderObjective):
     layer = LAYER  # type: ignore[assignment]
     log_names = LOSS_NAMES
     free = frozenset({"iterations", "content_dir", "style_dir", "val_dir", "init_from"})
+    bytes_per_pixel = 11_000  # three latents (content, style, swapped) per content crop
+    input_fields = ("content_dir", "style_dir", "val_dir", "init_from")
 
     def __init__(self, config: InverseConfig, *, encoder: VGG19 | None = None) -> None:
         super().__init__(config)

