@@ -47,13 +47,15 @@ TARGETS = (
 @dataclass(frozen=True)
 class Command:
     """One command that writes: its argv for an output path, the extension its output
-    file takes (None: it writes a folder), the input file and folder it reads, and whether
-    its output folder only receives files (may be a folder of other files)."""
+    file takes (None: it writes a folder), the input file it reads, and the existing folders
+    it may write into (its output folder only receives new files: a batch, a training run
+    where the folder holds none of the run's files)."""
 
     argv: Callable[[Path, str], list[str]]
     extension: str | None
     input_file: str
-    receives: bool = False
+    receives: tuple[str, ...] = ()
+    has_force: bool = True
 
 
 def _adain(ws: Path) -> list[str]:
@@ -124,7 +126,7 @@ COMMANDS: dict[str, Command] = {
         ],
         None,
         "in/photos/photo.png",
-        receives=True,
+        receives=("unrelated folder", "current folder", "ancestor"),
     ),
     "train": Command(
         lambda ws, out: [
@@ -150,7 +152,8 @@ COMMANDS: dict[str, Command] = {
         ],
         None,
         "in/photos/photo.png",
-        receives=True,
+        receives=("ancestor",),  # the others hold a losses.csv or a model.safetensors
+        has_force=False,  # a run folder is continued with --resume, never replaced
     ),
 }
 
@@ -169,6 +172,8 @@ def make_workspace(ws: Path, encoder: VGG19) -> Path:
     (ws / "unrelated/notes.txt").write_text("the user's notes")
     (ws / "unrelated/holiday.png").write_bytes(png_bytes(20, 20, seed=9))
     (ws / "project/sub/keep.txt").write_text("the user's work")
+    (ws / "project/sub/model.safetensors").write_bytes(b"the user's model")
+    (ws / "unrelated/losses.csv").write_text("the user's table")
     return ws / "project/sub"
 
 
@@ -239,9 +244,16 @@ def tiny_everywhere(monkeypatch: pytest.MonkeyPatch, tiny_encoder: VGG19) -> VGG
     return tiny_encoder
 
 
-@pytest.mark.parametrize("force", [False, True], ids=["plain", "force"])
-@pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("name", list(COMMANDS))
+@pytest.mark.parametrize(
+    ("name", "target", "force"),
+    [
+        pytest.param(name, target, force, id=f"{name}-{target}-{'force' if force else 'plain'}")
+        for name, command in COMMANDS.items()
+        for target in TARGETS
+        for force in (False, True)
+        if command.has_force or not force
+    ],
+)
 @settings(
     max_examples=3,
     deadline=None,
@@ -271,7 +283,7 @@ def test_no_command_loses_a_file(
         if code == 2:
             assert after == before, f"a refused {name} left {set(after) - set(before)}"
         allowed = target == "new path" or (target == "existing file" and force)
-        allowed |= command.receives and target == "unrelated folder"
+        allowed |= target in command.receives
         allowed &= not (target == "existing file" and command.extension is None)
         assert (code == 0) == allowed, f"{name} -o {out}: exit {code}"
     finally:

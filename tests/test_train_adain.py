@@ -712,6 +712,22 @@ def test_a_refused_run_leaves_no_folder(capsys, monkeypatch, tmp_path, data, exi
     assert not (parent / "new").exists()
 
 
+@pytest.mark.usefixtures("no_work")
+@pytest.mark.parametrize("name", ["model.safetensors", "losses.csv", "losses.png"])
+def test_a_new_run_never_replaces_a_file_it_would_write(capsys, tmp_path, data, name) -> None:
+    """`--out .` in a folder holding the user's own model.safetensors once overwrote it at
+    the end of the run."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / name).write_bytes(b"the user's file")
+    message = expect_error(capsys, _argv(data, out))
+    assert message == f"--out {out} holds a {name} that a run would replace; choose a new or " + (
+        "empty folder"
+    )
+    assert sorted(p.name for p in out.iterdir()) == [name]
+    assert (out / name).read_bytes() == b"the user's file"
+
+
 # ----------------------------------------------------------------------------- stopping
 
 

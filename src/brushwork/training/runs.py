@@ -27,6 +27,9 @@ MODEL = "model.safetensors"  # the finished network alone, float16
 LOG = "losses.csv"
 CURVE = "losses.png"
 _FIXED_COLUMNS = ("step", "lr", "seconds")
+RUN_FILES = (CHECKPOINT, MODEL, LOG, CURVE, "split.csv")
+"""Every file a run writes in its folder (``split.csv``: the depth trainer's split); a new
+run refuses a folder holding any of them."""
 
 
 @dataclass
@@ -63,6 +66,12 @@ def check_run_folder(out: Path, inputs: Iterable[Path], resume: bool) -> None:
         )
     if resume and not checkpoint.exists():
         raise BrushworkError(f"nothing to resume: {checkpoint} does not exist")
+    clashes = [name for name in RUN_FILES if not resume and (out / name).exists()]
+    if clashes:
+        raise BrushworkError(
+            f"--out {out} holds a {clashes[0]} that a run would replace; choose a new or "
+            "empty folder"
+        )
     if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
         raise BrushworkError(f"cannot write the run folder {out}: permission denied")
 
