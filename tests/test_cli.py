@@ -770,6 +770,10 @@ def test_parse_style_spec(tmp_path: Path) -> None:
         "layers": None,
     }
     assert parse_style_spec("a.png@relu1_1,nope")["image"] == "a.png@relu1_1,nope"
+    # A name no file system takes (found by the fuzz run: a traceback before).
+    long = "y" * 300 + ".png:0.5"
+    assert parse_style_spec(long) == {"image": "y" * 300 + ".png", "weight": 0.5, "layers": None}
+    assert parse_style_spec("a\x00b.png")["image"] == "a\x00b.png"
     # An existing file is taken whole, even when its name looks like PATH:W@LAYER.
     for name in ("style:2", "paint:0.5@relu1_1"):
         path = tmp_path / name

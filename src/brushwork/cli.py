@@ -152,13 +152,22 @@ def given(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- stylize
 
 
+def _exists(path: str) -> bool:
+    """Whether ``path`` names something on disk (False for a name no file system takes:
+    too long, or with a NUL byte)."""
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):
+        return False
+
+
 def parse_style_spec(spec: str) -> dict[str, Any]:
     """``PATH[:WEIGHT][@LAYER,LAYER]`` → {"image", "weight", "layers"}; an existing file's
     name is taken whole, so paths containing ':' or '@' still work. A weight or layer list
     that does not parse is an error naming it (not a missing file)."""
     from brushwork.encoders.vgg import LAYER_INDEX
 
-    if Path(spec).exists():
+    if _exists(spec):
         return {"image": spec, "weight": 1.0, "layers": None}
     path, weight, layers = spec, 1.0, None
     head, at, tail = path.rpartition("@")
@@ -167,7 +176,7 @@ def parse_style_spec(spec: str) -> dict[str, Any]:
         unknown = [n for n in names if n not in LAYER_INDEX]
         if unknown or not all(names):
             weighted = head.rpartition(":")[0]
-            if Path(head).exists() or (weighted and Path(weighted).exists()):
+            if _exists(head) or (weighted and _exists(weighted)):
                 raise BrushworkError(
                     f"--style {spec}: unknown VGG-19 layer "
                     f"{(unknown or [''])[0]!r} after '@' (layers are named "
@@ -180,7 +189,7 @@ def parse_style_spec(spec: str) -> dict[str, Any]:
         try:
             weight = float(tail)
         except ValueError:
-            if Path(head).exists():
+            if _exists(head):
                 raise BrushworkError(
                     f"--style {spec}: the weight after ':' must be a number, not {tail!r}"
                 ) from None

@@ -160,11 +160,11 @@ def _open_header(path: PathLike, limit: int) -> Image.Image:
     """Open ``path`` lazily (header only) with every check that needs no decoding; the
     caller closes it."""
     p = Path(path)
-    if p.is_dir():
-        raise BrushworkError(f"{path}: is a directory")
-    if not p.exists():
-        raise BrushworkError(f"{path}: no such file")
-    try:
+    try:  # is_dir and exists raise too, for a name too long for the file system
+        if p.is_dir():
+            raise BrushworkError(f"{path}: is a directory")
+        if not p.exists():
+            raise BrushworkError(f"{path}: no such file")
         if p.stat().st_size == 0:
             raise BrushworkError(f"{path}: empty file")
     except OSError as exc:

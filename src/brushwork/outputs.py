@@ -44,6 +44,22 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 MARKER = ".brushwork-output.json"
 """The file a folder brushwork wrote holds: ``{"files": [names]}``, what brushwork put
 there. ``--force`` replaces such a folder only while it holds nothing else."""
+MAX_NAME_BYTES = 255 - len("..XXXXXXXX.tmp")
+"""The longest name an output may have: the 255 bytes file systems allow, less what the
+temporary file or folder written beside it (``.NAME.XXXXXXXX.tmp``) adds."""
+
+
+def check_name_length(path: PathLike) -> None:
+    """Refuse an output whose name is over :data:`MAX_NAME_BYTES` (or a folder in its path
+    over 255 bytes): the file system would refuse it, or its temporary file, at the end."""
+    parts = Path(path).parts
+    for number, part in enumerate(parts, 1):
+        size = len(os.fsencode(part))
+        if size > (MAX_NAME_BYTES if number == len(parts) else 255):
+            raise BrushworkError(
+                f"{path}: a name of {size} bytes, over the {MAX_NAME_BYTES} bytes a file "
+                "name may have here; shorten it"
+            )
 
 
 def check_output_path(
@@ -54,6 +70,7 @@ def check_output_path(
     what: str = "output",
 ) -> Path:
     """Validate one output path before doing any expensive work; return it as a ``Path``."""
+    check_name_length(path)
     p = Path(path)
     if extensions and p.suffix.lower() not in extensions:
         found = f"extension {p.suffix!r}" if p.suffix else "no extension"
@@ -272,6 +289,7 @@ class OutputPlan:
         :func:`check_replaceable` allows, or with ``reused`` (a work folder that ``--resume``
         continues) continued only when brushwork wrote it; a folder that only receives files
         (a batch's outputs, a training run) may already exist and hold other files."""
+        check_name_length(path)
         p = Path(path)
         check_not_input(p, self.inputs, label=flag, folder=True)
         if is_within(Path.cwd(), p) and replaced:

@@ -14,6 +14,14 @@ exists is skipped (a rerun resumes), each item's result goes to a JSON-lines man
 item. Exit status: 0 when every item is done or skipped, 1 when some failed, 2 for an
 error before any work.
 
+Everything is checked before the output folder is made (and a run refused after that
+removes the folders it made): neither the output folder nor the manifest may be or contain
+an input (:class:`~brushwork.outputs.OutputPlan`), a folder scan or a pattern never reads
+the output folder and ends on symlink loops (:func:`walk`), an existing manifest is
+appended to only when brushwork wrote it, a batch none of whose items can run (a --size
+over the memory, a style over the pixel limit) is refused, and an output name over the
+file system's limit is shortened with a digest (:func:`output_name`).
+
 The work is one :class:`~brushwork.painter.Painter` per worker: the encoder and decoders
 load once, the styles are prepared once per size. ``--engine ray`` (``pip install
 'brushwork[ray]'``) runs the same items as a Ray Data ``map_batches`` over a pool of
@@ -24,20 +32,33 @@ Ray node can reach (a shared file system).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
-import glob
+import fnmatch
+import hashlib
 import json
+import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from brushwork import events as ev
-from brushwork.errors import BrushworkError
+from brushwork.errors import BrushworkError, BrushworkWarning
+from brushwork.outputs import (
+    MAX_NAME_BYTES,
+    OutputPlan,
+    check_name_length,
+    check_not_input,
+    is_within,
+)
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
+RECORD_KEYS = frozenset({"content", "style", "output", "status"})
+"""What every manifest record brushwork writes has (see :func:`item_record`)."""
 FORMATS = ("png", "jpg", "webp")
 STAGE = "batch"
 
@@ -54,11 +75,109 @@ class Item:
 # ----------------------------------------------------------------------------- inputs
 
 
-def _images_in(folder: Path, recursive: bool) -> list[Path]:
+def _has_magic(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def _closure(parts: Sequence[str], positions: Iterable[int]) -> frozenset[int]:
+    """``positions`` in ``parts`` with those a ``**`` may skip to (it matches no folder too)."""
+    found = set(positions)
+    for position in sorted(found):
+        while parts[position] == "**":
+            position += 1
+            found.add(position)
+    return frozenset(found)
+
+
+def _matches(name: str, part: str, hidden: bool) -> bool:
+    """Whether one name matches one pattern component; a hidden name only a component
+    that starts with a dot, unless ``hidden`` (as :mod:`glob` does)."""
+    if name.startswith(".") and not (hidden or part.startswith(".")):
+        return False
+    return fnmatch.fnmatchcase(name, part)
+
+
+def _step(
+    name: str, parts: Sequence[str], positions: Iterable[int], hidden: bool
+) -> tuple[bool, set[int]]:
+    """For an entry ``name`` of a folder walked at ``positions`` of ``parts``: whether it
+    matches the whole pattern, and the positions to walk it at if it is a folder."""
+    matched, follow = False, set()
+    for position in positions:
+        part = parts[position]
+        if part == "**":
+            if hidden or not name.startswith("."):
+                follow.add(position)
+        elif _matches(name, part, hidden):
+            if position == len(parts) - 1:
+                matched = True
+            else:
+                follow.add(position + 1)
+    return matched, follow
+
+
+def _enter(folder: Path, entered: set[tuple[int, int]]) -> list[os.DirEntry[str]]:
+    """The entries of ``folder`` by name, or none when its real folder was entered before
+    (it is marked entered now) or cannot be read."""
+    try:
+        status = folder.stat()
+        if (status.st_dev, status.st_ino) in entered:
+            return []
+        entered.add((status.st_dev, status.st_ino))
+        with os.scandir(folder) as scan:
+            return sorted(scan, key=lambda entry: entry.name)
+    except OSError:
+        return []
+
+
+def walk(root: Path, parts: Sequence[str], *, hidden: bool, skip: Path | None = None) -> list[Path]:
+    """The paths under ``root`` that match the pattern components ``parts`` (``**``: any
+    number of folders), like :func:`glob.glob`, but each real folder is entered once: a
+    symlinked folder is followed unless it leads to a folder already entered (a loop, or
+    a second way to one folder), and folders reached without a symlink are entered first,
+    so the walk ends and names each file by its real path where it has one. ``skip``: a
+    folder never entered (the output folder)."""
+    parts = (*parts, "*") if parts[-1] == "**" else tuple(parts)
+    entered: set[tuple[int, int]] = set()
+    with contextlib.suppress(OSError):
+        if skip is not None:
+            status = skip.stat()
+            entered.add((status.st_dev, status.st_ino))
+    found: list[Path] = []
+    direct = [(root, _closure(parts, [0]))]
+    linked: list[tuple[Path, frozenset[int]]] = []
+    while direct or linked:
+        folder, positions = direct.pop() if direct else linked.pop(0)
+        for entry in _enter(folder, entered):
+            matched, follow = _step(entry.name, parts, positions, hidden)
+            if matched:
+                found.append(folder / entry.name)
+            with contextlib.suppress(OSError):
+                if follow and entry.is_dir():
+                    queue = linked if entry.is_symlink() else direct
+                    queue.append((folder / entry.name, _closure(parts, follow)))
+    return found
+
+
+def _scanned(folder: Path, output: Path | None) -> None:
+    """Refuse an output folder that is or holds a folder the inputs scan."""
+    if output is not None:
+        check_not_input(output, [folder], label="-o", folder=True)
+
+
+def _images_in(folder: Path, recursive: bool, output: Path | None) -> list[Path]:
     from brushwork.image import is_image_path
 
-    found = folder.rglob("*") if recursive else folder.iterdir()
+    _scanned(folder, output)
+    found = walk(folder, ("**", "*") if recursive else ("*",), hidden=True, skip=output)
     return sorted(p for p in found if p.is_file() and is_image_path(p))
+
+
+def _pattern(path: Path) -> tuple[Path, tuple[str, ...]]:
+    """A pattern's fixed folder (its components up to the first wildcard) and the rest."""
+    parts = path.parts
+    fixed = next((n for n, part in enumerate(parts) if _has_magic(part)), len(parts))
+    return Path(*parts[:fixed]), parts[fixed:]
 
 
 def expand(
@@ -68,25 +187,34 @@ def expand(
     base: Path | None = None,
     strict: bool = True,
     depth: int = 0,
+    output: Path | None = None,
 ) -> list[Path]:
     """The image paths one input names (see the module docstring). ``strict``: a path
     that does not exist is an error (on the command line), else kept as an item that will
-    fail (in a list file)."""
+    fail (in a list file). Folders and patterns are walked by :func:`walk`, never into
+    ``output`` (the output folder: its files are not inputs); an output folder that is or
+    holds a folder the input scans is refused."""
     path = Path(spec).expanduser()
     if base is not None and not path.is_absolute():
         path = base / path
-    if path.is_dir():
-        return _images_in(path, recursive)
-    if path.is_file():
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except OSError as error:  # a name too long, ...
+        if strict:
+            raise BrushworkError(f"{spec}: {error.strerror or error}") from None
+        return [path]
+    if is_dir:
+        return _images_in(path, recursive, output)
+    if is_file:
         if path.suffix.lower() in LIST_SUFFIXES:
             if depth > 0:
                 raise BrushworkError(f"{path}: a list file inside a list file is not read")
-            return read_list(path, recursive=recursive)
+            return read_list(path, recursive=recursive, output=output)
         return [path]
-    if any(c in spec for c in "*?["):
-        pattern = str(path)
-        matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
-        found = [p for p in matches if p.is_file()]
+    if _has_magic(spec):
+        root, parts = _pattern(path)
+        _scanned(root, output)
+        found = sorted(p for p in walk(root, parts, hidden=False, skip=output) if p.is_file())
         if not found and strict:
             raise BrushworkError(f"{spec}: matches no file")
         return found
@@ -95,7 +223,7 @@ def expand(
     return [path]
 
 
-def read_list(path: Path, *, recursive: bool = False) -> list[Path]:
+def read_list(path: Path, *, recursive: bool = False, output: Path | None = None) -> list[Path]:
     """The paths of a list file: one path, folder or pattern a line, relative to the
     file; blank lines and ``#`` comments skipped."""
     try:
@@ -107,13 +235,37 @@ def read_list(path: Path, *, recursive: bool = False) -> list[Path]:
         entry = line.strip()
         if entry and not entry.startswith("#"):
             found.extend(
-                expand(entry, recursive=recursive, base=path.parent, strict=False, depth=1)
+                expand(
+                    entry,
+                    recursive=recursive,
+                    base=path.parent,
+                    strict=False,
+                    depth=1,
+                    output=output,
+                )
             )
     return found
 
 
+def _clip(text: str, size: int) -> str:
+    """The longest start of ``text`` that takes at most ``size`` bytes as a file name."""
+    while len(os.fsencode(text)) > size:
+        text = text[:-1]
+    return text
+
+
 def output_name(content: Path, style: Path, fmt: str) -> str:
-    return f"{content.stem}--{style.stem}.{fmt}"
+    """``CONTENT--STYLE.FMT``. A name over :data:`MAX_NAME_BYTES` keeps the start of both
+    names and ends with a digest of the whole name: the same name each run (a rerun
+    resumes), a different one for different inputs."""
+    name = f"{content.stem}--{style.stem}.{fmt}"
+    if len(os.fsencode(name)) <= MAX_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
+    room = MAX_NAME_BYTES - len(f"---{digest}.{fmt}")
+    style_part = _clip(style.stem, room // 2)
+    content_part = _clip(content.stem, room - len(os.fsencode(style_part)))
+    return f"{content_part}--{style_part}-{digest}.{fmt}"
 
 
 def plan_items(
@@ -165,6 +317,11 @@ def read_pairs(path: Path, out_dir: Path, fmt: str) -> list[Item]:
                 raise BrushworkError(
                     f"--pairs {path}, line {number}: unsupported output "
                     f"format {output.suffix or '(none)'!r}"
+                )
+            if any(len(os.fsencode(part)) > MAX_NAME_BYTES for part in output.parts):
+                raise BrushworkError(
+                    f"--pairs {path}, line {number}: the output name is longer than the "
+                    f"{MAX_NAME_BYTES} bytes a file name may have here; shorten it"
                 )
             target = out_dir / output
         else:
@@ -250,7 +407,82 @@ def paint_item(painter: Any, item: Item, *, force: bool = False) -> dict[str, An
     )
 
 
+def to_do(items: Sequence[Item], force: bool) -> list[Item]:
+    """The items to paint: those whose output does not exist yet (all of them with force)."""
+    return [item for item in items if force or not Path(item.output).exists()]
+
+
+def check_runnable(painter: Any, items: Sequence[Item]) -> None:
+    """Refuse, before any work, a batch none of whose ``items`` can run (a --size, a memory
+    need or a style that fails every item): items are planned from their files' headers
+    (:meth:`~brushwork.painter.Painter.check`: sizes, memory; nothing decoded) until one
+    passes. When some can run, the others fail alone, each recorded in the manifest."""
+    from brushwork.api import Style
+
+    first: tuple[Item, BrushworkError] | None = None
+    with warnings.catch_warnings():  # the painting warns again, where it is reported
+        warnings.simplefilter("ignore", BrushworkWarning)
+        for item in items:
+            try:
+                painter.check(item.content, [Style(item.style)])
+                return
+            except BrushworkError as error:
+                first = first or (item, error)
+    if first is not None:
+        item, error = first
+        raise BrushworkError(
+            f"no item of this batch can run ({item.content} × {item.style}: {error})"
+        )
+
+
 # ----------------------------------------------------------------------------- running
+
+
+def is_manifest(path: Path) -> bool:
+    """Whether ``path`` holds records brushwork wrote and nothing else: one JSON object a
+    line, each with an item's content, style, output and status."""
+    records = 0
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    record = json.loads(line)
+                    if not (isinstance(record, dict) and record.keys() >= RECORD_KEYS):
+                        return False
+                    records += 1
+    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON
+        return False
+    return records > 0
+
+
+def check_manifest(plan: OutputPlan, path: Path, out_dir: Path, items: Sequence[Item]) -> None:
+    """Refuse, before any work, a manifest that is an input or an item's output, overlaps
+    the output folder, lies in a missing folder or is a folder; an existing file is
+    appended to only when brushwork wrote it (:func:`is_manifest`), even with --force.
+    ``plan`` holds the batch's inputs and output folder."""
+    check_name_length(path)
+    check_not_input(path, plan.inputs, label="--manifest")
+    if is_within(out_dir, path):
+        raise BrushworkError(
+            f"--manifest {path} and -o {out_dir} overlap; give the manifest its own path"
+        )
+    target = os.path.abspath(path)
+    for item in items:
+        if os.path.abspath(item.output) == target:
+            raise BrushworkError(
+                f"--manifest {path} is the output of {item.content} × {item.style}; "
+                "choose another path"
+            )
+    if path.is_file():
+        if not is_manifest(path):
+            raise BrushworkError(
+                f"--manifest {path} exists and is not a brushwork manifest (JSON lines "
+                "brushwork wrote); brushwork appends only to its own: choose another path"
+            )
+        if not os.access(path, os.W_OK):
+            raise BrushworkError(f"cannot write the manifest {path}: permission denied")
+    elif out_dir.exists() or os.path.abspath(path.parent) != os.path.abspath(out_dir):
+        plan.add(path, extensions=(), flag="--manifest")  # else made with the output folder
 
 
 class Manifest:
@@ -335,7 +567,7 @@ def run_batch(
             if entry["status"] == "failed":
                 ev.warn(f"item {count} of {total} failed: {entry['error']}")
 
-        todo = [item for item in items if force or not Path(item.output).exists()]
+        todo = to_do(items, force)
         waiting = set(todo)
         for item in items:
             if item not in waiting:
@@ -422,7 +654,7 @@ def batch_parser(method: str) -> argparse.ArgumentParser:
         "--manifest",
         default=None,
         metavar="JSONL",
-        help="the manifest (default: OUTPUT/manifest.jsonl; appended to)",
+        help="the manifest (default: OUTPUT/manifest.jsonl; appended to, when brushwork wrote it)",
     )
     parser.add_argument("-f", "--force", action="store_true", help="redo items whose output exists")
     parser.add_argument(
@@ -458,8 +690,54 @@ def batch_parser(method: str) -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def made_folder(folder: Path) -> Iterator[None]:
+    """Create ``folder`` (and its missing parents) for the block; when the block fails,
+    remove the folders made here that are still empty: a refused run leaves nothing."""
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BrushworkError(
+            f"cannot create output folder {folder}: {error.strerror or error}"
+        ) from None
+    try:
+        yield
+    except BaseException:
+        for path in made:  # innermost first
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
+
+
+def batch_items(args: argparse.Namespace, out_dir: Path) -> tuple[list[Item], list[Path]]:
+    """The items of the command line and the paths it reads (list and pairs files,
+    folders, images), its inputs never taken from ``out_dir``."""
+    if args.pairs:
+        items = read_pairs(Path(args.pairs), out_dir, args.format)
+        read = [Path(args.pairs)]
+    else:
+
+        def images(specs: list[str]) -> list[Path]:
+            return [p for s in specs for p in expand(s, recursive=args.recursive, output=out_dir)]
+
+        contents, styles = images(args.inputs), images(args.styles)
+        if not contents:
+            raise BrushworkError("the inputs name no image")
+        if not styles:
+            raise BrushworkError("--style names no image")
+        items = plan_items(contents, styles, out_dir, args.format)
+        read = [Path(spec).expanduser() for spec in [*args.inputs, *args.styles]]
+    files = {Path(p) for item in items for p in (item.content, item.style)}
+    return items, [p for p in read if p.exists()] + sorted(files)
+
+
 def cmd_batch(argv: Sequence[str]) -> int:
-    """``brushwork batch``: see the module docstring."""
+    """``brushwork batch``: see the module docstring. Everything is checked before the
+    output folder is made: the options, the inputs, that no output is an input
+    (:class:`~brushwork.outputs.OutputPlan`), that some item can run, and with Ray, the
+    cluster and what it can hold."""
+    from brushwork.batch.ray_engine import check_ray_options, ray_connection, require_ray
     from brushwork.cli import method_of, method_values, parse_known, progress_sinks
 
     method = method_of(argv)
@@ -474,39 +752,32 @@ def cmd_batch(argv: Sequence[str]) -> int:
             )
         if not args.styles:
             raise BrushworkError("no style: give --style PATH (or --pairs)")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise BrushworkError(f"-o {out_dir}: not a folder")
-    if args.ray_workers is not None and args.ray_workers < 1:
-        raise BrushworkError(f"--ray-workers must be >= 1, not {args.ray_workers}")
-    if not args.ray_cpus > 0 or args.ray_gpus < 0:
-        raise BrushworkError("--ray-cpus must be > 0 and --ray-gpus >= 0")
-    if args.pairs:
-        items = read_pairs(Path(args.pairs), out_dir, args.format)
-    else:
-        contents = [p for spec in args.inputs for p in expand(spec, recursive=args.recursive)]
-        styles = [p for spec in args.styles for p in expand(spec, recursive=args.recursive)]
-        if not contents:
-            raise BrushworkError("the inputs name no image")
-        if not styles:
-            raise BrushworkError("--style names no image")
-        items = plan_items(contents, styles, out_dir, args.format)
+    check_ray_options(args.ray_workers, args.ray_cpus, args.ray_gpus)
+    if args.engine == "ray":
+        require_ray()
+    items, inputs = batch_items(args, out_dir)
+    plan = OutputPlan(force=args.force, inputs=inputs)
+    plan.add_folder(out_dir, flag="-o", replaced=False)
+    manifest = Path(args.manifest) if args.manifest else out_dir / "manifest.jsonl"
+    check_manifest(plan, manifest, out_dir, items)
     from brushwork.painter import Painter
 
     values = method_values(args)
     painter = Painter(method, values)  # every option checked once, before any work
     painter.stylizer.check_files()
-    if args.engine == "ray":
-        from brushwork.batch.ray_engine import require_ray
-
-        require_ray()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BrushworkError(
-            f"cannot create output folder {out_dir}: {error.strerror or error}"
-        ) from None
-    manifest = Path(args.manifest) if args.manifest else out_dir / "manifest.jsonl"
-    with progress_sinks(args) as sinks:
+    todo = to_do(items, args.force)
+    check_runnable(painter, todo)
+    ray_options = {
+        "address": args.ray_address,
+        "workers": args.ray_workers,
+        "cpus_per_worker": args.ray_cpus,
+        "gpus_per_worker": args.ray_gpus,
+    }
+    with contextlib.ExitStack() as stack:
+        if args.engine == "ray" and todo:
+            stack.enter_context(ray_connection(**ray_options))
+        stack.enter_context(made_folder(out_dir))
+        sinks = stack.enter_context(progress_sinks(args))
         result = run_batch(
             items,
             method,
@@ -516,12 +787,7 @@ def cmd_batch(argv: Sequence[str]) -> int:
             force=args.force,
             events=_BatchEvents(sinks),
             painter=painter,
-            ray_options={
-                "address": args.ray_address,
-                "workers": args.ray_workers,
-                "cpus_per_worker": args.ray_cpus,
-                "gpus_per_worker": args.ray_gpus,
-            },
+            ray_options=ray_options,
         )
     print(
         f"brushwork: {result.done} done, {result.skipped} skipped, {result.failed} "
@@ -534,13 +800,20 @@ def cmd_batch(argv: Sequence[str]) -> int:
 
 
 __all__ = [
+    "MAX_NAME_BYTES",
     "BatchResult",
     "Item",
+    "check_manifest",
+    "check_runnable",
     "cmd_batch",
     "expand",
+    "is_manifest",
     "item_record",
+    "made_folder",
+    "output_name",
     "paint_item",
     "plan_items",
     "read_pairs",
     "run_batch",
+    "walk",
 ]
