@@ -16,10 +16,11 @@ import pytest
 from conftest import expect_error, save_decoder
 from servicekit import bomb_png, png_bytes
 
-from brushwork.batch import MAX_NAME_BYTES, expand, made_folder, output_name
+from brushwork.batch import MAX_NAME_BYTES, expand, output_name
 from brushwork.cli import main
 from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
+from brushwork.outputs import made_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

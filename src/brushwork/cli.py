@@ -893,7 +893,7 @@ def cmd_demo(argv: Sequence[str]) -> int:
     from brushwork.examples import content_image, style_path
     from brushwork.image import save_image
     from brushwork.methods import REGISTRY
-    from brushwork.outputs import OutputPlan
+    from brushwork.outputs import OutputPlan, made_folder
     from brushwork.stylizer import Controls
 
     parser = _Parser(
@@ -926,16 +926,10 @@ def cmd_demo(argv: Sequence[str]) -> int:
     if out.is_dir():
         for path in paths:
             plan.add(path, flag="--out")
-    with events.bound(events.ProgressBar(disable=True)):
+    with events.bound(events.ProgressBar(disable=True)), made_folder(out):
         for (name, content, style, options), path in zip(jobs, paths, strict=True):
             start = time.perf_counter()
             done = run(content_image(content), style_path(style), name, size=args.size, **options)
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise BrushworkError(
-                    f"cannot create output folder {out}: {error.strerror or error}"
-                ) from error
             save_image(done.image, path, force=args.force)
             print(f"{path}  ({time.perf_counter() - start:.1f} s)", flush=True)
     return 0

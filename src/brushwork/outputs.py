@@ -34,7 +34,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from brushwork.errors import BrushworkError
@@ -454,4 +454,24 @@ def write_atomically_together(
         if isinstance(exc, OSError):
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise BrushworkError(f"cannot write {target}: {reason}") from exc
+        raise
+
+
+@contextlib.contextmanager
+def made_folder(folder: Path) -> Iterator[None]:
+    """Create ``folder`` (and its missing parents) for the block; when the block fails,
+    remove the folders made here that are still empty: a refused run leaves nothing."""
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BrushworkError(
+            f"cannot create output folder {folder}: {error.strerror or error}"
+        ) from None
+    try:
+        yield
+    except BaseException:
+        for path in made:  # innermost first
+            with contextlib.suppress(OSError):
+                path.rmdir()
         raise

@@ -54,6 +54,7 @@ from brushwork.outputs import (
     check_name_length,
     check_not_input,
     is_within,
+    made_folder,
 )
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -690,26 +691,6 @@ def batch_parser(method: str) -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
-def made_folder(folder: Path) -> Iterator[None]:
-    """Create ``folder`` (and its missing parents) for the block; when the block fails,
-    remove the folders made here that are still empty: a refused run leaves nothing."""
-    made = [p for p in (folder, *folder.parents) if not p.exists()]
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BrushworkError(
-            f"cannot create output folder {folder}: {error.strerror or error}"
-        ) from None
-    try:
-        yield
-    except BaseException:
-        for path in made:  # innermost first
-            with contextlib.suppress(OSError):
-                path.rmdir()
-        raise
-
-
 def batch_items(args: argparse.Namespace, out_dir: Path) -> tuple[list[Item], list[Path]]:
     """The items of the command line and the paths it reads (list and pairs files,
     folders, images), its inputs never taken from ``out_dir``."""
@@ -809,7 +790,6 @@ __all__ = [
     "expand",
     "is_manifest",
     "item_record",
-    "made_folder",
     "output_name",
     "paint_item",
     "plan_items",
