@@ -1,5 +1,5 @@
 """Training brushwork's networks: one loop (:mod:`brushwork.training.trainer`), one
-objective per network.
+objective per network (each an :class:`~brushwork.training.objective.Objective`).
 
 The objectives are registered with their methods (:data:`brushwork.methods.REGISTRY`'s
 ``trainers``) plus the depth estimator's, which belongs to no style method.
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from brushwork.errors import BrushworkError
 
 if TYPE_CHECKING:
-    from brushwork.training.trainer import Objective
+    from brushwork.training.objective import Objective
 
 OTHER_TRAINERS = {"depth": "brushwork.training.depth:DepthObjective"}
 """Objectives that belong to no style method."""

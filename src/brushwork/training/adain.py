@@ -37,7 +37,8 @@ from brushwork.ops import adain, mean_std, pooled_laplacian
 from brushwork.options import REQUIRED, option, redefault
 from brushwork.precision import Precision
 from brushwork.training.data import Batches, list_images
-from brushwork.training.trainer import CropTrainingConfig, DecoderObjective, RunOptions
+from brushwork.training.objective import DecoderObjective
+from brushwork.training.trainer import CropTrainingConfig, RunOptions
 
 LOSS_NAMES = ("content", "style", "laplacian", "depth", "total")
 DEPTH_BYTES_PER_PIXEL = 2900

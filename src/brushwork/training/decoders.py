@@ -38,7 +38,8 @@ from brushwork.options import REQUIRED, option, redefault
 from brushwork.precision import Precision
 from brushwork.training.adain import training_encoder
 from brushwork.training.data import Batches, list_folders, to_device
-from brushwork.training.trainer import CropTrainingConfig, DecoderObjective, RunOptions
+from brushwork.training.objective import DecoderObjective
+from brushwork.training.trainer import CropTrainingConfig, RunOptions
 
 LOSS_NAMES = ("pixel", "feature", "total", "val_psnr", "val_feature")
 VAL_SIDE = 256
@@ -51,7 +52,7 @@ BYTES_PER_PIXEL = {
     "relu5_1": 4900,
 }
 """One step's memory per crop pixel by the decoder's layer (see
-:attr:`~brushwork.training.trainer.Objective.bytes_per_pixel`)."""
+:attr:`~brushwork.training.objective.Objective.bytes_per_pixel`)."""
 
 
 @dataclass

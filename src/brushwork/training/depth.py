@@ -45,7 +45,8 @@ from brushwork.losses import gradient_matching_loss, scale_shift_invariant_loss
 from brushwork.memory import check_side
 from brushwork.options import REQUIRED, option, redefault
 from brushwork.precision import Precision
-from brushwork.training.trainer import Objective, RunOptions, TrainingConfig
+from brushwork.training.objective import Objective
+from brushwork.training.trainer import RunOptions, TrainingConfig
 
 SPLIT = "split.csv"
 LOSS_NAMES = ("ssi", "gradient", "total", "val_ssi", "val_absrel", "val_delta1")

