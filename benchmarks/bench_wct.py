@@ -24,8 +24,8 @@ weight values), and the table says so.
 
 Inverse section (``--section inverse``): Style Swap's two reconstructions on the same pairs
 (bundled examples, 256 px, float32): the optimization (``styleswap``, ``--iterations``
-L-BFGS steps, default the method's 100) and the inverse network (``styleswap``,
-``inverse=True``, model ``styleswap-inverse``, random-initialized if missing, as above);
+L-BFGS steps, default the method's 100) and the inverse network (the method
+``styleswap-inverse``, model ``styleswap-inverse``, random-initialized if missing, as above);
 seconds of each (median of ``--inverse-repeats`` ``brushwork.run`` calls, after one warm-up
 of each kind), the speed-up, and the swap loss of each output computed alike for both: the
 ``swap`` term of a ``StyleSwapLoss`` built on the (unpadded) content, evaluated on each
@@ -70,7 +70,8 @@ from brushwork.image import open_image, resize, save_image, to_tensor
 from brushwork.methods import get_method
 from brushwork.methods.base import StyleTarget
 from brushwork.methods.feedforward import Decoder, decoder_id, decoder_width
-from brushwork.methods.styleswap import INVERSE_LAYER, StyleSwap, StyleSwapLoss, StyleSwapOptions
+from brushwork.methods.styleswap import StyleSwap, StyleSwapLoss, StyleSwapOptions
+from brushwork.methods.styleswap_inverse import INVERSE_LAYER
 from brushwork.methods.wct import WCT, WCTOptions
 from brushwork.ops import coloring_statistics, covariance, symmetric_power, whiten_color
 from brushwork.precision import Precision, cpu_bf16_units
@@ -506,11 +507,10 @@ def inverse_benchmark(args: argparse.Namespace) -> dict:
         return brushwork_run(
             content,
             style,
-            method="styleswap",
+            method="styleswap-inverse",
             size=args.inverse_size,
             device="cpu",
             precision="float32",
-            inverse=True,
             model=model,
         )
 
@@ -624,7 +624,9 @@ def inverse_markdown(result: dict, command: str, sheet: str | None) -> str:
         "## Style Swap: optimization vs the inverse network\n\n"
         f"`{command}` on {result['machine']}, float32. Bundled examples at {result['size']} px "
         f'(longest side); optimization: `method="styleswap"`, {result["iterations"]} L-BFGS '
-        "steps; inverse network: `inverse=True`, " + result["model"] + ". Seconds: median of "
+        'steps; inverse network: `method="styleswap-inverse"`, '
+        + result["model"]
+        + ". Seconds: median of "
         f"{result['repeats']} `brushwork.run` calls after one warm-up of each kind (images in "
         "memory, no file I/O). Swap loss: the `swap` term of a `StyleSwapLoss` built on the "
         "unpadded content (relu3_1, 3×3 patches, stride 1; relative feature error to the "

@@ -165,12 +165,12 @@ def one_thread() -> Iterator[None]:
 @pytest.fixture
 def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail the test if the VGG-19 is loaded, an image is decoded at its working size, or an
-    optimization or feed-forward pass starts."""
-    from brushwork.methods import feedforward, optimization
+    optimization or a one-pass run starts."""
+    from brushwork.methods import onepass, optimization
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("bad input reached the expensive part")
 
     monkeypatch.setattr(brushwork.encoders, "cached_vgg19", refuse)
     monkeypatch.setattr(optimization, "optimize_image", refuse)
-    monkeypatch.setattr(feedforward.FeedForwardMethod, "prepare", refuse)
+    monkeypatch.setattr(onepass.OnePassMethod, "prepare", refuse)

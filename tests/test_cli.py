@@ -640,7 +640,8 @@ def test_module_entry_point_exit_status(tmp_path) -> None:
 def test_demo_writes_every_example(capsys, tmp_path) -> None:
     from brushwork.models import MODELS, for_method
 
-    missing = [m.name for m in (MODELS["adain"], *for_method("wct")) if not m.path.is_file()]
+    bundled = (MODELS["adain"], *for_method("wct"), MODELS["styleswap-inverse"])
+    missing = [m.name for m in bundled if not m.path.is_file()]
     if missing:
         pytest.skip(f"bundled decoders not installed: {', '.join(missing)}")
     out = tmp_path / "demo"
@@ -650,13 +651,14 @@ def test_demo_writes_every_example(capsys, tmp_path) -> None:
         "astronaut-strokes-gatys.png",
         "astronaut-strokes-wct.png",
         "chelsea-mosaic-gatys-laplacian.png",
+        "chelsea-mosaic-styleswap-inverse.png",
         "coffee-strokes-styleswap.png",
         "rocket-mosaic-adain.png",
     ]
     for path in out.iterdir():
         with Image.open(path) as image:
             assert max(image.size) == 32
-    assert len(capsys.readouterr().out.splitlines()) == 5
+    assert len(capsys.readouterr().out.splitlines()) == 6
     # a second demo replaces the first one's images only with --force
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     message = expect_error(capsys, ["demo", "--out", str(out), "--size", "32"])

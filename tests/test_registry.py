@@ -3,6 +3,7 @@ lists from them; adding a method is its module plus one entry."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,15 +16,33 @@ from brushwork.methods import REGISTRY, get_entry, get_method, load_object
 
 
 def test_every_entry_loads_its_class_trainers_and_exporter() -> None:
+    from brushwork.methods.onepass import OnePassMethod
+    from brushwork.methods.optimization import OptimizationMethod
+
     for name, entry in REGISTRY.items():
         cls = get_method(name)
         assert cls.name == name and cls.description == entry.description
-        assert entry.kind in ("optimization", "feed-forward")
+        # the kind is the base class's; the entry's copy (read without importing torch)
+        # agrees with it
+        base = OnePassMethod if issubclass(cls, OnePassMethod) else OptimizationMethod
+        assert issubclass(cls, base) and entry.kind == cls.kind == base.kind
         for trainer in entry.trainers.values():
             objective = load_object(trainer)
             assert objective.method in (name, "wct", "styleswap")  # type: ignore[attr-defined]
         if entry.exporter:
             assert callable(load_object(entry.exporter))
+
+
+def test_an_entry_whose_kind_or_name_is_not_its_class_s_is_refused() -> None:
+    entry = REGISTRY["adain"]
+    wrong = dataclasses.replace(entry, kind="optimization")
+    with pytest.raises(
+        BrushworkError,
+        match="adain:AdaIN is registered with kind 'optimization' but its class has 'feed-forward'",
+    ):
+        wrong.load()
+    with pytest.raises(BrushworkError, match="registered with name 'cubism' but its class"):
+        dataclasses.replace(entry, name="cubism").load()
 
 
 def test_unknown_method_is_one_clear_error() -> None:

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_matches_reference, requires_weights, save_decoder, smooth_image
+from conftest import assert_matches_reference, requires_weights, smooth_image
 
 from brushwork import events as ev
 from brushwork.encoders import VGG19
@@ -250,7 +251,6 @@ def test_a_masked_style_of_weight_zero_leaves_its_region_alone(tiny_encoder, pai
         ({"swap_weight": -1.0}, "swap-weight must be >= 0, not -1.0"),
         ({"swap_weight": float("inf")}, "swap-weight must be a finite number, not inf"),
         ({"tv_weight": float("nan")}, "tv-weight must be a finite number, not nan"),
-        ({"inverse": True, "layer": "relu4_1"}, "--inverse decodes relu3_1 features"),
     ],
 )
 def test_bad_options_are_refused(changes: dict, message: str) -> None:
@@ -302,43 +302,37 @@ def test_real_vgg_run_moves_towards_the_swapped_features() -> None:
     assert result.details["style_patches"] == 14 * 14
 
 
-# ----------------------------------------------------------------------------- inverse network
+# ----------------------------------------------------------------------------- --inverse
 
 
-def test_inverse_network_decodes_the_swapped_features_in_one_pass(
-    tiny_encoder, pair, tmp_path
-) -> None:
-    from conftest import random_decoder
-
-    from brushwork.methods.styleswap import swap_target
-
-    content, style = pair
-    model = save_decoder(tmp_path / "inverse.safetensors", tiny_encoder, "styleswap", "relu3_1")
-    method = StyleSwap(encoder=tiny_encoder, inverse=True, model=str(model))
-    method.check_files()
-    assert (method.accepts_init(), method.has_losses(), method.steps()) == (False, False, 1)
-    collect = ev.Collect()
-    result = method.stylize(content, style, events=collect)
-    assert result.image.shape == content.shape
-    assert 0 <= float(result.image.min()) <= float(result.image.max()) <= 1
-    assert result.losses == {}
-    assert result.details["inverse"] is True
-    assert result.details["style_patches"] == 64
-    assert [(e.step, e.total) for e in collect.of(ev.Progress)] == [(1, 1)]
-    # The decoder applied to the swap target (32x48 needs no padding at relu3_1).
-    options = method.options
-    with torch.no_grad():
-        features = method.prepare_styles(tiny_encoder, [StyleTarget(style)])
-        target, _, _ = swap_target(tiny_encoder, content, [StyleTarget(style)], features, options)
-        expected = random_decoder(tiny_encoder, 1, "relu3_1")(target).clamp(0, 1)
-    torch.testing.assert_close(result.image, expected)
-    with pytest.raises(BrushworkError, match="takes no start image"):
-        method.stylize(content, style, init=content)
+def test_registered_as_optimization_only() -> None:
+    method = StyleSwap()
+    assert (method.accepts_init(), method.has_losses(), method.steps()) == (True, True, 100)
+    assert "inverse" not in {f.name for f in dataclasses.fields(StyleSwapOptions)}
+    assert REGISTRY["styleswap"].trainers == {}  # the inverse network's is its method's
 
 
-def test_inverse_model_of_another_method_is_refused() -> None:
-    with pytest.raises(BrushworkError, match="'adain' is a bundled adain model, not a styleswap"):
-        StyleSwap(inverse=True, model="adain").check_files()
+INVERSE_MOVED = (
+    "--inverse is now a method of its own: use -m styleswap-inverse "
+    "(method='styleswap-inverse'), which takes --model, --patch-size and --stride"
+)
+
+
+def test_inverse_says_in_one_line_what_to_use(capsys, no_work) -> None:
+    """The option that became the styleswap-inverse method, given on the command line, to
+    the class or to the API: one line naming the method to use, before any work."""
+    from conftest import expect_error
+
+    from brushwork import api
+
+    argv = ["stylize", "c.png", "s.png", "-o", "out.png", "-m", "styleswap", "--inverse"]
+    assert expect_error(capsys, argv) == INVERSE_MOVED
+    with pytest.raises(BrushworkError) as caught:
+        StyleSwap(inverse=True)
+    assert str(caught.value) == INVERSE_MOVED
+    with pytest.raises(BrushworkError) as caught:
+        api.run(smooth_image(16, 16), smooth_image(16, 16), "styleswap", inverse=True)
+    assert str(caught.value) == INVERSE_MOVED
 
 
 # ----------------------------------------------------------------------------- reference

@@ -394,12 +394,16 @@ def progress_sinks(args: argparse.Namespace) -> Iterator[list[Any]]:
 
 
 def _unknown_option_message(extra: list[str], method: str) -> str:
-    """Why leftover flags were refused: another method's option, or no option at all."""
+    """Why leftover flags were refused: an option the method retired (what to use
+    instead), another method's option, or no option at all."""
     from brushwork.methods import REGISTRY
     from brushwork.options import fields_of
 
     flag = next((x for x in extra if x.startswith("--")), extra[0])
     name = flag[2:].split("=", 1)[0].replace("-", "_")
+    retired = REGISTRY[method].load().options_class.retired
+    if name in retired:
+        return retired[name]
     owners = []
     for entry in REGISTRY.values():
         try:
@@ -591,8 +595,9 @@ def cmd_methods(argv: Sequence[str]) -> int:
 
         print(json.dumps(describe(), indent=2))
         return 0
+    width = max(map(len, REGISTRY))
     for name, entry in REGISTRY.items():
-        print(f"{name:<16} {entry.kind:<13} {entry.description}")
+        print(f"{name:<{width}} {entry.kind:<13} {entry.description}")
     return 0
 
 
@@ -619,9 +624,10 @@ def cmd_models(argv: Sequence[str]) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    width = max(len(row["method"]) for row in rows)
     for row in rows:
         size = f"{row['bytes'] / 1e6:5.1f} MB" if row["installed"] else "missing "
-        print(f"{row['name']:<18} {row['method']:<10} {size}  {row['description']}")
+        print(f"{row['name']:<18} {row['method']:<{width}} {size}  {row['description']}")
     return 0
 
 

@@ -21,7 +21,7 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from brushwork.errors import BrushworkError
 
@@ -46,6 +46,7 @@ def option(
     short: str | None = None,
     cli: bool = True,
     names: tuple[str | None, ...] | None = None,
+    main: bool = False,
 ) -> Any:
     """A dataclass field with what the CLI, the service and validation need to know.
 
@@ -55,7 +56,9 @@ def option(
     ``metavar``, ``flag`` (the flag's name, default ``--field-name``) and ``short`` (e.g.
     ``-o``), ``cli=False`` to keep a field off the command line; ``names``, for an option
     that takes a file path or a name, the names it takes that are not paths (a front end
-    that must never open a client's path, the HTTP service, allows only these).
+    that must never open a client's path, the HTTP service, allows only these); ``main``
+    for the few options a form shows first (the service's page puts the rest under "more
+    options").
     """
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for sequence defaults")
@@ -72,6 +75,7 @@ def option(
         "short": short,
         "cli": cli,
         "names": names,
+        "main": main,
     }
     if default is REQUIRED:
         return field(metadata=metadata)
@@ -116,6 +120,11 @@ class FieldSpec:
         (``learning-rate``)."""
         flag = (self.metadata or {}).get("flag") if self.metadata is not None else None
         return flag.lstrip("-") if flag else self.name.replace("_", "-")
+
+    @property
+    def main(self) -> bool:
+        """Whether a form shows this option first (``option(..., main=True)``)."""
+        return bool((self.metadata or {}).get("main"))
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready: what a form needs to build a control for this option."""
@@ -222,6 +231,10 @@ class Options:
     """Base of every options dataclass: validation from the declarations, then
     :meth:`check` for rules between fields."""
 
+    retired: ClassVar[dict[str, str]] = {}
+    """Options that were removed, by name, each with one line saying what to use instead:
+    giving one is refused with that line (:func:`unknown_option`)."""
+
     def validate(self) -> None:
         """Raise :class:`BrushworkError` for a value no run could use."""
         for spec in fields_of(type(self)):
@@ -260,10 +273,7 @@ class Options:
         names = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(changes) - names)
         if unknown:
-            raise BrushworkError(
-                f"unknown option {unknown[0]!r} for {type(self).__name__}; "
-                f"known: {', '.join(sorted(names))}"
-            )
+            raise unknown_option(unknown[0], type(self))
         new = dataclasses.replace(self, **changes)
         new.validate()
         return new
@@ -286,6 +296,16 @@ def split_options(values: dict[str, Any], *classes: type) -> list[dict[str, Any]
                 parts[index][name] = value
                 break
         else:
-            known = sorted({f.name for cls in classes for f in dataclasses.fields(cls)})
-            raise BrushworkError(f"unknown option {name!r}; known: {', '.join(known)}")
+            raise unknown_option(name, *classes)
     return parts
+
+
+def unknown_option(name: str, *classes: type) -> BrushworkError:
+    """The error for an option none of ``classes`` has: what to use instead if one of them
+    retired it, else the options they know."""
+    for cls in classes:
+        if name in getattr(cls, "retired", {}):
+            return BrushworkError(cls.retired[name])
+    known = sorted({f.name for cls in classes for f in dataclasses.fields(cls)})
+    owner = f" for {classes[0].__name__}" if len(classes) == 1 else ""
+    return BrushworkError(f"unknown option {name!r}{owner}; known: {', '.join(known)}")

@@ -73,6 +73,7 @@ class Controls(Options):
         minimum=1,
         maximum=MAX_SIDE,
         metavar="PX",
+        main=True,
     )
     style_size: int | None = option(
         None,

@@ -36,8 +36,9 @@ class MethodEntry:
     """``module:Class`` of its :class:`~brushwork.methods.base.Method` subclass."""
     description: str
     kind: str
-    """``optimization`` (optimizes the output's pixels) or ``feed-forward`` (trained
-    networks, one pass)."""
+    """The class's :attr:`~brushwork.methods.base.Method.kind` (``optimization`` or
+    ``feed-forward``, from its base class), written here as well so that listing the
+    methods imports no class, hence no torch; :meth:`load` refuses a mismatch."""
     paper: str = ""
     trainers: dict[str, str] = field(default_factory=dict)
     """Training objectives by name (``brushwork train NAME``): ``module:Class``."""
@@ -45,12 +46,14 @@ class MethodEntry:
     """``module:function`` writing the method as ONNX (``brushwork export NAME``)."""
 
     def load(self) -> type[Method]:
+        """The class, checked against this entry (name and kind)."""
         cls = load_object(self.target)
-        if getattr(cls, "name", None) != self.name:
-            raise BrushworkError(
-                f"{self.target} is registered as {self.name!r} but is named "
-                f"{getattr(cls, 'name', None)!r}"
-            )
+        for what in ("name", "kind"):
+            if getattr(cls, what, None) != getattr(self, what):
+                raise BrushworkError(
+                    f"{self.target} is registered with {what} {getattr(self, what)!r} but "
+                    f"its class has {getattr(cls, what, None)!r}"
+                )
         cls.description = self.description  # type: ignore[attr-defined]
         return cls  # type: ignore[return-value]
 
@@ -75,11 +78,9 @@ REGISTRY: dict[str, MethodEntry] = {
         MethodEntry(
             "styleswap",
             "brushwork.methods.styleswap:StyleSwap",
-            "rebuild the content's features from best-matching style patches "
-            "(optimization, or one pass with --inverse)",
+            "rebuild the content's features from best-matching style patches",
             "optimization",
             "Chen & Schmidt 2016",
-            trainers={"styleswap-inverse": "brushwork.training.styleswap:InverseObjective"},
         ),
         MethodEntry(
             "adain",
@@ -102,6 +103,14 @@ REGISTRY: dict[str, MethodEntry] = {
             "Li, Fang, Yang, Wang, Lu & Yang, NeurIPS 2017",
             trainers={"wct": "brushwork.training.decoders:ReconstructionObjective"},
             exporter="brushwork.methods.wct:export_onnx",
+        ),
+        MethodEntry(
+            "styleswap-inverse",
+            "brushwork.methods.styleswap_inverse:StyleSwapInverse",
+            "Style Swap in one pass: swapped relu3_1 features decoded by a trained network",
+            "feed-forward",
+            "Chen & Schmidt 2016, §4",
+            trainers={"styleswap-inverse": "brushwork.training.styleswap:InverseObjective"},
         ),
     )
 }

@@ -54,12 +54,14 @@ class AdaINOptions(Options):
         "content–style trade-off in feature space: 0 keeps the content, 1 full style",
         minimum=0.0,
         maximum=1.0,
+        main=True,
     )
     model: str = option(
         "adain",
         "decoder: a bundled name (see `brushwork models`) or a "
         "checkpoint file of `brushwork train adain`",
         metavar="NAME|PATH",
+        main=True,
     )
 
 

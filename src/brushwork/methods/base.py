@@ -144,6 +144,16 @@ def blend_weights(targets: Sequence[StyleTarget]) -> list[float]:
     return [w / math.fsum(scaled) for w in scaled]
 
 
+def check_style_sides(targets: Sequence[StyleTarget], least: int, name: str) -> None:
+    """Refuse a style image with a side under ``least`` pixels (method ``name``'s least)."""
+    for number, target in enumerate(targets, 1):
+        height, width = target.image.shape[-2:]
+        if min(height, width) < least:
+            raise BrushworkError(
+                f"style {number} is {width}×{height} px; {name} needs at least {least}×{least} px"
+            )
+
+
 def check_content(content: Tensor, least: int, name: str) -> None:
     """Refuse a content tensor a method cannot take: wrong shape, non-finite values, or a
     side under ``least`` pixels."""
@@ -207,9 +217,14 @@ weighted (e.g. the temporal loss of a video frame)."""
 
 class Method(ABC):
     """A style-transfer method. Subclasses set ``name``, ``description`` (both from the
-    registry, :mod:`brushwork.methods`) and ``options_class``."""
+    registry, :mod:`brushwork.methods`), ``options_class``, and inherit ``kind`` from their
+    base (:class:`~brushwork.methods.optimization.OptimizationMethod`,
+    :class:`~brushwork.methods.onepass.OnePassMethod`)."""
 
     name: ClassVar[str]
+    kind: ClassVar[str]
+    """``optimization`` (optimizes the output's pixels) or ``feed-forward`` (trained
+    networks, one pass): set by the base classes, copied into the registry entry."""
     description: ClassVar[str] = ""
     options_class: ClassVar[type[Options]]
     preset: ClassVar[dict[str, Any]] = {}

@@ -1,13 +1,14 @@
-"""What every feed-forward method shares: trained decoders that mirror VGG-19, run level by
-level, with styles mixed by weight or by region.
+"""The one-pass methods built on trained decoders that mirror VGG-19, run level by level, with
+styles mixed by weight or by region.
 
-A feed-forward method (AdaIN, WCT, ...) is a list of *levels* (encoder layers, applied in
-order) and a *transform* of the content's features at a level given a style's statistics
-there. Per level: pad the image to the encoder's stride, encode it to the level's layer,
-transform the features for each style, mix the results (:func:`mix_styles`: blended by
-weight, or placed by masks, then traded off against the content by ``alpha``), decode, crop
-back. AdaIN is one level (relu4_1) with the mean/std transform; WCT five (relu5_1 →
-relu1_1) with whitening and coloring.
+Such a method (AdaIN, WCT, ...) is a list of *levels* (encoder layers, applied in order) and
+a *transform* of the content's features at a level given a style's statistics there. Per
+level: pad the image to the encoder's stride, encode it to the level's layer, transform the
+features for each style, mix the results (:func:`mix_styles`: blended by weight, or placed by
+masks, then traded off against the content by ``alpha``), decode, crop back (the plan,
+checks, progress and result are :class:`~brushwork.methods.onepass.OnePassMethod`'s). AdaIN
+is one level (relu4_1) with the mean/std transform; WCT five (relu5_1 → relu1_1) with
+whitening and coloring.
 
 The decoders (:class:`Decoder`) mirror VGG-19 from any relu layer relu1_1 … relu5_1: the
 encoder's convolutions in reverse with inputs and outputs swapped, nearest-neighbour
@@ -20,37 +21,22 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from abc import abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from brushwork import events as ev
 from brushwork import models
 from brushwork.checkpoints import load_checkpoint
 from brushwork.encoders import VGG19, downsample_mask, inference_peak_elements, pools_before
 from brushwork.encoders.vgg import CONV_LAYERS, LAYER_INDEX
 from brushwork.errors import BrushworkError
-from brushwork.memory import MIB, require
-from brushwork.methods.base import (
-    LossTerm,
-    MemoryPlan,
-    Method,
-    PreparedStyle,
-    StepCounter,
-    StyleTarget,
-    StylizeResult,
-    blend_weights,
-    check_content,
-    mask_size,
-    style_targets,
-)
-from brushwork.ops import pad_to_multiple
+from brushwork.methods.base import PreparedStyle, StyleTarget, blend_weights
+from brushwork.methods.onepass import OnePassMethod, padded_pass
 
 DECODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 """The layers a :class:`Decoder` can start from."""
@@ -172,7 +158,7 @@ def _load(
     device: str,
     channels_last: bool,
 ) -> Decoder:
-    checkpoint = load_checkpoint(path, method=method, what="model")
+    checkpoint = load_checkpoint(path, method=models.checkpoint_method(method), what="model")
     wanted = decoder_id(layer, channels)
     if checkpoint.encoder != wanted:
         found = checkpoint.encoder.split(":")
@@ -207,9 +193,10 @@ def load_decoder(
     encoder: VGG19,
     device: str | torch.device | None = None,
 ) -> Decoder:
-    """The trained decoder ``model`` (a bundled name of ``method``, or a checkpoint file)
-    from ``layer``, checked against ``encoder`` and put where it runs; loaded once per
-    process and file (frozen: do not modify it)."""
+    """The trained decoder ``model`` (a bundled name of ``method``, or a checkpoint file
+    carrying ``method``'s checkpoint name, :func:`brushwork.models.checkpoint_method`) from
+    ``layer``, checked against ``encoder`` and put where it runs; loaded once per process
+    and file (frozen: do not modify it)."""
     path = models.resolve(model, method=method)
     stat = os.stat(path)
     if device is None:
@@ -233,7 +220,7 @@ def read_decoder(
     layer; the shared lower layers for one of another, e.g. a relu5_1 decoder started from
     a relu4_1 one). Returns the decoder and how many tensors were taken."""
     path = models.resolve(model, method=method)
-    checkpoint = load_checkpoint(path, method=method, what="model")
+    checkpoint = load_checkpoint(path, method=models.checkpoint_method(method), what="model")
     decoder = Decoder(layer, width=width)
     state = decoder.state_dict()
     taken = {
@@ -291,16 +278,9 @@ def mix_styles(
     return alpha * target + (1 - alpha) * content
 
 
-class FeedForwardMethod(Method):
-    """Base of the methods that stylize in one pass through trained decoders."""
-
-    bytes_per_pixel: ClassVar[int] = 850
-    """Peak memory per (padded) content pixel of one stylization, measured (see
-    :meth:`plan`)."""
-    fixed_bytes: ClassVar[int] = 400 * MIB
-    """Interpreter, torch, encoder and decoder weights."""
-    decoder_method: ClassVar[str]
-    """The method name the decoders' checkpoints carry."""
+class FeedForwardMethod(OnePassMethod):
+    """Base of the one-pass methods whose networks are decoders mirroring VGG-19, one per
+    level (see the module docstring)."""
 
     # -- per method -------------------------------------------------------------------
 
@@ -331,139 +311,83 @@ class FeedForwardMethod(Method):
     def encoder_request(self) -> tuple[str, str]:
         return max(self.levels(), key=LAYER_INDEX.__getitem__), "max"
 
-    def min_style_side(self) -> int:
+    def stride(self) -> int:
         return 2 ** pools_before(self.encoder_request()[0])
+
+    def min_style_side(self) -> int:
+        return self.stride()
+
+    def steps(self) -> int:
+        return len(self.levels())
+
+    def style_bytes(self, height: int, width: int) -> int:
+        """The style's encoder pass to the deepest level, float32."""
+        return inference_peak_elements(height, width, self.encoder_request()[0], self.levels()) * 4
 
     def check_files(self) -> None:
         for layer in self.levels():
-            models.resolve(self.decoder_model(layer), method=self.decoder_method)
+            models.resolve(self.decoder_model(layer), method=self.name)
 
-    def plan(
-        self,
-        height: int,
-        width: int,
-        style_sizes: Sequence[tuple[int, int]],
-        device: torch.device | None = None,
-        limit: int | None = None,
-    ) -> MemoryPlan:
-        """Peak memory: :attr:`bytes_per_pixel` per padded content pixel (measured on
-        real runs), the style's encoder pass, and fixed costs."""
-        multiple = 2 ** pools_before(self.encoder_request()[0])
-        padded = (height + -height % multiple) * (width + -width % multiple)
-        last = self.encoder_request()[0]
-        style = (
-            max(
-                (inference_peak_elements(h, w, last, self.levels()) for h, w in style_sizes),
-                default=0,
-            )
-            * 4
-        )
-        need = self.fixed_bytes + max(self.bytes_per_pixel * padded, style)
-        require(need, f"a {width}x{height} {self.name} run", limit, device)
-        return MemoryPlan(int(need))
+    def networks(self) -> dict[str, Decoder]:
+        return self.decoders()
 
     def decoders(self) -> dict[str, Decoder]:
         """The trained decoder of every level (loaded once per process and file)."""
         encoder = self.get_encoder()
         return {
             layer: load_decoder(
-                self.decoder_model(layer), method=self.decoder_method, layer=layer, encoder=encoder
+                self.decoder_model(layer), method=self.name, layer=layer, encoder=encoder
             )
             for layer in self.levels()
         }
 
-    def prepare(self, styles: Tensor | StyleTarget | Sequence[StyleTarget]) -> PreparedStyle:
-        start = time.perf_counter()
-        targets = style_targets(styles)
-        least = self.min_style_side()
-        for number, target in enumerate(targets, 1):
-            height, width = target.image.shape[-2:]
-            if min(height, width) < least:
-                raise BrushworkError(
-                    f"style {number} is {width}×{height} px; {self.name} "
-                    f"needs at least {least}×{least} px"
-                )
+    def encode_styles(self, targets: list[StyleTarget]) -> list[dict[str, Any]]:
+        """Each style's :meth:`style_statistics` at every level."""
         encoder = self.get_encoder()
         levels = list(self.levels())
-        with torch.inference_mode(), self.precision.autocast():
-            data = []
-            for target in targets:
-                features = encoder(target.image, levels)
-                data.append(
-                    {layer: self.style_statistics(features[layer], layer) for layer in levels}
-                )
-        return PreparedStyle(
-            self.name, targets, data, mask_size(targets), time.perf_counter() - start
-        )
+        data = []
+        for target in targets:
+            features = encoder(target.image, levels)
+            data.append({layer: self.style_statistics(features[layer], layer) for layer in levels})
+        return data
 
-    def stylize(
+    def passes(
         self,
         content: Tensor,
-        style: PreparedStyle | Tensor | StyleTarget | Sequence[StyleTarget],
-        *,
-        init: Tensor | None = None,
-        plan: MemoryPlan | None = None,
-        iterations: int | None = None,
-        extra_losses: Sequence[tuple[str, LossTerm]] = (),
-        events: Any = None,
-        progress: StepCounter | None = None,
-    ) -> StylizeResult:
-        if init is not None:
-            raise BrushworkError(f"{self.name} cannot start from a given image")
-        if extra_losses:
-            raise BrushworkError(
-                f"{self.name} has no loss to add {', '.join(n for n, _ in extra_losses)} to"
-            )
-        start = time.perf_counter()
-        check_content(content, 1, self.name)
-        prepared = self._prepared(style)
-        prepared.check_content(content)
-        encoder = self.get_encoder()
-        decoders = self.decoders()
+        prepared: PreparedStyle,
+        networks: dict[str, Decoder],
+        details: dict[str, Any],
+    ) -> Iterator[Tensor]:
+        """Level by level: each level's output is the next one's input."""
+        details["models"] = {layer: str(self.decoder_model(layer)) for layer in self.levels()}
         weights = blend_weights(prepared.targets)
-        levels = self.levels()
-        counter = progress or StepCounter(self.name)
-        total = counter.total or counter.offset + len(levels)
         image = content
-        with ev.bound(events), torch.inference_mode(), self.precision.autocast():
-            for index, layer in enumerate(levels):
-                multiple, least = 2 ** pools_before(layer), min_side(layer)
-                padded, (height, width) = pad_to_multiple(image, multiple, least)
-                features = encoder(padded, [layer])[layer]
-                masks = [
-                    None
-                    if t.mask is None
-                    else downsample_mask(pad_to_multiple(t.mask, multiple, least)[0], layer)
-                    for t in prepared.targets
-                ]
-                mixed = mix_styles(
-                    features,
-                    [d[layer] for d in prepared.data],
-                    weights,
-                    masks,
-                    self.alpha(),
-                    lambda c, s, m, layer=layer: self.transform(c, s, m, layer),
-                )
-                image = decoders[layer](mixed)[..., :height, :width].float().clamp(0, 1)
-                ev.emit(
-                    ev.Progress(
-                        counter.stage,
-                        counter.offset + index + 1,
-                        total,
-                        seconds=time.perf_counter() - start,
-                        scale=counter.scale,
-                    )
-                )
-        return StylizeResult(
-            image.contiguous().clone(),
-            {},
-            time.perf_counter() - start,
-            {
-                "models": {layer: str(self.decoder_model(layer)) for layer in levels},
-                "precision": self.precision.name,
-                **({"memory_estimate": plan.estimate} if plan is not None else {}),
-            },
-        )
+        for layer in self.levels():
+            statistics = [d[layer] for d in prepared.data]
+            paint = functools.partial(self._level, layer, networks[layer], statistics, weights)
+            image = padded_pass(
+                image, prepared.targets, 2 ** pools_before(layer), min_side(layer), paint
+            )
+            yield image
 
-    def steps(self) -> int:
-        return len(self.levels())
+    def _level(
+        self,
+        layer: str,
+        decoder: Decoder,
+        statistics: list[Any],
+        weights: list[float],
+        padded: Tensor,
+        targets: list[StyleTarget],
+    ) -> Tensor:
+        """One level on a padded image: encode, transform per style, mix, decode."""
+        features = self.get_encoder()(padded, [layer])[layer]
+        masks = [None if t.mask is None else downsample_mask(t.mask, layer) for t in targets]
+        mixed = mix_styles(
+            features,
+            statistics,
+            weights,
+            masks,
+            self.alpha(),
+            lambda c, s, m: self.transform(c, s, m, layer),
+        )
+        return decoder(mixed)

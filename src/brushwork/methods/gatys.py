@@ -79,10 +79,10 @@ class GatysOptions(OptimizationOptions):
         "relative weight of each style layer, normalized to sum 1 (none: equal)",
         minimum=0.0,
     )
-    content_weight: float = option(1.0, "weight of the content loss", minimum=0.0)
-    style_weight: float = option(3.0, "weight of the style loss", minimum=0.0)
+    content_weight: float = option(1.0, "weight of the content loss", minimum=0.0, main=True)
+    style_weight: float = option(3.0, "weight of the style loss", minimum=0.0, main=True)
     lap_weight: float = option(
-        0.0, "weight of the Laplacian loss (Li et al. 2017); 0 = off", minimum=0.0
+        0.0, "weight of the Laplacian loss (Li et al. 2017); 0 = off", minimum=0.0, main=True
     )
     lap_pool_sizes: tuple[int, ...] = option(
         (4, 16),

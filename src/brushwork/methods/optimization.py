@@ -39,6 +39,7 @@ from brushwork.methods.base import (
     StyleTarget,
     StylizeResult,
     check_content,
+    check_style_sides,
     mask_size,
     style_targets,
 )
@@ -50,8 +51,8 @@ from brushwork.options import SEED_MAX, Options, option
 class OptimizationOptions(Options):
     tv_weight: float = option(1.0, "weight of the total-variation (smoothness) loss", minimum=0.0)
     pooling: str = option("max", "pooling in the encoder", choices=("max", "avg"))
-    optimizer: str = option("lbfgs", "optimizer", choices=("lbfgs", "adam"))
-    iterations: int = option(300, "optimization steps", minimum=1, maximum=1_000_000)
+    optimizer: str = option("lbfgs", "optimizer", choices=("lbfgs", "adam"), main=True)
+    iterations: int = option(300, "optimization steps", minimum=1, maximum=1_000_000, main=True)
     learning_rate: float | None = option(
         None, "step size (default: 1 for L-BFGS, 0.02 Adam)", minimum=0.0, exclusive_minimum=True
     )
@@ -125,6 +126,7 @@ class WithExtraTerms(nn.Module):
 class OptimizationMethod(Method):
     """Base of the methods that optimize the output's pixels."""
 
+    kind = "optimization"
     options_class = OptimizationOptions
 
     @abstractmethod
@@ -227,14 +229,7 @@ class OptimizationMethod(Method):
     def prepare(self, styles: Tensor | StyleTarget | Sequence[StyleTarget]) -> PreparedStyle:
         start = time.perf_counter()
         targets = style_targets(styles)
-        least = self.min_style_side()
-        for number, target in enumerate(targets, 1):
-            height, width = target.image.shape[-2:]
-            if min(height, width) < least:
-                raise BrushworkError(
-                    f"style {number} is {width}×{height} px; {self.name} "
-                    f"needs at least {least}×{least} px"
-                )
+        check_style_sides(targets, self.min_style_side(), self.name)
         self.check_style_layers([t.layers for t in targets])
         encoder = self.get_encoder()
         with torch.no_grad(), self.precision.autocast():

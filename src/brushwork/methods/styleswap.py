@@ -12,9 +12,9 @@ computed once. The output image x minimizes
 starting from the content. The content structure survives through the choice of patches;
 colours and textures are the style's.
 
-With ``inverse`` (§4) the optimization is replaced by one pass of a trained inverse network,
-a relu3_1 decoder that learned to turn swapped features into images
-(:mod:`brushwork.training.styleswap`), which is far faster.
+Its §4 replaces the optimization by one pass of a trained inverse network, far faster: the
+method ``styleswap-inverse`` (:mod:`brushwork.methods.styleswap_inverse`), which shares the
+swap (:func:`swap_target`) with this one.
 
 Several styles (:class:`~brushwork.methods.base.StyleTarget`) either blend, the target being
 Σᵢ wᵢ·SS(Φ(c), Φ(sᵢ)) with weights normalized to sum 1, or, with masks (at the layer's
@@ -31,28 +31,18 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from brushwork.encoders import LAYERS, VGG19, downsample_mask, inference_peak_elements
+from brushwork.encoders import LAYERS, VGG19, downsample_mask
 from brushwork.encoders.vgg import pools_before
 from brushwork.errors import BrushworkError
 from brushwork.losses import relative_scale, total_variation_loss
-from brushwork.methods.base import (
-    LossTerm,
-    MemoryPlan,
-    PreparedStyle,
-    StepCounter,
-    StyleTarget,
-    StylizeResult,
-    blend_weights,
-    check_content,
-    uses_masks,
-)
+from brushwork.methods.base import PreparedStyle, StyleTarget, blend_weights, uses_masks
 from brushwork.methods.optimization import OptimizationMethod, OptimizationOptions
-from brushwork.ops import pad_to_multiple, style_swap
+from brushwork.ops import style_swap
 from brushwork.options import option
 
 
@@ -69,37 +59,33 @@ class StyleSwapOptions(OptimizationOptions):
         maximum=64,
     )
     swap_weight: float = option(1.0, "weight of the loss to the swapped features", minimum=0.0)
-    inverse: bool = option(
-        False,
-        "decode the swapped features with the trained inverse "
-        "network in one pass instead of optimizing (Chen & Schmidt §4; "
-        "layer relu3_1)",
-    )
-    model: str = option(
-        "styleswap-inverse",
-        "the inverse network (--inverse): a bundled "
-        "name or a checkpoint of `brushwork train styleswap-inverse`",
-        metavar="NAME|PATH",
-    )
-
-    def check(self) -> None:
-        super().check()
-        if self.inverse and self.layer != INVERSE_LAYER:
-            raise BrushworkError(
-                f"--inverse decodes {INVERSE_LAYER} features; the layer is {self.layer}"
-            )
-
-    def min_image_size(self) -> int:
-        """Smallest image side with at least one patch at :attr:`layer`."""
-        return self.patch_size * 2 ** pools_before(self.layer)
+    retired: ClassVar[dict[str, str]] = {
+        "inverse": "--inverse is now a method of its own: use -m styleswap-inverse "
+        "(method='styleswap-inverse'), which takes --model, --patch-size and --stride"
+    }
 
 
-INVERSE_LAYER = "relu3_1"
+class SwapSettings(Protocol):
+    """What the swap reads of a method's options (Style Swap's, its inverse network's)."""
+
+    @property
+    def layer(self) -> str: ...
+
+    @property
+    def patch_size(self) -> int: ...
+
+    @property
+    def stride(self) -> int: ...
 
 
-def _check_size(image: Tensor, what: str, options: StyleSwapOptions) -> None:
+def min_swap_side(options: SwapSettings) -> int:
+    """Smallest image side with at least one patch at the swap's layer."""
+    return options.patch_size * 2 ** pools_before(options.layer)
+
+
+def _check_size(image: Tensor, what: str, options: SwapSettings) -> None:
     height, width = image.shape[-2:]
-    least = options.min_image_size()
+    least = min_swap_side(options)
     if min(height, width) < least:
         raise BrushworkError(
             f"{what} is {width}×{height} px, too small for Style Swap at {options.layer} with "
@@ -123,7 +109,7 @@ def swap_target(
     content: Tensor,
     styles: list[StyleTarget],
     features: list[Tensor | None],
-    options: StyleSwapOptions,
+    options: SwapSettings,
 ) -> tuple[Tensor, Tensor | None, dict[str, Any]]:
     """The swapped features SS(Φ(c), Φ(sᵢ)) blended or placed by masks (see the module
     docstring), the per-pixel weight map of mask mode (None otherwise) and details. The
@@ -236,55 +222,11 @@ class StyleSwap(OptimizationMethod):
     def encoder_layers(self) -> list[str]:
         return [self._options.layer]
 
-    def accepts_init(self) -> bool:
-        return not self._options.inverse
-
-    def has_losses(self) -> bool:
-        return not self._options.inverse
-
-    def steps(self) -> int:
-        return 1 if self._options.inverse else self._options.iterations
-
     def min_style_side(self) -> int:
-        return self._options.min_image_size()
+        return min_swap_side(self._options)
 
     def check_style_layers(self, assignments: Sequence[tuple[str, ...] | None]) -> None:
         check_swap_layer(list(assignments), self._options.layer)
-
-    def check_files(self) -> None:
-        super().check_files()
-        if self._options.inverse:
-            from brushwork import models
-
-            models.resolve(self._options.model, method="styleswap")
-
-    def plan(
-        self,
-        height: int,
-        width: int,
-        style_sizes: Sequence[tuple[int, int]],
-        device: torch.device | None = None,
-        limit: int | None = None,
-    ) -> MemoryPlan:
-        if not self._options.inverse:
-            return super().plan(height, width, style_sizes, device, limit)
-        from brushwork.memory import MIB, require
-
-        # the swap's score blocks are bounded (2^24 elements); the decoder's full-resolution
-        # activations dominate, as in the other feed-forward runs
-        style = (
-            max(
-                (
-                    inference_peak_elements(h, w, INVERSE_LAYER, [INVERSE_LAYER])
-                    for h, w in style_sizes
-                ),
-                default=0,
-            )
-            * 4
-        )
-        need = 400 * MIB + max(850 * height * width, style)
-        require(need, f"a {width}x{height} {self.name} --inverse run", limit, device)
-        return MemoryPlan(int(need))
 
     def prepare_styles(self, encoder: VGG19, styles: list[StyleTarget]) -> Any:
         options = self._options
@@ -303,81 +245,3 @@ class StyleSwap(OptimizationMethod):
             return StyleSwapLoss(
                 encoder, content, prepared.targets, prepared.data, self._options, checkpointing
             )
-
-    def stylize(
-        self,
-        content: Tensor,
-        style: PreparedStyle | Tensor | StyleTarget | Sequence[StyleTarget],
-        *,
-        init: Tensor | None = None,
-        plan: MemoryPlan | None = None,
-        iterations: int | None = None,
-        extra_losses: Sequence[tuple[str, LossTerm]] = (),
-        events: Any = None,
-        progress: StepCounter | None = None,
-    ) -> StylizeResult:
-        options = self._options
-        if not options.inverse:
-            return super().stylize(
-                content,
-                style,
-                init=init,
-                plan=plan,
-                iterations=iterations,
-                extra_losses=extra_losses,
-                events=events,
-                progress=progress,
-            )
-        if init is not None or extra_losses:
-            raise BrushworkError(
-                "styleswap --inverse decodes in one pass: it takes no start "
-                "image and no extra loss terms"
-            )
-        from brushwork import events as ev
-        from brushwork.methods.feedforward import load_decoder, min_side
-
-        start = time.perf_counter()
-        check_content(content, options.min_image_size(), self.name)
-        prepared = self._prepared(style)
-        prepared.check_content(content)
-        encoder = self.get_encoder()
-        decoder = load_decoder(
-            options.model, method="styleswap", layer=INVERSE_LAYER, encoder=encoder
-        )
-        counter = progress or StepCounter(self.name)
-        multiple = 2 ** pools_before(INVERSE_LAYER)
-        with ev.bound(events), torch.inference_mode(), self.precision.autocast():
-            padded, (height, width) = pad_to_multiple(content, multiple, min_side(INVERSE_LAYER))
-            targets = [
-                StyleTarget(
-                    t.image,
-                    t.weight,
-                    t.layers,
-                    None
-                    if t.mask is None
-                    else pad_to_multiple(t.mask, multiple, min_side(INVERSE_LAYER))[0],
-                )
-                for t in prepared.targets
-            ]
-            target, _, details = swap_target(encoder, padded, targets, prepared.data, options)
-            image = decoder(target)[..., :height, :width].float().clamp(0, 1)
-            ev.emit(
-                ev.Progress(
-                    counter.stage,
-                    counter.offset + 1,
-                    counter.total or counter.offset + 1,
-                    seconds=time.perf_counter() - start,
-                    scale=counter.scale,
-                )
-            )
-        return StylizeResult(
-            image.contiguous().clone(),
-            {},
-            time.perf_counter() - start,
-            {
-                "model": str(options.model),
-                "inverse": True,
-                "precision": self.precision.name,
-                **details,
-            },
-        )

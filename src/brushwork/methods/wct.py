@@ -59,6 +59,7 @@ class WCTOptions(Options):
         "(at 1, four levels of full style keep only the content's outlines)",
         minimum=0.0,
         maximum=1.0,
+        main=True,
     )
     levels: tuple[str, ...] = option(
         ("relu4_1", "relu3_1", "relu2_1", "relu1_1"),
@@ -67,6 +68,7 @@ class WCTOptions(Options):
         "content (docs/models/wct.md)",
         choices=DECODER_LAYERS,
         min_items=1,
+        main=True,
     )
     models: str = option(
         "wct",

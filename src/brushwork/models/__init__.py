@@ -22,7 +22,8 @@ class ModelInfo:
     name: str
     file: str
     method: str
-    """The method its checkpoint belongs to (checked when loading)."""
+    """The method it belongs to; its checkpoint carries that method's
+    :func:`checkpoint_method` (checked when loading)."""
     encoder: str
     """The encoder it was trained against, as checkpoints name it (``vgg19:relu4_1:512``)."""
     card: str
@@ -99,7 +100,7 @@ MODELS: dict[str, ModelInfo] = {
         ),
         _decoder(
             "styleswap-inverse",
-            "styleswap",
+            "styleswap-inverse",
             "relu3_1",
             256,
             "docs/models/styleswap.md",
@@ -117,18 +118,30 @@ MODELS: dict[str, ModelInfo] = {
 }
 
 
+CHECKPOINT_METHODS = {"styleswap-inverse": "styleswap"}
+"""Methods whose checkpoints carry another method's name: Style Swap's inverse network was
+trained (``brushwork train styleswap-inverse`` still writes ``styleswap``) when it ran as
+``styleswap --inverse``."""
+
+
+def checkpoint_method(method: str) -> str:
+    """The method name ``method``'s checkpoints carry."""
+    return CHECKPOINT_METHODS.get(method, method)
+
+
 def for_method(method: str) -> list[ModelInfo]:
     """The bundled networks of ``method``, in registry order."""
     return [m for m in MODELS.values() if m.method == method]
 
 
 def resolve(model: str | Path, *, method: str, what: str = "model") -> Path:
-    """A bundled name of ``method`` or a file path → the file's path. A bundled name of
+    """A bundled name of ``method`` (or of a method whose checkpoints carry the name
+    ``method``: a trainer's start) or a file path → the file's path. A bundled name of
     another method, or a bundled file missing from this installation, is refused."""
     name = str(model)
     info = MODELS.get(name)
     if info is not None:
-        if info.method != method:
+        if method not in (info.method, checkpoint_method(info.method)):
             raise BrushworkError(
                 f"{what} {name!r} is a bundled {info.method} model, not a "
                 f"{method} one; {method}'s are: "

@@ -1,6 +1,6 @@
 """Training Style Swap's inverse network (Chen & Schmidt 2016, §4): a decoder from relu3_1
 that turns swapped features into an image in one pass, replacing the optimization of
-:mod:`brushwork.methods.styleswap` (``brushwork stylize -m styleswap --inverse``).
+:mod:`brushwork.methods.styleswap` (``brushwork stylize -m styleswap-inverse``).
 
 As in the paper (and its reference code, ``train-vgg-decoder.lua``), the decoder learns to
 invert features it will meet: each step encodes a batch of content crops c and style crops
