@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import expect_error, save_decoder, smooth_image
+from contract import train_argv
 from PIL import Image
 
 from brushwork import events as ev
@@ -111,41 +112,12 @@ def _rows(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _argv(images: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
-    return [
-        "train",
-        "wct",
-        "--images",
-        f"{images[0]},{images[1]}",
-        "--layer",
-        "relu3_1",
-        "--out",
-        str(out),
-        "--iterations",
-        "2",
-        "--batch-size",
-        "2",
-        "--crop-size",
-        "16",
-        "--load-size",
-        "32",
-        "--workers",
-        "0",
-        "--lr",
-        "3e-3",
-        "--log-every",
-        "1",
-        "-q",
-        *extra,
-    ]
-
-
 # ----------------------------------------------------------------------------- a run's files
 
 
 def test_cli_run_writes_checkpoint_log_and_model(capsys, tmp_path, images, tiny_pretrained) -> None:
     out = tmp_path / "run"
-    assert main(_argv(images, out)) == 0
+    assert main(train_argv("wct", images, out)) == 0
     assert capsys.readouterr().out.strip() == str(out / MODEL)
     assert sorted(p.name for p in out.iterdir()) == sorted([CHECKPOINT, LOG, CURVE, MODEL])
 
@@ -170,9 +142,11 @@ def test_cli_run_writes_checkpoint_log_and_model(capsys, tmp_path, images, tiny_
         assert total == pytest.approx(pixel + feature, rel=1e-4)
         assert row["val_psnr"] == row["val_feature"] == ""  # no --val-dir
 
-    message = expect_error(capsys, _argv(images, out, "--resume", "--pixel-weight", "2"))
+    message = expect_error(
+        capsys, train_argv("wct", images, out, "--resume", "--pixel-weight", "2")
+    )
     assert "different configuration" in message and "--pixel-weight" in message
-    assert main(_argv(images, out, "--resume", "--iterations", "3")) == 0
+    assert main(train_argv("wct", images, out, "--resume", "--iterations", "3")) == 0
     capsys.readouterr()
     assert load_checkpoint(out / CHECKPOINT, method="wct").step == 3
     assert [int(r["step"]) for r in _rows(out)] == [1, 2, 3]
@@ -279,7 +253,7 @@ def test_resume_does_not_initialize_again(tmp_path, fixed_image, tiny_encoder) -
 def test_validation_psnr_is_logged(capsys, tmp_path, images, tiny_pretrained) -> None:
     held_out = _folder(tmp_path / "held-out", 2, 20, height=24, width=40)
     out = tmp_path / "run"
-    assert main(_argv(images, out, "--val-dir", str(held_out), "--val-every", "2")) == 0
+    assert main(train_argv("wct", images, out, "--val-dir", str(held_out), "--val-every", "2")) == 0
     capsys.readouterr()
     rows = _rows(out)
     assert [int(r["step"]) for r in rows] == [1, 2]
@@ -324,7 +298,7 @@ def test_validation_psnr_is_logged(capsys, tmp_path, images, tiny_pretrained) ->
 )
 def test_bad_values(capsys, tmp_path, images, extra, expected) -> None:
     out = tmp_path / "run"
-    assert expected in expect_error(capsys, _argv(images, out, *extra))
+    assert expected in expect_error(capsys, train_argv("wct", images, out, *extra))
     assert not out.exists()
 
 
@@ -332,19 +306,19 @@ def test_bad_values(capsys, tmp_path, images, extra, expected) -> None:
 def test_bad_paths_fail_before_the_weights_load(capsys, tmp_path, images) -> None:
     out = tmp_path / "run"
     missing = tmp_path / "nowhere"
-    message = expect_error(capsys, _argv((images[0], missing), out))
+    message = expect_error(capsys, train_argv("wct", (images[0], missing), out))
     assert message == f"training folder {missing} does not exist or is not a folder"
-    message = expect_error(capsys, _argv(images, out, "--val-dir", str(missing)))
+    message = expect_error(capsys, train_argv("wct", images, out, "--val-dir", str(missing)))
     assert message == f"validation folder {missing} does not exist or is not a folder"
     model = tmp_path / "missing.safetensors"
     message = expect_error(
-        capsys, _argv(images, out, "--init-from", str(model), "--init-method", "wct")
+        capsys, train_argv("wct", images, out, "--init-from", str(model), "--init-method", "wct")
     )
     assert message.startswith(f"model {model} is neither a bundled wct model")
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 64)
     message = expect_error(
-        capsys, _argv(images, out, "--init-from", str(bad), "--init-method", "wct")
+        capsys, train_argv("wct", images, out, "--init-from", str(bad), "--init-method", "wct")
     )
     assert message.startswith(f"model {bad} is not a readable safetensors file")
     assert not out.exists()
@@ -358,7 +332,7 @@ def test_a_start_for_an_encoder_of_another_width_is_refused(
     path = save_decoder(tmp_path / "wide.safetensors", wide, method="wct", layer="relu3_1")
     out = tmp_path / "run"
     message = expect_error(
-        capsys, _argv(images, out, "--init-from", str(path), "--init-method", "wct")
+        capsys, train_argv("wct", images, out, "--init-from", str(path), "--init-method", "wct")
     )
     assert message == (
         f"model {path} was trained on encoder 'vgg19:relu3_1:32', of another "

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import expect_error, save_decoder, smooth_image
+from contract import train_argv
 
 from brushwork import events as ev
 from brushwork.checkpoints import load_checkpoint
@@ -73,38 +74,9 @@ def _rows(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _argv(data: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
-    return [
-        "train",
-        "styleswap-inverse",
-        "--content-dir",
-        str(data[0]),
-        "--style-dir",
-        str(data[1]),
-        "--out",
-        str(out),
-        "--iterations",
-        "2",
-        "--batch-size",
-        "2",
-        "--crop-size",
-        "16",
-        "--load-size",
-        "32",
-        "--workers",
-        "0",
-        "--lr",
-        "3e-3",
-        "--log-every",
-        "1",
-        "-q",
-        *extra,
-    ]
-
-
 def test_cli_trains_the_inverse_network(capsys, tmp_path, data, start, tiny_pretrained) -> None:
     out = tmp_path / "run"
-    assert main(_argv(data, out, "--init-from", str(start))) == 0
+    assert main(train_argv("styleswap-inverse", data, out, "--init-from", str(start))) == 0
     assert capsys.readouterr().out.strip() == str(out / MODEL)
     assert sorted(p.name for p in out.iterdir()) == sorted([CHECKPOINT, LOG, CURVE, MODEL])
 
@@ -198,7 +170,9 @@ def test_a_start_from_another_layer_is_refused(capsys, tmp_path, data, tiny_enco
         tmp_path / f"wct-{layer}.safetensors", tiny_encoder, method="wct", layer=layer
     )
     out = tmp_path / "run"
-    message = expect_error(capsys, _argv(data, out, "--init-from", str(other)))
+    message = expect_error(
+        capsys, train_argv("styleswap-inverse", data, out, "--init-from", str(other))
+    )
     assert message == (
         f"model {other} is a decoder from {layer}, not from relu3_1; the "
         "inverse network starts from a relu3_1 decoder"
@@ -210,11 +184,16 @@ def test_a_start_from_another_layer_is_refused(capsys, tmp_path, data, tiny_enco
 def test_bad_starts_and_values(capsys, tmp_path, data, start) -> None:
     out = tmp_path / "run"
     message = expect_error(
-        capsys, _argv(data, out, "--init-from", str(start), "--init-method", "styleswap")
+        capsys,
+        train_argv(
+            "styleswap-inverse", data, out, "--init-from", str(start), "--init-method", "styleswap"
+        ),
     )
     assert message == f"model {start} is a 'wct' checkpoint, not 'styleswap'"
     missing = tmp_path / "missing.safetensors"
-    message = expect_error(capsys, _argv(data, out, "--init-from", str(missing)))
+    message = expect_error(
+        capsys, train_argv("styleswap-inverse", data, out, "--init-from", str(missing))
+    )
     assert message.startswith(f"model {missing} is neither a bundled wct model")
     for extra, expected in (
         (["--patch-size", "0"], "patch-size must be >= 1, not 0"),
@@ -222,7 +201,11 @@ def test_bad_starts_and_values(capsys, tmp_path, data, start) -> None:
         (["--crop-size", "64"], "load-size must be >= crop-size (64), not 32"),
         (["--init-method", "adain"], "argument --init-method: invalid choice: 'adain'"),
     ):
-        assert expected in expect_error(capsys, _argv(data, out, "--init-from", str(start), *extra))
-    message = expect_error(capsys, _argv((data[0], tmp_path / "nowhere"), out))
+        assert expected in expect_error(
+            capsys, train_argv("styleswap-inverse", data, out, "--init-from", str(start), *extra)
+        )
+    message = expect_error(
+        capsys, train_argv("styleswap-inverse", (data[0], tmp_path / "nowhere"), out)
+    )
     assert message == f"style folder {tmp_path / 'nowhere'} does not exist or is not a folder"
     assert not out.exists()

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import requires_weights, save_decoder, smooth_image
+from contract import run_wct_export
 
 from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
@@ -285,52 +286,6 @@ def test_bundled_decoders_reconstruct_and_stylize() -> None:
 # ----------------------------------------------------------------------------- ONNX export
 
 
-def _run_exported(folder: Path, content: torch.Tensor, style: torch.Tensor) -> np.ndarray:
-    """The exported pipeline run as a deployment would: onnxruntime graphs and the
-    transform of wct.json in numpy (float64 eigendecompositions)."""
-    import onnxruntime as ort
-
-    description = json.loads((folder / "wct.json").read_text())
-    alpha = description["alpha"]
-
-    def session(name: str) -> ort.InferenceSession:
-        return ort.InferenceSession(str(folder / name), providers=["CPUExecutionProvider"])
-
-    def stats(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = f[0].reshape(f.shape[1], -1).astype(np.float64)
-        mean = x.mean(1, keepdims=True)
-        cov = (x - mean) @ (x - mean).T / max(x.shape[1] - 1, 1)
-        return mean, cov
-
-    def power(cov: np.ndarray, p: float) -> np.ndarray:
-        cov = cov + 1e-5 * np.mean(np.diag(cov)) * np.eye(len(cov))
-        values, vectors = np.linalg.eigh(cov)
-        keep = values > 1e-5 * values[-1]
-        powered = np.where(keep, np.clip(values, 1e-30, None) ** p, 0.0)
-        return (vectors * powered) @ vectors.T
-
-    def pad(image: np.ndarray, multiple: int, least: int) -> np.ndarray:
-        height, width = image.shape[-2:]
-        bottom = max(-height % multiple, least - height)
-        right = max(-width % multiple, least - width)
-        mode = "reflect" if min(height, width) > max(bottom, right) else "edge"
-        return np.pad(image, ((0, 0), (0, 0), (0, bottom), (0, right)), mode=mode)
-
-    image = content.numpy()
-    for level in description["levels"]:
-        encode, decode = session(level["encoder"]), session(level["decoder"])
-        f = encode.run(None, {"image": pad(image, level["multiple"], level["min_side"])})[0]
-        s = encode.run(None, {"image": style.numpy()})[0]
-        c_mean, c_cov = stats(f)
-        s_mean, s_cov = stats(s)
-        x = f[0].reshape(f.shape[1], -1).astype(np.float64)
-        out = power(s_cov, 0.5) @ power(c_cov, -0.5) @ (x - c_mean) + s_mean
-        mixed = alpha * out.reshape(f.shape) + (1 - alpha) * f
-        decoded = decode.run(None, {"features": mixed.astype(np.float32)})[0]
-        image = np.clip(decoded[..., : image.shape[-2], : image.shape[-1]], 0, 1)
-    return image
-
-
 def test_onnx_export_matches_pytorch(encoder, decoders, tmp_path) -> None:
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
@@ -346,7 +301,7 @@ def test_onnx_export_matches_pytorch(encoder, decoders, tmp_path) -> None:
         content = smooth_image(*size, seed=1)
         style = smooth_image(40, 36, seed=2)
         expected = WCT(options, encoder=encoder).stylize(content, style).image.numpy()
-        got = _run_exported(folder, content, style)
+        got = run_wct_export(folder, content, style)
         np.testing.assert_allclose(got, expected, atol=2e-3)
     with pytest.raises(BrushworkError, match="exists"):
         export_wct(ExportOptions(str(folder)), options, encoder=encoder)

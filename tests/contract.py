@@ -1,0 +1,272 @@
+"""What the contract tests (test_contract_methods.py, test_contract_trainers.py) need to know
+about each registered method and trainer that cannot be derived from the registry, and the
+one argv builder for `brushwork train` that every trainer's tests use.
+
+A new method gets the method contract by being registered: an optimization method needs
+nothing here; a one-pass method needs a row in :data:`ONE_PASS_NETWORKS` (how to write its
+tiny random networks), and a method with an exporter a row in :data:`ONNX_RUNNERS` (how a
+deployment runs the exported files). A new trainer needs a row in :data:`TRAINER_DATA`.
+The contract tests fail with a pointer here when a row is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from conftest import save_decoder, smooth_image
+from PIL import Image
+
+from brushwork.encoders import VGG19
+from brushwork.image import to_pil
+from brushwork.methods import REGISTRY
+from brushwork.methods.feedforward import DECODER_LAYERS
+
+# ----------------------------------------------------------------------------- methods
+
+
+def _wct_folder(folder: Path, encoder: VGG19) -> dict[str, Any]:
+    """A random decoder per level, as `--models DIR` takes them."""
+    target = folder / "wct"
+    target.mkdir()
+    for seed, layer in enumerate(DECODER_LAYERS, 1):
+        save_decoder(target / f"{layer}.safetensors", encoder, "wct", layer, seed)
+    return {"models": str(target)}
+
+
+ONE_PASS_NETWORKS: dict[str, Callable[[Path, VGG19], dict[str, Any]]] = {
+    "adain": lambda folder, encoder: {
+        "model": str(save_decoder(folder / "adain.safetensors", encoder))
+    },
+    "wct": _wct_folder,
+    "styleswap-inverse": lambda folder, encoder: {
+        "model": str(save_decoder(folder / "inverse.safetensors", encoder, "styleswap", "relu3_1"))
+    },
+}
+"""One-pass method → writes its tiny random networks in a folder for the tiny encoder and
+returns the options that name them."""
+
+ITERATIONS = 2
+"""Steps of an optimization method in the contract (enough to see progress and a change)."""
+
+
+def method_options(name: str, folder: Path, encoder: VGG19) -> dict[str, Any]:
+    """The options that make ``name`` run fast on the tiny encoder: two iterations for an
+    optimization method, tiny random networks for a one-pass one."""
+    if REGISTRY[name].kind == "optimization":
+        return {"iterations": ITERATIONS}
+    if name not in ONE_PASS_NETWORKS:
+        raise AssertionError(
+            f"{name} is a one-pass method: add how to write its tiny networks to "
+            "tests/contract.py's ONE_PASS_NETWORKS"
+        )
+    return ONE_PASS_NETWORKS[name](folder, encoder)
+
+
+Runner = Callable[[Path, torch.Tensor, torch.Tensor, Any], np.ndarray]
+"""(exported file or folder, content, style, the method's options) → the image."""
+
+
+def _session(path: Path) -> Any:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def run_adain_export(
+    path: Path, content: torch.Tensor, style: torch.Tensor, options: Any
+) -> np.ndarray:
+    """AdaIN's one graph: (content, style, alpha) → image."""
+    feeds = {
+        "content": content.numpy(),
+        "style": style.numpy(),
+        "alpha": np.array([options.alpha], dtype=np.float32),
+    }
+    return _session(path).run(["image"], feeds)[0]
+
+
+def run_wct_export(
+    folder: Path, content: torch.Tensor, style: torch.Tensor, options: Any = None
+) -> np.ndarray:
+    """WCT's export run as a deployment would: the onnxruntime graphs of each level and the
+    transform of wct.json in numpy (float64 eigendecompositions)."""
+    description = json.loads((folder / "wct.json").read_text())
+    alpha = description["alpha"]
+
+    def stats(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = f[0].reshape(f.shape[1], -1).astype(np.float64)
+        mean = x.mean(1, keepdims=True)
+        cov = (x - mean) @ (x - mean).T / max(x.shape[1] - 1, 1)
+        return mean, cov
+
+    def power(cov: np.ndarray, p: float) -> np.ndarray:
+        cov = cov + 1e-5 * np.mean(np.diag(cov)) * np.eye(len(cov))
+        values, vectors = np.linalg.eigh(cov)
+        keep = values > 1e-5 * values[-1]
+        powered = np.where(keep, np.clip(values, 1e-30, None) ** p, 0.0)
+        return (vectors * powered) @ vectors.T
+
+    def pad(image: np.ndarray, multiple: int, least: int) -> np.ndarray:
+        height, width = image.shape[-2:]
+        bottom = max(-height % multiple, least - height)
+        right = max(-width % multiple, least - width)
+        mode = "reflect" if min(height, width) > max(bottom, right) else "edge"
+        return np.pad(image, ((0, 0), (0, 0), (0, bottom), (0, right)), mode=mode)
+
+    image = content.numpy()
+    for level in description["levels"]:
+        encode, decode = _session(folder / level["encoder"]), _session(folder / level["decoder"])
+        f = encode.run(None, {"image": pad(image, level["multiple"], level["min_side"])})[0]
+        s = encode.run(None, {"image": style.numpy()})[0]
+        c_mean, c_cov = stats(f)
+        s_mean, s_cov = stats(s)
+        x = f[0].reshape(f.shape[1], -1).astype(np.float64)
+        out = power(s_cov, 0.5) @ power(c_cov, -0.5) @ (x - c_mean) + s_mean
+        mixed = alpha * out.reshape(f.shape) + (1 - alpha) * f
+        decoded = decode.run(None, {"features": mixed.astype(np.float32)})[0]
+        image = np.clip(decoded[..., : image.shape[-2], : image.shape[-1]], 0, 1)
+    return image
+
+
+@dataclass(frozen=True)
+class Export:
+    """How the contract exports a method and runs the result."""
+
+    output: str
+    """File or folder name of the export (its extension says which)."""
+    run: Runner
+    options: dict[str, Any]
+    """Option changes that keep the export small (fewer graphs)."""
+
+
+ONNX_RUNNERS: dict[str, Export] = {
+    "adain": Export("adain.onnx", run_adain_export, {"alpha": 0.7}),
+    "wct": Export("wct", run_wct_export, {"alpha": 0.7, "levels": ("relu2_1", "relu1_1")}),
+}
+"""Method with an exporter → how its export is run."""
+
+# ----------------------------------------------------------------------------- trainers
+
+
+def image_folder(path: Path, count: int, seed: int, size: int = 32) -> Path:
+    """``count`` smooth images of ``size`` px in a new folder."""
+    path.mkdir(parents=True)
+    for i in range(count):
+        to_pil(smooth_image(size, size, seed=seed + i)).save(path / f"{i}.png")
+    return path
+
+
+def depth_folder(path: Path, count: int, size: int = 32) -> Path:
+    """``count`` identical RGB + depth pairs (rgb/, depth/ PNGs, millimetres) of ``size`` px:
+    a floor whose depth and shade change by row only, so a horizontal flip changes
+    nothing."""
+    (path / "rgb").mkdir(parents=True)
+    (path / "depth").mkdir()
+    rows = np.linspace(4.0, 1.0, size)[:, None] * np.ones((1, size))
+    shade = (255 * (1 - rows / 5)).astype(np.uint8)
+    rgb = np.stack([shade, shade // 2 + 40, 255 - shade], -1)
+    for i in range(count):
+        Image.fromarray(rgb).save(path / "rgb" / f"{i}.png")
+        Image.fromarray((rows * 1000).astype(np.uint16)).save(path / "depth" / f"{i}.png")
+    return path
+
+
+def _content_and_style(data: tuple[Path, ...]) -> list[str]:
+    return ["--content-dir", str(data[0]), "--style-dir", str(data[1])]
+
+
+CROPS = ["--crop-size", "16", "--load-size", "32", "--lr", "3e-3"]
+
+
+@dataclass(frozen=True)
+class TrainerData:
+    """How `brushwork train NAME` is given its data, small crops, and data that gives the
+    same batch at every step (so that a resumed run can match an uninterrupted one)."""
+
+    flags: Callable[[tuple[Path, ...]], list[str]]
+    sizes: list[str]
+    fixed: Callable[[Path], tuple[tuple[Path, ...], list[str]]]
+    """A folder → data whose every batch is the same, and the flags that keep it so."""
+    start: Callable[[Path, VGG19], list[str]] = lambda folder, encoder: []
+    """A folder and the tiny encoder → the flags of a tiny network to start from, for a
+    trainer whose default start is a bundled, full-width network."""
+
+
+def _start(method: str, layer: str) -> Callable[[Path, VGG19], list[str]]:
+    """``--init-from`` a random ``layer`` decoder of ``method`` for the tiny encoder."""
+
+    def write(folder: Path, encoder: VGG19) -> list[str]:
+        path = save_decoder(folder / f"start-{method}-{layer}.safetensors", encoder, method, layer)
+        return ["--init-from", str(path)]
+
+    return write
+
+
+def _fixed_images(folder: Path) -> tuple[tuple[Path, ...], list[str]]:
+    """One 16 px image in each of two folders, the same image in both, loaded and cropped
+    whole."""
+    data = image_folder(folder / "a", 1, 0, 16), image_folder(folder / "b", 1, 0, 16)
+    return data, ["--load-size", "16", "--crop-size", "16"]
+
+
+def _fixed_depth(folder: Path) -> tuple[tuple[Path, ...], list[str]]:
+    """Identical flip-invariant pairs, cropped whole, without colour jitter."""
+    sizes = ["--side", "32", "--crop-height", "32", "--crop-width", "32", "--jitter", "0"]
+    return (depth_folder(folder / "pairs", 5),), sizes
+
+
+TRAINER_DATA: dict[str, TrainerData] = {
+    "adain": TrainerData(_content_and_style, CROPS, _fixed_images),
+    "adain-temporal": TrainerData(
+        _content_and_style, CROPS, _fixed_images, _start("adain", "relu4_1")
+    ),
+    "styleswap-inverse": TrainerData(
+        _content_and_style, CROPS, _fixed_images, _start("wct", "relu3_1")
+    ),
+    "wct": TrainerData(
+        lambda data: ["--images", ",".join(map(str, data)), "--layer", "relu3_1"],
+        CROPS,
+        _fixed_images,
+    ),
+    "depth": TrainerData(
+        lambda data: ["--data", str(data[0])],
+        ["--side", "32", "--crop-height", "24", "--crop-width", "32"],
+        _fixed_depth,
+    ),
+}
+"""Trainer → its data flags, small sizes, fixed data and tiny start."""
+
+
+def trainer_data(name: str) -> TrainerData:
+    if name not in TRAINER_DATA:
+        raise AssertionError(f"add how `brushwork train {name}` takes its data to TRAINER_DATA")
+    return TRAINER_DATA[name]
+
+
+def train_argv(name: str, data: tuple[Path, ...], out: Path, *extra: str) -> list[str]:
+    """`brushwork train NAME` on ``data`` into ``out``: 2 iterations of batches of 2 small
+    crops, no worker processes, a log record every step, quiet; ``extra`` last (it wins)."""
+    found = trainer_data(name)
+    return [
+        "train",
+        name,
+        *found.flags(data),
+        "--out",
+        str(out),
+        "--iterations",
+        "2",
+        "--batch-size",
+        "2",
+        *found.sizes,
+        "--workers",
+        "0",
+        "--log-every",
+        "1",
+        "-q",
+        *extra,
+    ]

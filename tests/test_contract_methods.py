@@ -1,0 +1,245 @@
+"""The contract every registered method keeps, checked over brushwork.methods.REGISTRY with
+the tiny random encoder and tiny random networks (tests/contract.py says how to make them):
+outputs of odd sizes keep their size and lie in [0, 1]; non-finite inputs are refused in one
+line and flat ones work; styles too small are refused; the memory plan refuses a run over
+the limit before any work; progress events count the steps; a prepared style gives the same
+image every time; blends and masks where the method takes them; two threads sharing a method
+get what one gets; an exported method computes what the method does."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import smooth_image
+from contract import ONNX_RUNNERS, method_options
+
+from brushwork import events as ev
+from brushwork.encoders import VGG19
+from brushwork.errors import BrushworkError
+from brushwork.methods import REGISTRY, get_method, load_object
+from brushwork.methods.base import Method, StepCounter, StyleTarget
+from brushwork.stylizer import Controls, Stylizer
+
+pytestmark = pytest.mark.usefixtures("one_thread", "no_pretrained")
+
+NAMES = sorted(REGISTRY)
+EXPORTED = sorted(name for name, entry in REGISTRY.items() if entry.exporter)
+
+
+@pytest.fixture(scope="module")
+def encoder() -> VGG19:
+    torch.manual_seed(0)
+    return VGG19(last_layer="relu5_1", width=1 / 16).requires_grad_(False).eval()
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def case(
+    request: pytest.FixtureRequest, encoder: VGG19, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, dict[str, Any]]:
+    """A registered method's name and the options that run it on tiny networks."""
+    name = request.param
+    return name, method_options(name, tmp_path_factory.mktemp(name), encoder)
+
+
+@pytest.fixture
+def method(case: tuple[str, dict[str, Any]], encoder: VGG19) -> Method:
+    name, options = case
+    return get_method(name)(encoder=encoder, **options)
+
+
+CONTENT = smooth_image(37, 45, seed=0)
+STYLE = smooth_image(29, 33, seed=1)
+OTHER = smooth_image(35, 31, seed=2)
+
+
+def one_line(error: pytest.ExceptionInfo[BrushworkError]) -> str:
+    message = str(error.value)
+    assert message and "\n" not in message
+    return message
+
+
+def halves(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    left = torch.zeros(1, 1, height, width)
+    left[..., : width // 2] = 1
+    return left, 1 - left
+
+
+# ----------------------------------------------------------------------------- images
+
+
+@pytest.mark.parametrize("size", [(37, 45), (19, 23)])
+def test_odd_sizes_keep_their_size_and_the_unit_range(method: Method, size) -> None:
+    image = method.stylize(smooth_image(*size, seed=3), STYLE).image
+    assert image.shape == (1, 3, *size) and image.dtype == torch.float32
+    assert bool(torch.isfinite(image).all())
+    assert float(image.min()) >= 0 and float(image.max()) <= 1
+    assert float(image.std()) > 0.01  # an image, not a constant
+
+
+def test_non_finite_inputs_are_refused_in_one_line(method: Method) -> None:
+    broken = CONTENT.clone()
+    broken[0, 1, 5, 7] = float("nan")
+    with pytest.raises(BrushworkError) as error:
+        method.stylize(broken, STYLE)
+    assert "not finite" in one_line(error)
+    with pytest.raises(BrushworkError) as error:
+        method.prepare(broken)
+    assert "not finite" in one_line(error)
+    infinite = STYLE.clone()
+    infinite[0, 0, 0, 0] = float("inf")
+    with pytest.raises(BrushworkError) as error:
+        method.stylize(CONTENT, infinite)
+    assert "not finite" in one_line(error)
+
+
+@pytest.mark.parametrize("flat", ["content", "style", "both"])
+def test_flat_inputs_give_a_finite_image(method: Method, flat: str) -> None:
+    content = torch.full_like(CONTENT, 0.5) if flat != "style" else CONTENT
+    style = torch.full_like(STYLE, 0.3) if flat != "content" else STYLE
+    image = method.stylize(content, style).image
+    assert image.shape == CONTENT.shape
+    assert bool(torch.isfinite(image).all())
+    assert float(image.min()) >= 0 and float(image.max()) <= 1
+
+
+def test_a_style_too_small_is_refused_in_one_line(method: Method) -> None:
+    least = method.min_style_side()
+    assert least > 1, f"{method.name}: which style is too small?"
+    for size in ((least - 1, 40), (40, least - 1)):
+        with pytest.raises(BrushworkError) as error:
+            method.prepare(smooth_image(*size, seed=4))
+        assert f"needs at least {least}" in one_line(error)
+
+
+@pytest.mark.usefixtures("no_work")
+def test_the_memory_plan_refuses_a_run_over_the_limit(case, encoder: VGG19) -> None:
+    name, options = case
+    stylizer = Stylizer(name, Controls(size=None, max_memory=1024), encoder=encoder, **options)
+    with pytest.raises(BrushworkError) as error:
+        stylizer.plan((45, 37), [(33, 29)])
+    assert "memory" in one_line(error)
+    stylizer = Stylizer(name, Controls(size=None), encoder=encoder, **options)
+    assert stylizer.plan((45, 37), [(33, 29)]).memory.estimate > 0
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def test_progress_events_count_the_steps(method: Method) -> None:
+    steps = method.steps()
+    collect = ev.Collect()
+    method.stylize(CONTENT, STYLE, events=collect)
+    progress = collect.of(ev.Progress)
+    assert [(e.step, e.total) for e in progress] == [(i, steps) for i in range(1, steps + 1)]
+    collect = ev.Collect()
+    counter = StepCounter("frames", offset=5, total=5 + 2 * steps)
+    method.stylize(CONTENT, STYLE, events=collect, progress=counter)
+    progress = collect.of(ev.Progress)
+    assert [(e.stage, e.step, e.total) for e in progress] == [
+        ("frames", 5 + i, 5 + 2 * steps) for i in range(1, steps + 1)
+    ]
+
+
+def test_a_prepared_style_gives_the_same_image_every_time(method: Method) -> None:
+    prepared = method.prepare(STYLE)
+    first = method.stylize(CONTENT, prepared).image
+    assert torch.equal(first, method.stylize(CONTENT, prepared).image)
+    assert torch.equal(first, method.stylize(CONTENT, STYLE).image)
+    other = method.stylize(smooth_image(37, 45, seed=5), prepared).image
+    assert not torch.equal(first, other)
+
+
+def _blends(method: Method) -> bool:
+    return bool(getattr(method, "style_blends", True))
+
+
+def _masks(method: Method) -> bool:
+    return bool(getattr(method, "style_masks", True))
+
+
+def test_blends_weigh_the_styles(method: Method) -> None:
+    pair = [StyleTarget(STYLE, 1.0), StyleTarget(OTHER, 0.0)]
+    if not _blends(method):
+        with pytest.raises(BrushworkError) as error:
+            method.prepare(pair)
+        assert "blend" in one_line(error)
+        return
+    alone = method.stylize(CONTENT, STYLE).image
+    torch.testing.assert_close(method.stylize(CONTENT, pair).image, alone, atol=1e-5, rtol=0)
+    even = method.stylize(CONTENT, [StyleTarget(STYLE), StyleTarget(OTHER)]).image
+    assert float((even - alone).abs().max()) > 1e-3
+
+
+def test_masks_place_the_styles(method: Method) -> None:
+    left, right = halves(37, 45)
+    targets = [StyleTarget(STYLE, mask=left), StyleTarget(OTHER, mask=right)]
+    if not _masks(method):
+        with pytest.raises(BrushworkError) as error:
+            method.prepare(targets)
+        assert "mask" in one_line(error)
+        return
+    prepared = method.prepare(targets)
+    image = method.stylize(CONTENT, prepared).image
+    assert image.shape == CONTENT.shape and bool(torch.isfinite(image).all())
+    assert float(image.min()) >= 0 and float(image.max()) <= 1
+    swapped = method.stylize(
+        CONTENT, [StyleTarget(STYLE, mask=right), StyleTarget(OTHER, mask=left)]
+    ).image
+    assert float((image - swapped).abs().max()) > 1e-3
+    with pytest.raises(BrushworkError) as error:
+        method.stylize(smooth_image(36, 45, seed=0), prepared)
+    assert "prepared with masks" in one_line(error)
+
+
+def test_two_threads_at_once_get_what_one_gets(method: Method) -> None:
+    prepared = method.prepare(STYLE)
+    contents = [CONTENT, smooth_image(37, 45, seed=6)]
+    alone = [method.stylize(c, prepared).image for c in contents]
+    results: dict[int, torch.Tensor] = {}
+    start = threading.Barrier(len(contents))
+
+    def work(index: int) -> None:
+        start.wait()
+        results[index] = method.stylize(contents[index], prepared).image
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(contents))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for index, image in enumerate(alone):
+        assert torch.equal(results[index], image)
+
+
+# ----------------------------------------------------------------------------- ONNX
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_the_export_computes_what_the_method_does(
+    name: str, encoder: VGG19, tmp_path: Path
+) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from brushwork.export import ExportOptions
+
+    assert name in ONNX_RUNNERS, f"add how to run {name}'s export to tests/contract.py"
+    export = ONNX_RUNNERS[name]
+    cls = get_method(name)
+    (tmp_path / "networks").mkdir()
+    options = cls.default_options().replace(
+        **method_options(name, tmp_path / "networks", encoder), **export.options
+    )
+    exporter = load_object(REGISTRY[name].exporter or "")
+    path = exporter(ExportOptions(str(tmp_path / export.output)), options, encoder=encoder)
+    method = cls(options, encoder=encoder)
+    for size in ((37, 45), (20, 27)):
+        content = smooth_image(*size, seed=7)
+        expected = method.stylize(content, STYLE).image.numpy()
+        got = export.run(path, content, STYLE, options)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=2e-3)
