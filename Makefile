@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint browser bench bench-adain bench-highres bench-precision bench-service bench-video contact-sheet controls-sheet video-sheet clean
+.PHONY: demo test lint browser bench bench-adain bench-feedforward bench-wct bench-highres bench-precision bench-service bench-video contact-sheet controls-sheet video-sheet clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -33,22 +33,30 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks scripts
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_gatys.py
+	$(BIN)/python -m benchmarks.bench_gatys
 
 bench-adain: $(STAMP)
-	$(BIN)/python benchmarks/bench_adain.py
+	$(BIN)/python -m benchmarks.bench_adain
+
+# any one-pass method of the registry: make bench-feedforward METHOD=wct
+METHOD ?= adain
+bench-feedforward: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_feedforward -m $(METHOD)
+
+bench-wct: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_wct
 
 bench-highres: $(STAMP)
-	$(BIN)/python benchmarks/bench_highres.py
+	$(BIN)/python -m benchmarks.bench_highres
 
 bench-precision: $(STAMP)
-	$(BIN)/python benchmarks/bench_precision.py
+	$(BIN)/python -m benchmarks.bench_precision
 
 bench-service: $(STAMP)
-	$(BIN)/python benchmarks/bench_service.py
+	$(BIN)/python -m benchmarks.bench_service
 
 bench-video: $(STAMP)
-	$(BIN)/python benchmarks/bench_video.py
+	$(BIN)/python -m benchmarks.bench_video
 
 contact-sheet: $(STAMP)
 	$(BIN)/python scripts/contact_sheet.py

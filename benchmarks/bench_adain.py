@@ -8,7 +8,7 @@ strokes, both resized to S×S):
   (2·Cin·Cout·kh·kw per output pixel; bias, ReLU, padding, pooling, upsampling and AdaIN are
   not counted) and cross-checked against ``torch.utils.flop_counter.FlopCounterMode``;
 * the convolution ceiling: the best GFLOP/s of one large 3×3 convolution
-  (``common.conv_ceiling``, both memory layouts, before and after the timings), and the floor
+  (``harness.conv_ceiling``, both memory layouts, before and after the timings), and the floor
   = FLOPs / ceiling: the time if every convolution ran at that rate and all else were free;
 * the median of ``--repeats`` runs (after one warm-up) of: (a) fp32, contiguous,
   ``torch.no_grad``; (b) ``torch.inference_mode``; (c) + channels_last encoder, decoder and
@@ -21,7 +21,7 @@ strokes, both resized to S×S):
 * the peer: Gatys on the same pair and size through ``brushwork.run``, timed for
   ``--gatys-iterations`` iterations and extrapolated to its default iteration count.
 
-Every CPU number is float32: (a)–(d) and (f) build no autocast context (``common.FLOAT32``),
+Every CPU number is float32: (a)–(d) and (f) build no autocast context (``harness.FLOAT32``),
 (e) and the Gatys peer pass ``precision="float32"`` (brushwork's ``auto`` would pick bfloat16
 on CPUs with bfloat16 units, which the table states with the machine).
 
@@ -35,25 +35,21 @@ into ``out/adain_bench.json``; a section is only rewritten by a run that measure
 run keeps the GPU rows. ``--write-from FILE`` writes the sections stored in such a JSON file
 (e.g. one brought back from a GPU machine) without measuring anything.
 
-    python benchmarks/bench_adain.py                      # CPU 512², and GPU when present
-    python benchmarks/bench_adain.py --section gpu --json $OUT/adain_bench.json
-    python benchmarks/bench_adain.py --sizes 64 --repeats 1 --gatys-iterations 2  # smoke test
+    python -m benchmarks.bench_adain                      # CPU 512², and GPU when present
+    python -m benchmarks.bench_adain --section gpu --json $OUT/adain_bench.json
+    python -m benchmarks.bench_adain --sizes 64 --repeats 1 --gatys-iterations 2 --no-write
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import copy
 import itertools
 import json
-import shlex
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from collections import OrderedDict
@@ -61,31 +57,41 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from common import (
-    FLOAT32,
-    ROOT,
-    conv_ceiling,
-    machine,
-    markdown_table,
-    median_seconds,
-    write_section,
-)
-from PIL import Image
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.harness import (
+    CONTENT,
+    FLOAT32,
+    ROOT,
+    STYLE,
+    add_repeats,
+    add_sizes,
+    arguments,
+    conv_ceiling,
+    conv_flops,
+    cuda_median_seconds,
+    machine,
+    markdown_table,
+    median_seconds,
+    merge_json,
+    publish,
+    random_decoder,
+    recorded_command,
+    save_stand_in,
+    square_pair,
+    temporary_folder,
+    write_section,
+)
 from brushwork import events, models
 from brushwork.api import run as brushwork_run
-from brushwork.checkpoints import Checkpoint, save_checkpoint
 from brushwork.encoders import VGG19, load_vgg19
-from brushwork.examples import content_image, style_path
 from brushwork.image import to_tensor
 from brushwork.methods import get_method
 from brushwork.methods.adain import LAYER
-from brushwork.methods.feedforward import Decoder, decoder_id, load_decoder, min_side, mix_styles
+from brushwork.methods.feedforward import Decoder, load_decoder, min_side, mix_styles
 from brushwork.ops import adain, mean_std, pad_to_multiple
 
-CONTENT, STYLE = "astronaut", "strokes"
 CPU_SECTION, GPU_SECTION = "adain", "adain-gpu"
 GPU = "cuda"  # the device of the GPU section
 
@@ -93,46 +99,26 @@ GPU = "cuda"  # the device of the GPU section
 # --- the model and the images ------------------------------------------------------------
 
 
-def decoder_for(model: str, encoder: VGG19) -> tuple[Decoder, str, bool]:
-    """The decoder to time, a description of it, and whether it is the real one. A bundled
-    model missing from this checkout is replaced by a random-initialized decoder of the same
-    shape (the timing does not depend on the weight values); any other failure is an error."""
+def decoder_for(model: str, encoder: VGG19, folder: Path | None = None) -> tuple[Decoder, str, str]:
+    """The decoder to time, a description of it, and the ``model`` argument that makes
+    ``brushwork.run`` use it. A bundled model missing from this checkout is replaced by a
+    random-initialized decoder of the same shape (:func:`~benchmarks.harness.random_decoder`),
+    saved as shipped in ``folder`` for ``brushwork.run``; any other failure is an error."""
     info = models.MODELS.get(model)
     if info is not None and info.method == "adain" and not info.path.is_file():
-        torch.manual_seed(0)
-        decoder = Decoder(LAYER, width=encoder.out_channels[LAYER] / 512)
-        decoder = decoder.requires_grad_(False).eval()
+        decoder = random_decoder(LAYER, encoder)
         note = (
             f"random-initialized full-width decoder: the bundled model {model!r} is not in "
             f"this checkout ({info.path}); timing does not depend on the weight values"
         )
         print(f"NOTE: {note}", flush=True)
-        return decoder, note, False
+        folder = folder or temporary_folder("bench_adain_")
+        path = save_stand_in(folder / "adain-random.safetensors", "adain", decoder, encoder)
+        return decoder, note, str(path)
     # a copy: the loaded decoder is shared (cached per process) and this script changes its
     # memory layout
     decoder = copy.deepcopy(load_decoder(model, method="adain", layer=LAYER, encoder=encoder))
-    return decoder, f"decoder {model!r}", True
-
-
-def random_model(folder: Path, encoder: VGG19, decoder: Decoder) -> str:
-    """The stand-in decoder saved as shipped (float16), for ``brushwork.run``."""
-    checkpoint = Checkpoint(
-        "adain", decoder_id(LAYER, encoder.out_channels[LAYER]), decoder.state_dict()
-    )
-    return str(
-        save_checkpoint(folder / "adain-random.safetensors", checkpoint, dtype=torch.float16)
-    )
-
-
-def pair(size: int) -> tuple[Image.Image, Image.Image]:
-    """The content and style images, resized to size × size."""
-    content = content_image(CONTENT)
-    with Image.open(style_path(STYLE)) as image:
-        style = image.convert("RGB")
-    return (
-        content.resize((size, size), Image.Resampling.LANCZOS),
-        style.resize((size, size), Image.Resampling.LANCZOS),
-    )
+    return decoder, f"decoder {model!r}", model
 
 
 def stylize(encoder: VGG19, decoder: nn.Module, content: Tensor, style: Tensor) -> Tensor:
@@ -177,26 +163,6 @@ def in_layout(tensor: Tensor, channels_last: bool) -> Tensor:
     )
 
 
-def conv_flops(fn: Callable[[], object], modules: list[nn.Module]) -> int:
-    """FLOPs (2 × multiply-adds) of every nn.Conv2d among ``modules`` during ``fn()``,
-    from the layer shapes: out elements × in channels / groups × kernel area."""
-    total = 0
-
-    def hook(module: nn.Conv2d, inputs: object, output: Tensor) -> None:
-        nonlocal total
-        kernel = module.kernel_size[0] * module.kernel_size[1]
-        total += 2 * output.numel() * module.in_channels // module.groups * kernel
-
-    handles = [m.register_forward_hook(hook) for m in modules if isinstance(m, nn.Conv2d)]
-    try:
-        with torch.inference_mode():
-            fn()
-    finally:
-        for handle in handles:
-            handle.remove()
-    return total
-
-
 def counted_flops(fn: Callable[[], object], modules: list[nn.Module]) -> tuple[int, int]:
     """(conv FLOPs from the shapes, FLOPs by torch.utils.flop_counter) of one ``fn()``."""
     flops = conv_flops(fn, modules)
@@ -224,28 +190,23 @@ def gatys_peer(content: Path, style: Path, size: int, iterations: int) -> dict[s
     """Seconds per iteration of Gatys through ``brushwork.run`` on the same pair, and the
     whole run at its default iteration count, extrapolated from ``iterations`` steps."""
     default = get_method("gatys").default_options().iterations  # type: ignore[attr-defined]
-    # warm-up: loads VGG-19 to relu5_1 into brushwork's cache, as a second call would find it
-    brushwork_run(
-        str(content),
-        str(style),
-        method="gatys",
-        size=size,
-        device="cpu",
-        precision="float32",
-        iterations=1,
-    )
+
+    def run(steps: int, collect: events.Collect | None = None) -> None:
+        brushwork_run(
+            str(content),
+            str(style),
+            method="gatys",
+            size=size,
+            device="cpu",
+            precision="float32",
+            iterations=steps,
+            events=collect,
+        )
+
+    run(1)  # warm-up: loads VGG-19 to relu5_1 into brushwork's cache, as a second call would
     collect = events.Collect()
     start = time.perf_counter()
-    brushwork_run(
-        str(content),
-        str(style),
-        method="gatys",
-        size=size,
-        device="cpu",
-        precision="float32",
-        iterations=iterations,
-        events=collect,
-    )
+    run(iterations, collect)
     wall = time.perf_counter() - start
     stamps = [event.seconds for event in collect.of(events.Progress)]
     steps = list(itertools.pairwise(stamps[1:])) or list(itertools.pairwise(stamps))
@@ -271,7 +232,7 @@ def cpu_size(
     args: argparse.Namespace,
 ) -> dict:
     """Counted FLOPs, the timed variants and the Gatys peer at size × size."""
-    content_pil, style_pil = pair(size)
+    content_pil, style_pil = square_pair(size)
     content_file, style_file = folder / f"content_{size}.png", folder / f"style_{size}.png"
     output_file = folder / f"output_{size}.png"
     content_pil.save(content_file)
@@ -355,7 +316,8 @@ def compiled_seconds(size: int, model: str, repeats: int) -> dict[str, float]:
     done = subprocess.run(
         [
             sys.executable,
-            __file__,
+            "-m",
+            "benchmarks.bench_adain",
             "--compiled-child",
             str(size),
             "--model",
@@ -366,6 +328,7 @@ def compiled_seconds(size: int, model: str, repeats: int) -> dict[str, float]:
         check=True,
         capture_output=True,
         text=True,
+        cwd=ROOT,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -374,7 +337,7 @@ def compiled_child(size: int, model: str, repeats: int) -> None:
     encoder = load_vgg19(LAYER, progress=False)
     decoder, _, _ = decoder_for(model, encoder)
     set_layout(encoder, decoder, True)
-    content, style = (in_layout(to_tensor(image), True) for image in pair(size))
+    content, style = (in_layout(to_tensor(image), True) for image in square_pair(size))
     compiled = torch.compile(lambda: stylize(encoder, decoder, content, style))
 
     def fn() -> Tensor:
@@ -390,13 +353,9 @@ def compiled_child(size: int, model: str, repeats: int) -> None:
 def cpu_benchmark(args: argparse.Namespace) -> dict:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {machine()}", flush=True)
     encoder = load_vgg19(LAYER, progress=False)
-    decoder, model_note, real_model = decoder_for(args.model, encoder)
+    folder = temporary_folder("bench_adain_")
+    decoder, model_note, model_arg = decoder_for(args.model, encoder, folder)
     separate = separate_pad_decoder(decoder)
-    folder = Path(tempfile.mkdtemp(prefix="bench_adain_"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    model_arg = args.model
-    if not real_model:  # brushwork.run needs a checkpoint file: save the stand-in as shipped
-        model_arg = random_model(folder, encoder, decoder)
 
     ceilings = {"channels_last": [conv_ceiling(True)], "contiguous": [conv_ceiling(False)]}
     print(
@@ -496,7 +455,7 @@ def cpu_markdown(result: dict, command: str) -> str:
         "decoder. GFLOP counts the convolutions only (2 × multiply-adds, from the layer "
         f"shapes; {counter_note}). The **floor** is GFLOP divided by "
         f"the measured convolution ceiling, {result['ceiling']:.1f} GFLOP/s: the best rate "
-        "of one 256→256-channel 3×3 convolution at 128² (`common.conv_ceiling`; "
+        "of one 256→256-channel 3×3 convolution at 128² (`harness.conv_ceiling`; "
         f"channels_last {cl[0]:.1f} / {cl[1]:.1f}, contiguous {cont[0]:.1f} / {cont[1]:.1f} "
         "GFLOP/s before / after the timings). It is the time if every convolution ran at "
         "that rate and padding, ReLU, pooling, upsampling, AdaIN and image I/O were free; "
@@ -539,23 +498,6 @@ def cpu_markdown(result: dict, command: str) -> str:
 # --- GPU ---------------------------------------------------------------------------------
 
 
-def cuda_median_seconds(fn: Callable[[], object], repeats: int, warmup: int) -> float:
-    """Median GPU time of ``fn()`` between CUDA events, over ``repeats`` runs."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    events = []
-    for _ in range(repeats):
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        events.append((start, end))
-    torch.cuda.synchronize()
-    return statistics.median(start.elapsed_time(end) for start, end in events) / 1e3
-
-
 PRECISIONS: list[tuple[str, torch.dtype | None, bool]] = [
     ("fp32, contiguous", None, False),
     ("fp32, channels_last", None, True),
@@ -576,7 +518,7 @@ def gpu_shape_rows(
     """The GPU rows of one size and batch."""
     device = torch.device(GPU)
     rows = []
-    content_pil, style_pil = pair(size)
+    content_pil, style_pil = square_pair(size)
     content = to_tensor(content_pil).to(device).expand(batch, -1, -1, -1).contiguous()
     style = to_tensor(style_pil).to(device).expand(batch, -1, -1, -1).contiguous()
     set_layout(encoder, decoder, False)
@@ -664,14 +606,10 @@ def gpu_benchmark(args: argparse.Namespace) -> dict:
         f"{torch.backends.cudnn.benchmark}, cuDNN TF32 {tf32}",
         flush=True,
     )
-    encoder = load_vgg19(LAYER, progress=False).to(device)
-    decoder, model_note, real_model = decoder_for(args.model, encoder)
-    decoder = decoder.to(device)
-    folder = Path(tempfile.mkdtemp(prefix="bench_adain_"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    model_arg = args.model
-    if not real_model:
-        model_arg = random_model(folder, encoder, decoder)
+    encoder = load_vgg19(LAYER, progress=False)
+    folder = temporary_folder("bench_adain_")
+    decoder, model_note, model_arg = decoder_for(args.model, encoder.cpu(), folder)
+    encoder, decoder = encoder.to(device), decoder.to(device)
     rows = [
         row
         for size, batch in args.gpu_shapes
@@ -737,13 +675,13 @@ def gpu_shape(text: str) -> tuple[int, int]:
     return int(size), int(batch or 1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def options() -> argparse.ArgumentParser:
+    """This script's arguments: the harness's (``--no-write``, ``--json``, sizes, repeats)
+    and the CPU variants', the GPU shapes', ``--write-from``."""
+    parser = arguments(__doc__, json_default=ROOT / "out" / "adain_bench.json")
     parser.add_argument("--section", choices=["cpu", "gpu", "all"], default="all")
-    parser.add_argument(
-        "--sizes", type=int, nargs="+", default=[512], help="CPU content sizes (S×S)"
-    )
-    parser.add_argument("--repeats", type=int, default=5, help="CPU timed runs per variant")
+    add_sizes(parser, [512], "CPU content sizes")
+    add_repeats(parser, 5, "CPU timed runs per variant")
     parser.add_argument(
         "--gatys-iterations",
         type=int,
@@ -770,33 +708,29 @@ def main() -> None:
     parser.add_argument("--gpu-warmup", type=int, default=10)
     parser.add_argument("--no-cudnn-benchmark", action="store_true")
     parser.add_argument(
-        "--json",
-        type=Path,
-        default=ROOT / "out" / "adain_bench.json",
-        help="results file, merged per section",
-    )
-    parser.add_argument(
         "--write-from",
         type=Path,
         metavar="JSON",
         help="write the sections stored in this results file, measure nothing",
     )
-    parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     parser.add_argument("--compiled-child", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = options().parse_args()
     if args.compiled_child:
         compiled_child(args.compiled_child, args.model, args.repeats)
         return
-
+    sections = {"cpu": CPU_SECTION, "gpu": GPU_SECTION}
     if args.write_from:
         stored = json.loads(args.write_from.read_text())
-        for key, section in (("cpu", CPU_SECTION), ("gpu", GPU_SECTION)):
+        for key, section in sections.items():
             if key in stored:
                 write_section(section, stored[key]["markdown"])
-                print(f"wrote the {section} section from {args.write_from}")
         return
 
-    command = shlex.join(["python", "benchmarks/bench_adain.py", *sys.argv[1:]])
+    command = recorded_command(__file__)
     results: dict[str, dict] = {}
     if args.section in ("cpu", "all"):
         result = cpu_benchmark(args)
@@ -809,20 +743,12 @@ def main() -> None:
             results["gpu"] = result
         else:
             print("no GPU: GPU section skipped (the GPU rows already in BENCHMARKS.md are kept)")
-    for result in results.values():
-        result["command"] = command
-        print("\n" + result["markdown"])
     if not results:
         return
-    stored = json.loads(args.json.read_text()) if args.json.is_file() else {}
-    stored.update(results)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(stored, indent=1) + "\n")
-    print(f"results merged into {args.json}")
-    if not args.no_write:
-        for key, section in (("cpu", CPU_SECTION), ("gpu", GPU_SECTION)):
-            if key in results:
-                write_section(section, results[key]["markdown"])
+    for result in results.values():
+        result["command"] = command
+    merge_json(args.json, results)
+    publish({sections[k]: r["markdown"] for k, r in results.items()}, args.no_write)
 
 
 if __name__ == "__main__":

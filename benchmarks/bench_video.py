@@ -1,9 +1,9 @@
 """Video: flicker (warping error) and speed of every temporal option, written as the
 ``video`` section of BENCHMARKS.md.
 
-    python benchmarks/bench_video.py                     # both clips, all rows, fps table
-    python benchmarks/bench_video.py --quick             # fewer frames, for a smoke run
-    python benchmarks/bench_video.py --temporal-decoder runs/adain-temporal/model.safetensors
+    python -m benchmarks.bench_video                     # both clips, all rows, fps table
+    python -m benchmarks.bench_video --quick             # fewer frames, for a smoke run
+    python -m benchmarks.bench_video --temporal-decoder runs/adain-temporal/model.safetensors
 
 Quality, per clip (``../shared/data/video/cutBunny.mp4`` when present, and the project's
 ``docs/video/pan.mp4``, made by ``scripts/make_example_clip.py``), at ``--size`` px:
@@ -36,9 +36,15 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, markdown_table, write_section
-
+from benchmarks.harness import (
+    ROOT,
+    arguments,
+    machine,
+    markdown_table,
+    merge_json,
+    recorded_command,
+    write_section,
+)
 from brushwork.encoders import cached_vgg19
 from brushwork.examples import style_path
 from brushwork.image import load_image
@@ -256,10 +262,6 @@ def speed(args: argparse.Namespace) -> list[dict[str, Any]]:
     return found
 
 
-def command_line() -> str:
-    return " ".join(["python benchmarks/bench_video.py", *sys.argv[1:]])
-
-
 def write(
     args: argparse.Namespace, quality: list[dict[str, Any]], speeds: list[dict[str, Any]]
 ) -> None:
@@ -314,11 +316,11 @@ def write(
     for r in [*quality, *speeds]:
         if r.get("command") and r["command"] not in commands:
             commands.append(r["command"])
-    made = "; ".join(f"`{c}`" for c in commands) or f"`{command_line()}`"
+    made = "; ".join(f"`{c}`" for c in commands) or f"`{recorded_command(__file__)}`"
     note = f" {args.note}" if args.note else ""
     text = f"""## Video: flicker and speed
 
-Made with {made} on {machine()}; `python benchmarks/bench_video.py` alone measures every row
+Made with {made} on {machine()}; `python -m benchmarks.bench_video` alone measures every row
 (hours on a 2-core CPU: Gatys takes most of them). Style `{STYLE}` (bundled), {args.size} px
 (longest side), float32, the first frames of each clip (the frames column). Gatys:
 {args.iterations} L-BFGS steps for the first frame, {args.later_iterations} for each later one
@@ -347,7 +349,7 @@ encoding not counted) and frames per second, on the first frames of `docs/video/
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, json=True)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--iterations", type=int, default=100)
@@ -374,14 +376,12 @@ def main() -> None:
         "--no-quality", dest="quality", action="store_false", help="skip the warping-error table"
     )
     parser.add_argument("--note", default="", help="a sentence for the section (machine load)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument(
         "--from-json",
         type=Path,
         default=None,
         help="write the section from an earlier --json file, measuring nothing",
     )
-    parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.frames, args.iterations, args.later_iterations, args.fps_frames = 6, 10, 5, 2
@@ -402,9 +402,9 @@ def main() -> None:
         quality += run_clip(clips[name], args, encoder)
     speeds = speed(args) if args.speed else []
     for row in [*quality, *speeds]:
-        row["command"] = command_line()
+        row["command"] = recorded_command(__file__)
     if args.json:
-        args.json.write_text(json.dumps({"quality": quality, "speed": speeds}, indent=2))
+        merge_json(args.json, {"quality": quality, "speed": speeds})
     write(args, quality, speeds)
 
 

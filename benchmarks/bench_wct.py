@@ -9,7 +9,7 @@ units (``brushwork.precision.cpu_bf16_units``), in bfloat16 too:
 * the method's own parts: the FLOPs of every ``nn.Conv2d`` call, counted from the layer
   shapes with forward hooks during one stylization (the style's encoder pass to the first level, the
   content's encoder pass at each level, each level's decoder); the convolution ceiling
-  (``common.conv_ceiling``, both memory layouts, in the row's precision, before and after the
+  (``harness.conv_ceiling``, both memory layouts, in the row's precision, before and after the
   timings; the best is used) and the floor = FLOPs / ceiling;
 * the transforms, which are no convolutions and are timed on their own at each level's
   feature size (the features the run really transformed, captured during it):
@@ -36,22 +36,17 @@ inverse network is a random stand-in).
 Writes the ``wct`` and ``styleswap-inverse`` sections of BENCHMARKS.md (``--no-write``: print
 only; ``$BRUSHWORK_BENCHMARKS_MD`` writes another file).
 
-    python benchmarks/bench_wct.py                                  # both sections
-    python benchmarks/bench_wct.py --section wct --sizes 512 --repeats 5
-    python benchmarks/bench_wct.py --sizes 64 --repeats 1 --inverse-size 64 --iterations 2 \\
+    python -m benchmarks.bench_wct                                  # both sections
+    python -m benchmarks.bench_wct --section wct --sizes 512 --repeats 5
+    python -m benchmarks.bench_wct --sizes 64 --repeats 1 --inverse-size 64 --iterations 2 \\
         --inverse-repeats 1 --pairs 1 --no-write --sheet /tmp/sheet.png   # smoke test
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
-import shlex
-import shutil
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,66 +56,51 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor, nn
 
+from benchmarks.harness import (
+    CONTENT,
+    FLOAT32,
+    ROOT,
+    STYLE,
+    add_precisions,
+    add_repeats,
+    add_sizes,
+    arguments,
+    best_ceiling,
+    ceilings,
+    ceilings_text,
+    conv2d_flops,
+    cpu_precisions,
+    machine,
+    markdown_table,
+    median_seconds,
+    merge_json,
+    publish,
+    random_decoder,
+    recorded_command,
+    save_stand_in,
+    square_pair,
+    temporary_folder,
+)
 from brushwork import models
 from brushwork.api import run as brushwork_run
-from brushwork.checkpoints import Checkpoint, save_checkpoint
 from brushwork.encoders import VGG19, cached_vgg19
 from brushwork.examples import content_image, style_path
 from brushwork.image import open_image, resize, save_image, to_tensor
 from brushwork.methods import get_method
 from brushwork.methods.base import StyleTarget
-from brushwork.methods.feedforward import Decoder, decoder_id, decoder_width
 from brushwork.methods.styleswap import StyleSwap, StyleSwapLoss, StyleSwapOptions
 from brushwork.methods.styleswap_inverse import INVERSE_LAYER
 from brushwork.methods.wct import WCT, WCTOptions
 from brushwork.ops import coloring_statistics, covariance, symmetric_power, whiten_color
-from brushwork.precision import Precision, cpu_bf16_units
+from brushwork.precision import Precision
+from scripts.contact_sheet import LABEL_HEIGHT, label, tile
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (
-    BFLOAT16,
-    FLOAT32,
-    ROOT,
-    conv2d_flops,
-    conv_ceiling,
-    machine,
-    markdown_table,
-    median_seconds,
-    write_section,
-)
-from contact_sheet import LABEL_HEIGHT, label, tile
-
-CONTENT, STYLE = "astronaut", "strokes"
 WCT_SECTION, INVERSE_SECTION = "wct", "styleswap-inverse"
 LEVELS = ("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1")
 INVERSE_PAIRS = (("astronaut", "strokes"), ("chelsea", "mosaic"), ("coffee", "strokes"))
-PRECISIONS = {"float32": FLOAT32, "bfloat16": BFLOAT16}
 
 
 # --- inputs and networks -----------------------------------------------------------------
-
-
-def square_pair(size: int) -> tuple[Image.Image, Image.Image]:
-    """The WCT content and style, resized to size × size."""
-    content = content_image(CONTENT)
-    style = open_image(style_path(STYLE)).convert("RGB")
-    return (
-        content.resize((size, size), Image.Resampling.LANCZOS),
-        style.resize((size, size), Image.Resampling.LANCZOS),
-    )
-
-
-def random_decoder(path: Path, method: str, layer: str, encoder: VGG19) -> None:
-    """A random-initialized decoder from ``layer`` of the right shape for ``encoder``, saved
-    as a shipped checkpoint of ``method`` (float16)."""
-    channels = encoder.out_channels[layer]
-    decoder = Decoder(layer, width=decoder_width(layer, channels))
-    save_checkpoint(
-        path,
-        Checkpoint(method, decoder_id(layer, channels), decoder.state_dict()),
-        dtype=torch.float16,
-    )
 
 
 def wct_models(folder: Path, encoder: VGG19) -> tuple[str, str, bool]:
@@ -131,9 +111,10 @@ def wct_models(folder: Path, encoder: VGG19) -> tuple[str, str, bool]:
     ]
     if not missing:
         return "wct", "the bundled decoders wct-relu5_1 … wct-relu1_1", True
-    torch.manual_seed(0)
     for layer in LEVELS:
-        random_decoder(folder / f"{layer}.safetensors", "wct", layer, encoder)
+        save_stand_in(
+            folder / f"{layer}.safetensors", "wct", random_decoder(layer, encoder), encoder
+        )
     note = (
         f"random-initialized decoders of the bundled ones' shape ({', '.join(missing)} "
         "not in this checkout: still training), passed as the `models` folder; the timing "
@@ -149,9 +130,8 @@ def inverse_model(folder: Path, encoder: VGG19) -> tuple[str, str, bool]:
     info = models.MODELS["styleswap-inverse"]
     if info.path.is_file():
         return info.name, "the bundled inverse network styleswap-inverse", True
-    torch.manual_seed(0)
     path = folder / "styleswap-inverse-random.safetensors"
-    random_decoder(path, "styleswap", INVERSE_LAYER, encoder)
+    save_stand_in(path, "styleswap", random_decoder(INVERSE_LAYER, encoder), encoder)
     note = (
         "a random-initialized inverse network of the bundled one's shape "
         "(styleswap-inverse is not in this checkout: still training); its timing does not "
@@ -258,21 +238,9 @@ def transform_times(
     return rows
 
 
-def ceilings(dtypes: list[torch.dtype]) -> dict[str, list[float]]:
-    """One measurement of the conv ceiling per dtype and layout."""
-    found: dict[str, list[float]] = {}
-    for dtype in dtypes:
-        name = str(dtype).removeprefix("torch.")
-        for channels_last in (True, False):
-            key = f"{name} {'channels_last' if channels_last else 'contiguous'}"
-            found.setdefault(key, []).append(conv_ceiling(channels_last, dtype=dtype))
-    return found
-
-
 def wct_benchmark(args: argparse.Namespace, precisions: list[Precision]) -> dict:
     encoder = cached_vgg19("relu5_1", "max", "cpu")  # the one brushwork.run shares
-    folder = Path(tempfile.mkdtemp(prefix="bench_wct_"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder = temporary_folder("bench_wct_")
     models_option, note, trained = wct_models(folder, encoder)
     dtypes = [p.dtype for p in precisions]
     measured_ceilings = ceilings(dtypes)
@@ -328,12 +296,7 @@ def wct_benchmark(args: argparse.Namespace, precisions: list[Precision]) -> dict
     for key, values in ceilings(dtypes).items():
         measured_ceilings[key] += values
     print(f"conv ceilings before / after: {json.dumps(measured_ceilings)}", flush=True)
-    best = {
-        p.name: max(
-            v for k, values in measured_ceilings.items() if k.startswith(p.name) for v in values
-        )
-        for p in precisions
-    }
+    best = {p.name: best_ceiling(measured_ceilings, p.name) for p in precisions}
     for entry in entries:
         entry["ceiling"] = best[entry["precision"]]
         entry["floor"] = entry["gflop"] / entry["ceiling"]
@@ -389,9 +352,6 @@ def wct_markdown(result: dict, command: str) -> str:
                 ]
             )
     default = WCTOptions().levels
-    ceilings_text = "; ".join(
-        f"{k} " + " / ".join(f"{v:.1f}" for v in values) for k, values in result["ceilings"].items()
-    )
     return (
         "## WCT: one stylization on the CPU, against the FLOP floor\n\n"
         f"`{command}` on {result['machine']}. Content {CONTENT}, style {STYLE} (bundled "
@@ -405,8 +365,9 @@ def wct_markdown(result: dict, command: str) -> str:
         "level's output) and each level's decoder. The **floor** is GFLOP divided by the "
         "convolution "
         "ceiling of the row's precision, the best rate of one 256→256-channel 3×3 convolution "
-        "at 128² with input and weights in that precision (`common.conv_ceiling`, GFLOP/s "
-        f"before / after the timings: {ceilings_text}). The WCT transforms are no "
+        "at 128² with input and weights in that precision (`harness.conv_ceiling`, GFLOP/s "
+        f"before / after the timings: {ceilings_text(result['ceilings'])}). The WCT "
+        "transforms are no "
         "convolutions: Σ over the levels of `coloring_statistics` (the style's, once per "
         "level) and `whiten_color` (the content's), timed alone on the features the run "
         "transformed (eigendecompositions in float64 whatever the precision); "
@@ -482,8 +443,7 @@ def swap_loss(
 
 def inverse_benchmark(args: argparse.Namespace) -> dict:
     encoder = cached_vgg19(INVERSE_LAYER, "max", "cpu")
-    folder = Path(tempfile.mkdtemp(prefix="bench_styleswap_"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder = temporary_folder("bench_styleswap_")
     model, note, trained = inverse_model(folder, encoder)
     options = StyleSwapOptions(iterations=args.iterations)
     pairs = []
@@ -654,29 +614,12 @@ def inverse_markdown(result: dict, command: str, sheet: str | None) -> str:
 # --- main --------------------------------------------------------------------------------
 
 
-def chosen_precisions(text: str | None) -> list[Precision]:
-    if text is None:
-        return [FLOAT32, BFLOAT16] if cpu_bf16_units() else [FLOAT32]
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in PRECISIONS]
-    if unknown or not names:
-        raise SystemExit(f"--precisions: choose from {', '.join(PRECISIONS)}, not {text!r}")
-    return [PRECISIONS[n] for n in names]
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, json=True)
     parser.add_argument("--section", choices=["wct", "inverse", "all"], default="all")
-    parser.add_argument(
-        "--sizes", type=int, nargs="+", default=[512], help="WCT content sizes (S×S)"
-    )
-    parser.add_argument("--repeats", type=int, default=5, help="WCT end-to-end timed runs")
-    parser.add_argument(
-        "--precisions",
-        default=None,
-        metavar="P,...",
-        help="WCT precisions (default: float32, and bfloat16 on CPUs with bfloat16 units)",
-    )
+    add_sizes(parser, [512], "WCT content sizes")
+    add_repeats(parser, 5, "WCT end-to-end timed runs")
+    add_precisions(parser, "WCT precisions")
     parser.add_argument(
         "--inverse-size", type=int, default=256, help="Style Swap output size (longest side)"
     )
@@ -708,16 +651,9 @@ def main() -> None:
         "out/ while the inverse network is a random stand-in)",
     )
     parser.add_argument("--tile", type=int, default=256, help="contact sheet tile size")
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=None,
-        help="also write the results (without images) to this JSON file",
-    )
-    parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     args = parser.parse_args()
-    precisions = chosen_precisions(args.precisions)
-    command = shlex.join(["python", "benchmarks/bench_wct.py", *sys.argv[1:]])
+    precisions = cpu_precisions(args.precisions)
+    command = recorded_command(__file__)
     print(f"{machine()}; WCT precisions: {', '.join(p.name for p in precisions)}", flush=True)
 
     stored: dict[str, Any] = {}
@@ -741,15 +677,9 @@ def main() -> None:
             **result,
             "rows": [{k: v for k, v in r.items() if k != "images"} for r in result["rows"]],
         }
-    for text in texts.values():
-        print("\n" + text)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({**stored, "command": command}, indent=1) + "\n")
-        print(f"results: {args.json}")
-    if not args.no_write:
-        for section, text in texts.items():
-            write_section(section, text)
+        merge_json(args.json, {**stored, "command": command})
+    publish(texts, args.no_write)
 
 
 if __name__ == "__main__":

@@ -27,17 +27,16 @@ per content image, writes its section of BENCHMARKS.md (``adain-variants`` when 
 an AdaIN decoder, else ``feedforward``), and a contact sheet (content, style, one column per
 row; with ``--sheet-depth`` a row of depth maps under each pair).
 
-    python benchmarks/compare_adain.py --styles ../shared/data/style/*   # 96 pairs, sheet → out/
-    python benchmarks/compare_adain.py --pairs golden_gate/starry_night sailboat/mondrian \\
+    python -m benchmarks.compare_adain --styles ../shared/data/style/*   # 96 pairs, sheet → out/
+    python -m benchmarks.compare_adain --pairs golden_gate/starry_night sailboat/mondrian \\
         --styles ../shared/data/style/* --sheet-depth --no-write -o out/adain_variants.png
-    python benchmarks/compare_adain.py --bundled --no-write --tile 176 -o docs/adain.png
-    python benchmarks/compare_adain.py --methods adain,wct --models adain \\
+    python -m benchmarks.compare_adain --bundled --no-write --tile 176 -o docs/adain.png
+    python -m benchmarks.compare_adain --methods adain,wct --models adain \\
         --styles ../shared/data/style/* -o out/feedforward_compare.png
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import statistics
@@ -53,6 +52,7 @@ from PIL import Image, ImageDraw
 from skimage.metrics import structural_similarity
 
 import brushwork
+from benchmarks.harness import arguments, machine, markdown_table, recorded_command, write_section
 from brushwork import models
 from brushwork.depth.estimator import load_estimator, predict_depth
 from brushwork.encoders import cached_vgg19
@@ -65,11 +65,7 @@ from brushwork.methods.adain import STYLE_LAYERS
 from brushwork.ops import gram_matrix, mean_std, pooled_laplacian
 from brushwork.options import fields_of
 from brushwork.stylizer import make_stylizer
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, markdown_table, write_section
-from contact_sheet import LABEL_HEIGHT, label, tile
+from scripts.contact_sheet import LABEL_HEIGHT, label, tile
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_STYLES = (
@@ -272,7 +268,7 @@ def shown_command(argv: list[str]) -> str:
         else:
             run.append(arg)
     flush()
-    return " ".join(["python benchmarks/compare_adain.py", *shown])
+    return recorded_command(__file__, shown)
 
 
 def best_counts(results: dict[str, list[dict[str, float]]], metric: str) -> list[int]:
@@ -286,7 +282,7 @@ def best_counts(results: dict[str, list[dict[str, float]]], metric: str) -> list
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arguments(__doc__)
     parser.add_argument(
         "--methods",
         default="adain",
@@ -340,7 +336,6 @@ def main() -> None:
         help="add a row of depth maps under each pair in the contact sheet",
     )
     parser.add_argument("-o", "--output", default="out/adain_compare.png")
-    parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     parser.add_argument(
         "--section",
         default=None,

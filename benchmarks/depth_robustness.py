@@ -12,7 +12,7 @@ does not. Two parts, on bundled images only:
 Prints the scale-and-shift-invariant depth error (lower = the content's layout is kept);
 ``None`` is the size the optimization saw. Every stylization runs in float32
 (``precision="float32"``: ``auto`` would pick bfloat16 on CPUs with bfloat16 units). Usage:
-``python benchmarks/depth_robustness.py [--part gatys|adain|both]``. Takes a few minutes on a
+``python -m benchmarks.depth_robustness [--part gatys|adain|both]``. Takes a few minutes on a
 2-core CPU; ``--gatys-size 64 --iterations 2 --adain-size 64 --photos 1`` checks the script in
 seconds.
 """
@@ -23,10 +23,10 @@ import argparse
 import time
 
 import torch
-from common import machine
 from PIL import Image
 from skimage import data
 
+from benchmarks.harness import machine
 from brushwork import api
 from brushwork.depth.estimator import load_estimator, predict_depth
 from brushwork.examples import content_image, style_path

@@ -9,18 +9,24 @@ comparison, the AdaIN decoders (trained to stylize, not to reconstruct), on the 
 * the relative feature error ‖f(g(f(x))) − f(x)‖² / ‖f(x)‖² at L;
 
 means over the photos. Writes the ``decoders`` section of BENCHMARKS.md; the model cards
-quote it. ``python benchmarks/eval_decoders.py`` (a minute or two on 2 cores).
+quote it. ``python -m benchmarks.eval_decoders`` (a minute or two on 2 cores).
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
-from common import ROOT, machine, markdown_table, write_section
 
+from benchmarks.harness import (
+    ROOT,
+    arguments,
+    machine,
+    markdown_table,
+    recorded_command,
+    write_section,
+)
 from brushwork import models
 from brushwork.encoders import cached_vgg19
 from brushwork.image import load_image
@@ -33,9 +39,8 @@ SECTION = "decoders"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arguments(__doc__)
     parser.add_argument("--size", type=int, default=512, help="longest side (default 512)")
-    parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     photos = sorted(SHARED.glob("*"))
     if not photos:
@@ -74,7 +79,7 @@ def main() -> None:
         "what",
     ]
     text = (
-        f"Machine: {machine()}. `python benchmarks/eval_decoders.py --size {args.size}` "
+        f"Machine: {machine()}. `{recorded_command(__file__)}` "
         f"({time.strftime('%Y-%m-%d')}): the {len(photos)} photos of ../shared/data/content "
         f"(held out from all training), longest side {args.size} px, float32. PSNR of "
         "g(f(x)) against x; feature error ‖f(g(f(x))) − f(x)‖² / ‖f(x)‖² at the decoder's "

@@ -10,14 +10,13 @@ shift in inverse depth) and scored in depth space by ``brushwork.depth.metrics.d
 AbsRel (lower is better) and δ<1.25 (higher is better), means over the images of the part.
 The last column counts the images on which the model's AbsRel is below each baseline's.
 
-    python benchmarks/eval_depth.py                 # ../shared/depth, writes BENCHMARKS.md
-    python benchmarks/eval_depth.py --data DIR --model runs/depth/model.safetensors --no-write
-    python benchmarks/eval_depth.py --limit 4 --no-write   # check the script in seconds
+    python -m benchmarks.eval_depth                 # ../shared/depth, writes BENCHMARKS.md
+    python -m benchmarks.eval_depth --data DIR --model runs/depth/model.safetensors --no-write
+    python -m benchmarks.eval_depth --limit 4 --no-write   # check the script in seconds
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -25,13 +24,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.harness import (
+    ROOT,
+    arguments,
+    machine,
+    markdown_table,
+    recorded_command,
+    write_section,
+)
 from brushwork.depth.estimator import TRAINING_SIDE, load_estimator, predict_depth
 from brushwork.depth.metrics import BASELINES, baseline, depth_errors
 from brushwork.errors import BrushworkError
 from brushwork.training.depth import load_pairs, read_pairs, split_pairs
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, markdown_table, write_section
 
 DEFAULT_DATA = ROOT.parent / "shared" / "depth"
 PREDICTORS = ("model", *BASELINES)
@@ -57,7 +61,7 @@ def _parts(loaded: list, parts: dict[str, str]) -> list[tuple[str, list[int]]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arguments(__doc__)
     parser.add_argument(
         "--data",
         default=str(DEFAULT_DATA),
@@ -66,7 +70,6 @@ def main() -> None:
     parser.add_argument(
         "--model", default=None, help="bundled estimator name or checkpoint path (default: bundled)"
     )
-    parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     parser.add_argument(
         "--limit",
         type=int,
@@ -163,7 +166,7 @@ def main() -> None:
     )
 
     if not args.no_write:
-        command = "python benchmarks/eval_depth.py " + " ".join(sys.argv[1:])
+        command = recorded_command(__file__)
         model = args.model or "depth (bundled)"
         write_section(
             "depth",

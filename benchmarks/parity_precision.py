@@ -15,20 +15,19 @@ gives, per method and size, means over the pairs of:
 and writes ``out/parity/METHOD-SIZE-PAIR.png`` (float32 | bfloat16 | difference ×10) to look
 at. Writes the ``precision-parity`` section of BENCHMARKS.md.
 
-    python benchmarks/parity_precision.py \
+    python -m benchmarks.parity_precision \
         --pairs golden_gate:starry_night,sailboat:picasso_self_portrait
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
-from common import ROOT, markdown_table, write_section
 from PIL import Image
 
+from benchmarks.harness import ROOT, arguments, markdown_table, recorded_command, write_section
 from brushwork import api, models
 from brushwork.encoders import cached_vgg19
 from brushwork.image import load_image, to_pil, to_tensor
@@ -58,7 +57,7 @@ def label(method: str, options: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = arguments(__doc__)
     parser.add_argument(
         "--pairs",
         default="golden_gate:starry_night,sailboat:picasso_self_portrait",
@@ -71,7 +70,6 @@ def main() -> None:
         help="L-BFGS iterations at each of --sizes (Gatys; Style Swap uses its own default)",
     )
     parser.add_argument("--only", default=None, help="only this method")
-    parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if not cpu_bf16_units():
         print(
@@ -170,8 +168,7 @@ def main() -> None:
     ]
     text = (
         f"CPU: {cpu_name()} (bfloat16 units: {', '.join(cpu_bf16_units()) or 'none'}), "
-        f"torch {torch.__version__}. `python benchmarks/parity_precision.py --pairs "
-        f"{args.pairs} --sizes {args.sizes} --iterations {args.iterations}` "
+        f"torch {torch.__version__}. `{recorded_command(__file__)}` "
         f"({time.strftime('%Y-%m-%d')}). Each row: the means over the pairs of the same "
         "run in float32 and bfloat16 from the same inputs; distances from "
         "`brushwork.metrics` (relative errors, lower is closer); loss terms in the "

@@ -8,7 +8,7 @@
   map, as ``compare_adain.py`` computes it): a top-to-bottom ramp
   (:func:`brushwork.depth.metrics.baseline`) and the content turned grey.
 
-Usage: ``python benchmarks/summarize_adain.py out/logs/full96.jsonl [--size 512]``.
+Usage: ``python -m benchmarks.summarize_adain out/logs/full96.jsonl [--size 512]``.
 """
 
 from __future__ import annotations
