@@ -194,7 +194,8 @@ class ReachedWork(BaseException):
 def fuzz_cli(
     count: int, rng: random.Random, folder: Path, escapes: list[str]
 ) -> collections.Counter[str]:
-    from brushwork.cli import main, stylize_parser
+    from brushwork.cli import main
+    from brushwork.cli.stylize import stylize_parser
     from brushwork.methods import feedforward, optimization
 
     def reached(*args: object, **kwargs: object) -> None:
@@ -357,7 +358,8 @@ def _command(rng: random.Random, root: Path, out: str) -> list[str]:
 
 def _command_flags(argv: list[str]) -> list[str]:
     from brushwork.batch import batch_parser
-    from brushwork.cli import stylize_parser, train_parser
+    from brushwork.cli.stylize import stylize_parser
+    from brushwork.cli.train import train_parser
     from brushwork.video.cli import video_parser
 
     parsers = {

@@ -340,3 +340,86 @@ def test_high_depth_pil_input_is_rescaled_like_a_file(
     row = np.asarray(done.image.convert("L"))[0].astype(int)
     assert row[0] < 10 and row[-1] > 245
     assert 100 < row[24] < 155
+
+
+# ----------------------------------------------------------------------------- one run path
+
+PINNED_ON = ("AMD EPYC", "2.13.0+cpu")
+"""Where PINNED was made (float32 sums round differently on other CPUs and torch versions)."""
+PINNED = {  # sha256 of the output pixels, made by the code before the run path was merged
+    "gatys": "4409129d897d0ce522079f1bc9821899a0e4c519777d0eec7d755f00bdeedfa1",
+    "gatys-blend-rgba": "cface6f327096d3856c4b5b005f7132b395a21c6c48e72cba93d6c98e7b7553a",
+    "adain": "1ab2030e3fff6816719307cc5b951b4bf3834e3bf5373cc4e34d72e475ac9584",
+    "c2f": "4f4bb228d055eac7220b4821b0090822d8af0b1eb6d1a184a64356e2cc3da4ec",
+}
+
+
+def _encoder() -> torch.nn.Module:
+    from brushwork.encoders import VGG19
+
+    torch.manual_seed(0)
+    return VGG19(last_layer="relu5_1", width=1 / 16).requires_grad_(False).eval()
+
+
+def test_outputs_unchanged_by_the_one_run_path(tmp_path: Path, content_pil, style_pil) -> None:
+    """Inputs → painter → stylizer → method → one Stylization gives the pixels the old
+    path (api → Painter → Stylizer, four result types) gave, bit for bit."""
+    import hashlib
+
+    from conftest import save_decoder
+
+    from brushwork.precision import cpu_name
+
+    if (cpu_name(), torch.__version__) != PINNED_ON:
+        pytest.skip(f"pinned on {PINNED_ON}; float32 kernels differ elsewhere")
+    rgba = content_pil.copy()
+    rgba.putalpha(to_pil(smooth_image(40, 64, seed=3)).convert("L"))
+    second = to_pil(smooth_image(48, 40, seed=2))
+    model = str(save_decoder(tmp_path / "decoder.safetensors", _encoder()))
+    runs = {
+        "gatys": lambda: api.run(content_pil, style_pil, size=32, iterations=3, encoder=_encoder()),
+        "gatys-blend-rgba": lambda: api.run(
+            rgba,
+            [api.Style(style_pil, 0.7), api.Style(second, 0.3)],
+            size=32,
+            iterations=2,
+            encoder=_encoder(),
+            preserve_color="luminance",
+        ),
+        "adain": lambda: api.run(
+            content_pil, style_pil, "adain", size=48, encoder=_encoder(), model=model, alpha=0.8
+        ),
+        "c2f": lambda: api.run(
+            content_pil, style_pil, size=64, start_size=32, iterations=4, encoder=_encoder()
+        ),
+    }
+    for name, run in runs.items():
+        done = run()
+        assert hashlib.sha256(done.image.tobytes()).hexdigest() == PINNED[name], name
+    assert done.image.size == done.content_size and done.tensor.shape[-2:] == (40, 64)
+
+
+def test_run_returns_the_stylizers_result(content_pil, style_pil, tiny_encoder) -> None:
+    """One result type from the stylizer to the front ends: the tensor, the method's
+    result, the plan, the precision and the PIL image made from the tensor."""
+    from brushwork.stylizer import Stylization
+
+    done = api.run(content_pil, style_pil, size=32, iterations=1, encoder=tiny_encoder)
+    assert type(done) is Stylization and done.plan.content_size == (32, 20)
+    assert done.precision.name == "float32" and done.alpha is None and not done.reused_styles
+    assert np.array_equal(np.asarray(done.image), np.asarray(to_pil(done.tensor)))
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["inputs", "painter", "stylizer", "api", "cli", "cli.stylize", "defaults", "video.runner"],
+)
+def test_run_path_modules_import_alone(module: str) -> None:
+    """No import cycle on the run path: each module imports first in a fresh process."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", f"import brushwork.{module}"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr

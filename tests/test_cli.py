@@ -20,7 +20,8 @@ from conftest import expect_error, requires_weights, smooth_image
 from PIL import Image, ImageFile
 
 from brushwork import __version__
-from brushwork.cli import main, stylize_parser
+from brushwork.cli import main
+from brushwork.cli.stylize import stylize_parser
 from brushwork.image import MAX_PIXELS_ENV, to_pil
 
 
@@ -748,7 +749,7 @@ def test_stylize_verifies_weights_sha256(capsys, monkeypatch, images, tmp_path, 
 
 
 def test_parse_style_spec(tmp_path: Path) -> None:
-    from brushwork.cli import parse_style_spec
+    from brushwork.cli.common import parse_style_spec
 
     assert parse_style_spec("a.jpg") == {"image": "a.jpg", "weight": 1.0, "layers": None}
     assert parse_style_spec("a.jpg:0.7") == {"image": "a.jpg", "weight": 0.7, "layers": None}
@@ -1048,7 +1049,7 @@ def test_progress_sinks_end_their_bars_however_the_command_ends(capsys) -> None:
     import argparse
 
     from brushwork import events
-    from brushwork.cli import progress_sinks
+    from brushwork.cli.common import progress_sinks
 
     args = argparse.Namespace(quiet=False, progress="bar")
     with pytest.raises(KeyboardInterrupt), progress_sinks(args) as sinks:
@@ -1060,3 +1061,24 @@ def test_progress_sinks_end_their_bars_however_the_command_ends(capsys) -> None:
     json_args = argparse.Namespace(quiet=False, progress="json")
     with progress_sinks(json_args) as sinks:
         assert isinstance(sinks[0], events.JsonLines)
+
+
+def test_stylize_builds_one_painter(monkeypatch, images, out_dir) -> None:
+    """``brushwork stylize`` checks and paints with one painter (one stylizer, one method
+    instance), not one to check and another to run."""
+    from brushwork.stylizer import Stylizer
+
+    built: list[str] = []
+    init = Stylizer.__init__
+
+    def counting(self, *args, **kwargs) -> None:
+        built.append("stylizer")
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Stylizer, "__init__", counting)
+    content, style = images
+    assert (
+        main(stylize_args(content, style, out_dir / "out.png", "--size", "32", "--iterations", "1"))
+        == 0
+    )
+    assert built == ["stylizer"]

@@ -192,7 +192,8 @@ def stop_at_work(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("stop_at_work")
 def test_cli_values_give_only_one_line_errors(tmp_path: Path, capsys) -> None:
-    from brushwork.cli import main, stylize_parser
+    from brushwork.cli import main
+    from brushwork.cli.stylize import stylize_parser
 
     content, style = tmp_path / "c.png", tmp_path / "s.png"
     to_pil(smooth_image(32, 32, seed=1)).save(content)

@@ -22,7 +22,8 @@ from brushwork import depth as depth_models
 from brushwork import events as ev
 from brushwork.api import Style
 from brushwork.checkpoints import save_checkpoint
-from brushwork.cli import main, stylize_parser
+from brushwork.cli import main
+from brushwork.cli.stylize import stylize_parser
 from brushwork.depth import DepthModel, load_depth_model
 from brushwork.depth.estimator import TRAINING_SIDE, DepthNet, to_checkpoint
 from brushwork.encoders import VGG19

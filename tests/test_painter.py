@@ -13,9 +13,9 @@ from PIL import Image
 from servicekit import png_bytes
 
 from brushwork import events
-from brushwork.api import Style
 from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
+from brushwork.inputs import Style
 from brushwork.painter import Painter
 
 pytestmark = pytest.mark.usefixtures("one_thread")

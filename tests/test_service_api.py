@@ -179,7 +179,7 @@ def test_page_and_docs(client: TestClient) -> None:
     assert client.get("/openapi.json").json()["paths"]["/jobs"]["post"]
     docs = client.get("/docs")
     assert docs.status_code == 200 and "/openapi.json" in docs.text
-    from brushwork.service.app import swagger_ui_folder
+    from brushwork.service.routes.docs import swagger_ui_folder
 
     assert "http://" not in docs.text and "https://" not in docs.text  # works offline
     if swagger_ui_folder() is not None:  # Swagger UI, served from here
@@ -193,9 +193,9 @@ def test_page_and_docs(client: TestClient) -> None:
 def test_docs_without_swagger_ui_stay_offline(make_client: Any, monkeypatch: Any) -> None:
     """Without ``swagger-ui-bundle-v2``, ``/docs`` is a plain page of the operations, not
     Swagger UI from a CDN."""
-    import brushwork.service.app as app_module
+    import brushwork.service.routes.docs as docs_module
 
-    monkeypatch.setattr(app_module, "swagger_ui_folder", lambda: None)
+    monkeypatch.setattr(docs_module, "swagger_ui_folder", lambda: None)
     client = make_client()
     docs = client.get("/docs")
     assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
@@ -208,6 +208,69 @@ def test_docs_without_swagger_ui_stay_offline(make_client: Any, monkeypatch: Any
         assert needle in docs.text, needle
     assert "content, style" in docs.text  # the form fields of a submission
     assert client.get("/static/swagger-ui/swagger-ui-bundle.js").status_code == 404
+
+
+def test_the_page_shows_the_declared_main_options_first(client: TestClient) -> None:
+    """``main`` in ``GET /methods`` is the declaration's (``option(..., main=True)``):
+    every method shows some options first, and of the controls the output size."""
+    from brushwork.methods import get_method
+    from brushwork.options import fields_of
+
+    info = client.get("/methods").json()
+    for method in info["methods"]:
+        declared = {f.name: f.main for f in fields_of(get_method(method["name"]).options_class)}
+        shown = {o["name"]: o["main"] for o in method["options"]}
+        assert shown == {name: declared[name] for name in shown}, method["name"]
+        assert any(shown.values()), f"{method['name']} shows no option first"
+    assert [c["name"] for c in info["controls"] if c["main"]] == ["size"]
+
+
+def test_one_source_for_the_default_methods(client: TestClient) -> None:
+    """A form that names no method gets the service's defaults: the schema's, those of
+    ``GET /methods`` (the page's choice) and what a submission runs are the same."""
+    from brushwork.defaults import DEFAULT_METHOD, DEFAULT_ONE_PASS_METHOD
+
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["Body_create_job"]["properties"]["method"]["default"] == DEFAULT_METHOD
+    assert schemas["Body_stylize"]["properties"]["method"]["default"] == DEFAULT_ONE_PASS_METHOD
+    info = client.get("/methods").json()
+    assert info["defaults"] == {"job": DEFAULT_METHOD, "sync": DEFAULT_ONE_PASS_METHOD}
+    sync = {m["name"]: m["sync"] for m in info["methods"]}
+    assert sync[DEFAULT_ONE_PASS_METHOD] is True and sync[DEFAULT_METHOD] is False
+    request = form(DEFAULT_METHOD, {"size": 32, "iterations": 1})
+    del request["data"]["method"]
+    response = client.post("/jobs", **request)
+    assert response.status_code == 202 and response.json()["method"] == DEFAULT_METHOD
+
+
+def test_each_app_has_its_own_state(make_client: Any, tmp_path: Path) -> None:
+    """Routes reach the service through their app's state: two apps in one process answer
+    with their own limits, schema and jobs."""
+    small = make_client(max_styles=2, data=tmp_path / "small")
+    large = make_client(max_styles=5, data=tmp_path / "large")
+    for client, limit in ((small, 2), (large, 5)):
+        assert client.get("/methods").json()["limits"]["max_styles"] == limit
+        schemas = client.get("/openapi.json").json()["components"]["schemas"]
+        for body in ("Body_create_job", "Body_stylize"):
+            assert schemas[body]["properties"]["style"]["maxItems"] == limit
+        assert "x-brushwork" not in json.dumps(schemas)
+    job = small.post("/jobs", **gatys(iterations=1)).json()
+    assert small.get(f"/jobs/{job['id']}").status_code == 200
+    assert "no job" in error_of(large.get(f"/jobs/{job['id']}"), 404)
+    assert small.app.state.service is not large.app.state.service
+
+
+def test_a_malformed_form_is_answered_as_documented(client: TestClient) -> None:
+    """A body that is not a form: ``400`` with one line, an answer the schema lists."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/jobs", "/stylize"):
+        response = client.post(
+            path,
+            content=b"\xcf--b--\r\n",
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
+        assert "multipart" in error_of(response, 400)
+        assert "400" in paths[path]["post"]["responses"]
 
 
 def test_adain_job_from_submission_to_result(client: TestClient) -> None:
@@ -956,9 +1019,9 @@ def test_tokens_are_checked_before_the_body(make_client: Any, monkeypatch: Any) 
 
 
 def test_messages_never_show_server_paths(client: TestClient, monkeypatch: Any) -> None:
-    """The styleswap inverse network missing from the installation: GET /methods marks
-    the switch, a job asking for it is refused before its uploads are stored, and no
-    message names a server folder."""
+    """Style Swap's inverse network missing from the installation: GET /methods marks its
+    method not ready, a job of it is refused before its uploads are stored, and no message
+    names a server folder."""
     import dataclasses
 
     from brushwork import models
@@ -968,11 +1031,12 @@ def test_messages_never_show_server_paths(client: TestClient, monkeypatch: Any) 
         models.MODELS, "styleswap-inverse", dataclasses.replace(info, file="gone.safetensors")
     )
     methods = {m["name"]: m for m in client.get("/methods").json()["methods"]}
-    inverse = {o["name"]: o for o in methods["styleswap"]["options"]}["inverse"]
-    assert "styleswap-inverse' is missing" in inverse["unavailable"]
-    assert "/" not in inverse["unavailable"]
-    assert methods["styleswap"]["ready"] is True  # its defaults optimize: no network needed
-    request = form("styleswap", {"inverse": True, "size": 32}, content=b"not even an image")
+    inverse = methods["styleswap-inverse"]
+    assert inverse["ready"] is False and inverse["models"] == []
+    assert "styleswap-inverse' is missing" in inverse["problem"]
+    assert "/" not in inverse["problem"]
+    assert methods["styleswap"]["ready"] is True  # it optimizes: no network needed
+    request = form("styleswap-inverse", {"size": 32}, content=b"not even an image")
     message = error_of(client.post("/jobs", **request), 422)
     assert message == (
         "the bundled model 'styleswap-inverse' is missing from this installation "

@@ -71,7 +71,7 @@ def test_prepared_styles_are_encoded_once(tiny_encoder, monkeypatch) -> None:
     original = s.method.prepare
     monkeypatch.setattr(s.method, "prepare", lambda t: calls.append(1) or original(t))
     frames = [smooth_image(32, 32, seed=seed) for seed in (1, 2, 3)]
-    outputs = [s.stylize(frame, prepared).image for frame in frames]
+    outputs = [s.stylize(frame, prepared).tensor for frame in frames]
     assert len(calls) == 1
     assert not torch.equal(outputs[0], outputs[1])
     with pytest.raises(BrushworkError, match="planned for 32x32"):
@@ -124,7 +124,7 @@ def test_two_threads_with_two_stylizers(tiny_encoder) -> None:
         plan = s.plan((32, 32), [(32, 32)])
         content = smooth_image(32, 32, seed=seeds[0])
         prepared = s.prepare(plan, [StyleTarget(smooth_image(32, 32, seed=seeds[1]))], content)
-        return s.stylize(content, prepared).image
+        return s.stylize(content, prepared).tensor
 
     alone = {name: work(seeds) for name, seeds in jobs.items()}
     together: dict[str, torch.Tensor] = {}

@@ -15,14 +15,16 @@ styles are :class:`Style` objects (blended, per layer, or per region with masks)
 
 Everything is checked from the sizes before any image is decoded at its working size
 (:meth:`brushwork.stylizer.Stylizer.plan`); progress goes to ``events`` (see
-:mod:`brushwork.events`). For many images with the same styles, use
-:class:`brushwork.stylizer.Stylizer` directly: it encodes the styles once.
+:mod:`brushwork.events`). The result is a :class:`~brushwork.stylizer.Stylization` (``image``,
+``result.losses``, ``seconds``, ...). For many images with the same styles, use a
+:class:`brushwork.painter.Painter` (image inputs) or :class:`brushwork.stylizer.Stylizer`
+(tensors) directly: they encode the styles once. The input helpers are in
+:mod:`brushwork.inputs`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,134 +33,20 @@ from PIL import Image
 from torch import Tensor
 
 from brushwork import events as ev
+from brushwork.defaults import DEFAULT_METHOD
 from brushwork.errors import BrushworkError
-from brushwork.image import normalize_mode, open_image, probe_image, split_alpha, to_pil, to_tensor
-from brushwork.masks import grayscale_mask, label_masks
-from brushwork.methods.base import StylizeResult, check_style_weights
+from brushwork.image import split_alpha, to_tensor
+from brushwork.inputs import ImageInput, Style, as_image, as_styles, image_size
+from brushwork.memory import MAX_SIDE, check_limit, require
+from brushwork.painter import Painter
 from brushwork.precision import resolve_device
-from brushwork.stylizer import RunPlan, Stylizer
-
-ImageInput = str | Path | Image.Image | Tensor
-
-
-@dataclass
-class Style:
-    """A style image for :func:`run`, with its blend weight, the encoder layers it is
-    restricted to (None: all) and the region it paints (a grayscale mask image, white = here;
-    None: everywhere). See :class:`brushwork.methods.base.StyleTarget` for how they combine."""
-
-    image: ImageInput
-    weight: float = 1.0
-    layers: tuple[str, ...] | None = None
-    mask: ImageInput | None = None
-
-
-@dataclass
-class Stylization:
-    """The output image (RGBA when the content had transparency) with the method's result
-    (of the last scale; ``scales`` lists every scale's size, steps and seconds)."""
-
-    image: Image.Image
-    result: StylizeResult
-    content_size: tuple[int, int]
-    style_size: tuple[int, int]
-    seconds: float
-    scales: list[dict[str, Any]] = field(default_factory=list)
-    plan: RunPlan | None = None
-    precision: str = "float32"
-    precision_reason: str = ""
-
-
-def image_size(value: ImageInput, what: str, max_pixels: int | None) -> tuple[int, int]:
-    """(width, height) of an input without decoding it (a file's header)."""
-    if isinstance(value, Image.Image):
-        return value.size
-    if isinstance(value, Tensor):
-        if (
-            value.ndim not in (3, 4)
-            or (value.ndim == 4 and value.shape[0] != 1)
-            or value.shape[-3] != 3
-        ):
-            raise BrushworkError(f"{what} tensor must have shape (1, 3, H, W) or (3, H, W)")
-        return int(value.shape[-1]), int(value.shape[-2])
-    if isinstance(value, (str, Path)):
-        return probe_image(value, max_pixels=max_pixels)
-    raise BrushworkError(f"{what} must be a path, a PIL image or a tensor, not {type(value)}")
-
-
-def as_image(value: ImageInput, what: str, max_pixels: int | None) -> Image.Image:
-    if isinstance(value, Image.Image):
-        return normalize_mode(value)
-    if isinstance(value, Tensor):
-        image_size(value, what, max_pixels)
-        if not bool(torch.isfinite(value).all()):
-            raise BrushworkError(f"{what} tensor has values that are not finite numbers")
-        return to_pil(value[0] if value.ndim == 4 else value)
-    if isinstance(value, (str, Path)):
-        return open_image(value, max_pixels=max_pixels)
-    raise BrushworkError(f"{what} must be a path, a PIL image or a tensor, not {type(value)}")
-
-
-def as_styles(style: ImageInput | Style | Sequence[ImageInput | Style]) -> list[Style]:
-    if not isinstance(style, (list, tuple)):
-        style = [style]
-    styles = [s if isinstance(s, Style) else Style(s) for s in style]
-    if not styles:
-        raise BrushworkError("at least one style image is needed")
-    return styles
-
-
-def load_masks(
-    styles: list[Style],
-    labels: ImageInput | None,
-    regions: Mapping[str, int | None] | None,
-    size: tuple[int, int],
-    max_pixels: int | None,
-) -> list[Tensor | None]:
-    """One mask per style (None: everywhere) at the output's (width, height)."""
-    if labels is not None:
-        if any(s.mask is not None for s in styles):
-            raise BrushworkError("give either a label image or a mask per style, not both")
-        image = as_image(labels, "mask", max_pixels)
-        return list(label_masks(image, size, len(styles), regions))
-    if regions is not None:
-        raise BrushworkError("regions need a label image (mask)")
-    masks = [
-        None
-        if s.mask is None
-        else grayscale_mask(
-            as_image(s.mask, f"mask of style {n}", max_pixels), size, f"the mask of style {n}"
-        )
-        for n, s in enumerate(styles, 1)
-    ]
-    for number, mask in enumerate(masks, 1):
-        if mask is not None and float(mask.max()) == 0:
-            ev.warn(f"the mask of style {number} is empty: that style is not used")
-    return masks
-
-
-def check_inputs(
-    stylizer: Stylizer, content: ImageInput, styles: list[Style], mask: ImageInput | None
-) -> RunPlan:
-    """Everything about a run that can be told without decoding its images: files, sizes,
-    weights, layers, memory. Returns the plan."""
-    max_pixels = stylizer.controls.max_pixels
-    check_style_weights([s.weight for s in styles])
-    content_size = image_size(content, "content", max_pixels)
-    style_sizes = [image_size(s.image, f"style {n}", max_pixels) for n, s in enumerate(styles, 1)]
-    for n, s in enumerate(styles, 1):
-        if s.mask is not None:
-            image_size(s.mask, f"mask of style {n}", max_pixels)
-    if mask is not None:
-        image_size(mask, "mask", max_pixels)
-    stylizer.check_files()
-    return stylizer.plan(content_size, style_sizes, [s.layers for s in styles])
+from brushwork.stylizer import Stylization
 
 
 def run(
     content: ImageInput,
     style: ImageInput | Style | Sequence[ImageInput | Style],
-    method: str = "gatys",
+    method: str = DEFAULT_METHOD,
     *,
     mask: ImageInput | None = None,
     regions: Mapping[str, int | None] | None = None,
@@ -182,29 +70,15 @@ def run(
             ``max_memory``, ``max_pixels``, ``device``, ``precision``, ``weights``,
             ``weights_sha256``) and the method's options.
     """
-    from brushwork.painter import Painter
-
     with ev.bound(events):
         painter = Painter(method, options, encoder=encoder, cache_size=0)
-        painting = painter.paint(content, as_styles(style), mask=mask, regions=regions)
-    precision = painter.stylizer.precision
-    return Stylization(
-        painting.image,
-        painting.result,
-        painting.plan.content_size,
-        painting.plan.style_sizes[0],
-        painting.seconds,
-        painting.scales,
-        painting.plan,
-        precision.name,
-        precision.reason,
-    )
+        return painter.paint(content, as_styles(style), mask=mask, regions=regions)
 
 
 def stylize(
     content: ImageInput,
     style: ImageInput | Style | Sequence[ImageInput | Style],
-    method: str = "gatys",
+    method: str = DEFAULT_METHOD,
     **options: Any,
 ) -> Image.Image:
     """Paint ``content`` in the style of ``style`` and return a PIL image.
@@ -253,7 +127,6 @@ def estimate_depth(
     See :mod:`brushwork.depth.render` to turn the result into images.
     """
     from brushwork.depth.estimator import load_estimator, predict_depth
-    from brushwork.memory import MAX_SIDE, check_limit, require
 
     if side is not None and (
         isinstance(side, bool) or not isinstance(side, int) or side < 32 or side > MAX_SIDE

@@ -47,10 +47,15 @@ class Checkpoint:
 
 
 def save_checkpoint(
-    path: str | Path, checkpoint: Checkpoint, *, dtype: torch.dtype | None = None
+    path: str | Path,
+    checkpoint: Checkpoint,
+    *,
+    dtype: torch.dtype | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``checkpoint`` to ``path`` atomically; ``dtype`` converts the network's floating
-    tensors (e.g. float16 for a shipped model)."""
+    tensors (e.g. float16 for a shipped model); ``metadata`` adds keys of its own (a model's
+    parts and style: :func:`brushwork.models.parts.save_model`), never one of the above."""
     tensors = {}
     for name, tensor in checkpoint.tensors.items():
         tensor = tensor.detach().cpu()
@@ -59,7 +64,7 @@ def save_checkpoint(
         tensors[f"model/{name}"] = tensor.contiguous()
     for name, tensor in checkpoint.optimizer.items():
         tensors[f"optimizer/{name}"] = tensor.detach().cpu().contiguous()
-    metadata = {
+    header = {
         "format": FORMAT,
         "version": VERSION,
         "method": checkpoint.method,
@@ -67,8 +72,12 @@ def save_checkpoint(
         "config": json.dumps(checkpoint.config, sort_keys=True),
         "step": str(checkpoint.step),
     }
+    clashes = sorted(set(header) & set(metadata or {}))
+    if clashes:
+        raise BrushworkError(f"checkpoint metadata may not set {', '.join(clashes)}")
+    header.update(metadata or {})
     path = Path(path)
-    write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata))
+    write_atomically(path, lambda tmp: save_file(tensors, tmp, header))
     return path
 
 

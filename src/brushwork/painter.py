@@ -1,14 +1,13 @@
-"""One stylizer for many images: what :func:`brushwork.api.run` does, with the method, its
-encoder and decoders loaded once and prepared styles reused.
-
-The HTTP service's workers and ``brushwork batch`` (both engines) paint through a
-:class:`Painter`::
+"""One stylizer for many images, from image inputs to a :class:`~brushwork.stylizer.Stylization`:
+the one run path of :func:`brushwork.api.run`, ``brushwork stylize``, the HTTP service's
+workers and ``brushwork batch`` (both engines), with the method, its encoder and decoders
+loaded once and prepared styles reused::
 
     painter = Painter("adain", {"size": 512, "alpha": 0.8})
-    painting = painter.paint("photo.jpg", [Style("painting.jpg")])
-    painting.image.save("out.png")
+    done = painter.paint("photo.jpg", [Style("painting.jpg")])
+    done.image.save("out.png")
 
-Every check of :func:`brushwork.api.check_inputs` runs first, from image headers; styles
+Every check of :func:`brushwork.inputs.check_inputs` runs first, from image headers; styles
 are prepared once per (style files, weights, layers, masks, planned sizes) and kept in a
 cache bounded in entries and in bytes (the tensors a prepared set holds), unless colour
 preservation makes them depend on each content image. ``check``, when given, is called
@@ -23,31 +22,17 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image
+from torch import Tensor
 
 from brushwork import events as ev
-from brushwork.api import ImageInput, Style, as_image, check_inputs, load_masks
-from brushwork.image import split_alpha, to_pil, to_tensor
-from brushwork.methods.base import StyleTarget, StylizeResult
-from brushwork.stylizer import Prepared, RunPlan, Stylizer, make_stylizer
-
-
-@dataclass
-class Painting:
-    """A stylized image (RGBA when the content had transparency) with its plan, the
-    method's result, the per-scale record and the seconds spent."""
-
-    image: Image.Image
-    plan: RunPlan
-    result: StylizeResult
-    scales: list[dict[str, Any]]
-    seconds: float
-    reused_styles: bool = False
-
+from brushwork.image import split_alpha, to_tensor
+from brushwork.inputs import ImageInput, Style, as_image, check_inputs, style_targets
+from brushwork.stylizer import Prepared, RunPlan, Stylization, Stylizer, make_stylizer
 
 MIB = 2**20
 DEFAULT_CACHE_BYTES = 512 * MIB
@@ -57,8 +42,6 @@ def held_bytes(value: Any) -> int:
     """Bytes of the tensors ``value`` holds (prepared styles: their images, masks and the
     method's encodings), each storage counted once; dicts, sequences, dataclasses and plain
     objects are looked into, networks (``nn.Module``: shared, not the cache's) are not."""
-    import torch
-
     storages: dict[tuple[str, int], int] = {}
     seen: set[int] = set()
     stack = [value]
@@ -159,60 +142,51 @@ class Painter:
         events: ev.Sinks = None,
         stage: str | None = None,
         check: Callable[[], None] | None = None,
-    ) -> Painting:
+        plan: RunPlan | None = None,
+    ) -> Stylization:
         """Stylize ``content`` with ``styles`` (see :func:`brushwork.api.run`); progress and
         warnings go to ``events`` (and to whatever sink is bound); ``check()`` runs between
-        stages (see the module docstring)."""
+        stages (see the module docstring). ``plan``: what :meth:`check` returned for these
+        inputs, when the caller checked them already."""
         start = time.perf_counter()
         styles = list(styles)
-        stylizer = self.stylizer
         between = check or (lambda: None)
         with ev.bound(events):
-            plan = self.check(content, styles, mask)
+            plan = plan or self.check(content, styles, mask)
             between()
-            max_pixels = stylizer.controls.max_pixels
-            width, height = plan.content_size
-            content_image, alpha = split_alpha(as_image(content, "content", max_pixels))
-            if content_image.size != (width, height):
-                content_image = content_image.resize((width, height), Image.Resampling.LANCZOS)
-            content_tensor = to_tensor(content_image)
+            content_tensor, alpha = self._content(content, plan)
             between()
             key = self._key(plan, styles, mask, regions)
             found = self._cache.get(key) if key is not None else None
             prepared = found[0] if found is not None else None
-            reused = prepared is not None
             if prepared is None:
-                masks = load_masks(styles, mask, regions, (width, height), max_pixels)
-                targets = []
-                for number, (s, m, (sw, sh)) in enumerate(
-                    zip(styles, masks, plan.style_sizes, strict=True), 1
-                ):
-                    image, _ = split_alpha(as_image(s.image, f"style {number}", max_pixels))
-                    if image.size != (sw, sh):
-                        image = image.resize((sw, sh), Image.Resampling.LANCZOS)
-                    targets.append(StyleTarget(to_tensor(image), s.weight, s.layers, m))
-                prepared = stylizer.prepare(plan, targets, content_tensor)
-            between()
-            stage = stage or stylizer.name
-            ev.emit(
-                ev.Started(
-                    stage,
-                    plan.total_steps,
-                    details={
-                        "precision": stylizer.precision.name,
-                        "reason": stylizer.precision.reason,
-                        **plan.describe(),
-                    },
+                targets = style_targets(
+                    styles, plan, mask, regions, self.stylizer.controls.max_pixels
                 )
-            )
-            done = stylizer.stylize(content_tensor, prepared, stage=stage)
+                prepared = self.stylizer.prepare(plan, targets, content_tensor)
+            between()
+            done = self._stylize(content_tensor, prepared, stage or self.stylizer.name)
             if key is not None:
                 self._keep(key, prepared)
-            ev.emit(ev.Finished(stage, done.seconds))
-        image = to_pil(done.image.cpu())
-        if alpha is not None:
-            image.putalpha(alpha.resize(image.size, Image.Resampling.LANCZOS))
-        return Painting(image, plan, done.result, done.scales, time.perf_counter() - start, reused)
+        done.alpha, done.reused_styles = alpha, found is not None
+        done.seconds = time.perf_counter() - start
+        return done
+
+    def _content(self, content: ImageInput, plan: RunPlan) -> tuple[Tensor, Image.Image | None]:
+        """The content decoded at the planned size, and its transparency (None: opaque)."""
+        image, alpha = split_alpha(as_image(content, "content", self.stylizer.controls.max_pixels))
+        if image.size != plan.content_size:
+            image = image.resize(plan.content_size, Image.Resampling.LANCZOS)
+        return to_tensor(image), alpha
+
+    def _stylize(self, content: Tensor, prepared: Prepared, stage: str) -> Stylization:
+        """Paint between a ``Started`` event (steps, precision, plan) and a ``Finished``."""
+        plan, precision = prepared.plan, self.stylizer.precision
+        details = {"precision": precision.name, "reason": precision.reason, **plan.describe()}
+        ev.emit(ev.Started(stage, plan.total_steps, details=details))
+        done = self.stylizer.stylize(content, prepared, stage=stage)
+        ev.emit(ev.Finished(stage, done.seconds))
+        return done
 
     def _key(
         self,
@@ -241,4 +215,4 @@ class Painter:
         )
 
 
-__all__ = ["Painter", "Painting", "held_bytes"]
+__all__ = ["Painter", "held_bytes"]

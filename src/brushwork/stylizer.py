@@ -5,7 +5,7 @@ shares, and styles prepared once for many content images.
     plan = stylizer.plan((640, 480), [(800, 600)])           # sizes only: checks, no work
     prepared = stylizer.prepare(plan, [StyleTarget(style)], reference=content)
     for frame in frames:                                      # the style is not re-encoded
-        output = stylizer.stylize(frame, prepared).image
+        output = stylizer.stylize(frame, prepared).tensor
 
 Work happens in three steps, so that nothing large is decoded or allocated for a run that
 cannot be done:
@@ -17,7 +17,8 @@ cannot be done:
 2. :meth:`Stylizer.prepare` takes the loaded style images (and masks, at the output's
    size): colour preservation recolours them to a reference content image, and the method
    encodes them (per coarse-to-fine scale, when first needed).
-3. :meth:`Stylizer.stylize` paints a content image of the planned size, scale by scale.
+3. :meth:`Stylizer.stylize` paints a content image of the planned size, scale by scale,
+   and returns a :class:`Stylization`: the one result every front end reads.
 
 A stylizer keeps nothing of a run on shared objects: the encoder (:func:`cached_vgg19`) and
 the decoders are shared by every stylizer in the process and never modified, so two threads
@@ -27,18 +28,23 @@ with two stylizers may work at once.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 
 from brushwork import color
 from brushwork import events as ev
+from brushwork.defaults import DEFAULT_METHOD
 from brushwork.errors import BrushworkError
-from brushwork.memory import MAX_SIDE, check_side
+from brushwork.image import to_pil
+from brushwork.memory import MAX_SIDE, check_side, parse_bytes
 from brushwork.methods import get_entry
 from brushwork.methods.base import (
     LossTerm,
@@ -55,12 +61,6 @@ from brushwork.precision import PRECISIONS, Precision, resolve_device, resolve_p
 COARSE_TO_FINE_HINT = 1024
 """Optimizing outputs larger than this in one scale draws a warning suggesting coarse to
 fine (see BENCHMARKS.md, high resolution)."""
-
-
-def _bytes(text: str) -> int:
-    from brushwork.memory import parse_bytes
-
-    return parse_bytes(text)
 
 
 @dataclass
@@ -121,7 +121,7 @@ class Controls(Options):
         "available); larger runs use checkpointing or are "
         "refused up front",
         minimum=1,
-        parse=_bytes,
+        parse=parse_bytes,
         metavar="SIZE",
     )
     max_pixels: int | None = option(
@@ -149,14 +149,12 @@ class Controls(Options):
                 f"start size ({self.start_size} px) must not be larger than "
                 f"the output size ({self.size} px)"
             )
-        if self.weights_sha256 is not None:
-            import re
-
-            if not re.fullmatch(r"[0-9a-fA-F]{8,64}", self.weights_sha256):
-                raise BrushworkError(
-                    f"weights sha256 must be 8 to 64 hexadecimal digits, not "
-                    f"{self.weights_sha256!r}"
-                )
+        if self.weights_sha256 is not None and not re.fullmatch(
+            r"[0-9a-fA-F]{8,64}", self.weights_sha256
+        ):
+            raise BrushworkError(
+                f"weights sha256 must be 8 to 64 hexadecimal digits, not {self.weights_sha256!r}"
+            )
 
 
 def scaled_size(width: int, height: int, side: int) -> tuple[int, int]:
@@ -258,14 +256,41 @@ class Prepared:
 
 
 @dataclass
-class Output:
-    """A stylized image tensor with the method's result (of the last scale) and each
-    scale's size, steps, seconds and losses."""
+class Stylization:
+    """One stylization, from the stylizer to every front end (API, CLI, service, batch,
+    video): the stylized ``tensor`` ((1, 3, H, W) in [0, 1] on the stylizer's device), the
+    method's result of the last scale (losses, details), the plan, each scale's size,
+    steps, seconds and losses, the precision and the seconds spent. ``alpha`` is the
+    content's transparency (a painter sets it), ``reused_styles`` whether the prepared
+    styles came from a painter's cache."""
 
-    image: Tensor
+    tensor: Tensor
     result: StylizeResult
+    plan: RunPlan
     scales: list[dict[str, Any]]
     seconds: float
+    precision: Precision
+    alpha: Image.Image | None = None
+    reused_styles: bool = False
+
+    @cached_property
+    def image(self) -> Image.Image:
+        """The stylized image as PIL (RGBA, with the content's transparency resized to it,
+        when the content had transparency)."""
+        image = to_pil(self.tensor.detach().cpu())
+        if self.alpha is not None:
+            image.putalpha(self.alpha.resize(image.size, Image.Resampling.LANCZOS))
+        return image
+
+    @property
+    def content_size(self) -> tuple[int, int]:
+        """The output's (width, height)."""
+        return self.plan.content_size
+
+    @property
+    def style_size(self) -> tuple[int, int]:
+        """The first style's (width, height) as the method saw it."""
+        return self.plan.style_sizes[0]
 
 
 class Stylizer:
@@ -278,7 +303,7 @@ class Stylizer:
 
     def __init__(
         self,
-        method: str = "gatys",
+        method: str = DEFAULT_METHOD,
         controls: Controls | None = None,
         *,
         encoder: Any = None,
@@ -457,7 +482,7 @@ class Stylizer:
         stage: str | None = None,
         step_offset: int = 0,
         total: int | None = None,
-    ) -> Output:
+    ) -> Stylization:
         """Paint ``content`` ((1, 3, H, W) in [0, 1], at the planned size) scale by scale;
         ``init`` starts the (first) optimization from an image of the content's size, and
         ``extra_losses`` add terms to a single-scale optimization (a video's temporal
@@ -522,7 +547,8 @@ class Stylizer:
                 starts.append(starts[-1] + (s["iterations"] or 1))
             result.details["scale_starts"] = starts
         output = color.after_transfer(output, content, mode)
-        return Output(output, result, scales, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        return Stylization(output, result, plan, scales, seconds, self.precision)
 
 
 def make_stylizer(method: str, encoder: Any = None, **values: Any) -> Stylizer:

@@ -375,8 +375,8 @@ def paint_item(painter: Any, item: Item, *, force: bool = False) -> dict[str, An
     """Stylize one item with ``painter`` and write its output; its manifest record. A
     failure of this item (bad file, no memory, any exception) is recorded, not raised;
     an interrupt is not an exception here and stops the batch."""
-    from brushwork.api import Style
     from brushwork.image import save_image
+    from brushwork.inputs import Style
 
     start = time.perf_counter()
     if Path(item.output).exists() and not force:
@@ -418,7 +418,7 @@ def check_runnable(painter: Any, items: Sequence[Item]) -> None:
     need or a style that fails every item): items are planned from their files' headers
     (:meth:`~brushwork.painter.Painter.check`: sizes, memory; nothing decoded) until one
     passes. When some can run, the others fail alone, each recorded in the manifest."""
-    from brushwork.api import Style
+    from brushwork.inputs import Style
 
     first: tuple[Item, BrushworkError] | None = None
     with warnings.catch_warnings():  # the painting warns again, where it is reported
@@ -620,7 +620,7 @@ class _BatchEvents:
 
 
 def batch_parser(method: str) -> argparse.ArgumentParser:
-    from brushwork.cli import _Parser, add_method_arguments, progress_flags
+    from brushwork.cli.common import _Parser, add_method_arguments, progress_flags
 
     parser = _Parser(
         prog="brushwork batch",
@@ -719,7 +719,7 @@ def cmd_batch(argv: Sequence[str]) -> int:
     (:class:`~brushwork.outputs.OutputPlan`), that some item can run, and with Ray, the
     cluster and what it can hold."""
     from brushwork.batch.ray_engine import check_ray_options, ray_connection, require_ray
-    from brushwork.cli import method_of, method_values, parse_known, progress_sinks
+    from brushwork.cli.common import method_of, method_values, parse_known, progress_sinks
 
     method = method_of(argv)
     args = parse_known(batch_parser(method), argv, method)

@@ -1,26 +1,84 @@
 """The trained networks shipped with brushwork, by name: one registry for every method.
 
 Each entry says which file holds the network, which method and encoder it belongs to, which
-encoder layer a decoder starts from, and where its model card is. Front ends list these
-(``brushwork models``); methods find their bundled networks here (:func:`resolve`).
-Importing this module is cheap: no torch.
+encoder layer a decoder starts from, and where its model card is. A per-style model (a
+network trained for one style, as Johnson et al. 2016's) names the :class:`Style` it paints;
+a model made of several networks (LapStyle's drafting and revision nets, Lin et al. 2021; a
+distilled student's encoder, modulator and decoder) names its :attr:`ModelInfo.parts`, all
+held in one safetensors file (:mod:`brushwork.models.parts` writes and reads them).
+
+Front ends list these (``brushwork models``: :func:`listing`, :func:`listing_text`);
+methods find their networks here (:func:`resolve`, which refuses a model whose parts do not
+fit the method, or a per-style model of another method). Importing this module is cheap:
+no torch (the files' metadata is read from their safetensors header).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import binascii
+import json
+import os
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from brushwork.errors import BrushworkError
+
+PARTS_KEY = "parts"
+"""Metadata key of a model's part names (a JSON list); each part's tensors are stored under
+``part.NAME.`` (:data:`PART_PREFIX`)."""
+STYLE_KEY = "style"
+"""Metadata key of the :class:`Style` a per-style model paints (JSON)."""
+THUMBNAIL_KEY = "thumbnail"
+"""Metadata key of that style's thumbnail: a small PNG, base64."""
+PART_PREFIX = "part."
+PART_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_HEADER = 100_000_000
+"""The largest safetensors header read (the format's own limit)."""
+
+
+@dataclass(frozen=True)
+class Style:
+    """The one style a per-style model paints: what it is called, where the image comes
+    from, and the terms it may be used on."""
+
+    name: str
+    source: str
+    licence: str
+
+    def __post_init__(self) -> None:
+        empty = [k for k, v in asdict(self).items() if not (isinstance(v, str) and v.strip())]
+        if empty:
+            raise BrushworkError(f"a model's style needs a {' and a '.join(empty)}")
+
+
+def check_part_names(names: Sequence[str], what: str) -> tuple[str, ...]:
+    """``names`` as a tuple, refused unless each is unique and made of lowercase letters,
+    digits, ``-`` and ``_`` (a part's tensors are stored under ``part.NAME.``)."""
+    bad = [n for n in names if not (isinstance(n, str) and PART_NAME.fullmatch(n))]
+    if bad:
+        raise BrushworkError(
+            f"{what}: part name {bad[0]!r} is not lowercase letters, digits, '-' and '_'"
+        )
+    doubled = sorted({n for n in names if list(names).count(n) > 1})
+    if doubled:
+        raise BrushworkError(f"{what}: part {doubled[0]!r} is named twice")
+    return tuple(names)
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """One shipped network."""
+    """One shipped network, or several (:attr:`parts`) in one file."""
 
     name: str
     file: str
+    """Its file, relative to this folder (or an absolute path)."""
     method: str
     """The method it belongs to; its checkpoint carries that method's
     :func:`checkpoint_method` (checked when loading)."""
@@ -31,9 +89,20 @@ class ModelInfo:
     description: str
     layer: str | None = None
     """The encoder layer a decoder starts from."""
+    style: Style | None = None
+    """The one style it paints (a per-style model); None: any style."""
+    parts: tuple[str, ...] = ()
+    """The named networks its file holds; none: one network."""
+
+    def __post_init__(self) -> None:
+        check_part_names(self.parts, f"model {self.name!r}")
 
     @property
     def path(self) -> Path:
+        """Where its file is (installed or not)."""
+        file = Path(self.file)
+        if file.is_absolute():
+            return file
         return Path(str(resources.files("brushwork") / "models" / self.file))
 
 
@@ -134,26 +203,67 @@ def for_method(method: str) -> list[ModelInfo]:
     return [m for m in MODELS.values() if m.method == method]
 
 
-def resolve(model: str | Path, *, method: str, what: str = "model") -> Path:
+def resolve(
+    model: str | Path, *, method: str, what: str = "model", parts: Sequence[str] = ()
+) -> Path:
     """A bundled name of ``method`` (or of a method whose checkpoints carry the name
-    ``method``: a trainer's start) or a file path → the file's path. A bundled name of
-    another method, or a bundled file missing from this installation, is refused."""
+    ``method``: a trainer's start) or a file path → the file's path. ``parts``: the named
+    networks ``method`` loads from the file (none: one network).
+
+    Refused, each in one line, before any network loads: a bundled name of another method
+    (a per-style model says which style and method it is for; so does a per-style file), a
+    bundled file missing from this installation, a path that is no file, and a model whose
+    parts are not ``parts`` (naming the missing and extra ones)."""
     name = str(model)
     info = MODELS.get(name)
     if info is not None:
-        if method not in (info.method, checkpoint_method(info.method)):
-            raise BrushworkError(
-                f"{what} {name!r} is a bundled {info.method} model, not a "
-                f"{method} one; {method}'s are: "
-                f"{', '.join(m.name for m in for_method(method)) or 'none'}"
-            )
-        if not info.path.is_file():
-            raise BrushworkError(
-                f"the bundled {what} {name!r} is missing from this "
-                f"installation ({info.path}); reinstall brushwork or pass a "
-                "file"
-            )
-        return info.path
+        path = _bundled(info, method, what)
+        held = info.parts
+    else:
+        path = _file(name, method, what)
+        metadata = file_metadata(path)
+        owner = metadata.get("method", "")
+        fits = owner in (method, checkpoint_method(method))
+        _refuse_other_style(what, name, style_of(metadata), owner, method, fits=fits)
+        held = parts_of(metadata)
+    _check_parts(what, name, held, check_part_names(parts, f"method {method}"), method)
+    return path
+
+
+def _refuse_other_style(
+    what: str, name: str, style: Style | None, owner: str, method: str, *, fits: bool
+) -> None:
+    """A per-style model of method ``owner`` given to ``method``, which it does not
+    ``fit``: one line (before the general one, which would not say it is per style)."""
+    if style is not None and not fits:
+        raise BrushworkError(
+            f"{what} {name!r} is {owner or 'another method'}'s network for the one style "
+            f"{style.name!r}; {method} cannot use it"
+        )
+
+
+def _bundled(info: ModelInfo, method: str, what: str) -> Path:
+    """The file of a bundled model, if it is ``method``'s and installed."""
+    name = info.name
+    fits = method in (info.method, checkpoint_method(info.method))
+    _refuse_other_style(what, name, info.style, info.method, method, fits=fits)
+    if not fits:
+        raise BrushworkError(
+            f"{what} {name!r} is a bundled {info.method} model, not a "
+            f"{method} one; {method}'s are: "
+            f"{', '.join(m.name for m in for_method(method)) or 'none'}"
+        )
+    if not info.path.is_file():
+        raise BrushworkError(
+            f"the bundled {what} {name!r} is missing from this "
+            f"installation ({info.path}); reinstall brushwork or pass a "
+            "file"
+        )
+    return info.path
+
+
+def _file(name: str, method: str, what: str) -> Path:
+    """A file given by path (not a bundled name), if it is one."""
     path = Path(name).expanduser()
     if not path.exists():
         known = ", ".join(m.name for m in for_method(method))
@@ -164,3 +274,158 @@ def resolve(model: str | Path, *, method: str, what: str = "model") -> Path:
     if not path.is_file():
         raise BrushworkError(f"{what} {path} is not a file")
     return path
+
+
+def _check_parts(
+    what: str, name: str, held: Sequence[str], wanted: Sequence[str], method: str
+) -> None:
+    """Refuse, in one line naming them, the parts a model lacks or holds beyond what
+    ``method`` loads (``wanted``; none: one network)."""
+    missing = [p for p in wanted if p not in held]
+    extra = [p for p in held if p not in wanted]
+    if not (missing or extra):
+        return
+    problems = [
+        f"{label} part{'s' if len(found) > 1 else ''} {', '.join(map(repr, found))}"
+        for label, found in (("missing", missing), ("extra", extra))
+        if found
+    ]
+    takes = f"uses the parts {', '.join(wanted)}" if wanted else "takes one network"
+    raise BrushworkError(
+        f"{what} {name!r} does not fit {method}: {'; '.join(problems)} ({method} {takes})"
+    )
+
+
+def file_metadata(path: Path) -> dict[str, str]:
+    """A safetensors file's metadata, read without torch from its header (8 bytes of
+    little-endian length, then JSON whose ``__metadata__`` it is); ``{}`` for a file that
+    is not safetensors (loading it then says what is wrong)."""
+    try:
+        with Path(path).open("rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size)) if 2 <= size <= MAX_HEADER else {}
+    except (OSError, ValueError):
+        return {}
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def parts_of(metadata: dict[str, str]) -> tuple[str, ...]:
+    """The part names a file's metadata lists (none when it lists none, or nothing
+    readable)."""
+    try:
+        names = json.loads(metadata.get(PARTS_KEY, "[]"))
+    except ValueError:
+        return ()
+    return tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()
+
+
+def style_of(metadata: dict[str, str]) -> Style | None:
+    """The style a file's metadata names (None when it names none, or nothing readable)."""
+    try:
+        return Style(**json.loads(metadata[STYLE_KEY]))
+    except (KeyError, ValueError, TypeError, BrushworkError):
+        return None
+
+
+def read_thumbnail(path: Path) -> bytes | None:
+    """The PNG thumbnail of a per-style model's style, from its file's metadata; None when
+    the file has none (or none that is a PNG)."""
+    try:
+        data = base64.b64decode(file_metadata(path).get(THUMBNAIL_KEY, ""), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return data if data.startswith(PNG_SIGNATURE) else None
+
+
+def row(info: ModelInfo, *, paths: bool = True) -> dict[str, Any]:
+    """What the front ends show of a model: the registry entry, whether its file is
+    installed and its size, and for a per-style model its style with the thumbnail as a
+    ``data:`` URI (for an ``<img>``). ``paths=False`` leaves out the file's path (the
+    service shows no server paths)."""
+    installed = info.path.is_file()
+    found: dict[str, Any] = {
+        "name": info.name,
+        "method": info.method,
+        "layer": info.layer,
+        "encoder": info.encoder,
+        "installed": installed,
+        "bytes": info.path.stat().st_size if installed else None,
+        "card": info.card,
+        "description": info.description,
+        "parts": list(info.parts),
+        "style": None,
+    }
+    if paths:
+        found["file"] = str(info.path)
+    if info.style is not None:
+        png = read_thumbnail(info.path) if installed else None
+        uri = None if png is None else "data:image/png;base64," + base64.b64encode(png).decode()
+        found["style"] = asdict(info.style) | {"thumbnail": uri}
+    return found
+
+
+def listing() -> list[dict[str, Any]]:
+    """The bundled models grouped by method, in registry order: each group's networks for
+    any style (``models``), then those for one style each (``styles``)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for info in MODELS.values():
+        group = groups.setdefault(info.method, {"method": info.method, "models": [], "styles": []})
+        group["styles" if info.style else "models"].append(row(info))
+    return list(groups.values())
+
+
+def listing_text(*, thumbnails: bool | None = None) -> str:
+    """:func:`listing` for a terminal: a heading per method, its models, then its per-style
+    models with their style (and, with ``thumbnails``, the style's thumbnail drawn in
+    24-bit colour; by default when standard output is a terminal and ``NO_COLOR`` is
+    unset)."""
+    if thumbnails is None:
+        thumbnails = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    lines = []
+    for group in listing():
+        lines.append(group["method"])
+        lines += [f"  {_line(r)}" for r in group["models"]]
+        if group["styles"]:
+            lines.append("  per style:")
+        for r in group["styles"]:
+            lines += [f"    {_line(r)}", f"      {_style_line(r['style'])}"]
+            if thumbnails and r["style"]["thumbnail"]:
+                png = base64.b64decode(r["style"]["thumbnail"].partition(",")[2])
+                lines += [f"      {line}" for line in preview(png)]
+    return "\n".join(lines)
+
+
+def _line(r: dict[str, Any]) -> str:
+    """One model's line: name, size (or ``missing``), description, parts."""
+    size = f"{r['bytes'] / 1e6:5.1f} MB" if r["installed"] else "missing "
+    parts = f" [parts: {', '.join(r['parts'])}]" if r["parts"] else ""
+    return f"{r['name']:<18} {size}  {r['description']}{parts}"
+
+
+def _style_line(style: dict[str, Any]) -> str:
+    """A per-style model's style: name, source, licence."""
+    return f"style {style['name']!r} from {style['source']} ({style['licence']})"
+
+
+def preview(png: bytes, columns: int = 24) -> list[str]:
+    """A thumbnail as terminal lines ``columns`` wide: each character an upper half block
+    (U+2580) whose 24-bit foreground is one pixel and background the pixel below."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    with Image.open(BytesIO(png)) as image:
+        rgb = image.convert("RGB")
+    rows = max(1, round(columns * rgb.height / rgb.width / 2))
+    pixels = rgb.resize((columns, 2 * rows), Image.Resampling.BOX).load()
+    return [
+        "".join(
+            "\x1b[38;2;{};{};{}m\x1b[48;2;{};{};{}m\u2580".format(
+                *pixels[x, 2 * y], *pixels[x, 2 * y + 1]
+            )
+            for x in range(columns)
+        )
+        + "\x1b[0m"
+        for y in range(rows)
+    ]

@@ -17,6 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from brushwork.defaults import DEFAULT_ONE_PASS_METHOD
+
 
 @dataclass
 class LoadReport:
@@ -85,7 +87,7 @@ async def load_test(
     submissions: int,
     content: bytes,
     style: bytes,
-    method: str = "adain",
+    method: str = DEFAULT_ONE_PASS_METHOD,
     options: dict[str, Any] | None = None,
     token: str | None = None,
     timeout: float = 300.0,

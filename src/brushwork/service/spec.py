@@ -130,19 +130,6 @@ CLIENT_CONTROLS = (
 )
 """The controls a job may set; the others are the server's."""
 
-MAIN_OPTIONS = (
-    "alpha",
-    "model",
-    "iterations",
-    "style_weight",
-    "content_weight",
-    "lap_weight",
-    "inverse",
-    "levels",
-    "optimizer",
-)
-"""Options the page shows first (the rest are under "more options")."""
-
 
 def shown(value: Any) -> str:
     """A value as the service's messages write it: strings quoted as on the command line
@@ -192,9 +179,9 @@ def client_options(
     method: str, extra_models: Mapping[str, Any], missing: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     """``method``'s options as a job may set them (for ``GET /methods``): file-naming
-    options get their allowed values as choices; ``main`` marks the page's first ones;
-    ``unavailable`` what needs a bundled network that is missing (``missing``: from
-    :func:`missing_files`, computed here if not given)."""
+    options get their allowed values as choices; ``main`` marks the page's first ones
+    (``option(..., main=True)``); ``unavailable`` what needs a bundled network that is
+    missing (``missing``: from :func:`missing_files`, computed here if not given)."""
     cls = get_entry(method).load()
     defaults = cls.default_options()
     found = []
@@ -208,7 +195,7 @@ def client_options(
             if choices is None:
                 continue
             described["choices"] = choices
-        described["main"] = spec.name in MAIN_OPTIONS
+        described["main"] = spec.main
         if spec.name in missing:
             # true (a switch) or some choices need a bundled network this server lacks
             described["unavailable"] = missing[spec.name]
@@ -260,9 +247,10 @@ def missing_files(method: str) -> dict[str, Any]:
 
 
 def client_controls() -> list[dict[str, Any]]:
-    """The controls a job may set, described like options."""
+    """The controls a job may set, described like options (``main``: the page's first
+    ones)."""
     return [
-        dict(spec.describe(), main=spec.name == "size")
+        dict(spec.describe(), main=spec.main)
         for spec in fields_of(Controls)
         if spec.name in CLIENT_CONTROLS
     ]

@@ -17,19 +17,21 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from brushwork.cli import (
+from brushwork.cli.common import (
     _Parser,
+    add_method_arguments,
     add_options,
     add_style_arguments,
     given,
+    method_of,
     parse_known,
     parse_regions,
     progress_flags,
     progress_sinks,
     styles_from_args,
 )
+from brushwork.defaults import DEFAULT_ONE_PASS_METHOD
 
-DEFAULT_METHOD = "adain"
 DESCRIPTION = (
     "Stylize a video (a file or a folder of frames) with temporal consistency: each frame "
     "follows the previous stylized frame along the optical flow of the input, where the flow "
@@ -39,21 +41,10 @@ DESCRIPTION = (
 )
 
 
-def method_of(argv: Sequence[str]) -> str:
-    """``-m/--method`` of an argument list (default adain)."""
-    pre = _Parser(add_help=False)
-    pre.add_argument("-m", "--method", default=DEFAULT_METHOD)
-    known, _ = pre.parse_known_args(list(argv))
-    return str(known.method)
-
-
 def video_parser(method: str) -> argparse.ArgumentParser:
-    from brushwork.methods import get_entry
-    from brushwork.stylizer import Controls
+    """The parser of ``brushwork video`` with ``method``'s options."""
     from brushwork.video.runner import VideoOptions
 
-    entry = get_entry(method)
-    cls = entry.load()
     parser = _Parser(prog="brushwork video", description=DESCRIPTION.format(method=method))
     parser.add_argument(
         "input", help="video file (MP4, MOV, MKV, WebM, animated GIF, ...) or a folder of frames"
@@ -66,19 +57,7 @@ def video_parser(method: str) -> argparse.ArgumentParser:
         help="video file (.mp4, .mov, .mkv, .webm, .gif) or a path without "
         "extension: a folder of PNG frames",
     )
-    parser.add_argument(
-        "-m",
-        "--method",
-        default=DEFAULT_METHOD,
-        help=f"method (see `brushwork methods`; default: {DEFAULT_METHOD})",
-    )
-    add_options(parser.add_argument_group("controls (every method)"), Controls, "c_")
-    add_options(
-        parser.add_argument_group(f"{method} options"),
-        cls.options_class,
-        "m_",
-        defaults=cls.default_options(),
-    )
+    add_method_arguments(parser, method, DEFAULT_ONE_PASS_METHOD)
     add_options(parser.add_argument_group("video"), VideoOptions, "v_")
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -115,7 +94,7 @@ def cmd_video(argv: Sequence[str]) -> int:
     from brushwork import events
     from brushwork.video.runner import frames_kept, stylize_video
 
-    method = method_of(argv)
+    method = method_of(argv, DEFAULT_ONE_PASS_METHOD)
     args = parse_known(video_parser(method), argv, method)
     styles = styles_from_args(args)
     regions = parse_regions(args.regions)
@@ -176,4 +155,4 @@ def cmd_video(argv: Sequence[str]) -> int:
     return 0
 
 
-__all__ = ["cmd_video", "method_of", "video_parser"]
+__all__ = ["cmd_video", "video_parser"]

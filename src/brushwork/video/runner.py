@@ -51,6 +51,7 @@ from torch import Tensor
 
 from brushwork import color
 from brushwork import events as ev
+from brushwork.defaults import DEFAULT_ONE_PASS_METHOD
 from brushwork.errors import BrushworkError
 from brushwork.options import Options, option, split_options
 from brushwork.video.flow import PRESETS
@@ -239,7 +240,7 @@ def stylize_video(
     input: str | os.PathLike[str],
     style: Any,
     output: str | os.PathLike[str],
-    method: str = "adain",
+    method: str = DEFAULT_ONE_PASS_METHOD,
     *,
     mask: Any = None,
     regions: Mapping[str, int | None] | None = None,
@@ -302,7 +303,7 @@ class _Run:
     # -- checks, before any work -------------------------------------------------------
 
     def _check(self) -> None:
-        from brushwork.api import as_styles, image_size
+        from brushwork.inputs import as_styles, image_size
         from brushwork.methods.base import check_style_weights
         from brushwork.outputs import clear_temporaries
         from brushwork.video.io import plan_output, scan
@@ -431,22 +432,12 @@ class _Run:
     # -- the work ----------------------------------------------------------------------
 
     def _prepare(self, first: np.ndarray) -> None:
-        from brushwork.api import as_image, load_masks
-        from brushwork.image import split_alpha, to_tensor
-        from brushwork.methods.base import StyleTarget
+        from brushwork.inputs import style_targets
         from brushwork.stylizer import Prepared
 
         stylizer, plan = self.stylizer, self.plan
         max_pixels = stylizer.controls.max_pixels
-        masks = load_masks(self.styles, self.mask, self.regions, plan.content_size, max_pixels)
-        targets = []
-        for number, (s, m, (sw, sh)) in enumerate(
-            zip(self.styles, masks, plan.style_sizes, strict=True), 1
-        ):
-            image, _ = split_alpha(as_image(s.image, f"style {number}", max_pixels))
-            if image.size != (sw, sh):
-                image = image.resize((sw, sh), Image.Resampling.LANCZOS)
-            targets.append(StyleTarget(to_tensor(image), s.weight, s.layers, m))
+        targets = style_targets(self.styles, plan, self.mask, self.regions, max_pixels)
         self.prepared = stylizer.prepare(plan, targets, _as_tensor(first, stylizer.device))
         self.later = self.prepared
         later = self.video.later_iterations
@@ -470,7 +461,7 @@ class _Run:
         prepared = self.prepared if index == 0 else self.later
         if self.tracking:
             out = stylizer.stylize(content, prepared, stage=FRAME_STAGE)
-            fresh = _as_tensor(_as_rgb(out.image), device)
+            fresh = _as_tensor(_as_rgb(out.tensor), device)
             self.work.save(index, _as_rgb(fresh), PAINTED)
             pair = pairs.get(1)
             image = self.tracker.step(
@@ -481,7 +472,7 @@ class _Run:
             return image, out.result.losses
         if not (video.temporal and index > 0):
             out = stylizer.stylize(content, prepared, stage=FRAME_STAGE)
-            return out.image, out.result.losses
+            return out.tensor, out.result.losses
         if self.optimization:
             mode = stylizer.controls.preserve_color
             looks = [j for j in video.temporal_frames if j in pairs]
@@ -505,9 +496,9 @@ class _Run:
             out = stylizer.stylize(
                 content, prepared, init=init, extra_losses=extra, stage=FRAME_STAGE
             )
-            return out.image, out.result.losses
+            return out.tensor, out.result.losses
         out = stylizer.stylize(content, prepared, stage=FRAME_STAGE)
-        return out.image, out.result.losses
+        return out.tensor, out.result.losses
 
     def _frames(
         self, reader: Iterator[np.ndarray], first: np.ndarray

@@ -528,7 +528,8 @@ async function load() {
       option.textContent = method.name + " (" + method.kind + ")";
       select.append(option);
     }
-    select.value = chosen || (info.methods.some((m) => m.name === "adain") ? "adain" : info.methods[0].name);
+    const preferred = (info.defaults || {}).sync; // the server's one-pass default
+    select.value = chosen || (info.methods.some((m) => m.name === preferred) ? preferred : info.methods[0].name);
     renderOptions();
     const examples = await (await api("/examples")).json();
     $("content-examples").replaceChildren();

@@ -1,0 +1,58 @@
+"""``brushwork demo``: every registered method on the bundled photos and styles."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from brushwork.cli.common import _Parser
+
+
+def cmd_demo(argv: Sequence[str]) -> int:
+    """``brushwork demo``: a bundled photo stylized with every method."""
+    from brushwork import events
+    from brushwork.api import run
+    from brushwork.examples import content_image, style_path
+    from brushwork.image import save_image
+    from brushwork.methods import REGISTRY
+    from brushwork.outputs import OutputPlan, made_folder
+    from brushwork.stylizer import Controls
+
+    parser = _Parser(
+        prog="brushwork demo", description="Stylize a bundled photo with every method."
+    )
+    parser.add_argument("--out", default="out", help="output folder (default: out)")
+    parser.add_argument("--size", type=int, default=256, help="longest side (default: 256)")
+    parser.add_argument(
+        "--iterations", type=int, default=100, help="steps per optimized image (default: 100)"
+    )
+    parser.add_argument(
+        "-f", "--force", action="store_true", help="replace the images of an earlier demo"
+    )
+    args = parser.parse_args(list(argv))
+    contents = ("astronaut", "chelsea", "coffee", "rocket")
+    styles = ("strokes", "mosaic")
+    # every option and output checked before any work; the folder is made with the first
+    # image, so a refused or failed first method leaves nothing behind
+    Controls(size=args.size).validate()
+    jobs = []
+    for index, (name, entry) in enumerate(REGISTRY.items()):
+        options = {"iterations": args.iterations} if entry.kind == "optimization" else {}
+        entry.load().default_options().replace(**options)
+        content, style = contents[index % len(contents)], styles[index % len(styles)]
+        jobs.append((name, content, style, options))
+    out = Path(args.out)
+    plan = OutputPlan(force=args.force, inputs=[style_path(style) for style in styles])
+    plan.add_folder(out, flag="--out", replaced=False)
+    paths = [out / f"{content}-{style}-{name}.png" for name, content, style, _ in jobs]
+    if out.is_dir():
+        for path in paths:
+            plan.add(path, flag="--out")
+    with events.bound(events.ProgressBar(disable=True)), made_folder(out):
+        for (name, content, style, options), path in zip(jobs, paths, strict=True):
+            start = time.perf_counter()
+            done = run(content_image(content), style_path(style), name, size=args.size, **options)
+            save_image(done.image, path, force=args.force)
+            print(f"{path}  ({time.perf_counter() - start:.1f} s)", flush=True)
+    return 0
