@@ -37,6 +37,8 @@ row; with ``--sheet-depth`` a row of depth maps under each pair).
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import itertools
 import json
 import statistics
@@ -44,7 +46,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -281,8 +283,11 @@ def best_counts(results: dict[str, list[dict[str, float]]], metric: str) -> list
     return counts
 
 
-def main() -> None:
-    parser = arguments(__doc__)
+# --- arguments and the rows ------------------------------------------------------------------
+
+
+def add_row_options(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the rows: methods, AdaIN decoders, method options, precision."""
     parser.add_argument(
         "--methods",
         default="adain",
@@ -309,6 +314,10 @@ def main() -> None:
         default="float32",
         help="precision of the stylizations (default float32; the measures always run in float32)",
     )
+
+
+def add_image_options(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the images, the pairs and the depth estimator."""
     parser.add_argument(
         "--bundled",
         action="store_true",
@@ -328,6 +337,10 @@ def main() -> None:
         default=None,
         help="depth estimator for the depth measure (default: the bundled one)",
     )
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """The options of what is written: sizes, the contact sheet, the section, the records."""
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--tile", type=int, default=192)
     parser.add_argument(
@@ -345,6 +358,36 @@ def main() -> None:
     parser.add_argument(
         "--records", default=None, help="also write every pair's measures to this JSON-lines file"
     )
+
+
+def check_rows(rows: list[Row], precision: str) -> None:
+    """Every row's network files exist, before any work."""
+    for row in rows:
+        try:
+            make_stylizer(
+                row.method, size=None, device="cpu", precision=precision, **row.options
+            ).check_files()
+        except BrushworkError as error:
+            hint = "--models" if row.adain else f"--set {row.method}.NAME=VALUE"
+            raise BrushworkError(f"{row.label}: {error} (other networks: {hint})") from None
+
+
+def wanted_rows(args: argparse.Namespace) -> list[Row]:
+    """The rows the arguments ask for, their network files checked."""
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    rows = build_rows(methods, args.models, args.set)
+    if not rows:
+        raise BrushworkError("--methods names no method")
+    check_rows(rows, args.precision)
+    return rows
+
+
+def parse_arguments() -> tuple[argparse.ArgumentParser, argparse.Namespace, list[Row]]:
+    """The parser (for later errors), the arguments and the checked rows."""
+    parser = arguments(__doc__)
+    add_row_options(parser)
+    add_image_options(parser)
+    add_output_options(parser)
     args = parser.parse_args()
     if args.bundled and (args.contents or args.styles):
         parser.error(
@@ -352,133 +395,219 @@ def main() -> None:
             "--styles (the decoders compared are --models, all bundled by default)"
         )
     try:
-        rows_wanted = build_rows(
-            [m.strip() for m in args.methods.split(",") if m.strip()], args.models, args.set
-        )
-        if not rows_wanted:
-            raise BrushworkError("--methods names no method")
-        for row in rows_wanted:  # every decoder file exists, before any work
-            try:
-                make_stylizer(
-                    row.method, size=None, device="cpu", precision=args.precision, **row.options
-                ).check_files()
-            except BrushworkError as error:
-                hint = "--models" if row.adain else f"--set {row.method}.NAME=VALUE"
-                raise BrushworkError(f"{row.label}: {error} (other networks: {hint})") from None
+        rows = wanted_rows(args)
     except BrushworkError as error:
         parser.error(str(error))
-    only_adain = all(row.adain for row in rows_wanted)
+    return parser, args, rows
 
+
+# --- the images and the pairs ----------------------------------------------------------------
+
+Images = dict[str, Image.Image]
+Pair = tuple[str, ...]
+"""(content, style) names; a ``--pairs`` entry without a slash is one name (and unknown)."""
+
+
+def bundled_images() -> tuple[Images, Images, str]:
+    """The bundled contents and styles, and how the section names them."""
+    contents = {name: content_image(name) for name in ("astronaut", "chelsea", "coffee")}
+    styles = {name: open_image(style_path(name)) for name in ("strokes", "mosaic")}
+    return contents, styles, "the bundled examples (astronaut, chelsea, coffee × strokes, mosaic)"
+
+
+def shared_images(
+    content_args: list[str] | None, style_args: list[str] | None
+) -> tuple[Images, Images, str]:
+    """The given files, or ../shared/data's contents and default styles, and how the section
+    names them; exits when one is missing."""
+    content_files = (
+        [Path(p) for p in content_args]
+        if content_args
+        else sorted((SHARED / "content").glob("*.jpg"))
+    )
+    style_files = (
+        [Path(p) for p in style_args]
+        if style_args
+        else [SHARED / "style" / f"{name}.jpg" for name in DEFAULT_STYLES]
+    )
+    missing = [p for p in (*content_files, *style_files) if not p.is_file()]
+    if missing or not content_files:
+        sys.exit(f"missing images (is ../shared/data there?): {missing[:3]}")
+    contents = {p.stem: open_image(p) for p in content_files}
+    styles = {p.stem: open_image(p) for p in style_files}
+    source = (
+        f"../shared/data: {len(contents)} contents × {len(styles)} styles ({', '.join(styles)})"
+    )
+    return contents, styles, source
+
+
+def load_images(args: argparse.Namespace) -> tuple[Images, Images, str]:
+    """The contents and styles (``--bundled`` or ../shared/data), and how the section names
+    them."""
     if args.bundled:
-        contents = {name: content_image(name) for name in ("astronaut", "chelsea", "coffee")}
-        styles = {name: open_image(style_path(name)) for name in ("strokes", "mosaic")}
-        source = "the bundled examples (astronaut, chelsea, coffee × strokes, mosaic)"
-    else:
-        content_files = (
-            [Path(p) for p in args.contents]
-            if args.contents
-            else sorted((SHARED / "content").glob("*.jpg"))
-        )
-        style_files = (
-            [Path(p) for p in args.styles]
-            if args.styles
-            else [SHARED / "style" / f"{name}.jpg" for name in DEFAULT_STYLES]
-        )
-        missing = [p for p in (*content_files, *style_files) if not p.is_file()]
-        if missing or not content_files:
-            sys.exit(f"missing images (is ../shared/data there?): {missing[:3]}")
-        contents = {p.stem: open_image(p) for p in content_files}
-        styles = {p.stem: open_image(p) for p in style_files}
-        source = (
-            f"../shared/data: {len(contents)} contents × {len(styles)} styles ({', '.join(styles)})"
-        )
-    pairs = list(itertools.product(contents, styles))
-    if args.pairs is not None:
-        wanted = [tuple(p.split("/", 1)) for p in args.pairs]
-        unknown = [p for p in wanted if p not in pairs]
-        if unknown:
-            parser.error(
-                "not among the contents × styles: " + ", ".join("/".join(p) for p in unknown)
-            )
-        pairs = wanted
-        source += f", {len(pairs)} of the pairs"
+        return bundled_images()
+    return shared_images(args.contents, args.styles)
 
-    start = time.perf_counter()
-    encoder = cached_vgg19("relu4_1", "max", "cpu")
-    depth_net = load_estimator(args.depth_model).to(memory_format=torch.channels_last)
-    depth_net.encoder.use_channels_last(True)
-    content_small = {n: resize(im.convert("RGB"), size=args.size) for n, im in contents.items()}
-    style_small = {n: resize(im.convert("RGB"), size=args.size) for n, im in styles.items()}
-    content_refs: dict[str, Reference] = {}
-    style_refs: dict[str, Reference] = {}
 
-    labels = [row.label for row in rows_wanted]
-    names = [short_name(row) for row in rows_wanted]
-    results: dict[str, list[dict[str, float]]] = {key: [] for key in labels}
+def select_pairs(
+    parser: argparse.ArgumentParser,
+    wanted_args: list[str] | None,
+    contents: Images,
+    styles: Images,
+    source: str,
+) -> tuple[list[Pair], str]:
+    """All contents × styles, or the ``--pairs`` among them, and ``source`` saying so."""
+    pairs: list[Pair] = list(itertools.product(contents, styles))
+    if wanted_args is None:
+        return pairs, source
+    wanted = [tuple(p.split("/", 1)) for p in wanted_args]
+    unknown = [p for p in wanted if p not in pairs]
+    if unknown:
+        parser.error("not among the contents × styles: " + ", ".join("/".join(p) for p in unknown))
+    return wanted, source + f", {len(wanted)} of the pairs"
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+SheetRow = tuple[str, list[Image.Image], list[tuple[Image.Image, str]]]
+"""One pair in the contact sheet: its name, its tiles, its depth tiles with their labels."""
+
+
+class Measurer:
+    """The networks and the resized images, and the references computed so far."""
+
+    def __init__(self, contents: Images, styles: Images, args: argparse.Namespace) -> None:
+        self.precision = args.precision
+        self.encoder = cached_vgg19("relu4_1", "max", "cpu")
+        self.depth_net = load_estimator(args.depth_model).to(memory_format=torch.channels_last)
+        self.depth_net.encoder.use_channels_last(True)
+        self.contents = {n: resize(im.convert("RGB"), size=args.size) for n, im in contents.items()}
+        self.styles = {n: resize(im.convert("RGB"), size=args.size) for n, im in styles.items()}
+        self.content_refs: dict[str, Reference] = {}
+        self.style_refs: dict[str, Reference] = {}
+
+    def references(self, c_name: str, s_name: str) -> tuple[Reference, Reference]:
+        """The references of a content and a style, computed on first use."""
+        if c_name not in self.content_refs:
+            image = to_tensor(self.contents[c_name])
+            self.content_refs[c_name] = Reference(image, self.encoder, self.depth_net)
+        if s_name not in self.style_refs:
+            self.style_refs[s_name] = Reference(to_tensor(self.styles[s_name]), self.encoder)
+        return self.content_refs[c_name], self.style_refs[s_name]
+
+    def stylize(
+        self, row: Row, c_name: str, s_name: str
+    ) -> tuple[Image.Image, dict[str, float], torch.Tensor]:
+        """One row's stylization of a pair, its measures (with ``seconds``, the stylization's
+        time) and its depth map."""
+        c_ref, s_ref = self.references(c_name, s_name)
+        start = time.perf_counter()
+        image = brushwork.stylize(
+            self.contents[c_name],
+            self.styles[s_name],
+            row.method,
+            size=None,
+            device="cpu",
+            precision=self.precision,
+            **row.options,
+        )
+        seconds = time.perf_counter() - start
+        values, out_depth = measure(to_tensor(image), c_ref, s_ref, self.encoder, self.depth_net)
+        values["seconds"] = seconds
+        return image, values, out_depth
+
+
+def measure_pair(
+    measurer: Measurer, rows: list[Row], pair: Pair, args: argparse.Namespace
+) -> tuple[dict[str, dict[str, float]], SheetRow]:
+    """Every row's measures of one pair (by row label), and the pair's contact-sheet row."""
+    c_name, s_name = pair
+    c_ref, _ = measurer.references(c_name, s_name)
     t = args.tile
-    sheet_rows: list[tuple[str, list[Image.Image], list[tuple[Image.Image, str]]]] = []
-    records = None
-    if args.records:
-        Path(args.records).parent.mkdir(parents=True, exist_ok=True)
-        records = open(args.records, "w")  # noqa: SIM115 (written pair by pair)
-    for c_name, s_name in pairs:
-        pair_start = time.perf_counter()
-        if c_name not in content_refs:
-            content_refs[c_name] = Reference(to_tensor(content_small[c_name]), encoder, depth_net)
-        if s_name not in style_refs:
-            style_refs[s_name] = Reference(to_tensor(style_small[s_name]), encoder)
-        c_ref, s_ref = content_refs[c_name], style_refs[s_name]
-        tiles = [tile(content_small[c_name], t), tile(style_small[s_name], t)]
-        depth_tiles = [(depth_tile(c_ref.depth, c_ref.depth, t), "content depth")]
-        for row in rows_wanted:
-            stylize_start = time.perf_counter()
-            image = brushwork.stylize(
-                content_small[c_name],
-                style_small[s_name],
-                row.method,
-                size=None,
-                device="cpu",
-                precision=args.precision,
-                **row.options,
+    tiles = [tile(measurer.contents[c_name], t), tile(measurer.styles[s_name], t)]
+    depth_tiles = [(depth_tile(c_ref.depth, c_ref.depth, t), "content depth")]
+    measured: dict[str, dict[str, float]] = {}
+    for row in rows:
+        image, values, out_depth = measurer.stylize(row, c_name, s_name)
+        measured[row.label] = values
+        tiles.append(tile(image, t))
+        if args.sheet_depth:
+            depth_tiles.append(
+                (depth_tile(out_depth, c_ref.depth, t), f"SSI {values['depth']:.3f}")
             )
-            stylize_seconds = time.perf_counter() - stylize_start
-            values, out_depth = measure(to_tensor(image), c_ref, s_ref, encoder, depth_net)
-            values["seconds"] = stylize_seconds
-            results[row.label].append(values)
-            tiles.append(tile(image, t))
-            if args.sheet_depth:
-                depth_tiles.append(
-                    (depth_tile(out_depth, c_ref.depth, t), f"SSI {values['depth']:.3f}")
-                )
-        sheet_rows.append((f"{c_name} / {s_name}", tiles, depth_tiles))
-        print(
-            f"{c_name} × {s_name}: "
-            + "; ".join(
-                f"{n} c={results[m][-1]['content']:.3f} s={results[m][-1]['style (mean/std)']:.3f}"
-                f" d={results[m][-1]['depth']:.3f} t={results[m][-1]['seconds']:.2f}s"
-                for m, n in zip(labels, names, strict=True)
-            )
-            + f" ({time.perf_counter() - pair_start:.0f} s)",
-            flush=True,
-        )
-        if records:
-            records.write(
-                json.dumps(
-                    {"content": c_name, "style": s_name, **{m: results[m][-1] for m in labels}}
-                )
-                + "\n"
-            )
-            records.flush()
-    if records:
-        records.close()
-    seconds = time.perf_counter() - start
+    return measured, (f"{c_name} / {s_name}", tiles, depth_tiles)
 
+
+def pair_line(pair: Pair, measured: dict[str, dict[str, float]], names: list[str]) -> str:
+    """The progress line of one pair, without its time: each row's main measures."""
+    c_name, s_name = pair
+    return f"{c_name} × {s_name}: " + "; ".join(
+        f"{n} c={v['content']:.3f} s={v['style (mean/std)']:.3f}"
+        f" d={v['depth']:.3f} t={v['seconds']:.2f}s"
+        for v, n in zip(measured.values(), names, strict=True)
+    )
+
+
+def open_records(path: str | None) -> contextlib.AbstractContextManager[TextIO | None]:
+    """The ``--records`` file, opened for writing (its folder made), or nothing."""
+    if not path:
+        return contextlib.nullcontext()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "w")
+
+
+@dataclass
+class Measurements:
+    """What measuring all pairs gives: each row's measures per pair (by row label), the
+    contact-sheet rows, the contents in the order measured, and the seconds it took."""
+
+    results: dict[str, list[dict[str, float]]]
+    sheet_rows: list[SheetRow] = field(default_factory=list)
+    contents: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def measure_all(
+    args: argparse.Namespace, rows: list[Row], contents: Images, styles: Images, pairs: list[Pair]
+) -> Measurements:
+    """Stylize and measure every pair with every row, printing a line per pair and writing
+    it to ``--records`` (as it goes)."""
+    start = time.perf_counter()
+    measurer = Measurer(contents, styles, args)
+    names = [short_name(row) for row in rows]
+    found = Measurements({row.label: [] for row in rows})
+    with open_records(args.records) as records:
+        for pair in pairs:
+            pair_start = time.perf_counter()
+            measured, sheet_row = measure_pair(measurer, rows, pair, args)
+            for key, values in measured.items():
+                found.results[key].append(values)
+            found.sheet_rows.append(sheet_row)
+            elapsed = time.perf_counter() - pair_start
+            print(pair_line(pair, measured, names) + f" ({elapsed:.0f} s)", flush=True)
+            if records is not None:
+                c_name, s_name = pair
+                records.write(json.dumps({"content": c_name, "style": s_name, **measured}) + "\n")
+                records.flush()
+    found.seconds = time.perf_counter() - start
+    found.contents = list(measurer.content_refs)
+    return found
+
+
+# --- the tables, the contact sheet, the section ----------------------------------------------
+
+
+def summary_table(
+    results: dict[str, list[dict[str, float]]], names: list[str], only_adain: bool
+) -> str:
+    """Each row's means over the pairs and median seconds per image, and, for several rows,
+    on how many pairs each has the best value."""
     rows = []
-    for key in labels:
-        means = {k: float(np.mean([r[k] for r in results[key]])) for k in METRICS}
-        seconds_per_image = statistics.median(r["seconds"] for r in results[key])
+    for key, values in results.items():
+        means = {k: float(np.mean([r[k] for r in values])) for k in METRICS}
+        seconds_per_image = statistics.median(r["seconds"] for r in values)
         rows.append([key, *(f"{means[k]:.3f}" for k in METRICS), f"{seconds_per_image:.2f}"])
-    if len(labels) > 1:
+    if len(results) > 1:
         rows.append(
             [
                 f"best on pairs ({' / '.join(names)})",
@@ -486,21 +615,22 @@ def main() -> None:
                 "",
             ]
         )
-    table = markdown_table(
-        [
-            "model" if only_adain else "method / model",
-            *(HEADERS.get(k, f"{k} ↓") for k in METRICS),
-            "s / image",
-        ],
-        rows,
-    )
-    print(table)
+    header = [
+        "model" if only_adain else "method / model",
+        *(HEADERS.get(k, f"{k} ↓") for k in METRICS),
+        "s / image",
+    ]
+    return markdown_table(header, rows)
 
-    # the depth measure per content image: mean over its styles, and the best model's count
-    per_content = []
-    for c_name in content_refs:
+
+def depth_table(found: Measurements, pairs: list[Pair], names: list[str]) -> str:
+    """The depth measure per content image: each row's mean over its styles, and on how many
+    of its pairs each row has the best value."""
+    labels = list(found.results)
+    per_content: list[list[object]] = []
+    for c_name in found.contents:
         index = [i for i, (c, _) in enumerate(pairs) if c == c_name]
-        subset = {m: [results[m][i] for i in index] for m in labels}
+        subset = {m: [found.results[m][i] for i in index] for m in labels}
         per_content.append(
             [
                 c_name,
@@ -509,16 +639,40 @@ def main() -> None:
                 " / ".join(map(str, best_counts(subset, "depth"))) if len(labels) > 1 else "",
             ]
         )
-    content_table = markdown_table(
-        ["content", "pairs", *(f"{n} ↓" for n in names), f"best on pairs ({' / '.join(names)})"],
-        per_content,
-    )
-    print("depth (SSI) per content image, mean over its styles:")
-    print(content_table)
-    print(f"{len(pairs)} pairs × {len(labels)} rows in {seconds / 60:.1f} min; {machine()}")
+    header = [
+        "content",
+        "pairs",
+        *(f"{n} ↓" for n in names),
+        f"best on pairs ({' / '.join(names)})",
+    ]
+    return markdown_table(header, per_content)
 
-    columns = ["content", "style", *labels]
-    row_height = t * (2 if args.sheet_depth else 1)
+
+def paste_depth_row(
+    sheet: Image.Image,
+    draw: ImageDraw.ImageDraw,
+    depth_tiles: list[tuple[Image.Image, str]],
+    top: int,
+    t: int,
+) -> None:
+    """A pair's depth maps at ``top``: the content's under the content, the rows' under their
+    tiles, with a note under the style."""
+    for i, (image, text) in enumerate(depth_tiles):
+        x = 0 if i == 0 else (i + 1) * t
+        sheet.paste(image, (x, top))
+        label(draw, (x, top), text)
+    draw.text(
+        (t + 6, top + 6),
+        "depth maps below:\nbright = near,\neach aligned to the\ncontent's (scale, shift)",
+        fill="black",
+    )
+
+
+def contact_sheet(
+    sheet_rows: list[SheetRow], columns: list[str], t: int, with_depth: bool
+) -> Image.Image:
+    """Content, style and one column per row, a row per pair (and its depth maps)."""
+    row_height = t * (2 if with_depth else 1)
     sheet = Image.new(
         "RGB", (t * len(columns), LABEL_HEIGHT + row_height * len(sheet_rows)), "white"
     )
@@ -530,46 +684,80 @@ def main() -> None:
         for i, image in enumerate(tiles):
             sheet.paste(image, (i * t, top))
         label(draw, (0, top), name)
-        if args.sheet_depth:
-            for i, (image, text) in enumerate(depth_tiles):
-                x = 0 if i == 0 else (i + 1) * t
-                sheet.paste(image, (x, top + t))
-                label(draw, (x, top + t), text)
-            draw.text(
-                (t + 6, top + t + 6),
-                "depth maps below:\nbright = near,\neach aligned to the\ncontent's (scale, shift)",
-                fill="black",
-            )
+        if with_depth:
+            paste_depth_row(sheet, draw, depth_tiles, top + t, t)
+    return sheet
+
+
+def save_contact_sheet(
+    sheet_rows: list[SheetRow], labels: list[str], args: argparse.Namespace
+) -> None:
+    """The contact sheet, saved to ``--output``."""
+    sheet = contact_sheet(sheet_rows, ["content", "style", *labels], args.tile, args.sheet_depth)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     save_image(sheet, args.output, force=True)
     print(f"contact sheet: {args.output}")
 
+
+def section_text(heading: str, setup: str, names: list[str], table: str, content_table: str) -> str:
+    """The BENCHMARKS.md section: ``setup`` (the command, machine, images, time), what the
+    columns mean, and the two tables."""
+    return (
+        f"## {heading} compared\n\n"
+        f"{setup} "
+        "Means over the pairs; relative errors (lower: closer to the content's features "
+        "or the style's statistics), SSIM of the luminance to the content (higher: more "
+        "of the content's structure kept), depth: the scale-and-shift-invariant error "
+        "1 − r² between brushwork's depth estimator (trained on indoor NYU scenes only, so "
+        "a proxy) on the output and on the content (lower: the depth layout the "
+        "estimator sees is kept); s / image: the median seconds of one stylization "
+        "call (`brushwork.stylize`, decoded images in, image out). The last row counts "
+        "the pairs on which each row has the best value ("
+        + " / ".join(names)
+        + ").\n\n"
+        + table
+        + "\n\n"
+        "The depth error per content image (mean over its styles):\n\n" + content_table + "\n"
+    )
+
+
+def write_results_section(
+    args: argparse.Namespace,
+    source: str,
+    seconds: float,
+    names: list[str],
+    only_adain: bool,
+    tables: tuple[str, str],
+) -> None:
+    """Write the section (``--section``, else by whether every row is an AdaIN decoder)."""
+    command = shown_command(sys.argv[1:])
+    section = args.section or ("adain-variants" if only_adain else "feedforward")
+    heading = "AdaIN variants" if only_adain else "Feed-forward methods"
+    setup = (
+        f"`{command}` on {machine()}, {args.size} px, {args.precision}, images from "
+        f"{source}; {seconds / 60:.0f} min."
+    )
+    write_section(section, section_text(heading, setup, names, *tables))
+
+
+def main() -> None:
+    parser, args, rows = parse_arguments()
+    only_adain = all(row.adain for row in rows)
+    contents, styles, source = load_images(args)
+    pairs, source = select_pairs(parser, args.pairs, contents, styles, source)
+    found = measure_all(args, rows, contents, styles, pairs)
+
+    names = [short_name(row) for row in rows]
+    table = summary_table(found.results, names, only_adain)
+    print(table)
+    content_table = depth_table(found, pairs, names)
+    print("depth (SSI) per content image, mean over its styles:")
+    print(content_table)
+    print(f"{len(pairs)} pairs × {len(rows)} rows in {found.seconds / 60:.1f} min; {machine()}")
+    save_contact_sheet(found.sheet_rows, [row.label for row in rows], args)
     if not args.no_write:
-        command = shown_command(sys.argv[1:])
-        section = args.section or ("adain-variants" if only_adain else "feedforward")
-        heading = "AdaIN variants" if only_adain else "Feed-forward methods"
-        write_section(
-            section,
-            (
-                f"## {heading} compared\n\n"
-                f"`{command}` on {machine()}, {args.size} px, {args.precision}, images from "
-                f"{source}; {seconds / 60:.0f} min. "
-                "Means over the pairs; relative errors (lower: closer to the content's features "
-                "or the style's statistics), SSIM of the luminance to the content (higher: more "
-                "of the content's structure kept), depth: the scale-and-shift-invariant error "
-                "1 − r² between brushwork's depth estimator (trained on indoor NYU scenes only, so "
-                "a proxy) on the output and on the content (lower: the depth layout the "
-                "estimator sees is kept); s / image: the median seconds of one stylization "
-                "call (`brushwork.stylize`, decoded images in, image out). The last row counts "
-                "the pairs on which each row has the best value ("
-                + " / ".join(names)
-                + ").\n\n"
-                + table
-                + "\n\n"
-                "The depth error per content image (mean over its styles):\n\n"
-                + content_table
-                + "\n"
-            ),
+        write_results_section(
+            args, source, found.seconds, names, only_adain, (table, content_table)
         )
 
 

@@ -232,6 +232,11 @@ def _bad_input(tmp_path: Path, case: str) -> tuple[list[str], str]:
     if case == "a work folder without --resume":
         _work_folder(tmp_path / "out.mp4.work", {})
         return [str(clip), STYLE, "-o", out], "holds an earlier run's frames; pass --resume"
+    return _bad_option(tmp_path, clip, out, case)
+
+
+def _bad_option(tmp_path: Path, clip: Path, out: str, case: str) -> tuple[list[str], str]:
+    """(arguments, expected message) of one bad option (the input itself is fine)."""
     if case == "temporal with coarse to fine":
         return [
             str(clip),
