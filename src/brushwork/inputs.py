@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from PIL import Image
@@ -75,9 +76,8 @@ def as_image(value: ImageInput, what: str, max_pixels: int | None) -> Image.Imag
 
 def as_styles(style: ImageInput | Style | Sequence[ImageInput | Style]) -> list[Style]:
     """One image, one :class:`Style` or a list of them, as a non-empty list of styles."""
-    if not isinstance(style, (list, tuple)):
-        style = [style]
-    styles = [s if isinstance(s, Style) else Style(s) for s in style]
+    items = style if isinstance(style, (list, tuple)) else [cast("ImageInput | Style", style)]
+    styles = [s if isinstance(s, Style) else Style(s) for s in items]
     if not styles:
         raise BrushworkError("at least one style image is needed")
     return styles
@@ -96,7 +96,9 @@ def load_masks(
         if any(s.mask is not None for s in styles):
             raise BrushworkError("give either a label image or a mask per style, not both")
         image = as_image(labels, "mask", max_pixels)
-        return list(label_masks(image, size, len(styles), regions))
+        # label_masks also takes colors as RGB tuples (a Mapping's keys are invariant)
+        colors = cast("Mapping[str | tuple[int, int, int], int | None] | None", regions)
+        return list(label_masks(image, size, len(styles), colors))
     if regions is not None:
         raise BrushworkError("regions need a label image (mask)")
     masks = [

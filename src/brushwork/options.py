@@ -159,13 +159,20 @@ def _kind(hint: Any) -> tuple[str, str | None, bool]:
     return _KINDS.get(hint, "str"), None, optional
 
 
-@functools.cache
 def fields_of(cls: type) -> tuple[FieldSpec, ...]:
-    """The options of an options dataclass, with their declared kinds and limits."""
+    """The options of an options dataclass, with their declared kinds and limits (computed
+    once per class)."""
+    return _fields_of(cls)
+
+
+@functools.cache
+def _fields_of(cls: type) -> tuple[FieldSpec, ...]:
+    # behind fields_of: a cached function's arguments must be Hashable, which type checkers
+    # do not see in an options class (a dataclass, whose instances are unhashable)
     hints = typing.get_type_hints(cls)
     specs = []
     # in the order of the constructor: a subclass's own fields before keyword-only ones
-    for f in sorted(dataclasses.fields(cls), key=lambda f: f.kw_only):
+    for f in sorted(dataclasses.fields(cls), key=lambda f: f.kw_only is True):
         kind, item, optional = _kind(hints[f.name])
         meta = f.metadata
         required = f.default is dataclasses.MISSING
@@ -304,8 +311,9 @@ def unknown_option(name: str, *classes: type) -> BrushworkError:
     """The error for an option none of ``classes`` has: what to use instead if one of them
     retired it, else the options they know."""
     for cls in classes:
-        if name in getattr(cls, "retired", {}):
-            return BrushworkError(cls.retired[name])
+        retired: dict[str, str] = getattr(cls, "retired", {})
+        if name in retired:
+            return BrushworkError(retired[name])
     known = sorted({f.name for cls in classes for f in dataclasses.fields(cls)})
     owner = f" for {classes[0].__name__}" if len(classes) == 1 else ""
     return BrushworkError(f"unknown option {name!r}{owner}; known: {', '.join(known)}")

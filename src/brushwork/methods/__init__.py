@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from brushwork.errors import BrushworkError
 
@@ -45,17 +45,17 @@ class MethodEntry:
     exporter: str | None = None
     """``module:function`` writing the method as ONNX (``brushwork export NAME``)."""
 
-    def load(self) -> type[Method]:
+    def load(self) -> type[Method[Any]]:
         """The class, checked against this entry (name and kind)."""
-        cls = load_object(self.target)
+        cls = cast("type[Method[Any]]", load_object(self.target))
         for what in ("name", "kind"):
             if getattr(cls, what, None) != getattr(self, what):
                 raise BrushworkError(
                     f"{self.target} is registered with {what} {getattr(self, what)!r} but "
                     f"its class has {getattr(cls, what, None)!r}"
                 )
-        cls.description = self.description  # type: ignore[attr-defined]
-        return cls  # type: ignore[return-value]
+        cls.description = self.description
+        return cls
 
 
 REGISTRY: dict[str, MethodEntry] = {
@@ -124,7 +124,7 @@ def get_entry(name: str) -> MethodEntry:
         raise BrushworkError(f"unknown method {name!r}; available: {', '.join(REGISTRY)}") from None
 
 
-def get_method(name: str) -> type[Method]:
+def get_method(name: str) -> type[Method[Any]]:
     """The method class registered as ``name``."""
     return get_entry(name).load()
 

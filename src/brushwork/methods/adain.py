@@ -65,7 +65,7 @@ class AdaINOptions(Options):
     )
 
 
-class AdaIN(FeedForwardMethod):
+class AdaIN(FeedForwardMethod[AdaINOptions]):
     """Feed-forward arbitrary style transfer with a trained decoder (Huang & Belongie 2017)."""
 
     name = "adain"
@@ -80,7 +80,7 @@ class AdaIN(FeedForwardMethod):
         return (LAYER,)
 
     def decoder_model(self, layer: str) -> str:
-        return self.options.model  # type: ignore[attr-defined,no-any-return]
+        return self.options.model
 
     def style_statistics(self, features: Tensor, layer: str) -> tuple[Tensor, Tensor]:
         return mean_std(features)
@@ -120,7 +120,7 @@ class AdaINGraph(nn.Module):
             [1.0],
             [None],
             alpha.reshape(-1, 1, 1, 1),
-            lambda c, s, m: adain(c, *s, m),
+            lambda c, s, m: adain(c, s[0], s[1], m),
         )
         return self.decoder(mixed)[..., :height, :width].clamp(0, 1)
 
@@ -143,7 +143,9 @@ def export_onnx(
     decoder = copy.deepcopy(
         load_decoder(method.model, method="adain", layer=LAYER, encoder=encoder, device="cpu")
     )
-    graph = AdaINGraph(encoder, decoder.to(memory_format=torch.contiguous_format)).eval()
+    # (nn.Module.to takes memory_format, which torch's type stubs leave out)
+    contiguous = decoder.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    graph = AdaINGraph(encoder, contiguous).eval()
     # example inputs for the trace: sizes off the multiple of 8, so the padding is traced
     # at work; a private generator leaves the caller's random state alone
     generator = torch.Generator().manual_seed(0)

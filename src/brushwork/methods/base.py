@@ -25,7 +25,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import torch
 from torch import Tensor
@@ -210,16 +210,21 @@ class StepCounter:
     scale: int | None = None
 
 
+OptionsT = TypeVar("OptionsT", bound=Options)
+"""A method's options class (:attr:`Method.options_class`): ``Method[AdaINOptions]``."""
+
 LossTerm = Callable[[Tensor], Tensor]
 """An extra term of an optimization objective: the image being optimized → a scalar, already
 weighted (e.g. the temporal loss of a video frame)."""
 
 
-class Method(ABC):
+class Method(ABC, Generic[OptionsT]):
     """A style-transfer method. Subclasses set ``name``, ``description`` (both from the
     registry, :mod:`brushwork.methods`), ``options_class``, and inherit ``kind`` from their
     base (:class:`~brushwork.methods.optimization.OptimizationMethod`,
-    :class:`~brushwork.methods.onepass.OnePassMethod`)."""
+    :class:`~brushwork.methods.onepass.OnePassMethod`). A subclass names its options class
+    as the parameter too (``class AdaIN(FeedForwardMethod[AdaINOptions])``), so that
+    ``self.options`` has that type."""
 
     name: ClassVar[str]
     kind: ClassVar[str]
@@ -232,7 +237,7 @@ class Method(ABC):
 
     def __init__(
         self,
-        options: Options | None = None,
+        options: OptionsT | None = None,
         *,
         encoder: Any = None,
         precision: Precision | None = None,
@@ -243,7 +248,7 @@ class Method(ABC):
             raise BrushworkError(
                 f"{self.name} takes {self.options_class.__name__}, not {type(base).__name__}"
             )
-        self.options = base.replace(**changes) if changes else base
+        self.options: OptionsT = base.replace(**changes) if changes else base
         if not changes:
             self.options.validate()
         self.encoder = encoder
@@ -251,8 +256,8 @@ class Method(ABC):
         self._lock = threading.Lock()
 
     @classmethod
-    def default_options(cls) -> Options:
-        options = cls.options_class(**cls.preset)
+    def default_options(cls) -> OptionsT:
+        options = cast(OptionsT, cls.options_class(**cls.preset))
         options.validate()
         return options
 

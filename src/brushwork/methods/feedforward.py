@@ -25,7 +25,7 @@ from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -35,7 +35,7 @@ from brushwork.checkpoints import load_checkpoint
 from brushwork.encoders import VGG19, downsample_mask, inference_peak_elements, pools_before
 from brushwork.encoders.vgg import CONV_LAYERS, LAYER_INDEX
 from brushwork.errors import BrushworkError
-from brushwork.methods.base import PreparedStyle, StyleTarget, blend_weights
+from brushwork.methods.base import OptionsT, PreparedStyle, StyleTarget, blend_weights
 from brushwork.methods.onepass import OnePassMethod, padded_pass
 
 DECODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -122,12 +122,13 @@ class Decoder(nn.Sequential):
         for name, module in self.named_children():
             if isinstance(module, nn.Conv2d) and (only is None or name in only):
                 last = module is convs[-1]
-                module.bias.zero_()
+                bias = cast(Tensor, module.bias)  # a decoder's convolutions all have one
+                bias.zero_()
                 spread = module(x).std().clamp_min(1e-12)
                 wanted = only[name] if only is not None else std if last else 1.0
                 module.weight.mul_(wanted / spread)
                 if last and only is None:
-                    module.bias.fill_(mean)
+                    bias.fill_(mean)
             x = module(x)
 
 
@@ -181,7 +182,8 @@ def _load(
     decoder.load_state_dict({k: v.float() for k, v in checkpoint.tensors.items()})
     decoder = decoder.requires_grad_(False).eval().to(device)
     if channels_last:
-        decoder = decoder.to(memory_format=torch.channels_last)
+        # (nn.Module.to takes memory_format, which torch's type stubs leave out)
+        decoder = decoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return decoder
 
 
@@ -271,14 +273,17 @@ def mix_styles(
         target = torch.where(covered > 1, target / covered.clamp_min(1), target)
         target = target + (1 - covered.clamp(max=1)) * content
     else:
-        target = sum(
-            w * transform(content, stats, None)
-            for stats, w in zip(statistics, weights, strict=True)
+        target = cast(
+            Tensor,
+            sum(
+                w * transform(content, stats, None)
+                for stats, w in zip(statistics, weights, strict=True)
+            ),
         )
     return alpha * target + (1 - alpha) * content
 
 
-class FeedForwardMethod(OnePassMethod):
+class FeedForwardMethod(OnePassMethod[OptionsT]):
     """Base of the one-pass methods whose networks are decoders mirroring VGG-19, one per
     level (see the module docstring)."""
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -271,7 +271,9 @@ class GatysLoss(nn.Module):
                 total = sum(weights[i] for i in covering[layer])
                 if total <= 0:
                     raise BrushworkError(f"the styles of layer {layer} all have weight 0")
-                target = sum(weights[i] * grams[i][layer] for i in covering[layer]) / total
+                target = cast(
+                    Tensor, sum(weights[i] * grams[i][layer] for i in covering[layer]) / total
+                )
                 terms[layer] = [_StyleTerm(target, relative_scale(target))]
                 continue
             terms[layer] = []
@@ -292,13 +294,14 @@ class GatysLoss(nn.Module):
         features = self.encoder(image, o.encoder_layers, checkpointing=self.checkpointing)
         terms: dict[str, Tensor] = {}
         if o.content_layers:
-            terms["content"] = (
+            terms["content"] = cast(
+                Tensor,
                 o.content_weight
                 * sum(
                     self.scales[k] * content_loss(features[k].float(), t)
                     for k, t in self.content_targets.items()
                 )
-                / len(o.content_layers)
+                / len(o.content_layers),
             )
         if o.style_layers:
             terms["style"] = o.style_weight * sum(
@@ -314,18 +317,23 @@ class GatysLoss(nn.Module):
         if o.tv_weight > 0:
             terms["tv"] = o.tv_weight * total_variation_loss(image)
         if self.lap_targets:
-            terms["lap"] = o.lap_weight * sum(
-                self.scales[p] * laplacian_loss(image, t, p) for p, t in self.lap_targets.items()
+            terms["lap"] = cast(
+                Tensor,
+                o.lap_weight
+                * sum(
+                    self.scales[p] * laplacian_loss(image, t, p)
+                    for p, t in self.lap_targets.items()
+                ),
             )
         if self.depth is not None:
             terms["depth"] = o.depth_weight * scale_shift_invariant_loss(
-                self.depth(depth_input(image)).float(), self.depth_target
+                self.depth(depth_input(image)).float(), cast(Tensor, self.depth_target)
             )
-        terms["total"] = sum(terms.values())
+        terms["total"] = cast(Tensor, sum(terms.values()))
         return terms
 
 
-class Gatys(OptimizationMethod):
+class Gatys(OptimizationMethod[GatysOptions]):
     name = "gatys"
     options_class = GatysOptions
 
@@ -349,7 +357,7 @@ class Gatys(OptimizationMethod):
         ``depth``) loaded on the CPU once per instance, which every scale of a
         coarse-to-fine run shares. A missing or unreadable model raises
         :class:`BrushworkError`."""
-        options: GatysOptions = self.options  # type: ignore[assignment]
+        options = self.options
         if options.depth_weight <= 0:
             return None
         if self.depth is not None:
@@ -373,25 +381,21 @@ class Gatys(OptimizationMethod):
         return 0 if estimator is None else depth_bytes(estimator, height, width)
 
     def encoder_layers(self) -> list[str]:
-        options: GatysOptions = self.options  # type: ignore[assignment]
-        return options.encoder_layers
+        return self.options.encoder_layers
 
     def style_layers(self) -> list[str]:
-        options: GatysOptions = self.options  # type: ignore[assignment]
-        return list(options.style_layers)
+        return list(self.options.style_layers)
 
     def check_style_layers(self, assignments: Sequence[tuple[str, ...] | None]) -> None:
-        options: GatysOptions = self.options  # type: ignore[assignment]
-        check_layer_assignment(list(assignments), options.style_layers)
+        check_layer_assignment(list(assignments), self.options.style_layers)
 
     def prepare_styles(self, encoder: VGG19, styles: list[StyleTarget]) -> Any:
-        options: GatysOptions = self.options  # type: ignore[assignment]
-        return style_grams(encoder, styles, options.style_layers)
+        return style_grams(encoder, styles, self.options.style_layers)
 
     def build_loss(
         self, encoder: VGG19, content: Tensor, prepared: PreparedStyle, checkpointing: bool
     ) -> GatysLoss:
-        options: GatysOptions = self.options  # type: ignore[assignment]
+        options = self.options
         estimator = self.depth_estimator()
         if estimator is not None:
             estimator = estimator.to(content.device).requires_grad_(False).eval()

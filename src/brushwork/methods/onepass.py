@@ -31,6 +31,7 @@ from brushwork.methods.base import (
     LossTerm,
     MemoryPlan,
     Method,
+    OptionsT,
     PreparedStyle,
     StepCounter,
     StyleTarget,
@@ -65,7 +66,7 @@ def padded_pass(
     return paint(padded, padded_targets)[..., :height, :width].float().clamp(0, 1)
 
 
-class OnePassMethod(Method):
+class OnePassMethod(Method[OptionsT]):
     """Base of the methods that paint in a fixed number of passes of trained networks."""
 
     kind = "feed-forward"

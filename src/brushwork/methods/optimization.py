@@ -21,7 +21,7 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -93,6 +93,10 @@ def initial_image(content: Tensor, init: str, seed: int) -> Tensor:
     )
 
 
+OptimizationOptionsT = TypeVar("OptimizationOptionsT", bound=OptimizationOptions)
+"""The options class of an :class:`OptimizationMethod` (:class:`OptimizationOptions` or a
+subclass)."""
+
 ACTIVATION_BYTES = {False: 1.9 * 4, True: 1.35 * 4}
 """Peak bytes per encoder activation in a forward + backward pass, without and with
 checkpointing (measured at 512-2048 px, with margin)."""
@@ -123,7 +127,7 @@ class WithExtraTerms(nn.Module):
         return terms
 
 
-class OptimizationMethod(Method):
+class OptimizationMethod(Method[OptimizationOptionsT]):
     """Base of the methods that optimize the output's pixels."""
 
     kind = "optimization"
@@ -150,8 +154,7 @@ class OptimizationMethod(Method):
         return self.encoder_layers()
 
     def encoder_request(self) -> tuple[str, str]:
-        options: OptimizationOptions = self.options  # type: ignore[assignment]
-        return deepest(self.encoder_layers()), options.pooling
+        return deepest(self.encoder_layers()), self.options.pooling
 
     def accepts_init(self) -> bool:
         return True
@@ -160,7 +163,7 @@ class OptimizationMethod(Method):
         return True
 
     def steps(self) -> int:
-        return self.options.iterations  # type: ignore[attr-defined,no-any-return]
+        return self.options.iterations
 
     def min_style_side(self) -> int:
         """The shortest image side the deepest layer can use (one feature pixel)."""
@@ -170,7 +173,7 @@ class OptimizationMethod(Method):
         return self.min_style_side()
 
     def check_files(self) -> None:
-        options: OptimizationOptions = self.options  # type: ignore[assignment]
+        options = self.options
         if options.init not in ("content", "noise"):
             from brushwork.image import probe_image
 
@@ -192,7 +195,7 @@ class OptimizationMethod(Method):
         checkpointing, then a shorter L-BFGS history; raise with the estimate if nothing
         fits. The styles' encoder passes (one at a time, before the optimization) count
         too."""
-        options: OptimizationOptions = self.options  # type: ignore[assignment]
+        options = self.options
         allowed, source = memory_limit(limit, device)
         last = deepest(self.encoder_layers())
         elements = feature_elements(height, width, last)
@@ -252,13 +255,14 @@ class OptimizationMethod(Method):
     ) -> StylizeResult:
         from brushwork import events as ev
 
-        options: OptimizationOptions = self.options  # type: ignore[assignment]
+        options = self.options
         start = time.perf_counter()
         check_content(content, self.min_content_side(), self.name)
         prepared = self._prepared(style)
         prepared.check_content(content)
         if plan is None:
-            plan = self.plan(*content.shape[-2:], [], content.device)
+            height, width = content.shape[-2:]
+            plan = self.plan(height, width, [], content.device)
         if iterations is None:
             iterations = options.iterations
         elif isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:

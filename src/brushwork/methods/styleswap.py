@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -143,7 +143,7 @@ def swap_target(
                 patches += grid[0] * grid[1]
         weight_map: Tensor | None = None
         if not uses_masks(styles):
-            target = sum(weights[i] * f for i, f in swapped)
+            target = cast(Tensor, sum(weights[i] * f for i, f in swapped))
         else:
             shares = [
                 (
@@ -151,7 +151,7 @@ def swap_target(
                     f,
                     torch.ones_like(content_features[:, :1])
                     if styles[i].mask is None
-                    else downsample_mask(styles[i].mask, layer),
+                    else downsample_mask(cast(Tensor, styles[i].mask), layer),
                 )
                 for i, f in swapped
             ]
@@ -203,11 +203,11 @@ class StyleSwapLoss(nn.Module):
         terms: dict[str, Tensor] = {"swap": o.swap_weight * self.scale * error.mean()}
         if o.tv_weight > 0:
             terms["tv"] = o.tv_weight * total_variation_loss(image)
-        terms["total"] = sum(terms.values())
+        terms["total"] = cast(Tensor, sum(terms.values()))
         return terms
 
 
-class StyleSwap(OptimizationMethod):
+class StyleSwap(OptimizationMethod[StyleSwapOptions]):
     name = "styleswap"
     options_class = StyleSwapOptions
     # Measured on chelsea × mosaic at 256 px (L-BFGS): the relative swap loss is within 1 % of
@@ -215,21 +215,17 @@ class StyleSwap(OptimizationMethod):
     # base tv_weight 1.0 fits (0.1 leaves speckle, 10 blurs the patch edges away).
     preset = {"iterations": 100}  # noqa: RUF012
 
-    @property
-    def _options(self) -> StyleSwapOptions:
-        return self.options  # type: ignore[return-value]
-
     def encoder_layers(self) -> list[str]:
-        return [self._options.layer]
+        return [self.options.layer]
 
     def min_style_side(self) -> int:
-        return min_swap_side(self._options)
+        return min_swap_side(self.options)
 
     def check_style_layers(self, assignments: Sequence[tuple[str, ...] | None]) -> None:
-        check_swap_layer(list(assignments), self._options.layer)
+        check_swap_layer(list(assignments), self.options.layer)
 
     def prepare_styles(self, encoder: VGG19, styles: list[StyleTarget]) -> Any:
-        options = self._options
+        options = self.options
         weights = blend_weights(styles)
         for number, s in enumerate(styles, 1):
             _check_size(s.image, f"style {number}", options)
@@ -243,5 +239,5 @@ class StyleSwap(OptimizationMethod):
     ) -> StyleSwapLoss:
         with self.precision.autocast():
             return StyleSwapLoss(
-                encoder, content, prepared.targets, prepared.data, self._options, checkpointing
+                encoder, content, prepared.targets, prepared.data, self.options, checkpointing
             )

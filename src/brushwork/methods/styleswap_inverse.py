@@ -60,7 +60,7 @@ class StyleSwapInverseOptions(Options):
         return INVERSE_LAYER
 
 
-class StyleSwapInverse(OnePassMethod):
+class StyleSwapInverse(OnePassMethod[StyleSwapInverseOptions]):
     """Style Swap in one pass: swapped relu3_1 features decoded by the trained inverse
     network (Chen & Schmidt 2016 §4)."""
 
@@ -72,10 +72,6 @@ class StyleSwapInverse(OnePassMethod):
     # gives 822
     bytes_per_pixel = 900
 
-    @property
-    def _options(self) -> StyleSwapInverseOptions:
-        return self.options  # type: ignore[return-value]
-
     def encoder_request(self) -> tuple[str, str]:
         return INVERSE_LAYER, "max"
 
@@ -83,16 +79,16 @@ class StyleSwapInverse(OnePassMethod):
         return 2 ** pools_before(INVERSE_LAYER)
 
     def min_style_side(self) -> int:
-        return min_swap_side(self._options)
+        return min_swap_side(self.options)
 
     def min_content_side(self) -> int:
-        return min_swap_side(self._options)
+        return min_swap_side(self.options)
 
     def check_style_layers(self, assignments: Sequence[tuple[str, ...] | None]) -> None:
         check_swap_layer(list(assignments), INVERSE_LAYER)
 
     def check_files(self) -> None:
-        models.resolve(self._options.model, method=self.name)
+        models.resolve(self.options.model, method=self.name)
 
     def style_bytes(self, height: int, width: int) -> int:
         """The style's encoder pass to relu3_1, float32 (the swap's score blocks are
@@ -101,7 +97,7 @@ class StyleSwapInverse(OnePassMethod):
 
     def networks(self) -> Decoder:
         return load_decoder(
-            self._options.model, method=self.name, layer=INVERSE_LAYER, encoder=self.get_encoder()
+            self.options.model, method=self.name, layer=INVERSE_LAYER, encoder=self.get_encoder()
         )
 
     def encode_styles(self, targets: list[StyleTarget]) -> list[Tensor | None]:
@@ -120,10 +116,10 @@ class StyleSwapInverse(OnePassMethod):
 
         def paint(padded: Tensor, targets: list[StyleTarget]) -> Tensor:
             target, _, swap = swap_target(
-                self.get_encoder(), padded, targets, prepared.data, self._options
+                self.get_encoder(), padded, targets, prepared.data, self.options
             )
             details.update(swap)
             return networks(target)
 
-        details["model"] = str(self._options.model)
+        details["model"] = str(self.options.model)
         yield padded_pass(content, prepared.targets, self.stride(), min_side(INVERSE_LAYER), paint)

@@ -83,7 +83,7 @@ class WCTOptions(Options):
             raise BrushworkError("each WCT level may be given once")
 
 
-class WCT(FeedForwardMethod):
+class WCT(FeedForwardMethod[WCTOptions]):
     """Universal style transfer by whitening and coloring (Li et al. 2017)."""
 
     name = "wct"
@@ -92,12 +92,12 @@ class WCT(FeedForwardMethod):
     bytes_per_pixel = 1100
 
     def levels(self) -> tuple[str, ...]:
-        levels = self.options.levels  # type: ignore[attr-defined]
+        levels = self.options.levels
         # coarse to fine, whatever order they were given in
         return tuple(sorted(levels, key=LAYER_INDEX.__getitem__, reverse=True))
 
     def decoder_model(self, layer: str) -> str:
-        models: str = self.options.models  # type: ignore[attr-defined]
+        models = self.options.models
         if models == "wct":
             return f"wct-{layer}"
         return f"{models.rstrip('/')}/{layer}.safetensors"
@@ -154,7 +154,9 @@ def export_onnx(
                     device="cpu",
                 )
             )
-            decoder = decoder.to(memory_format=torch.contiguous_format).eval()
+            # (nn.Module.to takes memory_format, which torch's type stubs leave out)
+            decoder = decoder.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+            decoder = decoder.eval()
             channels = encoder.out_channels[layer]
             common = {
                 "brushwork_method": "wct",

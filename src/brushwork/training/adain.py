@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
+from typing import ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +39,7 @@ from brushwork.options import REQUIRED, option, redefault
 from brushwork.precision import Precision
 from brushwork.training.data import Batches, list_images
 from brushwork.training.objective import DecoderObjective
-from brushwork.training.trainer import CropTrainingConfig, RunOptions
+from brushwork.training.trainer import CropTrainingConfig, RunOptions, TrainingConfig
 
 LOSS_NAMES = ("content", "style", "laplacian", "depth", "total")
 DEPTH_BYTES_PER_PIXEL = 2900
@@ -157,21 +158,34 @@ def training_encoder(
     return encoder.requires_grad_(False).eval()
 
 
-class AdaINObjective(DecoderObjective):
-    """``brushwork train adain``: an AdaIN decoder (and its Laplacian and depth variants)."""
+AdaINConfigT = TypeVar("AdaINConfigT", bound=CropTrainingConfig, covariant=True)
+"""An AdaIN objective's configuration: :class:`TrainConfig`, or a variant's own (whose
+objective overrides what reads :class:`TrainConfig`'s fields)."""
+
+
+class AdaINObjective(DecoderObjective[AdaINConfigT]):
+    """``brushwork train adain``: an AdaIN decoder (and its Laplacian and depth variants).
+    ``AdaINObjective(config)`` is an ``AdaINObjective[TrainConfig]``; a variant with a
+    configuration of its own (:class:`~brushwork.training.temporal.TemporalAdaINObjective`)
+    subclasses ``AdaINObjective[ItsConfig]`` and overrides the methods that take a
+    ``TrainConfig`` (their ``self`` says so)."""
 
     name = "adain"
     description = "train an AdaIN decoder on folders of photos and paintings"
-    config_class = TrainConfig
+    config_class: ClassVar[type[TrainingConfig]] = TrainConfig
     method = "adain"
-    log_names = LOSS_NAMES
+    log_names: ClassVar[tuple[str, ...]] = LOSS_NAMES
     free = frozenset({"iterations", "content_dir", "style_dir", "depth_model"})
-    layer = LAYER  # type: ignore[assignment]
+    layer = LAYER
     bytes_per_pixel = 5200
     input_fields = ("content_dir", "style_dir", "depth_model")
 
     def __init__(
-        self, config: TrainConfig, *, encoder: VGG19 | None = None, depth: nn.Module | None = None
+        self,
+        config: AdaINConfigT,
+        *,
+        encoder: VGG19 | None = None,
+        depth: nn.Module | None = None,
     ) -> None:
         super().__init__(config)
         self.encoder = encoder
@@ -180,11 +194,11 @@ class AdaINObjective(DecoderObjective):
         self.contents: Batches | None = None
         self.styles: Batches | None = None
 
-    def pixel_bytes(self) -> float:
+    def pixel_bytes(self: AdaINObjective[TrainConfig]) -> float:
         depth = DEPTH_BYTES_PER_PIXEL if self.config.depth_weight > 0 else 0
         return self.bytes_per_pixel + depth
 
-    def check_inputs(self, run: RunOptions) -> None:
+    def check_inputs(self: AdaINObjective[TrainConfig], run: RunOptions) -> None:
         config = self.config
         self.content_files = list_images(config.content_dir, "content")
         self.style_files = list_images(config.style_dir, "style")
@@ -198,12 +212,17 @@ class AdaINObjective(DecoderObjective):
                 config.depth_model, input_size=config.depth_size or None, mean=mean, std=std
             )
 
-    def build(self, device: torch.device, precision: Precision, run: RunOptions) -> nn.Module:
+    def build(
+        self: AdaINObjective[TrainConfig],
+        device: torch.device,
+        precision: Precision,
+        run: RunOptions,
+    ) -> nn.Module:
         encoder = training_encoder(self.encoder, LAYER, device, run.weights)
         self.encoder = encoder
         torch.manual_seed(self.config.seed)
         self.decoder = Decoder(LAYER, width=encoder.out_channels[LAYER] / 512)
-        self.decoder.to(device).to(memory_format=torch.channels_last)
+        self.decoder.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         depth = None
         if self.depth is not None:
             depth = self.depth.to(device).requires_grad_(False).eval()

@@ -191,7 +191,7 @@ def read_start(model: str, *, method: str, layer: str, channels: int) -> tuple[D
     return decoder, taken
 
 
-class ReconstructionObjective(DecoderObjective):
+class ReconstructionObjective(DecoderObjective[DecoderConfig]):
     """``brushwork train wct --layer L``: a decoder that inverts VGG-19 from L."""
 
     name = "wct"
@@ -256,7 +256,7 @@ class ReconstructionObjective(DecoderObjective):
                 f"the decoder takes {self.decoder.in_channels} channels, the "
                 f"encoder gives {encoder.out_channels[layer]} at {layer}"
             )
-        self.decoder.to(device).to(memory_format=torch.channels_last)
+        self.decoder.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.initialize = (
             self.config.init_from is None or bool(self.new_layers)
         ) and not run.resume

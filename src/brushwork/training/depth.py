@@ -371,7 +371,7 @@ class DepthLoss(nn.Module):
         )
 
 
-class DepthObjective(Objective):
+class DepthObjective(Objective[DepthTrainConfig]):
     """``brushwork train depth``: brushwork's monocular depth estimator."""
 
     name = "depth"

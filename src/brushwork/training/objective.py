@@ -19,7 +19,7 @@ import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -27,14 +27,19 @@ from torch import Tensor, nn
 from brushwork.checkpoints import Checkpoint
 from brushwork.errors import BrushworkError
 from brushwork.memory import plan_training
-from brushwork.options import Options
 from brushwork.outputs import inputs_of
 from brushwork.precision import Precision
 from brushwork.training.data import Batches, loader_bytes, to_device
 from brushwork.training.runs import DEFAULT_OPTIMIZER
 
 if TYPE_CHECKING:
-    from brushwork.training.trainer import RunOptions
+    from brushwork.training.trainer import CropTrainingConfig, RunOptions, TrainingConfig
+
+ConfigT = TypeVar("ConfigT", bound="TrainingConfig", covariant=True)
+"""An objective's configuration class (:attr:`Objective.config`); covariant, so that
+:func:`~brushwork.training.trainer.train` takes every ``Objective[TrainingConfig]``."""
+CropConfigT = TypeVar("CropConfigT", bound="CropTrainingConfig", covariant=True)
+"""A :class:`DecoderObjective`'s configuration class."""
 
 
 @dataclass
@@ -72,12 +77,14 @@ class StepContext:
             self.scaler.step(optimizer)
 
 
-class Objective(ABC):
-    """What one kind of network learns: configuration, network, data, loss."""
+class Objective(ABC, Generic[ConfigT]):
+    """What one kind of network learns: configuration (a ``ConfigT``), network, data,
+    loss."""
 
     name: ClassVar[str]
     description: ClassVar[str]
-    config_class: ClassVar[type[Options]]
+    config_class: ClassVar[type[TrainingConfig]]
+    """The class of :attr:`config` (``ConfigT``; a class variable cannot name it)."""
     method: ClassVar[str]
     """The method its checkpoints carry (and that loads its models)."""
     log_names: ClassVar[tuple[str, ...]]
@@ -94,16 +101,18 @@ class Objective(ABC):
     input_fields: ClassVar[tuple[str, ...]] = ()
     """Configuration fields naming what the run reads (data folders, a start checkpoint)."""
 
-    def __init__(self, config: Any, **dependencies: Any) -> None:
+    def __init__(self, config: ConfigT, **dependencies: Any) -> None:
         if not isinstance(config, self.config_class):
             raise BrushworkError(f"{self.name} training takes {self.config_class.__name__}")
-        self.config = config
+        self.config: ConfigT = config
         self.dependencies = dependencies
         self.skipped: list[str] = []
 
     def crop(self) -> tuple[int, int]:
-        """The (height, width) of a training crop."""
-        side = int(self.config.crop_size)
+        """The (height, width) of a training crop (default: a square of the configuration's
+        ``crop_size``, which a :class:`CropTrainingConfig` has and a plain
+        :class:`TrainingConfig` need not)."""
+        side = int(getattr(self.config, "crop_size"))  # noqa: B009
         return side, side
 
     def pixel_bytes(self) -> float:
@@ -228,7 +237,7 @@ class Objective(ABC):
         )
 
 
-class DecoderObjective(Objective):
+class DecoderObjective(Objective[CropConfigT]):
     """An objective that trains one decoder from :attr:`layer` (AdaIN, the WCT decoders,
     Style Swap's inverse network), with Adam at ``learning_rate / (1 + lr_decay · step)``
     (Huang & Belongie 2017's schedule) and, by :meth:`start_pairs`, batches of content and
@@ -245,8 +254,10 @@ class DecoderObjective(Objective):
 
     @property
     def layer(self) -> str:
-        """The encoder layer the decoder starts from."""
-        return str(self.config.layer)
+        """The encoder layer the decoder starts from (default: the configuration's
+        ``layer``, which not every decoder's configuration has: a decoder of one fixed
+        layer overrides this)."""
+        return str(getattr(self.config, "layer"))  # noqa: B009
 
     def network(self) -> nn.Module:
         assert self.decoder is not None

@@ -118,14 +118,14 @@ class InverseLoss(nn.Module):
         return {"feature": feature, "tv": tv, "total": feature + self.config.tv_weight * tv}
 
 
-class InverseObjective(DecoderObjective):
+class InverseObjective(DecoderObjective[InverseConfig]):
     """``brushwork train styleswap-inverse``: Style Swap's inverse network."""
 
     name = "styleswap-inverse"
     description = "train Style Swap's inverse network (relu3_1 decoder of swapped features)"
     config_class = InverseConfig
     method = "styleswap"
-    layer = LAYER  # type: ignore[assignment]
+    layer = LAYER
     log_names = LOSS_NAMES
     free = frozenset({"iterations", "content_dir", "style_dir", "val_dir", "init_from"})
     bytes_per_pixel = 11_000  # three latents (content, style, swapped) per content crop
@@ -165,7 +165,7 @@ class InverseObjective(DecoderObjective):
                 f"the decoder takes {self.decoder.in_channels} channels, the "
                 f"encoder gives {encoder.out_channels[LAYER]} at {LAYER}"
             )
-        self.decoder.to(device).to(memory_format=torch.channels_last)
+        self.decoder.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.initialize = self.config.init_from is None and not run.resume
         return InverseLoss(self.decoder, encoder, self.config)
 

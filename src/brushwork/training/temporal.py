@@ -192,14 +192,14 @@ class TemporalAdaINLoss(nn.Module):
         return losses
 
 
-class TemporalAdaINObjective(AdaINObjective):
+class TemporalAdaINObjective(AdaINObjective[TemporalConfig]):
     """``brushwork train adain-temporal``: an AdaIN decoder fine-tuned for steady video."""
 
     name = "adain-temporal"
     description = (
         "fine-tune an AdaIN decoder with a temporal loss on synthetic motion (no video needed)"
     )
-    config_class = TemporalConfig  # type: ignore[assignment]
+    config_class = TemporalConfig
     method = "adain"
     log_names = LOSS_NAMES
     free = frozenset({"iterations", "content_dir", "style_dir", "init_from"})
@@ -232,7 +232,7 @@ class TemporalAdaINObjective(AdaINObjective):
                 f"{self.config.init_from} is not a whole relu4_1 AdaIN "
                 f"decoder for {channels} encoder channels"
             )
-        self.decoder.to(device).to(memory_format=torch.channels_last)
+        self.decoder.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.loss = TemporalAdaINLoss(self.decoder, encoder, self.config)
         return self.loss
 

@@ -212,7 +212,7 @@ def _parameter_names(
 
 
 def train(
-    objective: Objective, run: RunOptions | None = None, *, events: ev.Sinks = None
+    objective: Objective[TrainingConfig], run: RunOptions | None = None, *, events: ev.Sinks = None
 ) -> TrainResult:
     """Train (or resume) ``objective``'s network; returns where the run stands. Everything
     is checked before any data or weights load: the options, the memory plan, the run
@@ -232,7 +232,9 @@ def train(
             remove_empty(created)
 
 
-def _train(objective: Objective, run: RunOptions, out: Path, events: ev.Sinks) -> TrainResult:
+def _train(
+    objective: Objective[TrainingConfig], run: RunOptions, out: Path, events: ev.Sinks
+) -> TrainResult:
     """The loop of :func:`train`, in a checked run folder; rank 0 alone reports."""
     rank, world = _distributed()
     if world > 1 and not objective.distributed:
@@ -248,7 +250,12 @@ class _Run:
     optimizers (restored on ``--resume``), the steps, the log and the checkpoints."""
 
     def __init__(
-        self, objective: Objective, run: RunOptions, out: Path, rank: int, world: int
+        self,
+        objective: Objective[TrainingConfig],
+        run: RunOptions,
+        out: Path,
+        rank: int,
+        world: int,
     ) -> None:
         self.objective, self.run, self.out, self.rank, self.world = objective, run, out, rank, world
         self.device = _device(run.device, rank)
