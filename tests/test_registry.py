@@ -63,6 +63,18 @@ def test_models_name_existing_files_of_their_method() -> None:
     assert models.resolve("adain", method="adain").is_file()
 
 
+def test_bundled_models_hold_the_parts_their_method_loads() -> None:
+    """Each entry's ``parts`` are what its bundled models hold (none: one network), so a
+    method reading them from its entry can load every model shipped for it."""
+    checked = 0
+    for name, entry in REGISTRY.items():
+        for info in models.for_method(name):
+            assert sorted(info.parts) == sorted(entry.parts), (name, info.name)
+            models.resolve(info.name, method=name, parts=entry.parts)
+            checked += 1
+    assert checked >= len([m for m in models.MODELS.values() if m.method in REGISTRY]) > 0
+
+
 def test_front_ends_list_without_torch() -> None:
     code = (
         "import sys; from brushwork.cli import main; main(['methods']); main(['models']);"

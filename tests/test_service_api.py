@@ -154,6 +154,60 @@ def test_health_methods_models_examples(client: TestClient) -> None:
     assert "no example" in error_of(client.get("/examples/nope"), 404)
 
 
+def test_models_carry_a_per_style_models_style_thumbnail(
+    client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``GET /models`` gives each network's size and parts, and a per-style model's style
+    with its thumbnail as a ``data:`` URI (for the page's ``<img>``); no server paths."""
+    import base64
+
+    import torch
+
+    from brushwork import models
+    from brushwork.examples import style_path
+    from brushwork.models.parts import save_model
+
+    torch.manual_seed(0)
+    mosaic = models.Style("Mosaic", "brushwork examples", "CC0-1.0")
+    path = save_model(
+        tmp_path / "adain-mosaic.safetensors",
+        torch.nn.Conv2d(3, 3, 3).state_dict(),
+        method="adain",
+        encoder="vgg19:relu4_1:512",
+        style=mosaic,
+        style_image=style_path("mosaic"),
+    )
+    entry = models.ModelInfo(
+        "adain-mosaic",
+        str(path),
+        "adain",
+        "vgg19:relu4_1:512",
+        "docs/models/adain.md",
+        "AdaIN for the mosaic style",
+        "relu4_1",
+        style=mosaic,
+    )
+    monkeypatch.setattr(models, "MODELS", {**models.MODELS, entry.name: entry})
+
+    rows = {m["name"]: m for m in client.get("/models").json()["models"]}
+    row = rows["adain-mosaic"]
+    assert row["installed"] and row["bytes"] == path.stat().st_size and row["parts"] == []
+    assert row["source"] == "bundled" and "file" not in row
+    style = row["style"]
+    assert {k: style[k] for k in ("name", "source", "licence")} == {
+        "name": "Mosaic",
+        "source": "brushwork examples",
+        "licence": "CC0-1.0",
+    }
+    assert style["thumbnail"].startswith("data:image/png;base64,")
+    png = base64.b64decode(style["thumbnail"].partition(",")[2])
+    assert Image.open(io.BytesIO(png)).format == "PNG"
+    assert rows["adain"]["style"] is None  # a network for any style
+    assert rows["tiny"]["source"] == "operator" and rows["tiny"]["style"] is None
+    assert rows["tiny"]["parts"] == [] and "bytes" in rows["tiny"]
+    assert not any("file" in m for m in rows.values())
+
+
 def test_page_and_docs(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

@@ -30,22 +30,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from brushwork.cli.common import (
-    _Parser,
-    add_method_arguments,
-    add_options,
-    add_style_arguments,
-    given,
-    method_of,
-    method_values,
-    parse_known,
-    parse_regions,
-    parse_style_spec,
-    progress_flags,
-    progress_sinks,
-    styles_from_args,
-    version_text,
-)
+from brushwork.cli.common import _Parser, version_text
 from brushwork.errors import BrushworkError
 
 
@@ -138,22 +123,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-__all__ = [
-    "COMMANDS",
-    "Command",
-    "_Parser",
-    "add_method_arguments",
-    "add_options",
-    "add_style_arguments",
-    "build_parser",
-    "given",
-    "main",
-    "method_of",
-    "method_values",
-    "parse_known",
-    "parse_regions",
-    "parse_style_spec",
-    "progress_flags",
-    "progress_sinks",
-    "styles_from_args",
-]
+__all__ = ["COMMANDS", "Command", "build_parser", "main"]

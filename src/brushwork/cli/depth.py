@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,18 +18,9 @@ DEPTH_DESCRIPTION = (
 )
 
 
-def cmd_depth(argv: Sequence[str]) -> int:
-    """``brushwork depth IMAGE -o DEPTH.png``: a colour map (and 16-bit grey) of depth."""
-    import os
-
-    from PIL import Image, PngImagePlugin
-
-    from brushwork import api
-    from brushwork.depth import ENV, ONNX_SUFFIXES, TORCHSCRIPT_SUFFIXES
-    from brushwork.depth.render import RAW_DESCRIPTION, colorize, to_uint16
-    from brushwork.image import SAVE_FORMATS
+def depth_parser() -> _Parser:
+    """The parser of ``brushwork depth``."""
     from brushwork.memory import parse_bytes
-    from brushwork.outputs import OutputPlan, inputs_of, write_atomically_together
 
     parser = _Parser(prog="brushwork depth", description=DEPTH_DESCRIPTION)
     parser.add_argument("image", help="input image (JPEG, PNG, WebP, TIFF, BMP)")
@@ -75,7 +67,15 @@ def cmd_depth(argv: Sequence[str]) -> int:
         help="memory the estimate may use, e.g. 4G (default: 80%% of available)",
     )
     parser.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
-    args = parser.parse_args(list(argv))
+    return parser
+
+
+def depth_outputs(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """The colour map's path and the raw depth's (or None), both checked before any work:
+    neither may be an input, nor an existing file without --force
+    (:class:`~brushwork.outputs.OutputPlan`)."""
+    from brushwork.outputs import OutputPlan, inputs_of
+
     plan = OutputPlan(force=args.force, inputs=inputs_of(args.image, args.model))
     output = plan.add(args.output, flag="-o")
     raw = (
@@ -83,7 +83,17 @@ def cmd_depth(argv: Sequence[str]) -> int:
         if args.raw is None
         else plan.add(args.raw, extensions=(".png",), what="raw depth", flag="--raw")
     )
-    model = args.model or os.environ.get(ENV) or "depth"
+    return output, raw
+
+
+def depth_model(args: argparse.Namespace) -> str:
+    """The depth model to run: --model, else BRUSHWORK_DEPTH_MODEL, else 'depth'; ONNX and
+    TorchScript models (those of the depth loss) are refused."""
+    import os
+
+    from brushwork.depth import ENV, ONNX_SUFFIXES, TORCHSCRIPT_SUFFIXES
+
+    model: str = args.model or os.environ.get(ENV) or "depth"
     if Path(model).suffix.lower() in ONNX_SUFFIXES | TORCHSCRIPT_SUFFIXES:
         source = "" if args.model else f" (from {ENV})"
         raise BrushworkError(
@@ -92,14 +102,18 @@ def cmd_depth(argv: Sequence[str]) -> int:
             "`brushwork train depth`); ONNX and TorchScript models serve "
             "only the depth loss"
         )
-    depth = api.estimate_depth(
-        args.image,
-        model,
-        side=args.side,
-        device=args.device,
-        max_pixels=args.max_pixels,
-        max_memory=args.max_memory,
-    )
+    return model
+
+
+def write_depth(depth: Any, output: Path, raw: Path | None, *, force: bool) -> list[Path]:
+    """Write ``depth`` as a colour map to ``output`` and as 16-bit grey to ``raw`` (if
+    given), both or neither; the paths written."""
+    from PIL import Image, PngImagePlugin
+
+    from brushwork.depth.render import RAW_DESCRIPTION, colorize, to_uint16
+    from brushwork.image import SAVE_FORMATS
+    from brushwork.outputs import write_atomically_together
+
     colour = Image.fromarray(colorize(depth))
     fmt = SAVE_FORMATS[output.suffix.lower()]
     options = {} if fmt == "PNG" else {"quality": 95}
@@ -110,7 +124,25 @@ def cmd_depth(argv: Sequence[str]) -> int:
         info.add_text("Description", RAW_DESCRIPTION)
         info.add_text("Software", version_text())
         files.append((raw, lambda tmp: grey.save(tmp, format="PNG", pnginfo=info)))
-    write_atomically_together(files, replace=args.force)
-    for path, _ in files:
+    write_atomically_together(files, replace=force)
+    return [path for path, _ in files]
+
+
+def cmd_depth(argv: Sequence[str]) -> int:
+    """``brushwork depth IMAGE -o DEPTH.png``: a colour map (and 16-bit grey) of depth."""
+    from brushwork import api
+
+    args = depth_parser().parse_args(list(argv))
+    output, raw = depth_outputs(args)
+    model = depth_model(args)
+    depth = api.estimate_depth(
+        args.image,
+        model,
+        side=args.side,
+        device=args.device,
+        max_pixels=args.max_pixels,
+        max_memory=args.max_memory,
+    )
+    for path in write_depth(depth, output, raw, force=args.force):
         print(path)
     return 0

@@ -44,6 +44,10 @@ class MethodEntry:
     """Training objectives by name (``brushwork train NAME``): ``module:Class``."""
     exporter: str | None = None
     """``module:function`` writing the method as ONNX (``brushwork export NAME``)."""
+    parts: tuple[str, ...] = ()
+    """The named networks the method loads from one model file (each bundled model of
+    the method, :mod:`brushwork.models`, holds them); none: one network. What
+    :func:`brushwork.models.resolve` is given as ``parts``."""
 
     def load(self) -> type[Method[Any]]:
         """The class, checked against this entry (name and kind)."""

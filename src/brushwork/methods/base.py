@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -321,10 +322,30 @@ class Method(ABC, Generic[OptionsT]):
             )
         return self.encoder
 
-    @abstractmethod
+    def check_styles(self, targets: Sequence[StyleTarget]) -> None:
+        """Refuse, before any work, styles this method cannot use: by default, smaller than
+        :meth:`min_style_side` or restricted to layers it refuses
+        (:meth:`check_style_layers`)."""
+        check_style_sides(targets, self.min_style_side(), self.name)
+        self.check_style_layers([t.layers for t in targets])
+
     def prepare(self, styles: Tensor | StyleTarget | Sequence[StyleTarget]) -> PreparedStyle:
         """Encode the styles once; the result serves every content image of the size their
-        masks have (any size without masks)."""
+        masks have (any size without masks). The styles are checked
+        (:func:`style_targets`, :meth:`check_styles`), encoded by :meth:`encode_prepared`
+        and wrapped with the time it all took."""
+        start = time.perf_counter()
+        targets = style_targets(styles)
+        self.check_styles(targets)
+        data = self.encode_prepared(targets)
+        return PreparedStyle(
+            self.name, targets, data, mask_size(targets), time.perf_counter() - start
+        )
+
+    @abstractmethod
+    def encode_prepared(self, targets: list[StyleTarget]) -> Any:
+        """What :meth:`stylize` needs of the checked styles (statistics, features),
+        computed once without gradients; becomes :attr:`PreparedStyle.data`."""
 
     @abstractmethod
     def stylize(

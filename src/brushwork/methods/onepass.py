@@ -38,8 +38,6 @@ from brushwork.methods.base import (
     StylizeResult,
     check_content,
     check_style_sides,
-    mask_size,
-    style_targets,
     uses_masks,
 )
 from brushwork.ops import pad_to_multiple
@@ -140,15 +138,10 @@ class OnePassMethod(Method[OptionsT]):
         require(need, f"a {width}x{height} {self.name} run", limit, device)
         return MemoryPlan(int(need))
 
-    def prepare(self, styles: Tensor | StyleTarget | Sequence[StyleTarget]) -> PreparedStyle:
-        start = time.perf_counter()
-        targets = style_targets(styles)
-        self.check_styles(targets)
+    def encode_prepared(self, targets: list[StyleTarget]) -> Any:
+        """:meth:`encode_styles` in inference mode at the method's precision."""
         with torch.inference_mode(), self.precision.autocast():
-            data = self.encode_styles(targets)
-        return PreparedStyle(
-            self.name, targets, data, mask_size(targets), time.perf_counter() - start
-        )
+            return self.encode_styles(targets)
 
     def stylize(
         self,

@@ -39,9 +39,6 @@ from brushwork.methods.base import (
     StyleTarget,
     StylizeResult,
     check_content,
-    check_style_sides,
-    mask_size,
-    style_targets,
 )
 from brushwork.optim import LossFunction, optimize_image
 from brushwork.options import SEED_MAX, Options, option
@@ -229,17 +226,11 @@ class OptimizationMethod(Method[OptimizationOptionsT]):
             "--size or --style-scale, or a machine with more memory"
         )
 
-    def prepare(self, styles: Tensor | StyleTarget | Sequence[StyleTarget]) -> PreparedStyle:
-        start = time.perf_counter()
-        targets = style_targets(styles)
-        check_style_sides(targets, self.min_style_side(), self.name)
-        self.check_style_layers([t.layers for t in targets])
+    def encode_prepared(self, targets: list[StyleTarget]) -> Any:
+        """:meth:`prepare_styles` on the encoder, without gradients."""
         encoder = self.get_encoder()
         with torch.no_grad(), self.precision.autocast():
-            data = self.prepare_styles(encoder, targets)
-        return PreparedStyle(
-            self.name, targets, data, mask_size(targets), time.perf_counter() - start
-        )
+            return self.prepare_styles(encoder, targets)
 
     def stylize(
         self,

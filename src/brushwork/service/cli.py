@@ -31,7 +31,7 @@ def _model(text: str) -> tuple[str, Path]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``brushwork serve``."""
-    from brushwork.cli import _Parser, add_options
+    from brushwork.cli.common import _Parser, add_options
     from brushwork.service.config import TOKEN_ENV
 
     parser = _Parser(prog="brushwork serve", description=DESCRIPTION)
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from(args: argparse.Namespace) -> ServiceConfig:
     """The checked :class:`ServiceConfig` of parsed flags."""
-    from brushwork.cli import given
+    from brushwork.cli.common import given
     from brushwork.service.config import tokens_from
 
     values = given(args, PREFIX)

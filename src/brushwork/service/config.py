@@ -2,9 +2,9 @@
 
 Every setting is declared once, in :class:`ServeOptions`, with :func:`brushwork.options.option`
 (help, ranges, parsers): ``brushwork serve`` builds its flags from the declarations
-(:func:`brushwork.cli.add_options`) and :meth:`ServiceConfig.validate` checks the values with
-the CLI's messages. :class:`ServiceConfig` adds what is not a plain flag: tokens, CORS
-origins, host names, operator networks and a stand-in encoder (tests).
+(:func:`brushwork.cli.common.add_options`) and :meth:`ServiceConfig.validate` checks the
+values with the CLI's messages. :class:`ServiceConfig` adds what is not a plain flag: tokens,
+CORS origins, host names, operator networks and a stand-in encoder (tests).
 """
 
 from __future__ import annotations

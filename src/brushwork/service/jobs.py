@@ -590,8 +590,8 @@ class JobManager:
         self, job: Job, spec: JobSpec, sink: JobSink, painters: OrderedDict[str, Any], start: float
     ) -> dict[str, Any]:
         """Paint an image job into its folder; the result's details."""
-        from brushwork.api import Style
         from brushwork.image import save_image
+        from brushwork.inputs import Style
 
         folder = self.jobs_dir / job.id
         painter = self._painter(painters, spec)
@@ -633,7 +633,7 @@ class JobManager:
         the job's sink gets one progress step per frame (and stops the job between frames),
         the frames are kept in the job's work folder, which a job started again (after a
         restart) resumes; the result's details."""
-        from brushwork.api import Style
+        from brushwork.inputs import Style
         from brushwork.service.spec import split_video
         from brushwork.video.runner import stylize_video
         from brushwork.video.work import MANIFEST

@@ -274,7 +274,7 @@ class Service:
     ) -> int:
         """Plan the job from the stored uploads' headers (its sizes against ``max_side``);
         its total steps (a video job: one per frame)."""
-        from brushwork.api import Style
+        from brushwork.inputs import Style
 
         style_list = [
             Style(
@@ -303,7 +303,7 @@ class Service:
     ) -> Any:
         """A video job's plan for frames of ``size`` (what :meth:`Painter.check` tells of an
         image, from the styles' and mask's headers)."""
-        from brushwork.api import image_size
+        from brushwork.inputs import image_size
         from brushwork.methods.base import check_style_weights
 
         stylizer = painter.stylizer

@@ -47,23 +47,12 @@ def models_list(owner: Owner, service: ServiceDep) -> dict[str, Any]:
 
 
 def model_rows(extra_models: dict[str, tuple[str, Any]]) -> list[dict[str, Any]]:
-    """The bundled networks (whether installed), then the operator's (``extra_models``:
-    name → (method, file)); no server paths."""
+    """The bundled networks (whether installed, their size and parts, and for a per-style
+    model its style with a ``data:`` thumbnail: :func:`brushwork.models.row`), then the
+    operator's (``extra_models``: name → (method, file)); no server paths."""
     from brushwork import models
 
-    rows = [
-        {
-            "name": m.name,
-            "method": m.method,
-            "layer": m.layer,
-            "encoder": m.encoder,
-            "installed": m.path.is_file(),
-            "description": m.description,
-            "card": m.card,
-            "source": "bundled",
-        }
-        for m in models.MODELS.values()
-    ]
+    rows = [models.row(m, paths=False) | {"source": "bundled"} for m in models.MODELS.values()]
     rows += [
         {
             "name": name,
@@ -71,8 +60,11 @@ def model_rows(extra_models: dict[str, tuple[str, Any]]) -> list[dict[str, Any]]
             "layer": None,
             "encoder": None,
             "installed": True,
-            "description": "added by the operator",
+            "bytes": None,
             "card": None,
+            "description": "added by the operator",
+            "parts": [],
+            "style": None,
             "source": "operator",
         }
         for name, (method, _) in extra_models.items()

@@ -1,11 +1,12 @@
 // brushwork's page: plain JavaScript, no build step. The controls are built from
-// GET /methods; a job is POST /jobs, followed through GET /jobs/{id}/events (read with
-// fetch, so that a bearer token can be sent), its result fetched as a blob.
+// GET /methods (a per-style model's style thumbnail from GET /models); a job is POST /jobs,
+// followed through GET /jobs/{id}/events (read with fetch, so that a bearer token can be
+// sent), its result fetched as a blob.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { methods: [], controls: [], kinds: ["image"], content: null, styles: [], job: null,
-                abort: null, kind: "image",
+const state = { methods: [], controls: [], models: {}, kinds: ["image"], content: null, styles: [],
+                job: null, abort: null, kind: "image",
                 announced: { id: null, state: null, tenth: -1 } };
 const HISTORY_KEY = "brushwork.history";
 const TOKEN_KEY = "brushwork.token";
@@ -161,6 +162,24 @@ function optionLabel(option) {
   return option.name.replace(/_/g, " ");
 }
 
+function modelStyle(select) {
+  // the style a per-style model paints: its thumbnail beside the choice, when it has one
+  const img = document.createElement("img");
+  img.className = "model-style";
+  const show = () => {
+    const style = (state.models[select.value] || {}).style;
+    img.hidden = !(style && style.thumbnail);
+    if (img.hidden) { img.removeAttribute("src"); img.alt = ""; img.title = ""; return; }
+    img.src = style.thumbnail;
+    img.alt = "style: " + style.name;
+    img.title = style.name + (style.source ? " (" + style.source + ")" : "") +
+      (style.licence ? ", " + style.licence : "");
+  };
+  select.addEventListener("change", show);
+  show();
+  return img;
+}
+
 function control(option) {
   const wrap = document.createElement("div");
   wrap.className = "field";
@@ -219,7 +238,9 @@ function control(option) {
   input.dataset.option = option.name;
   input.setAttribute("aria-describedby", help.id);
   if (option.type === "bool") wrap.append(input, label, help);
-  else wrap.append(label, input, help);
+  else if (option.name === "model" && input.tagName === "SELECT") {
+    wrap.append(label, input, modelStyle(input), help);
+  } else wrap.append(label, input, help);
   return wrap;
 }
 
@@ -519,6 +540,8 @@ async function load() {
     state.methods = info.methods;
     state.controls = info.controls;
     state.kinds = info.kinds || ["image"];
+    const models = await (await api("/models")).json();
+    state.models = Object.fromEntries(models.models.map((m) => [m.name, m]));
     const select = $("method");
     const chosen = select.value;
     select.replaceChildren();
