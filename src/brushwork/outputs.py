@@ -115,6 +115,15 @@ def is_within(inner: PathLike, outer: PathLike) -> bool:
     return inner_path == outer_path or outer_path in inner_path.parents
 
 
+def exists(path: PathLike) -> bool:
+    """Whether ``path`` names something on disk (False for a name no file system takes:
+    too long, or with a NUL byte)."""
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):
+        return False
+
+
 def inputs_of(*values: object) -> list[Path]:
     """The paths among ``values`` (option values: strings, paths, lists of them) that name
     something on disk: the files and folders a command reads, which no output may be."""
@@ -124,9 +133,8 @@ def inputs_of(*values: object) -> list[Path]:
             found.extend(inputs_of(*value))
         elif isinstance(value, (str, os.PathLike)) and str(value):
             path = Path(value).expanduser()
-            with contextlib.suppress(OSError, ValueError):
-                if path.exists():
-                    found.append(path)
+            if exists(path):
+                found.append(path)
     return found
 
 

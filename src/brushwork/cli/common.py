@@ -11,11 +11,11 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
 from brushwork.defaults import DEFAULT_METHOD
 from brushwork.errors import BrushworkError
+from brushwork.outputs import exists
 
 
 class _Parser(argparse.ArgumentParser):
@@ -139,22 +139,13 @@ def given(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
     }
 
 
-def _exists(path: str) -> bool:
-    """Whether ``path`` names something on disk (False for a name no file system takes:
-    too long, or with a NUL byte)."""
-    try:
-        return Path(path).exists()
-    except (OSError, ValueError):
-        return False
-
-
 def parse_style_spec(spec: str) -> dict[str, Any]:
     """``PATH[:WEIGHT][@LAYER,LAYER]`` → {"image", "weight", "layers"}; an existing file's
     name is taken whole, so paths containing ':' or '@' still work. A weight or layer list
     that does not parse is an error naming it (not a missing file)."""
     from brushwork.encoders.vgg import LAYER_INDEX
 
-    if _exists(spec):
+    if exists(spec):
         return {"image": spec, "weight": 1.0, "layers": None}
     path, weight, layers = spec, 1.0, None
     head, at, tail = path.rpartition("@")
@@ -163,7 +154,7 @@ def parse_style_spec(spec: str) -> dict[str, Any]:
         unknown = [n for n in names if n not in LAYER_INDEX]
         if unknown or not all(names):
             weighted = head.rpartition(":")[0]
-            if _exists(head) or (weighted and _exists(weighted)):
+            if exists(head) or (weighted and exists(weighted)):
                 raise BrushworkError(
                     f"--style {spec}: unknown VGG-19 layer "
                     f"{(unknown or [''])[0]!r} after '@' (layers are named "
@@ -176,7 +167,7 @@ def parse_style_spec(spec: str) -> dict[str, Any]:
         try:
             weight = float(tail)
         except ValueError:
-            if _exists(head):
+            if exists(head):
                 raise BrushworkError(
                     f"--style {spec}: the weight after ':' must be a number, not {tail!r}"
                 ) from None
@@ -380,3 +371,16 @@ def styles_from_args(args: argparse.Namespace) -> list[Any]:
         )
     masks = args.style_masks or [None] * len(specs)
     return [Style(mask=mask, **spec) for spec, mask in zip(specs, masks, strict=True)]
+
+
+def pick_named(
+    argv: Sequence[str], *, prog: str, description: str, dest: str, names: Sequence[str]
+) -> tuple[str, list[str]] | None:
+    """The NAME of ``brushwork COMMAND NAME ...`` and the arguments after it; None once the
+    command's own help (no NAME, or ``-h``) has been printed."""
+    if not argv or argv[0] in ("-h", "--help"):
+        parser = _Parser(prog=prog, description=description)
+        parser.add_argument(dest, choices=list(names))
+        parser.parse_args(list(argv))
+        return None
+    return argv[0], list(argv[1:])

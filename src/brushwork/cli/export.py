@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from brushwork.cli.common import _Parser, add_options, given
+from brushwork.cli.common import _Parser, add_options, given, pick_named
 from brushwork.errors import BrushworkError
 
 
@@ -13,17 +13,17 @@ def cmd_export(argv: Sequence[str]) -> int:
     from brushwork.methods import REGISTRY, get_entry, load_object
 
     names = [n for n, e in REGISTRY.items() if e.exporter]
-    if not argv or argv[0] in ("-h", "--help"):
-        parser = _Parser(
-            prog="brushwork export",
-            description="Export a method to ONNX: "
-            + ", ".join(names)
-            + ". `brushwork export NAME -h` for its options.",
-        )
-        parser.add_argument("method", choices=names)
-        parser.parse_args(list(argv))
+    picked = pick_named(
+        argv,
+        prog="brushwork export",
+        description=f"Export a method to ONNX: {', '.join(names)}. "
+        "`brushwork export NAME -h` for its options.",
+        dest="method",
+        names=names,
+    )
+    if picked is None:
         return 0
-    name, rest = argv[0], argv[1:]
+    name, rest = picked
     entry = get_entry(name)
     if not entry.exporter:
         raise BrushworkError(f"{name} has no ONNX export; exportable: {', '.join(names)}")

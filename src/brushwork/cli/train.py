@@ -7,7 +7,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from brushwork.cli.common import _Parser, add_options, given, progress_flags, progress_sinks
+from brushwork.cli.common import (
+    _Parser,
+    add_options,
+    given,
+    pick_named,
+    progress_flags,
+    progress_sinks,
+)
 from brushwork.errors import BrushworkError
 
 
@@ -34,17 +41,17 @@ def cmd_train(argv: Sequence[str]) -> int:
     from brushwork.training import trainers
 
     names = list(trainers())
-    if not argv or argv[0] in ("-h", "--help"):
-        parser = _Parser(
-            prog="brushwork train",
-            description="Train a network: "
-            + "; ".join(names)
-            + ". `brushwork train NAME -h` for its options.",
-        )
-        parser.add_argument("network", choices=names)
-        parser.parse_args(list(argv))
+    picked = pick_named(
+        argv,
+        prog="brushwork train",
+        description=f"Train a network: {'; '.join(names)}. "
+        "`brushwork train NAME -h` for its options.",
+        dest="network",
+        names=names,
+    )
+    if picked is None:
         return 0
-    name, rest = argv[0], argv[1:]
+    name, rest = picked
     if name not in names:
         raise BrushworkError(f"nothing to train called {name!r}; choose one of {', '.join(names)}")
     from brushwork import events
