@@ -1265,7 +1265,7 @@ def test_cancel_stops_between_stages(client: TestClient, monkeypatch: Any) -> No
 
     def as_image(value: Any, what: str, *args: Any) -> Any:
         if what == "content":
-            running = [j for j in manager.store.list(None) if j.state == "running"]
+            running = [j for j in manager.store.newest(None) if j.state == "running"]
             manager.cancel(running[0].id)
         return decode(value, what, *args)
 
@@ -1359,7 +1359,7 @@ def test_messages_show_json_values(
 
 
 def test_job_ids() -> None:
-    from brushwork.service.jobs import ID_LENGTH, new_id
+    from brushwork.service.records import ID_LENGTH, new_id
 
     made = {new_id() for _ in range(50)}
     assert {len(i) for i in made} == {ID_LENGTH} and all(valid_id(i) for i in made)

@@ -12,7 +12,7 @@ from pathlib import Path
 from brushwork import events as ev
 from brushwork.batch.inputs import Item, expand, plan_items, read_pairs
 from brushwork.batch.manifest import check_manifest
-from brushwork.batch.run import STAGE, check_runnable, run_batch, to_do
+from brushwork.batch.run import STAGE, BatchResult, check_runnable, run_batch, to_do
 from brushwork.errors import BrushworkError
 from brushwork.outputs import OutputPlan, made_folder
 
@@ -32,16 +32,8 @@ class _BatchEvents:
                 sink(event)
 
 
-def batch_parser(method: str) -> argparse.ArgumentParser:
-    from brushwork.cli.common import _Parser, add_method_arguments, progress_flags
-
-    parser = _Parser(
-        prog="brushwork batch",
-        description="Stylize many images: every content × style pair (or the pairs of "
-        "--pairs), skipping outputs that exist, recording each item in a "
-        "JSON-lines manifest. Inputs: image files, folders, quoted glob "
-        "patterns, or .txt list files. Exit status 1 when some items failed.",
-    )
+def _input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The batch's inputs, outputs and manifest."""
     parser.add_argument("inputs", nargs="*", help="content images, folders, patterns or list files")
     parser.add_argument(
         "--style",
@@ -71,6 +63,10 @@ def batch_parser(method: str) -> argparse.ArgumentParser:
         help="the manifest (default: OUTPUT/manifest.jsonl; appended to, when brushwork wrote it)",
     )
     parser.add_argument("-f", "--force", action="store_true", help="redo items whose output exists")
+
+
+def _engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--engine`` and the Ray options."""
     parser.add_argument(
         "--engine",
         choices=("local", "ray"),
@@ -98,6 +94,20 @@ def batch_parser(method: str) -> argparse.ArgumentParser:
     ray.add_argument(
         "--ray-gpus", type=float, default=0.0, metavar="N", help="GPUs per worker (default: 0)"
     )
+
+
+def batch_parser(method: str) -> argparse.ArgumentParser:
+    from brushwork.cli.common import _Parser, add_method_arguments, progress_flags
+
+    parser = _Parser(
+        prog="brushwork batch",
+        description="Stylize many images: every content × style pair (or the pairs of "
+        "--pairs), skipping outputs that exist, recording each item in a "
+        "JSON-lines manifest. Inputs: image files, folders, quoted glob "
+        "patterns, or .txt list files. Exit status 1 when some items failed.",
+    )
+    _input_arguments(parser)
+    _engine_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     add_method_arguments(parser, method)
     progress_flags(parser)
@@ -126,17 +136,10 @@ def batch_items(args: argparse.Namespace, out_dir: Path) -> tuple[list[Item], li
     return items, [p for p in read if p.exists()] + sorted(files)
 
 
-def cmd_batch(argv: Sequence[str]) -> int:
-    """``brushwork batch``: see :mod:`brushwork.batch`. Everything is checked before the
-    output folder is made: the options, the inputs, that no output is an input
-    (:class:`~brushwork.outputs.OutputPlan`), that some item can run, and with Ray, the
-    cluster and what it can hold."""
-    from brushwork.batch.ray_engine import check_ray_options, ray_connection, require_ray
-    from brushwork.cli.common import method_of, method_values, parse_known, progress_sinks
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Inputs given one way (``--pairs``, or INPUTS with ``--style``), the Ray options."""
+    from brushwork.batch.ray_engine import check_ray_options, require_ray
 
-    method = method_of(argv)
-    args = parse_known(batch_parser(method), argv, method)
-    out_dir = Path(args.output).expanduser()
     if args.pairs and (args.inputs or args.styles):
         raise BrushworkError("give either --pairs or INPUTS with --style, not both")
     if not args.pairs:
@@ -149,13 +152,34 @@ def cmd_batch(argv: Sequence[str]) -> int:
     check_ray_options(args.ray_workers, args.ray_cpus, args.ray_gpus)
     if args.engine == "ray":
         require_ray()
-    items, inputs = batch_items(args, out_dir)
+
+
+def _manifest(
+    args: argparse.Namespace, out_dir: Path, items: list[Item], inputs: list[Path]
+) -> Path:
+    """The manifest, once no output (the folder, the manifest, any item's) is an input."""
     plan = OutputPlan(force=args.force, inputs=inputs)
     plan.add_folder(out_dir, flag="-o", replaced=False)
     manifest = Path(args.manifest) if args.manifest else out_dir / "manifest.jsonl"
     check_manifest(plan, manifest, out_dir, items)
+    return manifest
+
+
+def cmd_batch(argv: Sequence[str]) -> int:
+    """``brushwork batch``: see :mod:`brushwork.batch`. Everything is checked before the
+    output folder is made: the options, the inputs, that no output is an input
+    (:class:`~brushwork.outputs.OutputPlan`), that some item can run, and with Ray, the
+    cluster and what it can hold."""
+    from brushwork.batch.ray_engine import ray_connection
+    from brushwork.cli.common import method_of, method_values, parse_known, progress_sinks
     from brushwork.painter import Painter
 
+    method = method_of(argv)
+    args = parse_known(batch_parser(method), argv, method)
+    out_dir = Path(args.output).expanduser()
+    _check_arguments(args)
+    items, inputs = batch_items(args, out_dir)
+    manifest = _manifest(args, out_dir, items, inputs)
     values = method_values(args)
     painter = Painter(method, values)  # every option checked once, before any work
     painter.stylizer.check_files()
@@ -183,11 +207,16 @@ def cmd_batch(argv: Sequence[str]) -> int:
             painter=painter,
             ray_options=ray_options,
         )
+    _report(result, manifest, args.json)
+    return 1 if result.failed else 0
+
+
+def _report(result: BatchResult, manifest: Path, as_json: bool) -> None:
+    """The summary line on stderr, and with ``--json`` the summary on stdout."""
     print(
         f"brushwork: {result.done} done, {result.skipped} skipped, {result.failed} "
         f"failed in {result.seconds:.1f} s; manifest: {manifest}",
         file=sys.stderr,
     )
-    if args.json:
+    if as_json:
         print(json.dumps(result.to_json(), indent=2))
-    return 1 if result.failed else 0

@@ -257,25 +257,7 @@ def read_pairs(path: Path, out_dir: Path, fmt: str) -> list[Item]:
             )
         content, style = (path.parent / cells[0], path.parent / cells[1])
         if len(cells) == 3:
-            output = Path(cells[2])
-            if output.is_absolute() or ".." in output.parts:
-                raise BrushworkError(
-                    f"--pairs {path}, line {number}: the output must be a "
-                    f"path inside the output folder, not {cells[2]!r}"
-                )
-            from brushwork.outputs import IMAGE_EXTENSIONS
-
-            if output.suffix.lower() not in IMAGE_EXTENSIONS:
-                raise BrushworkError(
-                    f"--pairs {path}, line {number}: unsupported output "
-                    f"format {output.suffix or '(none)'!r}"
-                )
-            if any(len(os.fsencode(part)) > MAX_NAME_BYTES for part in output.parts):
-                raise BrushworkError(
-                    f"--pairs {path}, line {number}: the output name is longer than the "
-                    f"{MAX_NAME_BYTES} bytes a file name may have here; shorten it"
-                )
-            target = out_dir / output
+            target = out_dir / _pair_output(cells[2], f"--pairs {path}, line {number}")
         else:
             target = out_dir / output_name(content, style, fmt)
         items.append(Item(str(content), str(style), str(target)))
@@ -283,6 +265,26 @@ def read_pairs(path: Path, out_dir: Path, fmt: str) -> list[Item]:
         raise BrushworkError(f"--pairs {path}: no pairs")
     _check_unique(items)
     return items
+
+
+def _pair_output(cell: str, where: str) -> Path:
+    """A pairs file's output cell: a relative path inside the output folder, of an image
+    format, each name within the file system's limit (``where``: the line, for errors)."""
+    from brushwork.outputs import IMAGE_EXTENSIONS
+
+    output = Path(cell)
+    if output.is_absolute() or ".." in output.parts:
+        raise BrushworkError(
+            f"{where}: the output must be a path inside the output folder, not {cell!r}"
+        )
+    if output.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise BrushworkError(f"{where}: unsupported output format {output.suffix or '(none)'!r}")
+    if any(len(os.fsencode(part)) > MAX_NAME_BYTES for part in output.parts):
+        raise BrushworkError(
+            f"{where}: the output name is longer than the {MAX_NAME_BYTES} bytes a file name "
+            "may have here; shorten it"
+        )
+    return output
 
 
 def _check_unique(items: Sequence[Item]) -> None:

@@ -183,6 +183,48 @@ def _cluster_nodes() -> list[dict[str, float]]:
     return [node["Resources"] for node in ray.nodes() if node.get("Alive")]
 
 
+def _local_options(
+    workers: int | None, cpus_per_worker: float, gpus_per_worker: float
+) -> dict[str, Any]:
+    """``ray.init``'s options for a local instance sized to this machine, once the workers
+    asked for fit it."""
+    from brushwork.memory import available_memory
+
+    node = local_node()
+    plan_workers([node], workers, cpus_per_worker, gpus_per_worker, "this machine")
+    options: dict[str, Any] = {"num_cpus": node["CPU"], "num_gpus": node["GPU"]}
+    store = object_store_size(*_address_space(), available_memory())
+    if store is not None:
+        options["object_store_memory"] = store
+    return options
+
+
+def _init_ray(
+    address: str | None, workers: int | None, cpus_per_worker: float, gpus_per_worker: float
+) -> None:
+    """Join the cluster at ``address`` (or ``$RAY_ADDRESS``), else start a local instance
+    sized to this machine, once what can be checked before Ray starts is."""
+    import ray
+
+    target = address or os.environ.get("RAY_ADDRESS") or None
+    local = target in (None, "local")
+    options = _local_options(workers, cpus_per_worker, gpus_per_worker) if local else {}
+    if target is not None and not local:
+        probe(target)
+    try:
+        ray.init(
+            address=target,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            configure_logging=True,
+            **options,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        what = "start a local Ray instance" if local else f"reach the Ray cluster at {target}"
+        raise BrushworkError(f"cannot {what}: {' '.join(str(error).split())[:300]}") from None
+
+
 @contextlib.contextmanager
 def ray_connection(
     address: str | None = None,
@@ -201,32 +243,7 @@ def ray_connection(
     check_ray_options(workers, cpus_per_worker, gpus_per_worker)
     started = not ray.is_initialized()
     if started:
-        target = address or os.environ.get("RAY_ADDRESS") or None
-        options: dict[str, Any] = {}
-        local = target in (None, "local")
-        if local:
-            from brushwork.memory import available_memory
-
-            node = local_node()
-            plan_workers([node], workers, cpus_per_worker, gpus_per_worker, "this machine")
-            options = {"num_cpus": node["CPU"], "num_gpus": node["GPU"]}
-            store = object_store_size(*_address_space(), available_memory())
-            if store is not None:
-                options["object_store_memory"] = store
-        else:
-            probe(target)
-        try:
-            ray.init(
-                address=target,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-                configure_logging=True,
-                **options,
-            )
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            what = "start a local Ray instance" if local else f"reach the Ray cluster at {target}"
-            raise BrushworkError(f"cannot {what}: {' '.join(str(error).split())[:300]}") from None
+        _init_ray(address, workers, cpus_per_worker, gpus_per_worker)
     try:
         yield plan_workers(
             _cluster_nodes(), workers, cpus_per_worker, gpus_per_worker, "the Ray cluster"
@@ -271,6 +288,33 @@ class PaintWorker:
         return {"record": records}
 
 
+def _dataset(
+    items: Sequence[Any],
+    constructor: dict[str, Any],
+    count: int,
+    cpus_per_worker: float,
+    gpus_per_worker: float,
+) -> Any:
+    """The Ray dataset of ``items`` painted by a pool of at most ``count``
+    :class:`PaintWorker` (built with ``constructor``), one item per task."""
+    import ray.data
+
+    rows = [asdict(item) for item in items]
+    resources: dict[str, Any] = {"num_cpus": cpus_per_worker}
+    if gpus_per_worker:
+        resources["num_gpus"] = gpus_per_worker
+    return ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+        PaintWorker,
+        batch_size=1,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(
+            size=min(count, len(items)), max_tasks_in_flight_per_actor=1
+        ),
+        fn_constructor_kwargs=constructor,
+        **resources,
+    )
+
+
 def run_ray(
     items: Sequence[Any],
     method: str,
@@ -293,6 +337,13 @@ def run_ray(
     check_ray_options(workers, cpus_per_worker, gpus_per_worker)
     if not items:
         return
+    constructor = {
+        "method": method,
+        "values": values,
+        "force": force,
+        "encoder": encoder,
+        "threads": max(1, int(cpus_per_worker)),
+    }
     with ray_connection(address, workers, cpus_per_worker, gpus_per_worker) as count:
         context = ray.data.DataContext.get_current()
         waited = context.wait_for_min_actors_s
@@ -303,26 +354,7 @@ def run_ray(
             # of them (otherwise the first worker up may take them all)
             context.wait_for_min_actors_s = 600
             logging.getLogger("ray.data").setLevel(logging.WARNING)
-            rows = [asdict(item) for item in items]
-            resources: dict[str, Any] = {"num_cpus": cpus_per_worker}
-            if gpus_per_worker:
-                resources["num_gpus"] = gpus_per_worker
-            dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-                PaintWorker,
-                batch_size=1,
-                batch_format="numpy",
-                compute=ray.data.ActorPoolStrategy(
-                    size=min(count, len(items)), max_tasks_in_flight_per_actor=1
-                ),
-                fn_constructor_kwargs={
-                    "method": method,
-                    "values": values,
-                    "force": force,
-                    "encoder": encoder,
-                    "threads": max(1, int(cpus_per_worker)),
-                },
-                **resources,
-            )
+            dataset = _dataset(items, constructor, count, cpus_per_worker, gpus_per_worker)
             for row in dataset.iter_rows():
                 on_record(json.loads(row["record"]))
         except BrushworkError:

@@ -77,9 +77,9 @@ def check_runnable(painter: Any, items: Sequence[Item]) -> None:
             except BrushworkError as error:
                 first = first or (item, error)
     if first is not None:
-        item, error = first
+        item, reason = first
         raise BrushworkError(
-            f"no item of this batch can run ({item.content} × {item.style}: {error})"
+            f"no item of this batch can run ({item.content} × {item.style}: {reason})"
         )
 
 
@@ -102,6 +102,52 @@ class BatchResult:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "items_per_second": round(self.items_per_second, 4)}
+
+
+class _Recorder:
+    """Writes each item's record to the manifest and reports it as one progress step (a
+    failed item also as a warning)."""
+
+    def __init__(self, book: Manifest, engine: str, total: int, start: float) -> None:
+        self.book = book
+        self.engine = engine
+        self.total = total
+        self.start = start
+        self.count = 0
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        self.count += 1
+        self.book.write({**entry, "engine": self.engine})
+        ev.emit(
+            ev.Progress(
+                STAGE,
+                self.count,
+                self.total,
+                seconds=time.perf_counter() - self.start,
+                details={k: entry.get(k) for k in ("status", "output")},
+            )
+        )
+        if entry["status"] == "failed":
+            ev.warn(f"item {self.count} of {self.total} failed: {entry['error']}")
+
+
+def _run_elsewhere(
+    engine: str,
+    todo: list[Item],
+    method: str,
+    values: dict[str, Any],
+    force: bool,
+    encoder: Any,
+    record: _Recorder,
+    ray_options: dict[str, Any] | None,
+) -> None:
+    """Paint ``todo`` on an engine other than this process (``ray``)."""
+    if engine != "ray":
+        raise BrushworkError(f"unknown engine {engine!r}; engines: local, ray")
+    from brushwork.batch.ray_engine import run_ray
+
+    options = ray_options or {}
+    run_ray(todo, method, values, force=force, encoder=encoder, on_record=record, **options)
 
 
 def run_batch(
@@ -129,27 +175,9 @@ def run_batch(
         painter = Painter(method, values, encoder=encoder)
     book = Manifest(manifest)
     start = time.perf_counter()
-    total = len(items)
     with ev.bound(events):
-        ev.emit(ev.Started(STAGE, total, unit="image"))
-        count = 0
-
-        def record(entry: dict[str, Any]) -> None:
-            nonlocal count
-            count += 1
-            book.write({**entry, "engine": engine})
-            ev.emit(
-                ev.Progress(
-                    STAGE,
-                    count,
-                    total,
-                    seconds=time.perf_counter() - start,
-                    details={k: entry.get(k) for k in ("status", "output")},
-                )
-            )
-            if entry["status"] == "failed":
-                ev.warn(f"item {count} of {total} failed: {entry['error']}")
-
+        ev.emit(ev.Started(STAGE, len(items), unit="image"))
+        record = _Recorder(book, engine, len(items), start)
         todo = to_do(items, force)
         waiting = set(todo)
         for item in items:
@@ -158,27 +186,16 @@ def run_batch(
         if engine == "local":
             for item in todo:
                 record(paint_item(painter, item, force=force))
-        elif engine == "ray":
-            from brushwork.batch.ray_engine import run_ray
-
-            run_ray(
-                todo,
-                method,
-                values,
-                force=force,
-                encoder=encoder,
-                on_record=record,
-                **(ray_options or {}),
-            )
         else:
-            raise BrushworkError(f"unknown engine {engine!r}; engines: local, ray")
+            _run_elsewhere(engine, todo, method, values, force, encoder, record, ray_options)
         seconds = time.perf_counter() - start
         ev.emit(ev.Finished(STAGE, seconds, details=dict(book.counts)))
+    counts = book.counts
     return BatchResult(
-        total,
-        book.counts["done"],
-        book.counts["skipped"],
-        book.counts["failed"],
+        len(items),
+        counts["done"],
+        counts["skipped"],
+        counts["failed"],
         seconds,
         str(manifest),
         engine,

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from brushwork.cli.common import _Parser
 
+CONTENTS = ("astronaut", "chelsea", "coffee", "rocket")
+STYLES = ("strokes", "mosaic")
 
-def cmd_demo(argv: Sequence[str]) -> int:
-    """``brushwork demo``: a bundled photo stylized with every method."""
-    from brushwork import events
-    from brushwork.api import run
-    from brushwork.examples import content_image, style_path
-    from brushwork.image import save_image
-    from brushwork.methods import REGISTRY
-    from brushwork.outputs import OutputPlan, made_folder
-    from brushwork.stylizer import Controls
 
+def demo_parser() -> _Parser:
+    """The parser of ``brushwork demo``."""
     parser = _Parser(
         prog="brushwork demo", description="Stylize a bundled photo with every method."
     )
@@ -30,26 +27,54 @@ def cmd_demo(argv: Sequence[str]) -> int:
     parser.add_argument(
         "-f", "--force", action="store_true", help="replace the images of an earlier demo"
     )
-    args = parser.parse_args(list(argv))
-    contents = ("astronaut", "chelsea", "coffee", "rocket")
-    styles = ("strokes", "mosaic")
-    # every option and output checked before any work; the folder is made with the first
-    # image, so a refused or failed first method leaves nothing behind
-    Controls(size=args.size).validate()
+    return parser
+
+
+def demo_jobs(iterations: int) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(method, content, style, options) per registered method, each method's options
+    checked; the photos and styles taken in turn."""
+    from brushwork.methods import REGISTRY
+
     jobs = []
     for index, (name, entry) in enumerate(REGISTRY.items()):
-        options = {"iterations": args.iterations} if entry.kind == "optimization" else {}
+        options = {"iterations": iterations} if entry.kind == "optimization" else {}
         entry.load().default_options().replace(**options)
-        content, style = contents[index % len(contents)], styles[index % len(styles)]
+        content, style = CONTENTS[index % len(CONTENTS)], STYLES[index % len(STYLES)]
         jobs.append((name, content, style, options))
+    return jobs
+
+
+def demo_paths(args: argparse.Namespace, jobs: Sequence[tuple[str, str, str, Any]]) -> list[Path]:
+    """Each job's output, checked (:class:`~brushwork.outputs.OutputPlan`) before any work."""
+    from brushwork.examples import style_path
+    from brushwork.outputs import OutputPlan
+
     out = Path(args.out)
-    plan = OutputPlan(force=args.force, inputs=[style_path(style) for style in styles])
+    plan = OutputPlan(force=args.force, inputs=[style_path(style) for style in STYLES])
     plan.add_folder(out, flag="--out", replaced=False)
     paths = [out / f"{content}-{style}-{name}.png" for name, content, style, _ in jobs]
     if out.is_dir():
         for path in paths:
             plan.add(path, flag="--out")
-    with events.bound(events.ProgressBar(disable=True)), made_folder(out):
+    return paths
+
+
+def cmd_demo(argv: Sequence[str]) -> int:
+    """``brushwork demo``: a bundled photo stylized with every method."""
+    from brushwork import events
+    from brushwork.api import run
+    from brushwork.examples import content_image, style_path
+    from brushwork.image import save_image
+    from brushwork.outputs import made_folder
+    from brushwork.stylizer import Controls
+
+    args = demo_parser().parse_args(list(argv))
+    # every option and output checked before any work; the folder is made with the first
+    # image, so a refused or failed first method leaves nothing behind
+    Controls(size=args.size).validate()
+    jobs = demo_jobs(args.iterations)
+    paths = demo_paths(args, jobs)
+    with events.bound(events.ProgressBar(disable=True)), made_folder(Path(args.out)):
         for (name, content, style, options), path in zip(jobs, paths, strict=True):
             start = time.perf_counter()
             done = run(content_image(content), style_path(style), name, size=args.size, **options)

@@ -20,8 +20,6 @@ DEPTH_DESCRIPTION = (
 
 def depth_parser() -> _Parser:
     """The parser of ``brushwork depth``."""
-    from brushwork.memory import parse_bytes
-
     parser = _Parser(prog="brushwork depth", description=DEPTH_DESCRIPTION)
     parser.add_argument("image", help="input image (JPEG, PNG, WebP, TIFF, BMP)")
     parser.add_argument(
@@ -52,6 +50,15 @@ def depth_parser() -> _Parser:
         help="the image's shorter side as the model sees it (default: 224, "
         "the bundled model's training scale)",
     )
+    _limit_arguments(parser)
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
+    return parser
+
+
+def _limit_arguments(parser: _Parser) -> None:
+    """The device and the limits on pixels and memory."""
+    from brushwork.memory import parse_bytes
+
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument(
         "--max-pixels",
@@ -66,8 +73,6 @@ def depth_parser() -> _Parser:
         metavar="SIZE",
         help="memory the estimate may use, e.g. 4G (default: 80%% of available)",
     )
-    parser.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
-    return parser
 
 
 def depth_outputs(args: argparse.Namespace) -> tuple[Path, Path | None]:

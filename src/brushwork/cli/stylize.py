@@ -42,7 +42,12 @@ def stylize_parser(method: str) -> argparse.ArgumentParser:
     add_style_arguments(parser)
     parser.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
     add_method_arguments(parser, method)
-    out = parser.add_argument_group("output")
+    _output_arguments(parser.add_argument_group("output"))
+    return parser
+
+
+def _output_arguments(out: Any) -> None:
+    """What a run writes besides its image, and how it reports."""
     out.add_argument(
         "--save-every",
         type=int,
@@ -72,7 +77,6 @@ def stylize_parser(method: str) -> argparse.ArgumentParser:
     out.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
     out.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     progress_flags(out)
-    return parser
 
 
 def _intermediate_path(output: Path, step: int) -> Path:

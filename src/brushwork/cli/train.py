@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from brushwork.cli.common import (
     _Parser,
@@ -16,6 +17,9 @@ from brushwork.cli.common import (
     progress_sinks,
 )
 from brushwork.errors import BrushworkError
+
+if TYPE_CHECKING:
+    from brushwork.training.trainer import TrainResult
 
 
 def train_parser(name: str) -> argparse.ArgumentParser:
@@ -67,6 +71,12 @@ def cmd_train(argv: Sequence[str]) -> int:
     # the weights (run.weights) load in the objective's build, after every check
     with progress_sinks(args) as sinks, events.bound(sinks):
         result = train(objective_class(config), run)
+    return _report(result, config.iterations)
+
+
+def _report(result: TrainResult, iterations: int) -> int:
+    """What a training run did, on stderr (the model's path on stdout); the exit status:
+    130 when interrupted."""
     if result.skipped:
         print(f"brushwork: skipped {len(result.skipped)} unreadable input(s)", file=sys.stderr)
     if "parts" in result.details:
@@ -77,7 +87,7 @@ def cmd_train(argv: Sequence[str]) -> int:
         return 130 if result.interrupted else 0
     if not result.finished:
         print(
-            f"brushwork: stopped at step {result.step} of {config.iterations}; checkpoint "
+            f"brushwork: stopped at step {result.step} of {iterations}; checkpoint "
             f"saved in {result.out_dir}; --resume continues",
             file=sys.stderr,
         )

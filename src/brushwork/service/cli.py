@@ -9,9 +9,13 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from brushwork.errors import BrushworkError
 from brushwork.service.config import ServeOptions, ServiceConfig
+
+if TYPE_CHECKING:
+    import uvicorn
 
 DESCRIPTION = (
     "Serve the web page and the HTTP API (FastAPI on uvicorn; OpenAPI docs at /docs). Jobs "
@@ -105,6 +109,23 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _server(app: Any, config: ServiceConfig) -> uvicorn.Server:
+    """The uvicorn server of ``app``."""
+    import uvicorn
+
+    return uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level=config.log_level,
+            timeout_graceful_shutdown=3,
+            limit_concurrency=config.max_connections,
+            access_log=config.log_level == "debug",
+        )
+    )
+
+
 def cmd_serve(argv: Sequence[str]) -> int:
     """Run the server until interrupted. Everything is checked before the data folder is
     made or the server starts: the flags, the operator's models, the job index, the port."""
@@ -117,7 +138,7 @@ def cmd_serve(argv: Sequence[str]) -> int:
     import torch
 
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401  (here to refuse early; _server uses it)
 
         from brushwork.service.app import create_app
     except ImportError as error:
@@ -136,24 +157,12 @@ def cmd_serve(argv: Sequence[str]) -> int:
         # one process, N worker threads: split the cores among them
         torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // config.workers))
         app = create_app(config)
-        host = config.host
-        shown = f"[{host}]" if ":" in host else host
+        shown = f"[{config.host}]" if ":" in config.host else config.host
         print(
             f"brushwork: serving http://{shown}:{sock.getsockname()[1]}/ (data: {config.data}, "
             f"{config.workers} worker{'s' if config.workers != 1 else ''})",
             file=sys.stderr,
             flush=True,
         )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=config.port,
-                log_level=config.log_level,
-                timeout_graceful_shutdown=3,
-                limit_concurrency=config.max_connections,
-                access_log=config.log_level == "debug",
-            )
-        )
-        server.run(sockets=[sock])
+        _server(app, config).run(sockets=[sock])
     return 0

@@ -2,349 +2,39 @@
 events for the clients that follow them, expiry, recovery after a restart.
 
 Workers are threads of the server process: they share the process's encoder and decoders
-(loaded once, :func:`brushwork.encoders.cached_vgg19`), each keeps its own
-:class:`~brushwork.painter.Painter` per (method, options), so a worker reuses prepared
-styles (within ``--style-cache`` bytes). A job reports through :mod:`brushwork.events`:
-the worker binds a :class:`JobSink` that turns progress into index updates, server-sent
-events and previews. Once the job is cancelled, past its time limit, or the server is
-stopping, :meth:`JobSink.check` raises :class:`JobStopped`: at the next event (between two
-optimization steps, between two decoder levels) and between the stages of a job (decoding,
-preparing the styles, painting, saving), so the work stops before its next expensive part.
+(loaded once, :func:`brushwork.encoders.cached_vgg19`), each keeps its own painters
+(:class:`~brushwork.service.painting.Painters`, one per method and options), so a worker
+reuses prepared styles (within ``--style-cache`` bytes). A job reports through
+:mod:`brushwork.events`: the worker binds a :class:`~brushwork.service.sink.JobSink` that
+turns progress into index updates, server-sent events (:mod:`brushwork.service.live`) and
+previews, and stops the job when it is cancelled, past its time limit, or the server is
+stopping. What a job paints is in :mod:`brushwork.service.painting`; its id, files and how
+the API shows it in :mod:`brushwork.service.records`.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 import math
-import secrets
 import shutil
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from brushwork import events as ev
 from brushwork.errors import BrushworkError
 from brushwork.service.config import ServiceConfig
-from brushwork.service.spec import JobSpec, resolve_values
+from brushwork.service.live import Hub, ReadersFull
+from brushwork.service.painting import Painters, paint_image, paint_video
+from brushwork.service.records import describe_job, job_labels, new_id, valid_id
+from brushwork.service.sink import JobSink, JobStopped
+from brushwork.service.spec import JobSpec, resolve_values, split_video
 from brushwork.service.store import FINAL, INDEX, Job, JobStore, check_index
 from brushwork.service.uploads import public_message
 
 log = logging.getLogger("brushwork.service")
-
-RESULT = "result.png"
-VIDEO_RESULT = "result.mp4"
-WORK = "work"
-"""A video job's work folder (its finished frames) inside the job folder: a job that runs
-again after a restart continues from it."""
-RESULT_TYPES = {"image": "image/png", "video": "video/mp4"}
-"""The media type of a job's result, by kind."""
-PREVIEW = "preview.jpg"
-ID_BYTES = 16
-ID_LENGTH = math.ceil(ID_BYTES * 4 / 3)
-"""Characters of a job id: unpadded URL-safe base64 of :data:`ID_BYTES` random bytes."""
-_ID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-def result_name(kind: str) -> str:
-    """The file name of a job's result in its folder."""
-    return VIDEO_RESULT if kind == "video" else RESULT
-
-
-def new_id() -> str:
-    """A random job id (128 bits, URL-safe); it is also the job folder's name."""
-    return secrets.token_urlsafe(ID_BYTES)
-
-
-def valid_id(text: str) -> bool:
-    """Whether ``text`` can be a job id: only then is it joined to a folder path."""
-    return len(text) == ID_LENGTH and set(text) <= _ID_CHARACTERS
-
-
-class JobStopped(Exception):
-    """Raised from a job's event sink to stop its work; ``state`` is what the job
-    becomes (``cancelled``, ``failed``, or ``queued`` when the server is stopping)."""
-
-    def __init__(self, state: str, message: str) -> None:
-        super().__init__(message)
-        self.state = state
-
-
-# ----------------------------------------------------------------------------- live events
-
-
-@dataclass(frozen=True)
-class Message:
-    """One server-sent event: its name, JSON data and sequence number."""
-
-    kind: str
-    data: dict[str, Any]
-    seq: int = 0
-
-
-class Subscriber:
-    """One event-stream reader: a bounded asyncio queue fed from worker threads. Progress
-    and previews are dropped for a reader that falls behind; final events never are."""
-
-    def __init__(self, job_id: str, loop: Any, size: int = 64) -> None:
-        import asyncio
-
-        self.job_id = job_id
-        self.loop = loop
-        self.queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=size)
-
-    def offer(self, message: Message) -> None:
-        """Called in the reader's event loop."""
-        if self.queue.full():
-            if message.kind in ("progress", "preview"):
-                return
-            self.queue.get_nowait()
-        self.queue.put_nowait(message)
-
-
-class ReadersFull(Exception):
-    """No more event-stream readers: ``status`` 429 (this job has its share) or 503 (the
-    server has)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class Hub:
-    """Fans job messages out to the subscribers of each job: at most ``per_job`` of one
-    job and ``total`` in all."""
-
-    def __init__(self, total: int = 64, per_job: int = 8) -> None:
-        self._lock = threading.Lock()
-        self._subscribers: dict[str, set[Subscriber]] = {}
-        self._seq = 0
-        self.total = total
-        self.per_job = per_job
-
-    def _full(self, job_id: str) -> ReadersFull | None:
-        """Under the lock."""
-        if len(self._subscribers.get(job_id, ())) >= self.per_job:
-            return ReadersFull(
-                429,
-                f"job {job_id} already has {self.per_job} event readers, the most this "
-                "server allows; close one, or poll GET /jobs/{id}",
-            )
-        if sum(len(s) for s in self._subscribers.values()) >= self.total:
-            return ReadersFull(
-                503,
-                f"this server already has {self.total} event readers, the most it allows; "
-                "try again later, or poll GET /jobs/{id}",
-            )
-        return None
-
-    def refusal(self, job_id: str) -> ReadersFull | None:
-        """Why a new reader of ``job_id`` would be refused now (None: it would not)."""
-        with self._lock:
-            return self._full(job_id)
-
-    def subscribe(self, job_id: str, loop: Any) -> Subscriber:
-        """A new reader of ``job_id`` fed in ``loop``; :class:`ReadersFull` over a limit."""
-        subscriber = Subscriber(job_id, loop)
-        with self._lock:
-            refused = self._full(job_id)
-            if refused is not None:
-                raise refused
-            self._subscribers.setdefault(job_id, set()).add(subscriber)
-        return subscriber
-
-    def unsubscribe(self, subscriber: Subscriber) -> None:
-        with self._lock:
-            found = self._subscribers.get(subscriber.job_id)
-            if found is not None:
-                found.discard(subscriber)
-                if not found:
-                    del self._subscribers[subscriber.job_id]
-
-    def count(self) -> int:
-        with self._lock:
-            return sum(len(s) for s in self._subscribers.values())
-
-    def publish(self, job_id: str, kind: str, data: dict[str, Any]) -> None:
-        with self._lock:
-            self._seq += 1
-            message = Message(kind, data, self._seq)
-            subscribers = list(self._subscribers.get(job_id, ()))
-        for subscriber in subscribers:
-            try:
-                subscriber.loop.call_soon_threadsafe(subscriber.offer, message)
-            except RuntimeError:  # the reader's loop is closed: it is gone
-                self.unsubscribe(subscriber)
-
-
-# ----------------------------------------------------------------------------- the job's sink
-
-
-def preview_data(image: Any, side: int) -> tuple[bytes, str]:
-    """A JPEG of a (1, 3, H, W) tensor at most ``side`` px, and its data: URL."""
-    from PIL import Image
-
-    from brushwork.image import to_pil
-
-    picture = to_pil(image)
-    if max(picture.size) > side:
-        picture.thumbnail((side, side), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="JPEG", quality=80)
-    raw = buffer.getvalue()
-    return raw, "data:image/jpeg;base64," + base64.b64encode(raw).decode()
-
-
-class JobSink:
-    """The event sink bound while a job runs (see the module docstring)."""
-
-    def __init__(
-        self, manager: JobManager, job: Job, stop: threading.Event, deadline: float
-    ) -> None:
-        self.manager = manager
-        self.job = job
-        self.stop = stop
-        self.deadline = deadline
-        self.reason: JobStopped | None = None
-        self._last_index = -math.inf
-        self._last_publish = -math.inf
-        self._last_preview = -math.inf
-        config = manager.config
-        self.preview_every = config.preview_every
-        self.preview_interval = config.preview_interval
-        self.preview_side = config.preview_side
-
-    def check(self) -> None:
-        """Raise :class:`JobStopped` if the job must stop now."""
-        if self.reason is None:
-            if self.manager.stopping.is_set():
-                self.reason = JobStopped("queued", "the server is stopping")
-            elif self.stop.is_set():
-                self.reason = JobStopped("cancelled", "cancelled")
-            elif time.monotonic() > self.deadline:
-                limit = self.manager.config.job_timeout
-                self.reason = JobStopped(
-                    "failed", f"stopped after the time limit of {limit:g} s per job"
-                )
-        if self.reason is not None:
-            raise self.reason
-
-    def __call__(self, event: ev.Event) -> None:
-        self.check()
-        job_id = self.job.id
-        now = time.monotonic()
-        if isinstance(event, ev.Progress):
-            last = event.total is not None and event.step >= event.total
-            losses = {k: v for k, v in ev.finite(event.losses).items() if v is not None}
-            if last or now - self._last_index >= 0.5:
-                self._last_index = now
-                self.manager.store.progress(job_id, event.step, event.total, losses)
-            if last or now - self._last_publish >= 0.2:
-                self._last_publish = now
-                self.manager.hub.publish(
-                    job_id,
-                    "progress",
-                    {
-                        "step": event.step,
-                        "total": event.total,
-                        "losses": losses,
-                        "seconds": round(event.seconds, 3),
-                        "scale": event.scale,
-                    },
-                )
-            if (
-                event.image is not None
-                and self.preview_every
-                and (event.step % self.preview_every == 0 or last)
-                and (last or now - self._last_preview >= self.preview_interval)
-            ):
-                self._last_preview = now
-                self._preview(event)
-        elif isinstance(event, ev.Started):
-            self.manager.store.progress(job_id, 0, event.total, {})
-            self.manager.hub.publish(
-                job_id, "started", {"stage": event.stage, "total": event.total}
-            )
-        elif isinstance(event, ev.Warned):
-            self.manager.hub.publish(job_id, "warning", {"message": event.message})
-
-    def _preview(self, event: ev.Progress) -> None:
-        from brushwork.outputs import write_atomically
-
-        raw, url = preview_data(event.image, self.preview_side)
-        write_atomically(
-            self.manager.folder(self.job.id) / PREVIEW, lambda tmp: Path(tmp).write_bytes(raw)
-        )
-        self.manager.hub.publish(
-            self.job.id, "preview", {"step": event.step, "total": event.total, "image": url}
-        )
-
-
-# ----------------------------------------------------------------------------- the manager
-
-
-def job_labels(folder: Path, spec: dict[str, Any]) -> dict[Path | str, str]:
-    """How a job's files are named to its client (``content``, ``style 2``, ``mask``;
-    other files of its folder by their own names)."""
-    labels: dict[Path | str, str] = {
-        folder / "content": "content",
-        f"{folder}/": "",
-        folder: "the job's folder",
-    }
-    for number, style in enumerate(spec.get("styles", []), 1):
-        labels[folder / str(style.get("file", f"style-{number}"))] = f"style {number}"
-    if spec.get("mask"):
-        labels[folder / str(spec["mask"])] = "mask"
-    return labels
-
-
-def describe_job(job: Job) -> dict[str, Any]:
-    """A job as the API shows it."""
-    total = job.total
-    fraction = 1.0 if job.state == "done" else (min(1.0, job.step / total) if total else 0.0)
-    now = time.time()
-    queued = (job.started or job.finished or now) - job.created
-    running = None
-    if job.started is not None:
-        running = (job.finished or now) - job.started
-    base = f"/jobs/{job.id}"
-    spec = job.spec
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "method": job.method,
-        "state": job.state,
-        "created": job.created,
-        "started": job.started,
-        "finished": job.finished,
-        "progress": {"step": job.step, "total": total, "fraction": round(fraction, 4)},
-        "losses": job.losses,
-        "error": job.error,
-        "attempts": job.attempts,
-        "cancel_requested": job.cancel and job.state == "running",
-        "timings": {
-            "queued_seconds": round(max(0.0, queued), 3),
-            "run_seconds": None if running is None else round(max(0.0, running), 3),
-        },
-        "options": spec.get("values", {}),
-        "styles": [
-            {"name": s.get("name"), "weight": s.get("weight"), "layers": s.get("layers")}
-            for s in spec.get("styles", [])
-        ],
-        "content_name": spec.get("names", {}).get("content"),
-        "details": job.result,
-        "links": {
-            "self": base,
-            "events": f"{base}/events",
-            "result": f"{base}/result" if job.state == "done" else None,
-            "preview": f"{base}/preview",
-        },
-    }
 
 
 def operator_models(given: dict[str, Path]) -> dict[str, tuple[str, Path]]:
@@ -384,7 +74,7 @@ class JobManager:
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._stops: dict[str, threading.Event] = {}
-        self._done_events: dict[str, list[Callable[[Job], None]]] = {}
+        self._done_events: dict[str, list[Callable[[Job], object]]] = {}
         self._lock = threading.Lock()
         self._durations: deque[float] = deque(maxlen=20)
         self.recovered: tuple[list[str], list[str]] = ([], [])
@@ -401,27 +91,9 @@ class JobManager:
         """Recover the index, drop folders no job owns, expire, start the threads (again
         after :meth:`stop`: an app's lifespan may run more than once)."""
         if self._stopped:
-            for thread in self._threads:  # a worker that outlived stop() ends first
-                thread.join(60.0)
-            if self.store.closed:
-                self.store = JobStore(self.root / "jobs.sqlite3")
-            self.stopping.clear()
-            self._threads = []
-            self._stopped = False
+            self._restart()
         self.job_memory = self._job_memory()
-        self.recovered = self.store.recover(self.config.max_attempts)
-        for job_id in self.recovered[1]:
-            log.warning("job %s failed: the server stopped while it ran too often", job_id)
-        known = self.store.ids()
-        for folder in self.jobs_dir.iterdir():
-            if folder.name not in known:
-                shutil.rmtree(folder, ignore_errors=True)
-        for job_id in list(known):
-            job = self.store.get(job_id)
-            if job is not None and job.state == "queued" and not self.folder(job_id).is_dir():
-                self.store.finish(
-                    job_id, "failed", error="the job's files are missing", expected="queued"
-                )
+        self._recover()
         self.expire()
         for index in range(self.config.workers):
             thread = threading.Thread(
@@ -432,6 +104,33 @@ class JobManager:
         janitor = threading.Thread(target=self._janitor, name="brushwork-janitor", daemon=True)
         janitor.start()
         self._threads.append(janitor)
+
+    def _restart(self) -> None:
+        """Make a stopped manager ready to start again."""
+        for thread in self._threads:  # a worker that outlived stop() ends first
+            thread.join(60.0)
+        if self.store.closed:
+            self.store = JobStore(self.root / INDEX)
+        self.stopping.clear()
+        self._threads = []
+        self._stopped = False
+
+    def _recover(self) -> None:
+        """Requeue the jobs that ran when the server stopped (fail those that did too
+        often), drop folders no job owns and fail queued jobs whose folder is gone."""
+        self.recovered = self.store.recover(self.config.max_attempts)
+        for job_id in self.recovered[1]:
+            log.warning("job %s failed: the server stopped while it ran too often", job_id)
+        known = self.store.ids()
+        for folder in self.jobs_dir.iterdir():
+            if folder.name not in known:
+                shutil.rmtree(folder, ignore_errors=True)
+        for job_id in known:
+            job = self.store.get(job_id)
+            if job is not None and job.state == "queued" and not self.folder(job_id).is_dir():
+                self.store.finish(
+                    job_id, "failed", error="the job's files are missing", expected="queued"
+                )
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the workers: running jobs stop at their next event or stage and go back to
@@ -518,7 +217,7 @@ class JobManager:
         self.store.delete(job_id)
         shutil.rmtree(self.folder(job_id), ignore_errors=True)
 
-    def when_done(self, job_id: str, callback: Callable[[Job], None]) -> None:
+    def when_done(self, job_id: str, callback: Callable[[Job], object]) -> None:
         """Call ``callback(job)`` (in a worker thread) once the job is final."""
         with self._lock:
             self._done_events.setdefault(job_id, []).append(callback)
@@ -552,7 +251,7 @@ class JobManager:
                 log.exception("expiry failed")
 
     def _work(self) -> None:
-        painters: OrderedDict[str, Any] = OrderedDict()
+        painters = Painters(self.config.encoder, self.config.style_cache)
         while not self.stopping.is_set():
             job = self.store.claim()
             if job is None:
@@ -561,144 +260,21 @@ class JobManager:
                 continue
             self._run(job, painters)
 
-    def _painter(self, painters: OrderedDict[str, Any], spec: JobSpec) -> Any:
-        """The calling worker's painter for the job's method and values (``painters``: the
-        worker's own, newest last): built the first time a (method, values) pair comes,
-        then reused with the styles it prepared; the 4 most recently used are kept."""
-        import json
-
-        from brushwork.painter import Painter
-
-        values = self.run_values(spec)
-        key = json.dumps([spec.method, values], sort_keys=True, default=str)
-        painter = painters.get(key)
-        if painter is None:
-            painter = Painter(
-                spec.method,
-                values,
-                encoder=self.config.encoder,
-                cache_bytes=self.config.style_cache,
-            )
-            painters[key] = painter
-            while len(painters) > 4:
-                painters.popitem(last=False)
-        else:
-            painters.move_to_end(key)
-        return painter
-
-    def _paint_image(
-        self, job: Job, spec: JobSpec, sink: JobSink, painters: OrderedDict[str, Any], start: float
-    ) -> dict[str, Any]:
-        """Paint an image job into its folder; the result's details."""
-        from brushwork.image import save_image
-        from brushwork.inputs import Style
-
+    def _paint(self, job: Job, sink: JobSink, painters: Painters, start: float) -> dict[str, Any]:
+        """Paint a claimed job into its folder; the result's details."""
         folder = self.jobs_dir / job.id
-        painter = self._painter(painters, spec)
-        styles = [
-            Style(
-                folder / s["file"],
-                s["weight"],
-                None if s.get("layers") is None else tuple(s["layers"]),
-            )
-            for s in spec.styles
-        ]
-        mask = folder / spec.mask if spec.mask else None
-        painting = painter.paint(
-            folder / spec.content,
-            styles,
-            mask=mask,
-            regions=spec.regions,
-            events=sink,
-            check=sink.check,
-        )
+        spec = JobSpec.from_json(job.spec)
         sink.check()
-        save_image(painting.image, folder / RESULT, force=True)
-        seconds = time.perf_counter() - start
-        return ev.finite(
-            {
-                "size": list(painting.plan.content_size),
-                "style_sizes": [list(s) for s in painting.plan.style_sizes],
-                "losses": painting.result.losses,
-                "scales": painting.scales,
-                "seconds": round(seconds, 3),
-                "paint_seconds": round(painting.seconds, 3),
-                "reused_styles": painting.reused_styles,
-                "precision": painter.stylizer.precision.name,
-            }
-        )
+        if spec.kind == "video":
+            image_values, video_values = split_video(spec.values)
+            values = self.run_values(JobSpec(spec.kind, spec.method, image_values))
+            values.update(video_values)
+            return paint_video(folder, spec, values, self.config.encoder, sink, start)
+        painter = painters.get(spec.method, self.run_values(spec))
+        return paint_image(folder, spec, painter, sink, start)
 
-    def _paint_video(self, job: Job, spec: JobSpec, sink: JobSink, start: float) -> dict[str, Any]:
-        """Stylize a video job into its folder with :func:`brushwork.video.stylize_video`:
-        the job's sink gets one progress step per frame (and stops the job between frames),
-        the frames are kept in the job's work folder, which a job started again (after a
-        restart) resumes; the result's details."""
-        from brushwork.inputs import Style
-        from brushwork.service.spec import split_video
-        from brushwork.video.runner import stylize_video
-        from brushwork.video.work import MANIFEST
-
-        folder = self.jobs_dir / job.id
-        image_values, video_values = split_video(spec.values)
-        values = self.run_values(JobSpec(spec.kind, spec.method, image_values))
-        styles = [
-            Style(
-                folder / s["file"],
-                s["weight"],
-                None if s.get("layers") is None else tuple(s["layers"]),
-            )
-            for s in spec.styles
-        ]
-        work = folder / WORK
-
-        def run(resume: bool) -> Any:
-            return stylize_video(
-                folder / spec.content,
-                styles,
-                folder / VIDEO_RESULT,
-                spec.method,
-                mask=folder / spec.mask if spec.mask else None,
-                regions=spec.regions,
-                events=sink,
-                encoder=self.config.encoder,
-                force=True,
-                **values,
-                **video_values,
-                # the server's: where the frames are kept, and that they are resumed
-                work_dir=str(work),
-                resume=resume,
-                keep_work=False,
-                codec=None,
-                fps=None,
-            )
-
-        resume = (work / MANIFEST).is_file()
-        try:
-            done = run(resume)
-        except BrushworkError as error:
-            if not (resume and str(error).startswith("cannot resume")):
-                raise
-            # frames made with other settings (this server's device or limits changed)
-            log.warning("job %s: %s; starting its frames again", job.id, public_message(error))
-            shutil.rmtree(work, ignore_errors=True)
-            done = run(False)
-        sink.check()
-        seconds = time.perf_counter() - start
-        return ev.finite(
-            {
-                "size": list(done.size),
-                "frames": done.frames,
-                "stylized": done.stylized,
-                "resumed": done.frames - done.stylized,
-                "lost": done.lost,
-                "seconds": round(seconds, 3),
-                "frame_seconds": round(done.frame_seconds, 4),
-                "warping_error": done.warping_error,
-                "media_type": RESULT_TYPES["video"],
-            }
-        )
-
-    def _run(self, job: Job, painters: OrderedDict[str, Any]) -> None:
+    def _stop_event(self, job: Job) -> threading.Event:
+        """The event that stops a running job, set already if it was cancelled."""
         stop = threading.Event()
         if job.cancel:
             stop.set()
@@ -707,54 +283,53 @@ class JobManager:
         fresh = self.store.get(job.id)  # a cancel that came between claim and now
         if fresh is not None and fresh.cancel:
             stop.set()
-        sink = JobSink(self, job, stop, time.monotonic() + self.config.job_timeout)
-        folder = self.jobs_dir / job.id
+        return stop
+
+    def _run(self, job: Job, painters: Painters) -> None:
+        sink = JobSink(self, job, self._stop_event(job), time.monotonic() + self.config.job_timeout)
         start = time.perf_counter()
         self.hub.publish(
             job.id, "running", {"id": job.id, "state": "running", "attempt": job.attempts}
         )
         try:
-            spec = JobSpec.from_json(job.spec)
-            sink.check()
-            if spec.kind == "video":
-                result = self._paint_video(job, spec, sink, start)
-            else:
-                result = self._paint_image(job, spec, sink, painters, start)
-            seconds = result["seconds"]
-            self.store.finish(job.id, "done", result=result)
-            self._durations.append(seconds)
-            self.hub.publish(
-                job.id,
-                "done",
-                {
-                    "id": job.id,
-                    "state": "done",
-                    "result": f"/jobs/{job.id}/result",
-                    "seconds": round(seconds, 3),
-                    "losses": result.get("losses", {}),
-                },
-            )
+            self._done(job, self._paint(job, sink, painters, start))
         except JobStopped as stopped:
             if stopped.state == "queued":
                 self.store.requeue(job.id)
                 return
-            self.store.finish(job.id, stopped.state, error=str(stopped))
-            self.hub.publish(
-                job.id, stopped.state, {"id": job.id, "state": stopped.state, "error": str(stopped)}
-            )
+            self._end(job.id, stopped.state, str(stopped))
         except BrushworkError as error:
-            message = public_message(error, job_labels(folder, job.spec))
-            self.store.finish(job.id, "failed", error=message)
-            self.hub.publish(job.id, "failed", {"id": job.id, "state": "failed", "error": message})
+            labels = job_labels(self.jobs_dir / job.id, job.spec)
+            self._end(job.id, "failed", public_message(error, labels))
         except Exception as error:
             log.exception("job %s failed", job.id)
-            message = f"internal error: {type(error).__name__}"
-            self.store.finish(job.id, "failed", error=message)
-            self.hub.publish(job.id, "failed", {"id": job.id, "state": "failed", "error": message})
+            self._end(job.id, "failed", f"internal error: {type(error).__name__}")
         finally:
             with self._lock:
                 self._stops.pop(job.id, None)
         self._notify_done(job.id)
+
+    def _done(self, job: Job, result: dict[str, Any]) -> None:
+        """Record a painted job and tell its readers."""
+        seconds = result["seconds"]
+        self.store.finish(job.id, "done", result=result)
+        self._durations.append(seconds)
+        self.hub.publish(
+            job.id,
+            "done",
+            {
+                "id": job.id,
+                "state": "done",
+                "result": f"/jobs/{job.id}/result",
+                "seconds": round(seconds, 3),
+                "losses": result.get("losses", {}),
+            },
+        )
+
+    def _end(self, job_id: str, state: str, message: str) -> None:
+        """Record a job that ended unpainted (``failed``, ``cancelled``) and tell its readers."""
+        self.store.finish(job_id, state, error=message)
+        self.hub.publish(job_id, state, {"id": job_id, "state": state, "error": message})
 
 
 __all__ = [
@@ -766,5 +341,6 @@ __all__ = [
     "ReadersFull",
     "describe_job",
     "new_id",
+    "operator_models",
     "valid_id",
 ]

@@ -81,6 +81,61 @@ async def _follow(
     return state, count
 
 
+@dataclass
+class _Submitter:
+    """Submits one load test's jobs and follows them, counting into ``report``."""
+
+    client: Any
+    headers: dict[str, str]
+    form: dict[str, str]
+    images: tuple[bytes, bytes]
+    timeout: float
+    report: LoadReport
+    statuses: Counter[int] = field(default_factory=Counter)
+    finished: Counter[str] = field(default_factory=Counter)
+
+    async def _post(self, index: int) -> Any:
+        content, style = self.images
+        return await self.client.post(
+            "/jobs",
+            headers=self.headers,
+            files=[
+                ("content", (f"c{index}.png", content, "image/png")),
+                ("style", ("s.png", style, "image/png")),
+            ],
+            data=self.form,
+        )
+
+    async def one(self, index: int) -> None:
+        """Submit job ``index`` and follow it to its end, if accepted."""
+        import httpx
+
+        report = self.report
+        begun = time.perf_counter()
+        try:
+            response = await self._post(index)
+        except httpx.HTTPError as error:
+            report.errors.append(f"submit: {type(error).__name__}: {error}")
+            self.statuses[0] += 1
+            return
+        report.submit_latencies.append(time.perf_counter() - begun)
+        self.statuses[response.status_code] += 1
+        if response.status_code != 202:
+            if response.status_code != 429:
+                report.errors.append(f"submit: {response.status_code} {response.text}")
+            return
+        try:
+            state, count = await _follow(
+                self.client, response.json()["id"], self.headers, self.timeout
+            )
+        except httpx.HTTPError as error:
+            report.errors.append(f"events: {type(error).__name__}: {error}")
+            return
+        report.events_read += count
+        self.finished[state] += 1
+        report.job_latencies.append(time.perf_counter() - begun)
+
+
 async def load_test(
     url: str,
     *,
@@ -96,46 +151,14 @@ async def load_test(
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    form = {"method": method, "options": json.dumps(options or {})}
     report = LoadReport(submissions, {}, {})
-    statuses: Counter[int] = Counter()
-    finished: Counter[str] = Counter()
     start = time.perf_counter()
     limits = httpx.Limits(max_connections=submissions * 2 + 4)
     async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
-
-        async def one(index: int) -> None:
-            begun = time.perf_counter()
-            try:
-                response = await client.post(
-                    "/jobs",
-                    headers=headers,
-                    files=[
-                        ("content", (f"c{index}.png", content, "image/png")),
-                        ("style", ("s.png", style, "image/png")),
-                    ],
-                    data={"method": method, "options": json.dumps(options or {})},
-                )
-            except httpx.HTTPError as error:
-                report.errors.append(f"submit: {type(error).__name__}: {error}")
-                statuses[0] += 1
-                return
-            report.submit_latencies.append(time.perf_counter() - begun)
-            statuses[response.status_code] += 1
-            if response.status_code != 202:
-                if response.status_code != 429:
-                    report.errors.append(f"submit: {response.status_code} {response.text}")
-                return
-            try:
-                state, count = await _follow(client, response.json()["id"], headers, timeout)
-            except httpx.HTTPError as error:
-                report.errors.append(f"events: {type(error).__name__}: {error}")
-                return
-            report.events_read += count
-            finished[state] += 1
-            report.job_latencies.append(time.perf_counter() - begun)
-
-        await asyncio.gather(*(one(i) for i in range(submissions)))
-    report.statuses = dict(statuses)
-    report.finished = dict(finished)
+        submitter = _Submitter(client, headers, form, (content, style), timeout, report)
+        await asyncio.gather(*(submitter.one(i) for i in range(submissions)))
+    report.statuses = dict(submitter.statuses)
+    report.finished = dict(submitter.finished)
     report.seconds = time.perf_counter() - start
     return report

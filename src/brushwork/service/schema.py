@@ -84,7 +84,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "the server is stopping, or has all the event readers it may"),
     )
 }
-SUBMIT_ERRORS = {code: ERRORS[code] for code in (400, 401, 413, 415, 422, 429, 503)}
+SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: ERRORS[code] for code in (400, 401, 413, 415, 422, 429, 503)
+}
 """The error answers of a submission (``POST /jobs``, ``POST /stylize``)."""
 
 JOB_LINKS = {

@@ -359,14 +359,7 @@ def parse_options(
     cls = entry.load()
     method_fields = {spec.name: spec for spec in fields_of(cls.options_class)}
     control_fields = {spec.name: spec for spec in fields_of(Controls)}
-    allowed = [
-        *CLIENT_CONTROLS,
-        *(
-            n
-            for n, s in method_fields.items()
-            if not (is_free_text(s) and file_choices(method, n, extra_models) is None)
-        ),
-    ]
+    allowed = [*CLIENT_CONTROLS, *_client_method_options(method, method_fields, extra_models)]
     video = video_fields() if kind == "video" else {}
     for name, value in values.items():
         if name in control_fields and name not in CLIENT_CONTROLS:
@@ -385,13 +378,39 @@ def parse_options(
         spec = method_fields.get(name) or control_fields[name]
         check_json_type(spec, value)
         if name in method_fields and is_free_text(spec):
-            choices = file_choices(method, name, extra_models) or []
-            for item in value if isinstance(value, list) else [value]:
-                if item not in choices:
-                    listed = ", ".join("none" if c is None else str(c) for c in choices)
-                    raise BrushworkError(
-                        f"{spec.label} must be one of {listed} on this server, not {shown(item)}"
-                    )
+            _check_choice(method, spec, value, extra_models)
+    _check_sizes(values, max_side)
+    return values
+
+
+def _client_method_options(
+    method: str, fields: Mapping[str, FieldSpec], extra_models: Mapping[str, Any]
+) -> list[str]:
+    """The method's options a client may set: all but free text (paths) with no choice of
+    files on this server."""
+    return [
+        name
+        for name, spec in fields.items()
+        if not (is_free_text(spec) and file_choices(method, name, extra_models) is None)
+    ]
+
+
+def _check_choice(
+    method: str, spec: FieldSpec, value: Any, extra_models: Mapping[str, Any]
+) -> None:
+    """A free-text option's value (a model, a file; or each of a list's): one of those
+    this server offers."""
+    choices = file_choices(method, spec.name, extra_models) or []
+    for item in value if isinstance(value, list) else [value]:
+        if item not in choices:
+            listed = ", ".join("none" if c is None else str(c) for c in choices)
+            raise BrushworkError(
+                f"{spec.label} must be one of {listed} on this server, not {shown(item)}"
+            )
+
+
+def _check_sizes(values: dict[str, Any], max_side: int) -> None:
+    """The sizes within this server's ``max_side`` (the default output size lowered to it)."""
     default = Controls().size or max_side
     if "size" not in values and default > max_side:
         values["size"] = max_side  # the default output size, within this server's limit
@@ -401,7 +420,6 @@ def parse_options(
             raise BrushworkError(
                 f"{name.replace('_', '-')} must be <= {max_side} on this server, not {side}"
             )
-    return values
 
 
 def parse_styles(text: str | None, count: int) -> list[dict[str, Any]]:

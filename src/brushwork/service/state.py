@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +23,8 @@ from starlette.concurrency import run_in_threadpool
 from brushwork.defaults import DEFAULT_METHOD, DEFAULT_ONE_PASS_METHOD
 from brushwork.errors import BrushworkError
 from brushwork.service.config import ServiceConfig
-from brushwork.service.jobs import JobManager, new_id, valid_id
+from brushwork.service.jobs import JobManager
+from brushwork.service.records import new_id, valid_id
 from brushwork.service.spec import (
     JobSpec,
     available_kinds,
@@ -52,6 +53,9 @@ from brushwork.service.uploads import (
     sync_folder,
 )
 
+if TYPE_CHECKING:
+    from brushwork.painter import Painter
+
 METHODS_TTL = 30.0
 """Seconds ``GET /methods`` is kept before it is built again (networks installed meanwhile
 show up)."""
@@ -68,7 +72,7 @@ class Form:
     weights: list[dict[str, Any]]
     """Per style upload: ``weight`` and ``layers``."""
     regions: dict[str, int | None] | None
-    painter: Any
+    painter: "Painter"
     """The :class:`~brushwork.painter.Painter` the job will run (its files checked)."""
 
     @property
@@ -163,8 +167,6 @@ class Service:
         """The form checked with the CLI's rules and messages: the number of styles, the
         options (``sync``: ``POST /stylize`` takes one-pass runs only), the weights, the
         regions, and the files the options name."""
-        from brushwork.painter import Painter
-
         config = self.config
         kind = check_kind(kind)
         if not style:
@@ -186,11 +188,21 @@ class Service:
         region_map = parse_regions(regions)
         if region_map is not None and mask is None:
             raise ApiError(422, "regions need a label image (mask)")
+        painter = self._form_painter(kind, method, values, sync)
+        return Form(kind, method, values, weights, region_map, painter)
+
+    def _form_painter(
+        self, kind: str, method: str, values: dict[str, Any], sync: bool
+    ) -> "Painter":
+        """The painter of a form's values (every option checked), refused for ``POST
+        /stylize`` unless it paints in one pass, once the files it names are there."""
+        from brushwork.painter import Painter
+
         image_values = split_video(values)[0] if kind == "video" else values
         painter = Painter(
             method,
             self.manager.run_values(JobSpec(kind, method, image_values)),
-            encoder=config.encoder,
+            encoder=self.config.encoder,
             cache_size=0,
         )
         if sync and not one_pass(painter.stylizer.method):
@@ -200,7 +212,7 @@ class Service:
                 "optimizes for many steps: use POST /jobs and follow its events",
             )
         painter.stylizer.check_files()
-        return Form(kind, method, values, weights, region_map, painter)
+        return painter
 
     def build_job(
         self,

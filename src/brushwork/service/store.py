@@ -170,7 +170,7 @@ class JobStore:
             row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return None if row is None else Job.from_row(row)
 
-    def list(self, owner: str | None, limit: int = 50) -> list[Job]:
+    def newest(self, owner: str | None, limit: int = 50) -> list[Job]:
         """The newest jobs of ``owner`` (None: everyone's)."""
         with self._lock:
             if owner is None:

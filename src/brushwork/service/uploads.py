@@ -163,20 +163,27 @@ class BodyLimit:
             "(all files together)"
         )
 
+    async def _refused_by_length(self, scope: dict[str, Any], send: Any) -> bool:
+        """Answer ``400`` or ``413`` from the Content-Length header alone; whether it did."""
+        length = _header(scope, b"content-length")
+        if length is None:
+            return False
+        try:
+            size = int(length)
+        except ValueError:
+            await send_error(send, 400, f"bad Content-Length header: {length[:40]!r}")
+            return True
+        if size > self.limit:
+            await send_error(send, 413, self._message(size))
+            return True
+        return False
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        length = _header(scope, b"content-length")
-        if length is not None:
-            try:
-                size = int(length)
-            except ValueError:
-                await send_error(send, 400, f"bad Content-Length header: {length[:40]!r}")
-                return
-            if size > self.limit:
-                await send_error(send, 413, self._message(size))
-                return
+        if await self._refused_by_length(scope, send):
+            return
         received = 0
         exceeded = False
         started = False
@@ -342,6 +349,51 @@ def _looks_like_text(path: Path) -> bool:
     return True
 
 
+def _video_refusal(error: BrushworkError, path: Path, label: str, max_pixels: int) -> ApiError:
+    """The answer to a video :mod:`brushwork.video.io` cannot read: ``413`` over the pixel
+    limit, ``415`` not a video, else ``422``."""
+    message = public_message(error, {path: label})
+    if "over the limit" in message:
+        return ApiError(
+            413, f"{label}: video frames are over this server's limit of {max_pixels:,} pixels"
+        )
+    if any(
+        text in message
+        for text in ("not a video PyAV can read", "a still image", "no video stream")
+    ):
+        return ApiError(415, message)
+    return ApiError(422, message)
+
+
+def _check_video_limits(
+    label: str,
+    size: tuple[int, int],
+    frames: int | None,
+    seconds: float | None,
+    limits: tuple[int, int, float],
+) -> None:
+    """``413`` for a video over ``limits`` (pixels per frame, frames, seconds)."""
+    width, height = size
+    max_pixels, max_frames, max_seconds = limits
+    if width * height > max_pixels:
+        raise ApiError(
+            413,
+            f"{label}: video frames are {width}x{height} = {width * height:,} pixels, "
+            f"over this server's limit of {max_pixels:,}",
+        )
+    if frames is not None and frames > max_frames:
+        raise ApiError(
+            413,
+            f"{label}: the video has {frames:,} frames, over this server's limit of {max_frames:,}",
+        )
+    if seconds is not None and seconds > max_seconds * 1.001:
+        raise ApiError(
+            413,
+            f"{label}: the video lasts {seconds:.1f} s, over this server's limit of "
+            f"{max_seconds:g} s",
+        )
+
+
 def check_video(
     path: Path,
     label: str,
@@ -359,62 +411,27 @@ def check_video(
     :class:`~brushwork.video.io.VideoInfo`."""
     from brushwork.video.io import probe, scan
 
-    labels: dict[Path | str, str] = {path: label}
     if path.stat().st_size == 0:
         raise ApiError(422, f"{label}: empty file")
     if _looks_like_text(path):
         raise ApiError(415, f"{label}: a text file, not a video")
-
-    def refused(error: BrushworkError) -> ApiError:
-        message = public_message(error, labels)
-        if "over the limit" in message:
-            return ApiError(
-                413, f"{label}: video frames are over this server's limit of {max_pixels:,} pixels"
-            )
-        if any(
-            text in message
-            for text in ("not a video PyAV can read", "a still image", "no video stream")
-        ):
-            return ApiError(415, message)
-        return ApiError(422, message)
-
+    limits = (max_pixels, max_frames, max_seconds)
     try:
         header = probe(path)
     except BrushworkError as error:
-        raise refused(error) from None
+        raise _video_refusal(error, path, label, max_pixels) from None
     if header.format not in VIDEO_CONTAINERS:
         raise ApiError(
             415,
             f"{label}: a {header.format.split(',')[0]} file; this server takes MP4, MOV, "
             "MKV, WebM, AVI, GIF, Ogg, MPEG and FLV videos",
         )
-
-    def check_limits(width: int, height: int, frames: int | None, seconds: float | None) -> None:
-        if width * height > max_pixels:
-            raise ApiError(
-                413,
-                f"{label}: video frames are {width}x{height} = {width * height:,} pixels, "
-                f"over this server's limit of {max_pixels:,}",
-            )
-        if frames is not None and frames > max_frames:
-            raise ApiError(
-                413,
-                f"{label}: the video has {frames:,} frames, over this server's limit of "
-                f"{max_frames:,}",
-            )
-        if seconds is not None and seconds > max_seconds * 1.001:
-            raise ApiError(
-                413,
-                f"{label}: the video lasts {seconds:.1f} s, over this server's limit of "
-                f"{max_seconds:g} s",
-            )
-
-    check_limits(*header.size, header.frames, header.seconds)
+    _check_video_limits(label, header.size, header.frames, header.seconds, limits)
     try:
         info = scan(path, max_pixels=max_pixels, partial=partial)
     except BrushworkError as error:
-        raise refused(error) from None
-    check_limits(*info.stored_size, info.frames, info.duration)
+        raise _video_refusal(error, path, label, max_pixels) from None
+    _check_video_limits(label, info.stored_size, info.frames, info.duration, limits)
     return info
 
 
@@ -442,16 +459,19 @@ class QueueGate:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths:
             refused = await run_in_threadpool(self.refusal)
             if refused is not None:
-                # drain what the client is still sending (never parsed nor stored, at most
-                # the body limit) so that it reads the answer instead of a broken pipe
-                received = 0
-                while received <= self.limit:
-                    message = await receive()
-                    if message["type"] != "http.request":
-                        break
-                    received += len(message.get("body", b""))
-                    if not message.get("more_body", False):
-                        break
+                await self._drain(receive)
                 await send_error(send, *refused)
                 return
         await self.app(scope, receive, send)
+
+    async def _drain(self, receive: Any) -> None:
+        """Read what the client is still sending (never parsed nor stored, at most the body
+        limit) so that it reads the answer instead of a broken pipe."""
+        received = 0
+        while received <= self.limit:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break

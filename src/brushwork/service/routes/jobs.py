@@ -14,15 +14,9 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from brushwork.defaults import DEFAULT_METHOD
-from brushwork.service.jobs import (
-    PREVIEW,
-    RESULT_TYPES,
-    JobManager,
-    ReadersFull,
-    Subscriber,
-    describe_job,
-    result_name,
-)
+from brushwork.service.jobs import JobManager
+from brushwork.service.live import ReadersFull, Subscriber
+from brushwork.service.records import PREVIEW, RESULT_TYPES, describe_job, result_name
 from brushwork.service.schema import (
     ERRORS,
     JOB_LINKS,
@@ -119,7 +113,7 @@ def list_jobs(
     owner: Owner, service: ServiceDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
 ) -> dict[str, Any]:
     """This token's newest jobs."""
-    found = service.manager.store.list(owner if service.config.tokens else None, limit)
+    found = service.manager.store.newest(owner if service.config.tokens else None, limit)
     return {"jobs": [describe_job(j) for j in found]}
 
 

@@ -11,7 +11,8 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from brushwork.defaults import DEFAULT_ONE_PASS_METHOD
-from brushwork.service.jobs import RESULT, JobManager
+from brushwork.service.jobs import JobManager
+from brushwork.service.records import RESULT
 from brushwork.service.schema import (
     JSON_FORM,
     STYLES_FORM,
