@@ -163,6 +163,15 @@ def one_thread() -> Iterator[None]:
 
 
 @pytest.fixture
+def no_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One-pass methods without their border margin, as they ran when the references in
+    tests/data were made."""
+    from brushwork.methods import onepass
+
+    monkeypatch.setattr(onepass.OnePassMethod, "margin", 0)
+
+
+@pytest.fixture
 def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail the test if the VGG-19 is loaded, an image is decoded at its working size, or an
     optimization or a one-pass run starts."""

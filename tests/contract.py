@@ -118,10 +118,15 @@ def run_wct_export(
         mode = "reflect" if min(height, width) > max(bottom, right) else "edge"
         return np.pad(image, ((0, 0), (0, 0), (0, bottom), (0, right)), mode=mode)
 
+    def mirror(image: np.ndarray, margin: int) -> tuple[np.ndarray, int, int]:
+        rows, cols = min(margin, image.shape[-2] - 1), min(margin, image.shape[-1] - 1)
+        return np.pad(image, ((0, 0), (0, 0), (rows, rows), (cols, cols)), "reflect"), rows, cols
+
     image = content.numpy()
     for level in description["levels"]:
         encode, decode = _session(folder / level["encoder"]), _session(folder / level["decoder"])
-        f = encode.run(None, {"image": pad(image, level["multiple"], level["min_side"])})[0]
+        framed, top, left = mirror(image, level["margin"])
+        f = encode.run(None, {"image": pad(framed, level["multiple"], level["min_side"])})[0]
         s = encode.run(None, {"image": style.numpy()})[0]
         c_mean, c_cov = stats(f)
         s_mean, s_cov = stats(s)
@@ -129,7 +134,8 @@ def run_wct_export(
         out = power(s_cov, 0.5) @ power(c_cov, -0.5) @ (x - c_mean) + s_mean
         mixed = alpha * out.reshape(f.shape) + (1 - alpha) * f
         decoded = decode.run(None, {"features": mixed.astype(np.float32)})[0]
-        image = np.clip(decoded[..., : image.shape[-2], : image.shape[-1]], 0, 1)
+        height, width = image.shape[-2:]
+        image = np.clip(decoded[..., top : top + height, left : left + width], 0, 1)
     return image
 
 

@@ -38,7 +38,7 @@ from brushwork.methods import get_method
 from brushwork.methods.adain import LAYER, AdaIN, AdaINOptions
 from brushwork.methods.base import PreparedStyle, StyleTarget
 from brushwork.methods.feedforward import Decoder, decoder_id, load_decoder, min_side, mix_styles
-from brushwork.ops import adain, mean_std, pad_to_multiple
+from brushwork.ops import adain, mean_std, pad_to_multiple, reflect_margin
 
 EPS = 1e-5  # mean_std's default
 REFERENCE = Path(__file__).parent / "data" / "adain_reference.safetensors"
@@ -233,9 +233,10 @@ def test_alpha_zero_decodes_the_content_features(method: AdaIN, tiny_encoder: VG
     result = method.stylize(content, smooth_image(32, 32, seed=1))
     decoder = method.decoders()[LAYER]
     zero = AdaIN(encoder=tiny_encoder, model=method.options.model, alpha=0.0)
-    with torch.no_grad():
-        padded = F.pad(content, (0, 3, 0, 3), mode="reflect")  # to 40×56
-        expected = decoder(tiny_encoder(padded, [LAYER])[LAYER])[..., :37, :53].clamp(0, 1)
+    with torch.no_grad():  # a 32 px mirrored margin a side, then padded to 104×120
+        framed = reflect_margin(content, 32)[0]
+        padded = F.pad(framed, (0, 3, 0, 3), mode="reflect")
+        expected = decoder(tiny_encoder(padded, [LAYER])[LAYER])[..., 32:69, 32:85].clamp(0, 1)
     torch.testing.assert_close(
         zero.stylize(content, smooth_image(32, 32, seed=1)).image, expected, atol=1e-5, rtol=1e-5
     )
@@ -577,7 +578,8 @@ def test_bad_alpha_is_refused(alpha: object) -> None:
 
 def test_a_run_too_large_for_the_memory_limit_is_refused_up_front(model: Path) -> None:
     method = AdaIN(model=str(model))
-    need = AdaIN.fixed_bytes + AdaIN.bytes_per_pixel * 64 * 72  # 61x70 pads to 64x72
+    # 61x70 with a 32 px margin a side is 125x134, padded to 128x136
+    need = AdaIN.fixed_bytes + AdaIN.bytes_per_pixel * 128 * 136
     plan = method.plan(61, 70, [(16, 16)], torch.device("cpu"), need)
     assert plan.estimate == need
     with pytest.raises(
@@ -838,6 +840,7 @@ def test_references_differ_from_each_other() -> None:
         assert distance(x, y) > 1e-4, (a, b)
 
 
+@pytest.mark.usefixtures("no_margin")
 @pytest.mark.parametrize("case", ["single", "blend", "masked"])
 def test_tiny_outputs_match_the_pre_refactor_reference(
     case: str, tiny_encoder: VGG19, tmp_path: Path, reference_inputs: dict[str, Any]
@@ -861,6 +864,7 @@ def real_encoder() -> VGG19:
 
 @requires_weights
 @pytest.mark.integration
+@pytest.mark.usefixtures("no_margin")
 @pytest.mark.parametrize("name", ["adain", "adain-laplacian", "adain-depth", "masked"])
 def test_real_outputs_match_the_pre_refactor_reference(
     name: str, real_encoder: VGG19, reference_inputs: dict[str, Any]

@@ -4,7 +4,9 @@ outputs of odd sizes keep their size and lie in [0, 1]; non-finite inputs are re
 line and flat ones work; styles too small are refused; the memory plan refuses a run over
 the limit before any work; progress events count the steps; a prepared style gives the same
 image every time; blends and masks where the method takes them; two threads sharing a method
-get what one gets; an exported method computes what the method does."""
+get what one gets; an exported method computes what the method does; a one-pass method's
+networks see the content with a mirrored margin, so that no frame is painted along its
+border (with the real networks: the border ratio of issue 20 at most 1.5)."""
 
 from __future__ import annotations
 
@@ -15,19 +17,24 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import smooth_image
+from conftest import requires_weights, smooth_image
 from contract import ONNX_RUNNERS, method_options
 
 from brushwork import events as ev
 from brushwork.encoders import VGG19
 from brushwork.errors import BrushworkError
+from brushwork.examples import content_image, style_path
+from brushwork.image import open_image, to_tensor
 from brushwork.methods import REGISTRY, get_method, load_object
 from brushwork.methods.base import Method, StepCounter, StyleTarget
+from brushwork.metrics import border_ratio
+from brushwork.ops import reflect_margin
 from brushwork.stylizer import Controls, Stylizer
 
 pytestmark = pytest.mark.usefixtures("one_thread", "no_pretrained")
 
 NAMES = sorted(REGISTRY)
+ONE_PASS = sorted(name for name, entry in REGISTRY.items() if entry.kind != "optimization")
 EXPORTED = sorted(name for name, entry in REGISTRY.items() if entry.exporter)
 
 
@@ -243,3 +250,69 @@ def test_the_export_computes_what_the_method_does(
         got = export.run(path, content, STYLE, options)
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, atol=2e-3)
+
+
+# ----------------------------------------------------------------------------- borders
+
+
+class RecordingEncoder(torch.nn.Module):
+    """The tiny encoder, keeping every image it is given."""
+
+    def __init__(self, encoder: VGG19) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.out_channels = encoder.out_channels
+        self.seen: list[torch.Tensor] = []
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.encoder, name)
+
+    def forward(self, image: torch.Tensor, layers: Any) -> Any:
+        self.seen.append(image.detach().clone())
+        return self.encoder(image, layers)
+
+
+@pytest.mark.parametrize("name", ONE_PASS)
+def test_the_networks_see_the_content_with_a_mirrored_margin(
+    name: str, encoder: VGG19, tmp_path: Path
+) -> None:
+    """Every content pass runs on the picture with at least 32 px mirrored onto each side
+    (:func:`brushwork.ops.reflect_margin`): VGG-19's zero padding then shapes features only
+    outside the picture, which is cropped back."""
+    recording = RecordingEncoder(encoder)
+    method = get_method(name)(encoder=recording, **method_options(name, tmp_path, encoder))
+    prepared = method.prepare(STYLE)
+    recording.seen.clear()
+    content = smooth_image(37, 45, seed=8)
+    output = method.stylize(content, prepared).image
+    assert output.shape == content.shape
+    margin = method.margin  # type: ignore[attr-defined]
+    assert margin >= 32
+    framed, offsets = reflect_margin(content, margin)
+    assert offsets == (min(margin, 36), min(margin, 44))
+    first = recording.seen[0].float()
+    assert first.shape[-2] >= framed.shape[-2] and first.shape[-1] >= framed.shape[-1]
+    torch.testing.assert_close(
+        first[..., : framed.shape[-2], : framed.shape[-1]], framed, atol=1e-6, rtol=0
+    )
+    for seen in recording.seen:  # later passes are framed the same way
+        assert seen.shape[-2] >= 37 + 2 * margin and seen.shape[-1] >= 45 + 2 * margin
+
+
+@requires_weights
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ONE_PASS)
+def test_the_bundled_networks_paint_no_frame_along_the_border(name: str) -> None:
+    """Issue 20's measure on a bundled pair at 256 px: the picture stylized as it is and
+    reflect-padded by 64 px differ within 16 px of the border at most 1.5 times as much as
+    inside (AdaIN 4–5, WCT 2–3 before the margin)."""
+    stylizer = Stylizer(name, Controls(size=None, precision="float32"))
+    stylizer.load_encoder()
+    method = stylizer.method
+    content = to_tensor(content_image("astronaut").resize((256, 256)))
+    prepared = method.prepare(to_tensor(open_image(style_path("strokes")).resize((256, 256))))
+    ratio = border_ratio(lambda x: method.stylize(x, prepared).image, content, pad=64, edge=16)
+    assert ratio <= 1.5

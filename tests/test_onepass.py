@@ -109,14 +109,15 @@ def reference_threads() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-@pytest.mark.usefixtures("reference_threads")
+@pytest.mark.usefixtures("reference_threads", "no_margin")
 def test_outputs_match_the_code_before_the_one_pass_base(
     tiny_encoder: VGG19, tmp_path: Path
 ) -> None:
     """AdaIN, WCT and the inverse network give, bit for bit in float32 on the machine that
     made tests/data/onepass_reference.safetensors (within 1e-5 elsewhere), what they gave
     before they stood on the one-pass base (the inverse network then ran as
-    ``styleswap --inverse``). AdaIN's other cases are pinned in test_adain.py."""
+    ``styleswap --inverse``), with the border margin (which came later) off. AdaIN's other
+    cases are pinned in test_adain.py."""
     from brushwork.methods import get_method
 
     def build(name: str, **options: Any) -> Any:
@@ -224,9 +225,12 @@ def test_a_network_without_vgg_stands_on_the_base() -> None:
 
 
 def test_the_plan_counts_padded_pixels_or_the_largest_style() -> None:
+    """Pixels with the mirrored margin (32 px a side, less on a short side), padded to the
+    stride of 4."""
     method = Toy()
-    assert method.plan(7, 13, [(9, 9)]).estimate == 1000 + 100 * 8 * 16
+    assert method.plan(7, 13, [(9, 9)]).estimate == 1000 + 100 * 20 * 40  # 19 x 37 padded
     assert method.plan(7, 13, [(9, 9), (100, 100)]).estimate == 1000 + 12 * 100 * 100
+    assert method.plan(99, 100, []).estimate == 1000 + 100 * 164 * 164
     with pytest.raises(BrushworkError, match="a 13x7 toy run needs about"):
         method.plan(7, 13, [], limit=1000)
 

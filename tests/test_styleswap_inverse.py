@@ -23,6 +23,7 @@ from brushwork.methods.styleswap_inverse import (
     StyleSwapInverse,
     StyleSwapInverseOptions,
 )
+from brushwork.ops import reflect_margin
 from brushwork.options import fields_of
 
 
@@ -79,12 +80,15 @@ def test_one_pass_decodes_the_swapped_features(tiny_encoder, pair, model) -> Non
     assert result.details["model"] == model
     assert result.details["style_patches"] == 64  # (40/4 - 3 + 1)²
     assert [(e.step, e.total) for e in collect.of(ev.Progress)] == [(1, 1)]
-    # the decoder applied to the swap target (32x48 needs no padding at relu3_1)
+    # the decoder applied to the swap target of the content with its mirrored margin (31
+    # rows a side, as the content has 32; 32 columns), cropped back
     targets = [StyleTarget(style)]
+    framed, (top, left) = reflect_margin(content, 32)
     with torch.no_grad():
         features = [tiny_encoder(style, [INVERSE_LAYER])[INVERSE_LAYER]]
-        target, _, _ = swap_target(tiny_encoder, content, targets, features, method.options)
-        expected = random_decoder(tiny_encoder, 1, "relu3_1")(target).clamp(0, 1)
+        target, _, _ = swap_target(tiny_encoder, framed, targets, features, method.options)
+        decoded = random_decoder(tiny_encoder, 1, "relu3_1")(target)
+    expected = decoded[..., top : top + 32, left : left + 48].clamp(0, 1)
     torch.testing.assert_close(result.image, expected)
 
 
@@ -124,8 +128,10 @@ def test_blends_and_masks_follow_the_swap(tiny_encoder, pair, model) -> None:
     torch.testing.assert_close(everywhere.image, single)
     nowhere = method.stylize(content, StyleTarget(style, mask=torch.zeros(1, 1, 32, 48)))
     decoder = random_decoder(tiny_encoder, 1, "relu3_1")
+    framed, (top, left) = reflect_margin(content, 32)  # 31 rows: the content has 32
     with torch.no_grad():
-        plain = decoder(tiny_encoder(content, [INVERSE_LAYER])[INVERSE_LAYER]).clamp(0, 1)
+        plain = decoder(tiny_encoder(framed, [INVERSE_LAYER])[INVERSE_LAYER])
+    plain = plain[..., top : top + 32, left : left + 48].clamp(0, 1)
     torch.testing.assert_close(nowhere.image, plain)
     half = torch.zeros(1, 1, 32, 48)
     half[..., :24] = 1
@@ -136,7 +142,8 @@ def test_blends_and_masks_follow_the_swap(tiny_encoder, pair, model) -> None:
 def test_memory_plan_pads_to_the_stride_and_refuses_too_large(tiny_encoder) -> None:
     method = StyleSwapInverse(encoder=tiny_encoder)
     plan = method.plan(61, 70, [(40, 40)], limit=2**40)
-    assert plan.estimate == method.fixed_bytes + method.bytes_per_pixel * 64 * 72
+    # 61x70 with a 32 px margin a side is 125x134, padded to 128x136
+    assert plan.estimate == method.fixed_bytes + method.bytes_per_pixel * 128 * 136
     with pytest.raises(BrushworkError, match="a 4000x3000 styleswap-inverse run needs about"):
         method.plan(3000, 4000, [(512, 512)], limit=2**30)
 

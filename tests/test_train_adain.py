@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import expect_error, smooth_image
+from conftest import expect_error, save_decoder, smooth_image
 from contract import train_argv
 from PIL import Image, ImageFile
 from safetensors.torch import load_file
@@ -529,12 +529,13 @@ def test_a_run_folder_that_cannot_be_created_fails_before_the_weights_load(
 
 @pytest.mark.usefixtures("no_work")
 def test_max_memory_limits_the_run(capsys, tmp_path, data) -> None:
-    """The default run (8 crops of 256 px): about 3.3 GiB, the decoder's step (5200 bytes
-    a crop pixel) and two loaders' queues (4 workers each)."""
+    """The default run (8 crops of 256 px with a 32 px mirrored margin): about 4.7 GiB, the
+    decoder's step (5200 bytes a pixel of the 320 px framed crop) and two loaders' queues
+    (4 workers each)."""
     argv = ["train", "adain", "--content-dir", str(data[0]), "--style-dir", str(data[1])]
     message = expect_error(capsys, [*argv, "--out", str(tmp_path / "run"), "--max-memory", "1G"])
     assert message == (
-        "adain training with batches of 8 crops of 256x256 px needs about 3.3 GiB, over the "
+        "adain training with batches of 8 crops of 256x256 px needs about 4.7 GiB, over the "
         "memory limit (1.0 GiB); use a smaller --batch-size, --crop-size or --load-size, or "
         "a machine with more memory"
     )
@@ -622,7 +623,6 @@ def test_the_run_folder_is_no_input(capsys, tmp_path, data) -> None:
 @pytest.mark.usefixtures("no_work")
 def test_the_run_folder_does_not_hold_the_start(capsys, tmp_path, data, encoder) -> None:
     """A start checkpoint in the run folder would be overwritten by the run's model."""
-    from conftest import save_decoder
 
     out = tmp_path / "run"
     out.mkdir()
@@ -893,3 +893,64 @@ def test_distributed_training_all_reduces_gradients(tmp_path, data) -> None:
         torch.testing.assert_close(saved.tensors[name], tensor, rtol=0, atol=0)
     assert _steps(out) == [1, 2, 3, 4]
     assert [float(r["total"]) for r in _rows(out)] == pytest.approx(reports[0]["totals"], rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- margin and start
+
+
+def test_the_loss_sees_the_mirrored_margin_and_the_picture_without_it(encoder: VGG19) -> None:
+    """With a margin the decoder paints the framed crop; the content loss compares the
+    picture's cells with the AdaIN target inside the margin, the style loss the picture's
+    statistics: a decoder that paints the margin black scores as one that paints it white."""
+    from brushwork.methods.feedforward import Decoder
+
+    torch.manual_seed(0)
+    decoder = Decoder("relu4_1", width=1 / 16)
+    config = TrainConfig("c", "s", crop_size=32, load_size=None, margin=16)
+    content, style = smooth_image(32, 32, seed=1)[None][0], smooth_image(32, 32, seed=2)
+    seen: list[tuple[int, ...]] = []
+
+    class Framed(torch.nn.Module):
+        def __init__(self, fill: float) -> None:
+            super().__init__()
+            self.fill = fill
+
+        def forward(self, target: torch.Tensor) -> torch.Tensor:
+            out = decoder(target)
+            seen.append(tuple(out.shape[-2:]))
+            framed = torch.full_like(out, self.fill)
+            framed[..., 16:48, 16:48] = out[..., 16:48, 16:48]
+            return framed
+
+    black = AdaINLoss(Framed(0.0), encoder, config)(content, style)  # type: ignore[arg-type]
+    white = AdaINLoss(Framed(1.0), encoder, config)(content, style)  # type: ignore[arg-type]
+    assert seen == [(64, 64), (64, 64)]
+    for name in ("content", "style", "total"):
+        torch.testing.assert_close(black[name], white[name])
+
+
+def test_a_margin_off_relu4_1_s_cells_is_refused(capsys, tmp_path, data) -> None:
+    argv = train_argv("adain", data, tmp_path / "run")
+    message = expect_error(capsys, [*argv, "--margin", "12"])
+    assert message == "--margin must be a multiple of 8 (relu4_1's cell), not 12"
+
+
+@pytest.mark.usefixtures("no_work")
+def test_a_missing_start_is_refused_before_the_weights_load(capsys, tmp_path, data) -> None:
+    argv = train_argv("adain", data, tmp_path / "run")
+    message = expect_error(capsys, [*argv, "--init-from", str(tmp_path / "none.safetensors")])
+    assert "none.safetensors" in message
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.usefixtures("tiny_pretrained")
+def test_a_run_starts_from_a_given_decoder(tmp_path, data, encoder: VGG19) -> None:
+    """--init-from: the first checkpoint is the start after its steps, not a new decoder."""
+    start = save_decoder(tmp_path / "start.safetensors", encoder)
+    out = tmp_path / "run"
+    argv = train_argv("adain", data, out)
+    assert main([*argv, "--init-from", str(start), "--iterations", "1", "--lr", "1e-9"]) == 0
+    trained = load_checkpoint(out / MODEL, method="adain").tensors
+    begun = load_checkpoint(start, method="adain").tensors
+    for name, tensor in begun.items():  # (the model file is float16)
+        torch.testing.assert_close(trained[name].float(), tensor.float(), atol=1e-4, rtol=2e-3)

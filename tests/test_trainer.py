@@ -87,7 +87,7 @@ def _signal_at(step: int) -> ev.Sink:
 def adain_run(tmp_path: Path) -> tuple[AdaINObjective, RunOptions]:
     """The recipe of tests/data/trainer_reference.safetensors: one 32 px content and style
     image (every batch the same), crops of 32, batches of 2, lr 3e-3, Laplacian weight 1,
-    4 steps, a checkpoint every 2."""
+    4 steps, a checkpoint every 2, no margin (the reference came before it)."""
     for name, seed in (("content", 0), ("style", 1)):
         (tmp_path / name).mkdir()
         to_pil(smooth_image(32, 32, seed=seed)).save(tmp_path / name / "0.png")
@@ -102,6 +102,7 @@ def adain_run(tmp_path: Path) -> tuple[AdaINObjective, RunOptions]:
         load_size=None,
         crop_size=32,
         lap_weight=1.0,
+        margin=0,
     )
     objective = AdaINObjective(config, encoder=encoder)
     return objective, _options(tmp_path / "run", save_every=2)

@@ -281,6 +281,25 @@ def coloring_statistics(features: Tensor) -> tuple[Tensor, Tensor]:
     return mean, symmetric_power(cov, 0.5)
 
 
+def reflect_margin(image: Tensor, margin: int) -> tuple[Tensor, tuple[int, int]]:
+    """(B, C, H, W) with up to ``margin`` pixels mirrored onto every side, so that a
+    network's zero-padded border lands outside the picture; returns the framed image and the
+    rows and columns added at the top and left, for cropping the result back
+    (``out[..., top:top + H, left:left + W]``). A side shorter than the margin gets what it
+    can mirror (``side - 1``; nothing for a 1-pixel side). While being traced for ONNX export
+    the amounts are graph operations on the traced shape."""
+    if margin <= 0:
+        return image, (0, 0)
+    height, width = image.shape[-2:]
+    if torch.jit.is_tracing():
+        rows = torch.clamp(torch.as_tensor(height) - 1, max=margin)
+        cols = torch.clamp(torch.as_tensor(width) - 1, max=margin)
+    else:
+        rows, cols = min(margin, height - 1), min(margin, width - 1)
+    padding = (cols, cols, rows, rows)
+    return F.pad(image, padding, mode="reflect"), (rows, cols)  # type: ignore[arg-type,return-value]
+
+
 def pad_to_multiple(
     image: Tensor, multiple: int, minimum: int = 0, mode: str = "reflect"
 ) -> tuple[Tensor, tuple[int, int]]:

@@ -35,7 +35,7 @@ from brushwork.methods.feedforward import (
     min_side,
     mix_styles,
 )
-from brushwork.ops import adain, mean_std, pad_to_multiple
+from brushwork.ops import adain, mean_std, pad_to_multiple, reflect_margin
 from brushwork.options import Options, option
 
 if TYPE_CHECKING:
@@ -111,7 +111,9 @@ class AdaINGraph(nn.Module):
         self.decoder = decoder
 
     def forward(self, content: Tensor, style: Tensor, alpha: Tensor) -> Tensor:
-        padded, (height, width) = pad_to_multiple(content, 8, min_side(LAYER))
+        height, width = content.shape[-2:]
+        framed, (top, left) = reflect_margin(content, AdaIN.margin)
+        padded, _ = pad_to_multiple(framed, 8, min_side(LAYER))
         features = self.encoder(padded, [LAYER])[LAYER]
         statistics = mean_std(self.encoder(style, [LAYER])[LAYER])
         mixed = mix_styles(
@@ -122,7 +124,7 @@ class AdaINGraph(nn.Module):
             alpha.reshape(-1, 1, 1, 1),
             lambda c, s, m: adain(c, s[0], s[1], m),
         )
-        return self.decoder(mixed)[..., :height, :width].clamp(0, 1)
+        return self.decoder(mixed)[..., top : top + height, left : left + width].clamp(0, 1)
 
 
 def export_onnx(

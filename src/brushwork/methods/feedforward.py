@@ -371,7 +371,12 @@ class FeedForwardMethod(OnePassMethod[OptionsT]):
             statistics = [d[layer] for d in prepared.data]
             paint = functools.partial(self._level, layer, networks[layer], statistics, weights)
             image = padded_pass(
-                image, prepared.targets, 2 ** pools_before(layer), min_side(layer), paint
+                image,
+                prepared.targets,
+                2 ** pools_before(layer),
+                min_side(layer),
+                paint,
+                self.margin,
             )
             yield image
 

@@ -40,28 +40,40 @@ from brushwork.methods.base import (
     check_style_sides,
     uses_masks,
 )
-from brushwork.ops import pad_to_multiple
+from brushwork.ops import pad_to_multiple, reflect_margin
 
 Paint = Callable[[Tensor, list[StyleTarget]], Tensor]
 """A network's pass on a padded image, given the styles with their masks padded alike."""
 
 
 def padded_pass(
-    image: Tensor, targets: Sequence[StyleTarget], multiple: int, least: int, paint: Paint
+    image: Tensor,
+    targets: Sequence[StyleTarget],
+    multiple: int,
+    least: int,
+    paint: Paint,
+    margin: int = 0,
 ) -> Tensor:
-    """``paint`` on ``image`` reflection-padded at the bottom and right to a multiple of
-    ``multiple`` and at least ``least`` a side (:func:`~brushwork.ops.pad_to_multiple`: an
-    encoder halves the size at each pooling; a decoder's 3×3 reflection padding needs 2×2
-    features), with the styles' masks padded alike; its output cropped back to the image's
-    size, in float32, clamped to [0, 1]."""
-    padded, (height, width) = pad_to_multiple(image, multiple, least)
+    """``paint`` on ``image`` with a mirrored ``margin`` on every side
+    (:func:`~brushwork.ops.reflect_margin`, less on a side shorter than that: VGG-19's zero
+    padding then shapes features only outside the picture, so the decoder paints no frame
+    along its border) and reflection-
+    padded at the bottom and right to a multiple of ``multiple`` and at least ``least`` a side
+    (:func:`~brushwork.ops.pad_to_multiple`: an encoder halves the size at each pooling; a
+    decoder's 3×3 reflection padding needs 2×2 features), the styles' masks padded alike;
+    its output cropped back to the image, in float32, clamped to [0, 1]."""
+    height, width = image.shape[-2:]
+
+    def pad(x: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        framed, offsets = reflect_margin(x, margin)
+        return pad_to_multiple(framed, multiple, least)[0], offsets
+
     padded_targets = [
-        t
-        if t.mask is None
-        else dataclasses.replace(t, mask=pad_to_multiple(t.mask, multiple, least)[0])
-        for t in targets
+        t if t.mask is None else dataclasses.replace(t, mask=pad(t.mask)[0]) for t in targets
     ]
-    return paint(padded, padded_targets)[..., :height, :width].float().clamp(0, 1)
+    framed, (top, left) = pad(image)
+    output = paint(framed, padded_targets)
+    return output[..., top : top + height, left : left + width].float().clamp(0, 1)
 
 
 class OnePassMethod(Method[OptionsT]):
@@ -78,6 +90,10 @@ class OnePassMethod(Method[OptionsT]):
     cannot)."""
     style_masks: ClassVar[bool] = True
     """Whether styles may be placed by masks."""
+    margin: ClassVar[int] = 32
+    """Pixels mirrored onto each side of the content before a pass and cropped after
+    (:func:`padded_pass`): VGG-19 pads with zeros, so features within a few pixels of an
+    image's border differ from interior ones and a decoder paints them as a frame."""
 
     # -- per method -------------------------------------------------------------------
 
@@ -128,11 +144,16 @@ class OnePassMethod(Method[OptionsT]):
         device: torch.device | None = None,
         limit: int | None = None,
     ) -> MemoryPlan:
-        """Peak memory: :attr:`bytes_per_pixel` per content pixel padded to :meth:`stride`,
+        """Peak memory: :attr:`bytes_per_pixel` per content pixel with its :attr:`margin`,
+        padded to :meth:`stride`,
         or the largest style's encoding (:meth:`style_bytes`) if more, plus
         :attr:`fixed_bytes`."""
         multiple = self.stride()
-        padded = (height + -height % multiple) * (width + -width % multiple)
+        framed_height = height + 2 * min(self.margin, height - 1)  # as reflect_margin frames
+        framed_width = width + 2 * min(self.margin, width - 1)
+        padded = (framed_height + -framed_height % multiple) * (
+            framed_width + -framed_width % multiple
+        )
         style = max((self.style_bytes(h, w) for h, w in style_sizes), default=0)
         need = self.fixed_bytes + max(self.bytes_per_pixel * padded, style)
         require(need, f"a {width}x{height} {self.name} run", limit, device)

@@ -122,4 +122,6 @@ class StyleSwapInverse(OnePassMethod[StyleSwapInverseOptions]):
             return networks(target)
 
         details["model"] = str(self.options.model)
-        yield padded_pass(content, prepared.targets, self.stride(), min_side(INVERSE_LAYER), paint)
+        yield padded_pass(
+            content, prepared.targets, self.stride(), min_side(INVERSE_LAYER), paint, self.margin
+        )

@@ -115,13 +115,30 @@ class WCT(FeedForwardMethod[WCTOptions]):
 # ----------------------------------------------------------------------------- ONNX export
 
 
+RUN = (
+    "for each level in order: mirror up to 'margin' pixels onto each side of the image "
+    "(reflection; a side of n pixels takes min(margin, n − 1)); pad the bottom and right to a "
+    "multiple of 'multiple' and at least 'min_side' a side (reflection; replication where the "
+    "image is too small to reflect); encoder → f; f' = alpha·WCT(f, style) + (1 − alpha)·f; "
+    "decoder(f') cropped back to the image (from the mirrored top and left) and clamped to "
+    "[0, 1] is the next level's input"
+)
+TRANSFORM = (
+    "WCT(f, s): m_c, C_c = mean and covariance (divided by n − 1) of f's channels; "
+    "C + 1e-5·mean(diag C)·I; eigh in float64; eigenvalues below 1e-5 × the largest dropped; "
+    "whiten W = E D^-1/2 Eᵀ; the style's coloring K = E_s D_s^1/2 E_sᵀ from its features at "
+    "the same level (the style image through the same encoder graph, not padded); result "
+    "K W (f − m_c) + m_s (brushwork.ops.whiten_color)"
+)
+
+
 def export_onnx(
     options: ExportOptions, method: WCTOptions | None = None, *, encoder: VGG19 | None = None
 ) -> Path:
     """Write WCT's levels (``method.levels``, decoders ``method.models``) as encoder and
     decoder graphs in the new folder ``options.output``, with ``wct.json`` describing the
     pipeline (see the module docstring). The folder appears whole or not at all."""
-    from brushwork.export import EncoderGraph, encoder_copy, export_graph, model_name, require_onnx
+    from brushwork.export import encoder_copy, require_onnx
     from brushwork.outputs import OutputPlan, inputs_of, write_folder
 
     options.validate()
@@ -133,87 +150,77 @@ def export_onnx(
         )
     require_onnx()
     wct = WCT(method)
-    levels = wct.levels()
-    sources = {layer: models.resolve(wct.decoder_model(layer), method="wct") for layer in levels}
+    sources = {
+        layer: models.resolve(wct.decoder_model(layer), method="wct") for layer in wct.levels()
+    }
     plan = OutputPlan(options.force, inputs=inputs_of(options.weights, *sources.values()))
     plan.add_folder(output, flag="-o")
-    deepest = levels[0]
-    encoder = encoder_copy(encoder, deepest, options.weights)
-    generator = torch.Generator().manual_seed(0)
-    image = torch.rand(1, 3, 37, 45, generator=generator)
+    encoder = encoder_copy(encoder, wct.levels()[0], options.weights)
 
     def fill(work: Path) -> None:
-        pipeline: list[dict[str, Any]] = []
-        for layer in levels:
-            decoder = copy.deepcopy(
-                load_decoder(
-                    wct.decoder_model(layer),
-                    method="wct",
-                    layer=layer,
-                    encoder=encoder,
-                    device="cpu",
-                )
-            )
-            # (nn.Module.to takes memory_format, which torch's type stubs leave out)
-            decoder = decoder.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
-            decoder = decoder.eval()
-            channels = encoder.out_channels[layer]
-            common = {
-                "brushwork_method": "wct",
-                "brushwork_level": layer,
-                "brushwork_encoder": decoder_id(layer, channels),
-            }
-            with torch.no_grad():
-                features = EncoderGraph(encoder, layer)(image)
-            export_graph(
-                EncoderGraph(encoder, layer),
-                (image,),
-                str(work / f"encoder-{layer}.onnx"),
-                (["image"], ["features"]),
-                {"image": {2: "height", 3: "width"}, "features": {2: "fh", 3: "fw"}},
-                options.opset,
-                common,
-            )
-            export_graph(
-                decoder,
-                (features,),
-                str(work / f"decoder-{layer}.onnx"),
-                (["features"], ["image"]),
-                {"features": {2: "fh", 3: "fw"}, "image": {2: "height", 3: "width"}},
-                options.opset,
-                {**common, "brushwork_model": model_name(wct.decoder_model(layer), sources[layer])},
-            )
-            pipeline.append(
-                {
-                    "level": layer,
-                    "encoder": f"encoder-{layer}.onnx",
-                    "decoder": f"decoder-{layer}.onnx",
-                    "channels": channels,
-                    "multiple": 2 ** pools_before(layer),
-                    "min_side": min_side(layer),
-                }
-            )
+        levels = [
+            _export_level(work, wct, layer, encoder, sources[layer], options)
+            for layer in wct.levels()
+        ]
         description = {
             "method": "wct",
             "brushwork_version": __version__,
             "alpha": method.alpha,
-            "levels": pipeline,
-            "run": (
-                "for each level in order: pad the image at the bottom and right to a "
-                "multiple of 'multiple' and at least 'min_side' a side (reflection; "
-                "replication where the image is too small to reflect); encoder → f; "
-                "f' = alpha·WCT(f, style) + (1 − alpha)·f; decoder(f') cropped back to the "
-                "image's size and clamped to [0, 1] is the next level's input"
-            ),
-            "transform": (
-                "WCT(f, s): m_c, C_c = mean and covariance (divided by n − 1) of f's "
-                "channels; C + 1e-5·mean(diag C)·I; eigh in float64; eigenvalues "
-                "below 1e-5 × the largest dropped; whiten W = E D^-1/2 Eᵀ; the "
-                "style's coloring K = E_s D_s^1/2 E_sᵀ from its features at the same "
-                "level (the style image through the same encoder graph, not padded); "
-                "result K W (f − m_c) + m_s (brushwork.ops.whiten_color)"
-            ),
+            "levels": levels,
+            "run": RUN,
+            "transform": TRANSFORM,
         }
         (work / "wct.json").write_text(json.dumps(description, indent=2) + "\n")
 
     return write_folder(output, fill, replace=options.force, label="-o")
+
+
+def _export_level(
+    work: Path, wct: WCT, layer: str, encoder: VGG19, source: Path, options: ExportOptions
+) -> dict[str, Any]:
+    """One level's encoder and decoder graphs in ``work``; its entry in wct.json."""
+    from brushwork.export import EncoderGraph, export_graph, model_name
+
+    decoder = copy.deepcopy(
+        load_decoder(
+            wct.decoder_model(layer), method="wct", layer=layer, encoder=encoder, device="cpu"
+        )
+    )
+    # (nn.Module.to takes memory_format, which torch's type stubs leave out)
+    decoder = decoder.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
+    channels = encoder.out_channels[layer]
+    common = {
+        "brushwork_method": "wct",
+        "brushwork_level": layer,
+        "brushwork_encoder": decoder_id(layer, channels),
+    }
+    image = torch.rand(1, 3, 37, 45, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        features = EncoderGraph(encoder, layer)(image)
+    export_graph(
+        EncoderGraph(encoder, layer),
+        (image,),
+        str(work / f"encoder-{layer}.onnx"),
+        (["image"], ["features"]),
+        {"image": {2: "height", 3: "width"}, "features": {2: "fh", 3: "fw"}},
+        options.opset,
+        common,
+    )
+    export_graph(
+        decoder,
+        (features,),
+        str(work / f"decoder-{layer}.onnx"),
+        (["features"], ["image"]),
+        {"features": {2: "fh", 3: "fw"}, "image": {2: "height", 3: "width"}},
+        options.opset,
+        {**common, "brushwork_model": model_name(wct.decoder_model(layer), source)},
+    )
+    return {
+        "level": layer,
+        "encoder": f"encoder-{layer}.onnx",
+        "decoder": f"decoder-{layer}.onnx",
+        "channels": channels,
+        "margin": wct.margin,
+        "multiple": 2 ** pools_before(layer),
+        "min_side": min_side(layer),
+    }

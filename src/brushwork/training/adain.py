@@ -25,16 +25,17 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from brushwork.encoders import VGG19
+from brushwork.errors import BrushworkError
 from brushwork.methods.adain import LAYER, STYLE_LAYERS
 from brushwork.methods.feedforward import Decoder
-from brushwork.ops import adain, mean_std, pooled_laplacian
+from brushwork.ops import adain, mean_std, pooled_laplacian, reflect_margin
 from brushwork.options import REQUIRED, option, redefault
 from brushwork.precision import Precision
 from brushwork.training.data import Batches, list_images
@@ -56,6 +57,28 @@ class TrainConfig(CropTrainingConfig):
     iterations: int = redefault(CropTrainingConfig, "iterations", 160_000)
     content_weight: float = option(1.0, "weight of the relu4_1 content loss", minimum=0.0)
     style_weight: float = option(10.0, "weight of the mean/std style loss", minimum=0.0)
+    margin: int = option(
+        32,
+        "pixels mirrored onto each side of a content crop before encoding; the style loss "
+        "sees the output without them, as inference crops them (0 = off)",
+        minimum=0,
+        metavar="PX",
+    )
+    init_from: str | None = option(
+        None,
+        "start from this decoder (a bundled name such as adain, or a checkpoint)",
+        metavar="NAME|PATH",
+    )
+    trained_before: ClassVar[dict[str, Any]] = {"margin": 0}
+    """What a checkpoint written before a field existed was trained with."""
+
+    def check(self) -> None:
+        super().check()
+        if self.margin % 8:
+            raise BrushworkError(
+                f"--margin must be a multiple of 8 (relu4_1's cell), not {self.margin}"
+            )
+
     lap_weight: float = option(
         0.0, "weight of the Laplacian loss to the content (Laplacian variant; 0 = off)", minimum=0.0
     )
@@ -89,6 +112,17 @@ def style_statistics(features: dict[str, Tensor]) -> list[tuple[Tensor, Tensor]]
     return [mean_std(features[layer]) for layer in STYLE_LAYERS]
 
 
+def style_distance(
+    statistics: list[tuple[Tensor, Tensor]], targets: list[tuple[Tensor, Tensor]]
+) -> Tensor:
+    """Huang & Belongie 2017, eq. 13, each layer's term relative to its target's scale."""
+    total = targets[0][0].new_zeros((), dtype=torch.float32)
+    for (mean, std), (target_mean, target_std) in zip(statistics, targets, strict=True):
+        scale = (target_mean.pow(2) + target_std.pow(2)).mean().clamp_min(1e-12)
+        total = total + (F.mse_loss(mean, target_mean) + F.mse_loss(std, target_std)) / scale
+    return total
+
+
 class AdaINLoss(nn.Module):
     """The training objective around a decoder (the module DDP wraps): batch of content and
     style crops → named loss terms, ``"total"`` included."""
@@ -105,27 +139,24 @@ class AdaINLoss(nn.Module):
     def forward(self, content: Tensor, style: Tensor) -> dict[str, Tensor]:
         config = self.config
         layers = list(STYLE_LAYERS)
+        # relu4_1's cells must stay aligned: a crop too small for the margin gets less
+        margin = min(config.margin, (min(content.shape[-2:]) - 1) // 8 * 8)
         with torch.no_grad():
-            content_f = self.encoder(content, [LAYER])[LAYER]
+            framed_content, (top, left) = reflect_margin(content, margin)
+            content_f = self.encoder(framed_content, [LAYER])[LAYER]
             style_stats = style_statistics(self.encoder(style, layers))
             target = adain(content_f, *style_stats[-1])
-        output = self.decoder(target)
+        framed = self.decoder(target)  # the content crop with its mirrored margin
+        output = framed[..., top : top + content.shape[-2], left : left + content.shape[-1]]
         output_f = self.encoder(output, layers)
-        target = target.float()
+        rows, cols = output_f[LAYER].shape[-2:]  # the AdaIN target inside the margin
+        target = target[..., top // 8 : top // 8 + rows, left // 8 : left // 8 + cols].float()
         losses = {
             "content": F.mse_loss(output_f[LAYER].float(), target)
-            / target.pow(2).mean().clamp_min(1e-12)
+            / target.pow(2).mean().clamp_min(1e-12),
+            "style": style_distance(style_statistics(output_f), style_stats),
         }
-        style_loss = output.new_zeros((), dtype=torch.float32)
-        for (mean, std), (target_mean, target_std) in zip(
-            style_statistics(output_f), style_stats, strict=True
-        ):
-            scale = (target_mean.pow(2) + target_std.pow(2)).mean().clamp_min(1e-12)
-            style_loss = (
-                style_loss + (F.mse_loss(mean, target_mean) + F.mse_loss(std, target_std)) / scale
-            )
-        losses["style"] = style_loss
-        total = config.content_weight * losses["content"] + config.style_weight * style_loss
+        total = config.content_weight * losses["content"] + config.style_weight * losses["style"]
         if config.lap_weight > 0:
             with torch.no_grad():
                 lap_target = pooled_laplacian(content.float(), config.lap_pool)
@@ -175,10 +206,15 @@ class AdaINObjective(DecoderObjective[AdaINConfigT]):
     config_class: ClassVar[type[TrainingConfig]] = TrainConfig
     method = "adain"
     log_names: ClassVar[tuple[str, ...]] = LOSS_NAMES
-    free = frozenset({"iterations", "content_dir", "style_dir", "depth_model"})
+    free = frozenset({"iterations", "content_dir", "style_dir", "depth_model", "init_from"})
     layer = LAYER
     bytes_per_pixel = 5200
-    input_fields = ("content_dir", "style_dir", "depth_model")
+    input_fields: ClassVar[tuple[str, ...]] = (
+        "content_dir",
+        "style_dir",
+        "depth_model",
+        "init_from",
+    )
 
     def __init__(
         self,
@@ -196,12 +232,20 @@ class AdaINObjective(DecoderObjective[AdaINConfigT]):
 
     def pixel_bytes(self: AdaINObjective[TrainConfig]) -> float:
         depth = DEPTH_BYTES_PER_PIXEL if self.config.depth_weight > 0 else 0
-        return self.bytes_per_pixel + depth
+        crop = self.config.crop_size
+        framed = ((crop + 2 * self.config.margin) / crop) ** 2  # the margin's pixels too
+        return self.bytes_per_pixel * framed + depth
 
     def check_inputs(self: AdaINObjective[TrainConfig], run: RunOptions) -> None:
         config = self.config
         self.content_files = list_images(config.content_dir, "content")
         self.style_files = list_images(config.style_dir, "style")
+        if config.init_from is not None:  # a missing or foreign file fails before VGG
+            from brushwork import models
+            from brushwork.checkpoints import load_checkpoint
+
+            path = models.resolve(config.init_from, method="adain")
+            load_checkpoint(path, method="adain", what="model")
         if config.depth_weight > 0 and config.depth_model is None:
             config.depth_model = os.environ.get("BRUSHWORK_DEPTH_MODEL") or "depth"
         if self.depth is None and config.depth_weight > 0:  # a bad file fails before VGG
@@ -212,6 +256,14 @@ class AdaINObjective(DecoderObjective[AdaINConfigT]):
                 config.depth_model, input_size=config.depth_size or None, mean=mean, std=std
             )
 
+    def start_decoder(self: AdaINObjective[TrainConfig], channels: int) -> Decoder:
+        """A new decoder, or the one ``init_from`` names (an AdaIN model)."""
+        if self.config.init_from is None:
+            return Decoder(LAYER, width=channels / 512)
+        from brushwork.training.decoders import read_start
+
+        return read_start(self.config.init_from, method="adain", layer=LAYER, channels=channels)[0]
+
     def build(
         self: AdaINObjective[TrainConfig],
         device: torch.device,
@@ -221,7 +273,7 @@ class AdaINObjective(DecoderObjective[AdaINConfigT]):
         encoder = training_encoder(self.encoder, LAYER, device, run.weights)
         self.encoder = encoder
         torch.manual_seed(self.config.seed)
-        self.decoder = Decoder(LAYER, width=encoder.out_channels[LAYER] / 512)
+        self.decoder = self.start_decoder(encoder.out_channels[LAYER])
         self.decoder.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         depth = None
         if self.depth is not None:

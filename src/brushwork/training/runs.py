@@ -221,7 +221,8 @@ class StopRequest:
 def check_resumed_config(config: Any, stored: dict[str, Any], free: set[str], path: Path) -> None:
     """Refuse to resume a run whose configuration (a dataclass) differs from the one stored
     in its checkpoint, except in the ``free`` fields (the data may move between sessions;
-    what is learned from it may not change)."""
+    what is learned from it may not change). A field the checkpoint lacks was added later:
+    its run had the value the configuration's ``trained_before`` gives, else the default."""
     kind = type(config)
     known = {f.name for f in dataclasses.fields(kind)}
     if unknown := sorted(set(stored) - known):
@@ -229,7 +230,7 @@ def check_resumed_config(config: Any, stored: dict[str, Any], free: set[str], pa
             f"{path} has a configuration this brushwork does not know "
             f"({', '.join(unknown)}); it was written by another version"
         )
-    before = kind(**stored)
+    before = kind(**{**getattr(kind, "trained_before", {}), **stored})
     changed = [
         f.name
         for f in dataclasses.fields(kind)
