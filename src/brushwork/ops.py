@@ -281,6 +281,26 @@ def coloring_statistics(features: Tensor) -> tuple[Tensor, Tensor]:
     return mean, symmetric_power(cov, 0.5)
 
 
+def remove_lattice(image: Tensor, period: int = 8, window: int = 15) -> Tensor:
+    """(B, C, H, W), H and W multiples of ``period``, without the pattern that repeats every
+    ``period`` pixels: the faint grid a decoder that upsamples from features ``period``
+    times coarser paints in flat regions (Odena et al. 2016, "Deconvolution and
+    Checkerboard Artifacts"). The image's detail (itself minus its ``period``-wide box
+    average, which holds none of the pattern's frequencies) is averaged per phase
+    (``y mod period``, ``x mod period``) over ``window`` × ``window`` cells around each cell:
+    what the detail keeps there is the local grid, subtracted less its own box average, so
+    that no colour shifts. Texture without the grid's phase averages out."""
+
+    def box(x: Tensor, size: int) -> Tensor:
+        before, after = size // 2, (size - 1) // 2
+        padded = F.pad(x, (before, after, before, after), mode="replicate")
+        return F.avg_pool2d(padded, size, stride=1)
+
+    detail = image - box(image, period)
+    grid = F.pixel_shuffle(box(F.pixel_unshuffle(detail, period), window), period)
+    return image - (grid - box(grid, period))
+
+
 def reflect_margin(image: Tensor, margin: int) -> tuple[Tensor, tuple[int, int]]:
     """(B, C, H, W) with up to ``margin`` pixels mirrored onto every side, so that a
     network's zero-padded border lands outside the picture; returns the framed image and the

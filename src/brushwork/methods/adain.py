@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from brushwork import models
-from brushwork.encoders import VGG19
+from brushwork.encoders import VGG19, pools_before
 from brushwork.methods.feedforward import (
     Decoder,
     FeedForwardMethod,
@@ -35,7 +35,7 @@ from brushwork.methods.feedforward import (
     min_side,
     mix_styles,
 )
-from brushwork.ops import adain, mean_std, pad_to_multiple, reflect_margin
+from brushwork.ops import adain, mean_std, pad_to_multiple, reflect_margin, remove_lattice
 from brushwork.options import Options, option
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 LAYER = "relu4_1"
 """The encoder layer AdaIN works at."""
+GRID = 2 ** pools_before(LAYER)
+"""The period of the grid the decoder paints: it upsamples relu4_1's cells 8 times."""
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 """Layers whose statistics the training's style loss matches (paper, §6.2)."""
 
@@ -62,6 +64,11 @@ class AdaINOptions(Options):
         "checkpoint file of `brushwork train adain`",
         metavar="NAME|PATH",
         main=True,
+    )
+    degrid: bool = option(
+        True,
+        "remove the faint 8 px grid the decoder paints in flat regions "
+        "(brushwork.ops.remove_lattice)",
     )
 
 
@@ -91,6 +98,10 @@ class AdaIN(FeedForwardMethod[AdaINOptions]):
         mean, std = statistics
         return adain(content, mean, std, mask)
 
+    def finish(self, image: Tensor, layer: str) -> Tensor:
+        """Without the decoder's grid (its output is a multiple of 8 px a side)."""
+        return remove_lattice(image, GRID) if self.options.degrid else image
+
 
 # ----------------------------------------------------------------------------- ONNX export
 
@@ -105,10 +116,11 @@ class AdaINGraph(nn.Module):
     0-d or (1,) tensor. The output has the content's size and is clamped to [0, 1].
     """
 
-    def __init__(self, encoder: VGG19, decoder: Decoder) -> None:
+    def __init__(self, encoder: VGG19, decoder: Decoder, degrid: bool = True) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
+        self.degrid = degrid
 
     def forward(self, content: Tensor, style: Tensor, alpha: Tensor) -> Tensor:
         height, width = content.shape[-2:]
@@ -124,7 +136,9 @@ class AdaINGraph(nn.Module):
             alpha.reshape(-1, 1, 1, 1),
             lambda c, s, m: adain(c, s[0], s[1], m),
         )
-        return self.decoder(mixed)[..., top : top + height, left : left + width].clamp(0, 1)
+        image = self.decoder(mixed)
+        image = remove_lattice(image, GRID) if self.degrid else image
+        return image[..., top : top + height, left : left + width].clamp(0, 1)
 
 
 def export_onnx(
@@ -147,7 +161,7 @@ def export_onnx(
     )
     # (nn.Module.to takes memory_format, which torch's type stubs leave out)
     contiguous = decoder.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
-    graph = AdaINGraph(encoder, contiguous).eval()
+    graph = AdaINGraph(encoder, contiguous, method.degrid).eval()
     # example inputs for the trace: sizes off the multiple of 8, so the padding is traced
     # at work; a private generator leaves the caller's random state alone
     generator = torch.Generator().manual_seed(0)

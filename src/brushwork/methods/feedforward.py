@@ -308,6 +308,11 @@ class FeedForwardMethod(OnePassMethod[OptionsT]):
         """The content's features at ``layer`` given one style's statistics (and, with
         ``mask``, the content statistics of that region only)."""
 
+    def finish(self, image: Tensor, layer: str) -> Tensor:
+        """The decoded (padded) image of ``layer``'s level, before it is cropped back: as
+        it is, unless a method cleans its decoder's output."""
+        return image
+
     def alpha(self) -> float:
         return float(getattr(self.options, "alpha", 1.0))
 
@@ -400,4 +405,4 @@ class FeedForwardMethod(OnePassMethod[OptionsT]):
             self.alpha(),
             lambda c, s, m: self.transform(c, s, m, layer),
         )
-        return decoder(mixed)
+        return self.finish(decoder(mixed), layer)
