@@ -104,27 +104,7 @@ def style_swap(
     values and ``F.fold`` (equal to the one-hot transposed convolution), never materializing
     N×H'×W'. Computes no gradient.
     """
-    from brushwork.errors import BrushworkError
-
-    if content_features.ndim != 4 or style_features.ndim != 4 or style_features.shape[0] != 1:
-        raise BrushworkError(
-            "style_swap needs (B, C, H, W) content and (1, C, H, W) style features, not "
-            f"{tuple(content_features.shape)} and {tuple(style_features.shape)}"
-        )
-    if content_features.shape[1] != style_features.shape[1]:
-        raise BrushworkError(
-            f"content features have {content_features.shape[1]} channels, "
-            f"style features {style_features.shape[1]}"
-        )
-    if patch_size < 1 or stride < 1:
-        raise BrushworkError(f"patch size and stride must be >= 1, not {patch_size}, {stride}")
-    b, c, h, w = content_features.shape
-    _, _, hs, ws = style_features.shape
-    k = patch_size
-    if min(h, w, hs, ws) < k:
-        raise BrushworkError(
-            f"features of {h}×{w} (content) and {hs}×{ws} (style) are too small for {k}×{k} patches"
-        )
+    _check_swap(content_features, style_features, patch_size, stride)
     channels_last = (
         content_features.is_contiguous(memory_format=torch.channels_last)
         and not content_features.is_contiguous()
@@ -132,45 +112,91 @@ def style_swap(
     with torch.no_grad():
         content = content_features.detach()
         style = style_features.detach().to(content.dtype).contiguous()
-        grid_h, grid_w = (hs - k) // stride + 1, (ws - k) // stride + 1
-        n_patches = grid_h * grid_w
-        out_h, out_w = h - k + 1, w - k + 1
-        if chunk_size is None:
-            chunk_size = max(1, 2**24 // (b * out_h * out_w))
-        best = torch.full((b, out_h, out_w), -torch.inf, dtype=content.dtype, device=content.device)
-        index = torch.zeros((b, out_h, out_w), dtype=torch.long, device=content.device)
-        for first in range(0, n_patches, chunk_size):
-            last = min(first + chunk_size, n_patches)
-            row0, row1 = first // grid_w, (last - 1) // grid_w + 1
-            # The patches of grid rows row0..row1-1 (row-major, like F.unfold of the whole).
-            rows = style[:, :, row0 * stride : (row1 - 1) * stride + k]
-            patches = F.unfold(rows, k, stride=stride)[0].T
-            patches = patches[first - row0 * grid_w : last - row0 * grid_w]
-            norms = patches.norm(dim=1, keepdim=True).clamp_min(1e-12)
-            filters = (patches / norms).reshape(-1, c, k, k)
-            if channels_last:
-                filters = filters.contiguous(memory_format=torch.channels_last)
-            scores = F.conv2d(content, filters)
-            chunk_best, chunk_index = scores.max(dim=1)
-            better = chunk_best > best
-            best = torch.where(better, chunk_best, best)
-            index = torch.where(better, chunk_index + first, index)
-        # Gather the chosen unnormalized patches: offset (di, dj) of the patch at grid
-        # (r, q) is style pixel (r·stride + di, q·stride + dj).
-        row, col = index.reshape(b, 1, -1) // grid_w, index.reshape(b, 1, -1) % grid_w
-        offsets = torch.arange(k, device=content.device)
-        di = offsets.repeat_interleave(k).view(1, k * k, 1)
-        dj = offsets.repeat(k).view(1, k * k, 1)
-        flat = (row * stride + di) * ws + (col * stride + dj)  # (B, k², H'·W')
-        columns = style.reshape(c, hs * ws)[:, flat.reshape(-1)]
-        columns = columns.view(c, b, k * k, -1).transpose(0, 1).reshape(b, c * k * k, -1)
-        total = F.fold(columns, (h, w), k)
-        ones = torch.ones((1, k * k, out_h * out_w), dtype=content.dtype, device=content.device)
-        counts = F.fold(ones, (h, w), k)
-        result = total / counts
+        index = _best_patches(content, style, patch_size, stride, chunk_size, channels_last)
+        result = _average_patches(index, style, content.shape, patch_size, stride)
     if channels_last:
         result = result.contiguous(memory_format=torch.channels_last)
     return result
+
+
+def _check_swap(content: Tensor, style: Tensor, patch_size: int, stride: int) -> None:
+    """Refuse features :func:`style_swap` cannot match, in one line."""
+    from brushwork.errors import BrushworkError
+
+    if content.ndim != 4 or style.ndim != 4 or style.shape[0] != 1:
+        raise BrushworkError(
+            "style_swap needs (B, C, H, W) content and (1, C, H, W) style features, not "
+            f"{tuple(content.shape)} and {tuple(style.shape)}"
+        )
+    if content.shape[1] != style.shape[1]:
+        raise BrushworkError(
+            f"content features have {content.shape[1]} channels, style features {style.shape[1]}"
+        )
+    if patch_size < 1 or stride < 1:
+        raise BrushworkError(f"patch size and stride must be >= 1, not {patch_size}, {stride}")
+    (h, w), (hs, ws), k = content.shape[-2:], style.shape[-2:], patch_size
+    if min(h, w, hs, ws) < k:
+        raise BrushworkError(
+            f"features of {h}×{w} (content) and {hs}×{ws} (style) are too small for {k}×{k} patches"
+        )
+
+
+def _best_patches(
+    content: Tensor,
+    style: Tensor,
+    k: int,
+    stride: int,
+    chunk_size: int | None,
+    channels_last: bool,
+) -> Tensor:
+    """(B, H', W'): the index of the style patch of highest normalized cross-correlation
+    with each content patch (eq. 2-3), matched ``chunk_size`` style patches at a time."""
+    b, c, h, w = content.shape
+    hs, ws = style.shape[-2:]
+    grid_h, grid_w = (hs - k) // stride + 1, (ws - k) // stride + 1
+    n_patches = grid_h * grid_w
+    out_h, out_w = h - k + 1, w - k + 1
+    if chunk_size is None:
+        chunk_size = max(1, 2**24 // (b * out_h * out_w))
+    best = torch.full((b, out_h, out_w), -torch.inf, dtype=content.dtype, device=content.device)
+    index = torch.zeros((b, out_h, out_w), dtype=torch.long, device=content.device)
+    for first in range(0, n_patches, chunk_size):
+        last = min(first + chunk_size, n_patches)
+        row0, row1 = first // grid_w, (last - 1) // grid_w + 1
+        # The patches of grid rows row0..row1-1 (row-major, like F.unfold of the whole).
+        rows = style[:, :, row0 * stride : (row1 - 1) * stride + k]
+        patches = F.unfold(rows, k, stride=stride)[0].T
+        patches = patches[first - row0 * grid_w : last - row0 * grid_w]
+        norms = patches.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        filters = (patches / norms).reshape(-1, c, k, k)
+        if channels_last:
+            filters = filters.contiguous(memory_format=torch.channels_last)
+        chunk_best, chunk_index = F.conv2d(content, filters).max(dim=1)
+        better = chunk_best > best
+        best = torch.where(better, chunk_best, best)
+        index = torch.where(better, chunk_index + first, index)
+    return index
+
+
+def _average_patches(
+    index: Tensor, style: Tensor, shape: torch.Size, k: int, stride: int
+) -> Tensor:
+    """The chosen unnormalized style patches averaged over the content patches covering
+    each position (eq. 4), gathered by index and folded: offset (di, dj) of the patch at
+    grid (r, q) is style pixel (r·stride + di, q·stride + dj)."""
+    b, c, h, w = shape
+    ws = style.shape[-1]
+    grid_w = (ws - k) // stride + 1
+    row, col = index.reshape(b, 1, -1) // grid_w, index.reshape(b, 1, -1) % grid_w
+    offsets = torch.arange(k, device=style.device)
+    di = offsets.repeat_interleave(k).view(1, k * k, 1)
+    dj = offsets.repeat(k).view(1, k * k, 1)
+    flat = (row * stride + di) * ws + (col * stride + dj)  # (B, k², H'·W')
+    columns = style.reshape(c, -1)[:, flat.reshape(-1)]
+    columns = columns.view(c, b, k * k, -1).transpose(0, 1).reshape(b, c * k * k, -1)
+    total = F.fold(columns, (h, w), k)
+    ones = torch.ones((1, k * k, index[0].numel()), dtype=style.dtype, device=style.device)
+    return total / F.fold(ones, (h, w), k)
 
 
 def mean_std(
