@@ -350,61 +350,10 @@ class Stylizer:
             width, height = scaled_size(width, height, c.size)
         check_side(width, height, "the output", "--size")
         final = max(width, height)
-        iterations = method.steps() if method.has_losses() else 1
-        schedule: list[tuple[int, int | None]]
-        if c.start_size is not None or c.scale_iterations is not None:
-            if not method.accepts_init():
-                raise BrushworkError(
-                    f"coarse-to-fine needs an optimization method, not {method.name!r}"
-                )
-            schedule = list(scale_schedule(final, c.start_size, iterations, c.scale_iterations))
-        else:
-            schedule = [(final, iterations if method.has_losses() else None)]
+        schedule = self._schedule(final)
         first_ratio = schedule[0][0] / final
-        coarse = first_ratio < 1
-        least = method.min_content_side()
-        first = scaled_size(width, height, schedule[0][0])
-        if min(first) < least:
-            raise BrushworkError(
-                f"the content{' at the first scale' if coarse else ''} would be "
-                f"{first[0]}x{first[1]} px, smaller than the {least} px {method.name} needs; "
-                f"use a larger {'--start-size' if coarse else '--size'}"
-            )
-        side = c.style_size or max(1, round(final * (c.style_scale or 1.0)))
-        if not math.isfinite(side) or side > MAX_SIDE:
-            raise BrushworkError(
-                f"the style images would be {side} px on their longest side, "
-                f"over the {MAX_SIDE} px brushwork handles; use a smaller "
-                "--style-scale or --style-size"
-            )
-        sizes = []
-        least = method.min_style_side()
-        for number, (w, h) in enumerate(style_sizes, 1):
-            target = scaled_size(w, h, side)
-            check_side(*target, f"style {number}", "--style-scale or --style-size")
-            for label, (tw, th) in (
-                ("", target),
-                (
-                    " at the first scale",
-                    (
-                        max(1, round(target[0] * first_ratio)),
-                        max(1, round(target[1] * first_ratio)),
-                    ),
-                ),
-            ):
-                if label and not coarse:
-                    continue
-                if min(tw, th) < least:
-                    hint = (
-                        "--start-size, --style-scale or --style-size"
-                        if label
-                        else "--style-scale or --style-size"
-                    )
-                    raise BrushworkError(
-                        f"style {number}{label} would be {tw}x{th} px, smaller than the "
-                        f"{least} px {method.name} needs; use a larger {hint}"
-                    )
-            sizes.append(target)
+        self._check_first_scale(scaled_size(width, height, schedule[0][0]), first_ratio < 1)
+        sizes = self._style_sizes(style_sizes, final, first_ratio)
         memory = method.plan(height, width, [(h, w) for w, h in sizes], self.device, c.max_memory)
         if len(schedule) == 1 and method.accepts_init() and final > COARSE_TO_FINE_HINT:
             ev.warn(
@@ -414,6 +363,63 @@ class Stylizer:
                 "painted"
             )
         return RunPlan((width, height), sizes, schedule, memory, c.scale_iterations is not None)
+
+    def _schedule(self, final: int) -> list[tuple[int, int | None]]:
+        """(longest side, iterations) per scale: one scale, or coarse to fine."""
+        c, method = self.controls, self.method
+        iterations = method.steps() if method.has_losses() else 1
+        if c.start_size is None and c.scale_iterations is None:
+            return [(final, iterations if method.has_losses() else None)]
+        if not method.accepts_init():
+            raise BrushworkError(
+                f"coarse-to-fine needs an optimization method, not {method.name!r}"
+            )
+        return list(scale_schedule(final, c.start_size, iterations, c.scale_iterations))
+
+    def _check_first_scale(self, first: tuple[int, int], coarse: bool) -> None:
+        """Refuse a content too small for the method at the first scale."""
+        least = self.method.min_content_side()
+        if min(first) < least:
+            raise BrushworkError(
+                f"the content{' at the first scale' if coarse else ''} would be "
+                f"{first[0]}x{first[1]} px, smaller than the {least} px {self.method.name} "
+                f"needs; use a larger {'--start-size' if coarse else '--size'}"
+            )
+
+    def _style_sizes(
+        self, style_sizes: Sequence[tuple[int, int]], final: int, first_ratio: float
+    ) -> list[tuple[int, int]]:
+        """Each style's (width, height) at the final scale, checked at every scale."""
+        c = self.controls
+        side = c.style_size or max(1, round(final * (c.style_scale or 1.0)))
+        if not math.isfinite(side) or side > MAX_SIDE:
+            raise BrushworkError(
+                f"the style images would be {side} px on their longest side, "
+                f"over the {MAX_SIDE} px brushwork handles; use a smaller "
+                "--style-scale or --style-size"
+            )
+        sizes = []
+        for number, (w, h) in enumerate(style_sizes, 1):
+            target = scaled_size(w, h, side)
+            check_side(*target, f"style {number}", "--style-scale or --style-size")
+            self._check_style_side(number, target, "", "--style-scale or --style-size")
+            if first_ratio < 1:
+                coarse = (
+                    max(1, round(target[0] * first_ratio)),
+                    max(1, round(target[1] * first_ratio)),
+                )
+                hint = "--start-size, --style-scale or --style-size"
+                self._check_style_side(number, coarse, " at the first scale", hint)
+            sizes.append(target)
+        return sizes
+
+    def _check_style_side(self, number: int, size: tuple[int, int], label: str, hint: str) -> None:
+        least = self.method.min_style_side()
+        if min(size) < least:
+            raise BrushworkError(
+                f"style {number}{label} would be {size[0]}x{size[1]} px, smaller than the "
+                f"{least} px {self.method.name} needs; use a larger {hint}"
+            )
 
     def load_encoder(self) -> None:
         """Load the shared pretrained encoder the method asks for (once per process)."""
