@@ -516,23 +516,11 @@ class Stylizer:
         with ev.bound(events):
             for index, (side, iterations) in enumerate(plan.schedule):
                 w, h = scaled_size(width, height, side)
-                state = self._at_scale(prepared, side, (h, w))
-                memory = (
-                    plan.memory
-                    if index == len(plan.schedule) - 1
-                    else self.method.plan(h, w, [], self.device, self.controls.max_memory)
+                progress = StepCounter(
+                    stage, done, total, index + 1 if len(plan.schedule) > 1 else None
                 )
-                steps = iterations if (len(plan.schedule) > 1 or plan.explicit_iterations) else None
-                result = self.method.stylize(
-                    resized(painted, h, w),
-                    state,
-                    init=None if output is None else resized(output, h, w),
-                    plan=memory,
-                    iterations=steps,
-                    extra_losses=extra_losses,
-                    progress=StepCounter(
-                        stage, done, total, index + 1 if len(plan.schedule) > 1 else None
-                    ),
+                result = self._paint_scale(
+                    prepared, index, painted, output, (h, w), extra_losses, progress
                 )
                 output = result.image
                 done += iterations or self.method.steps()
@@ -548,13 +536,49 @@ class Stylizer:
         assert output is not None and result is not None
         if len(plan.schedule) > 1:
             result.details["history"] = history
-            starts = [1]
-            for s in scales[:-1]:
-                starts.append(starts[-1] + (s["iterations"] or 1))
-            result.details["scale_starts"] = starts
+            result.details["scale_starts"] = scale_starts(scales)
         output = color.after_transfer(output, content, mode)
         seconds = time.perf_counter() - start
         return Stylization(output, result, plan, scales, seconds, self.precision)
+
+    def _paint_scale(
+        self,
+        prepared: Prepared,
+        index: int,
+        painted: Tensor,
+        output: Tensor | None,
+        size: tuple[int, int],
+        extra_losses: Sequence[tuple[str, LossTerm]],
+        progress: StepCounter,
+    ) -> StylizeResult:
+        """Scale ``index`` of the plan's schedule at ``size`` (h, w), from the previous
+        scale's ``output`` (or the start image) when there is one."""
+        plan, (h, w) = prepared.plan, size
+        side, iterations = plan.schedule[index]
+        last = index == len(plan.schedule) - 1
+        memory = (
+            plan.memory
+            if last
+            else self.method.plan(h, w, [], self.device, self.controls.max_memory)
+        )
+        steps = iterations if (len(plan.schedule) > 1 or plan.explicit_iterations) else None
+        return self.method.stylize(
+            resized(painted, h, w),
+            self._at_scale(prepared, side, (h, w)),
+            init=None if output is None else resized(output, h, w),
+            plan=memory,
+            iterations=steps,
+            extra_losses=extra_losses,
+            progress=progress,
+        )
+
+
+def scale_starts(scales: list[dict[str, Any]]) -> list[int]:
+    """The first step of each scale of a coarse-to-fine run (1-based)."""
+    starts = [1]
+    for scale in scales[:-1]:
+        starts.append(starts[-1] + (scale["iterations"] or 1))
+    return starts
 
 
 def make_stylizer(method: str, encoder: Any = None, **values: Any) -> Stylizer:
