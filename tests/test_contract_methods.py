@@ -302,6 +302,23 @@ def test_the_networks_see_the_content_with_a_mirrored_margin(
         assert seen.shape[-2] >= 37 + 2 * margin and seen.shape[-1] >= 45 + 2 * margin
 
 
+@pytest.mark.parametrize("size", [(1, 40), (40, 1), (5, 9)])
+def test_a_strip_or_an_image_smaller_than_the_margin_is_painted_or_refused(
+    method: Method, size: tuple[int, int]
+) -> None:
+    """A one-pixel strip and a picture smaller than the border margin: an image of their
+    size where the method takes such a content, else one line that says the least."""
+    content = smooth_image(*size, seed=9)
+    if min(size) < method.min_content_side():
+        with pytest.raises(BrushworkError) as error:
+            method.stylize(content, STYLE)
+        assert f"needs at least {method.min_content_side()}" in one_line(error)
+        return
+    image = method.stylize(content, STYLE).image
+    assert image.shape == content.shape and bool(torch.isfinite(image).all())
+    assert float(image.min()) >= 0 and float(image.max()) <= 1
+
+
 @requires_weights
 @pytest.mark.integration
 @pytest.mark.parametrize("name", ONE_PASS)
