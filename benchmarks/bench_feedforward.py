@@ -1,7 +1,7 @@
 """Benchmark of any one-pass method in the registry: seconds per image against the FLOP floor.
 
-``-m NAME`` picks a method whose kind is ``feed-forward`` (AdaIN, WCT, Style Swap's inverse
-network, and whatever is registered next: nothing here names a method). Per content size
+``-m NAME`` picks a method whose kind is not ``optimization`` (AdaIN, WCT, Style Swap's
+inverse network, and whatever is registered next: nothing here names a method). Per content size
 (default 256², 512², 1024²; content astronaut, style strokes, both resized to S×S) and per
 precision this machine runs (float32; bfloat16 on CPUs with bfloat16 units, float16 too on
 a GPU):
@@ -22,9 +22,16 @@ The method runs with its default options (its bundled models) and any ``--option
 KEY=VALUE`` (e.g. ``--option model=adain-laplacian``). Writes the ``feedforward-NAME``
 section of BENCHMARKS.md.
 
+``--quality`` instead measures every one-pass method on photo × painting pairs at 512 px:
+content, style and sliced-Wasserstein distances, the border ratio with the margin off and
+as shipped, seconds per image (:mod:`benchmarks.quality`; the ``feedforward-quality``
+section).
+
     python -m benchmarks.bench_feedforward -m adain
     python -m benchmarks.bench_feedforward -m wct --sizes 256 512 --precisions float32
     python -m benchmarks.bench_feedforward -m adain --sizes 64 --repeats 1 --no-write  # smoke
+    python -m benchmarks.bench_feedforward --quality       # ../shared/data, 3 × 3 pairs
+    python -m benchmarks.bench_feedforward --quality --bundled --quality-size 64 --no-write
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from typing import Any
 
 import torch
 
+from benchmarks import quality
 from benchmarks.harness import (
     CONTENT,
     STYLE,
@@ -51,23 +59,18 @@ from benchmarks.harness import (
     machine,
     markdown_table,
     merge_json,
+    one_pass_methods,
     peak_bytes,
     publish,
     recorded_command,
     square_pair,
 )
 from brushwork.image import to_tensor
-from brushwork.methods import describe
 from brushwork.methods.base import StyleTarget
 from brushwork.precision import Precision
 from brushwork.stylizer import make_stylizer
 
 MIB = 2**20
-
-
-def one_pass_methods() -> list[str]:
-    """The registry's methods whose kind is ``feed-forward``."""
-    return [entry["name"] for entry in describe() if entry["kind"] == "feed-forward"]
 
 
 def option(text: str) -> tuple[str, Any]:
@@ -215,18 +218,20 @@ def markdown(result: dict[str, Any], command: str) -> str:
 def main() -> None:
     """Parse, refuse a method that is not one-pass, measure, print and write."""
     parser = arguments(__doc__, json=True)
-    parser.add_argument(
-        "-m", "--method", required=True, help=f"one of {', '.join(one_pass_methods())}"
-    )
+    parser.add_argument("-m", "--method", help=f"one of {', '.join(one_pass_methods())}")
     add_sizes(parser, [256, 512, 1024], "content sizes")
     add_repeats(parser, 5, "timed runs per row")
     add_precisions(parser)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--option", type=option, action="append", default=[], metavar="KEY=VALUE")
+    quality.add_arguments(parser)
     args = parser.parse_args()
+    command = recorded_command(__file__)
+    if args.quality:
+        quality.run(args, command)
+        return
     if args.method not in one_pass_methods():
         parser.error(f"{args.method!r} is not a one-pass method: {', '.join(one_pass_methods())}")
-    command = recorded_command(__file__)
     print(machine(), flush=True)
     result = benchmark(args)
     section = f"feedforward-{args.method}"

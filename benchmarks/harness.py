@@ -37,6 +37,7 @@ from brushwork.checkpoints import Checkpoint, save_checkpoint
 from brushwork.encoders import VGG19
 from brushwork.examples import content_image, style_path
 from brushwork.image import open_image
+from brushwork.methods import REGISTRY
 from brushwork.methods.feedforward import Decoder, decoder_id, decoder_width
 from brushwork.precision import Precision, cpu_bf16_units, cpu_name
 
@@ -316,7 +317,12 @@ def machine() -> str:
     )
 
 
-# --- images and stand-in networks -----------------------------------------------------------
+# --- methods, images and stand-in networks -------------------------------------------
+
+
+def one_pass_methods() -> list[str]:
+    """The registry's methods whose kind is not ``optimization`` (nothing names them)."""
+    return [name for name, entry in REGISTRY.items() if entry.kind != "optimization"]
 
 
 def square_pair(

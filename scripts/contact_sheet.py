@@ -1,10 +1,13 @@
-"""Render a contact sheet: content, style, Gatys, Gatys + Laplacian, one row per pair.
+"""Render a contact sheet: content, style and every registered method, one row per pair.
 
-By default it uses the bundled examples and writes ``docs/contact_sheet.png`` (committed).
+By default it uses the bundled examples and writes ``docs/contact_sheet.png`` (committed):
+every method of the registry (nothing here names one) with its default options, the
+optimization methods at ``--iterations`` steps.
 ``--content``/``--style`` take image files instead (for example the evaluation images in
 ../shared/data, whose results must not be committed: write them under out/).
 
     python scripts/contact_sheet.py                       # bundled examples → docs/
+    python scripts/contact_sheet.py --methods gatys adain # some methods only
     python scripts/contact_sheet.py --content a.jpg --style b.jpg -o out/sheet.png
     python scripts/contact_sheet.py --grid ../shared/data/content ../shared/data/style \
         --size 128 --iterations 60 -o out/grid.png       # every content × style, one method
@@ -24,12 +27,19 @@ from PIL import Image, ImageDraw
 import brushwork
 from brushwork.examples import content_image, style_path
 from brushwork.image import open_image, save_image, split_alpha
-from brushwork.methods import get_method
+from brushwork.methods import REGISTRY, get_method
 from brushwork.options import fields_of
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("gatys", "gatys-laplacian")
 LABEL_HEIGHT = 22
+EXAMPLES = (("astronaut", "strokes"), ("chelsea", "mosaic"), ("coffee", "strokes"))
+"""The bundled pairs of the default sheet."""
+
+
+def method_options(method: str, iterations: int) -> dict[str, int]:
+    """``iterations`` for a method that takes them (the feed-forward ones do not)."""
+    fields = fields_of(get_method(method).options_class)
+    return {"iterations": iterations} if any(f.name == "iterations" for f in fields) else {}
 
 
 def tile(image: Image.Image, size: int) -> Image.Image:
@@ -50,12 +60,14 @@ def label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str) -> None:
 
 def render(
     pairs: list[tuple[str, Image.Image, Image.Image]],
+    methods: list[str],
     size: int,
     iterations: int,
     tile_size: int,
     precision: str = "float32",
 ) -> Image.Image:
-    columns = ["content", "style", *METHODS]
+    """Columns: content, style, then ``methods``; one row per (name, content, style)."""
+    columns = ["content", "style", *methods]
     sheet = Image.new(
         "RGB", (tile_size * len(columns), LABEL_HEIGHT + tile_size * len(pairs)), "white"
     )
@@ -64,12 +76,11 @@ def render(
         draw.text((i * tile_size + 6, 5), name, fill="black")
     for row, (name, content, style) in enumerate(pairs):
         tiles = [content, style]
-        for method in METHODS:
+        for method in methods:
             start = time.perf_counter()
+            options = method_options(method, iterations)
             tiles.append(
-                brushwork.stylize(
-                    content, style, method, size=size, iterations=iterations, precision=precision
-                )
+                brushwork.stylize(content, style, method, size=size, precision=precision, **options)
             )
             print(f"{name} {method}: {time.perf_counter() - start:.1f} s", flush=True)
         for col, image in enumerate(tiles):
@@ -92,10 +103,7 @@ def render_grid(
         "RGB", (tile_size * (len(styles) + 1), tile_size * (len(contents) + 1)), "white"
     )
     style_images = [split_alpha(open_image(s))[0] for s in styles]
-    # feed-forward methods have no iterations
-    takes_iterations = any(
-        spec.name == "iterations" for spec in fields_of(get_method(method).options_class)
-    )
+    options = method_options(method, iterations)
     for col, image in enumerate(style_images, start=1):
         sheet.paste(tile(image, tile_size), (col * tile_size, 0))
     for row, content_path in enumerate(contents, start=1):
@@ -103,7 +111,6 @@ def render_grid(
         sheet.paste(tile(content, tile_size), (0, row * tile_size))
         for col, style in enumerate(style_images, start=1):
             start = time.perf_counter()
-            options = {"iterations": iterations} if takes_iterations else {}
             result = brushwork.stylize(
                 content, style, method, size=size, precision=precision, **options
             )
@@ -116,7 +123,8 @@ def render_grid(
     return sheet
 
 
-def main() -> None:
+def sheet_parser() -> argparse.ArgumentParser:
+    """The script's arguments."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--content", nargs="*", help="content image files")
     parser.add_argument("--style", nargs="*", help="style image files (paired with --content)")
@@ -127,8 +135,17 @@ def main() -> None:
         help="every content × style pair of two folders, one method",
     )
     parser.add_argument("--method", default="gatys", help="method for --grid")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(REGISTRY),
+        default=list(REGISTRY),
+        help="columns of the sheet (default: every registered method)",
+    )
     parser.add_argument("--size", type=int, default=256, help="stylization size")
-    parser.add_argument("--iterations", type=int, default=150)
+    parser.add_argument(
+        "--iterations", type=int, default=100, help="steps of the optimization methods"
+    )
     parser.add_argument("--tile", type=int, default=256, help="tile size in the sheet")
     parser.add_argument(
         "--precision",
@@ -137,6 +154,12 @@ def main() -> None:
         help="network precision (default float32)",
     )
     parser.add_argument("-o", "--output", default=str(ROOT / "docs" / "contact_sheet.png"))
+    return parser
+
+
+def main() -> None:
+    """Render the sheet asked for and save it."""
+    parser = sheet_parser()
     args = parser.parse_args()
     if args.grid:
         from brushwork.image import is_image_path
@@ -161,12 +184,11 @@ def main() -> None:
             for c, s in zip(args.content, args.style, strict=True)
         ]
     else:
-        examples = [("astronaut", "strokes"), ("chelsea", "mosaic"), ("coffee", "strokes")]
         pairs = [
             (f"{c} x {s}", content_image(c), Image.open(style_path(s)).convert("RGB"))
-            for c, s in examples
+            for c, s in EXAMPLES
         ]
-    sheet = render(pairs, args.size, args.iterations, args.tile, args.precision)
+    sheet = render(pairs, args.methods, args.size, args.iterations, args.tile, args.precision)
     print(save_image(sheet, args.output, force=True))
 
 

@@ -649,12 +649,12 @@ def test_demo_writes_every_example(capsys, tmp_path) -> None:
     assert main(["demo", "--out", str(out), "--size", "32", "--iterations", "1"]) == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == [
+        "astronaut-mosaic-styleswap-inverse.png",
         "astronaut-strokes-gatys.png",
-        "astronaut-strokes-wct.png",
-        "chelsea-mosaic-gatys-laplacian.png",
-        "chelsea-mosaic-styleswap-inverse.png",
-        "coffee-strokes-styleswap.png",
-        "rocket-mosaic-adain.png",
+        "chelsea-mosaic-adain.png",
+        "chelsea-strokes-gatys-laplacian.png",
+        "coffee-mosaic-styleswap.png",
+        "coffee-strokes-wct.png",
     ]
     for path in out.iterdir():
         with Image.open(path) as image:
@@ -663,7 +663,8 @@ def test_demo_writes_every_example(capsys, tmp_path) -> None:
     # a second demo replaces the first one's images only with --force
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     message = expect_error(capsys, ["demo", "--out", str(out), "--size", "32"])
-    assert message == f"{out / names[0]} exists; pass --force to overwrite"
+    first = out / "astronaut-strokes-gatys.png"  # the first registered method's
+    assert message == f"{first} exists; pass --force to overwrite"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     argv = ["demo", "--out", str(out), "--size", "24", "--iterations", "1", "--force"]
     assert main(argv) == 0
@@ -671,6 +672,27 @@ def test_demo_writes_every_example(capsys, tmp_path) -> None:
     for path in out.iterdir():
         with Image.open(path) as image:
             assert max(image.size) == 24
+
+
+def test_the_demo_shows_registered_methods_and_every_other_one(monkeypatch) -> None:
+    """Each showcase names a registered method with options it takes; a method without one
+    still gets a bundled pair, so a new method is in the demo from the day it lands."""
+    from brushwork.cli import demo
+    from brushwork.examples import CONTENTS, STYLES
+    from brushwork.methods import REGISTRY
+
+    assert set(demo.SHOWCASE) <= set(REGISTRY)
+    jobs = demo.demo_jobs(7)
+    assert [job[0] for job in jobs] == list(REGISTRY)
+    for name, content, style, options in jobs:
+        assert name not in demo.SHOWCASE or (content, style) == demo.SHOWCASE[name][:2]
+        if REGISTRY[name].kind == "optimization":
+            assert options["iterations"] == 7
+    first = next(iter(REGISTRY))
+    monkeypatch.delitem(demo.SHOWCASE, first)
+    name, content, style, options = demo.demo_jobs(7)[0]
+    assert (name, content, style) == (first, CONTENTS[0], STYLES[0])
+    assert options == ({"iterations": 7} if REGISTRY[first].kind == "optimization" else {})
 
 
 @pytest.mark.usefixtures("no_work")
@@ -693,13 +715,13 @@ def test_demo_refuses_to_overwrite_before_any_work(capsys, tmp_path) -> None:
     other files of the folder are never touched."""
     out = tmp_path / "demo"
     out.mkdir()
-    earlier = out / "rocket-mosaic-adain.png"
+    earlier = out / "chelsea-mosaic-adain.png"
     earlier.write_bytes(b"earlier")
     (out / "mine.txt").write_text("mine")
     message = expect_error(capsys, ["demo", "--out", str(out)])
     assert message == f"{earlier} exists; pass --force to overwrite"
     assert earlier.read_bytes() == b"earlier" and (out / "mine.txt").read_text() == "mine"
-    assert sorted(p.name for p in out.iterdir()) == ["mine.txt", earlier.name]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["mine.txt", earlier.name])
 
 
 @pytest.mark.usefixtures("no_work")

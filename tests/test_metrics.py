@@ -9,7 +9,7 @@ import torch
 from conftest import smooth_image
 
 from brushwork.encoders import VGG19
-from brushwork.metrics import Reference, distances, relative_error
+from brushwork.metrics import LAYERS, Reference, distances, relative_error, sliced_wasserstein
 
 
 def test_relative_error() -> None:
@@ -28,6 +28,7 @@ def test_an_image_is_at_distance_zero_from_itself(tiny_encoder: VGG19) -> None:
     assert found["style"] == pytest.approx(0, abs=1e-9)
     assert found["gram"] == pytest.approx(0, abs=1e-9)
     assert found["laplacian"] == pytest.approx(0, abs=1e-9)
+    assert found["sliced_wasserstein"] == pytest.approx(0, abs=1e-9)
     assert found["ssim"] == pytest.approx(1.0)
 
 
@@ -39,5 +40,58 @@ def test_distances_grow_away_from_their_reference(tiny_encoder: VGG19) -> None:
     assert near_content["content"] < near_style["content"]
     assert near_style["style"] < near_content["style"]
     assert near_style["gram"] < near_content["gram"]
+    assert near_style["sliced_wasserstein"] < near_content["sliced_wasserstein"]
     assert near_content["ssim"] > near_style["ssim"]
     assert "ssim" not in distances(content, c, s, tiny_encoder, ssim=False)
+
+
+# ----------------------------------------------------------------------------- sliced Wasserstein
+
+
+def features_of(image: torch.Tensor, encoder: VGG19) -> dict[str, torch.Tensor]:
+    with torch.inference_mode():
+        return encoder(image, list(LAYERS))
+
+
+def test_sliced_wasserstein_is_zero_for_the_same_features(tiny_encoder: VGG19) -> None:
+    features = features_of(smooth_image(32, 32, seed=3), tiny_encoder)
+    assert sliced_wasserstein(features, features) == pytest.approx(0, abs=1e-12)
+
+
+def test_sliced_wasserstein_ignores_where_features_are(tiny_encoder: VGG19) -> None:
+    """A distance between distributions: the same feature vectors in another order (here
+    turned by 180°) are at distance 0."""
+    image = smooth_image(32, 32, seed=3)
+    features = features_of(image, tiny_encoder)
+    shuffled = {k: v.flip(-1).flip(-2) for k, v in features.items()}
+    assert sliced_wasserstein(shuffled, features) == pytest.approx(0, abs=1e-9)
+
+
+def test_sliced_wasserstein_grows_with_a_shift(tiny_encoder: VGG19) -> None:
+    image = smooth_image(32, 32, seed=3)
+    features = features_of(image, tiny_encoder)
+    found = [
+        sliced_wasserstein(features_of((image + shift).clamp(0, 1), tiny_encoder), features)
+        for shift in (0.05, 0.15, 0.3)
+    ]
+    assert 0 < found[0] < found[1] < found[2], found
+
+
+def test_sliced_wasserstein_is_nearly_symmetric_and_takes_other_sizes(
+    tiny_encoder: VGG19,
+) -> None:
+    """The longer sorted set is resampled to the shorter's length, so images of different
+    sizes compare; swapping them changes only the normalisation."""
+    a = features_of(smooth_image(32, 48, seed=4), tiny_encoder)
+    b = features_of(smooth_image(40, 40, seed=5), tiny_encoder)
+    forward, backward = sliced_wasserstein(a, b), sliced_wasserstein(b, a)
+    assert forward > 0 and backward > 0
+    assert 0.5 < forward / backward < 2
+
+
+def test_sliced_wasserstein_is_deterministic_per_seed(tiny_encoder: VGG19) -> None:
+    a = features_of(smooth_image(32, 32, seed=6), tiny_encoder)
+    b = features_of(smooth_image(32, 32, seed=7), tiny_encoder)
+    first = sliced_wasserstein(a, b, projections=16)
+    assert sliced_wasserstein(a, b, projections=16) == first
+    assert sliced_wasserstein(a, b, projections=16, seed=1) != first

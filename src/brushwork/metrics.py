@@ -9,6 +9,8 @@ squared norm), so that they compare across images, sizes and methods:
 * ``style``: channel means and deviations at relu1_1 … relu4_1 vs the style's (Huang &
   Belongie 2017, eq. 13), summed over layers;
 * ``gram``: Gram matrices at the same layers (Gatys et al. 2016, eq. 3-5), summed;
+* ``sliced_wasserstein``: the whole feature distributions at the same layers, compared along
+  random directions (Heitz et al. 2021; :func:`sliced_wasserstein`), averaged;
 * ``laplacian``: the 4×4-pooled Laplacian of the output vs the content's (Li et al. 2017);
 * ``ssim``: structural similarity of the grey output to the grey content (scikit-image).
 
@@ -17,10 +19,12 @@ squared norm), so that they compare across images, sizes and methods:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from brushwork.ops import gram_matrix, mean_std, pooled_laplacian
@@ -79,6 +83,45 @@ def style_statistics_distance(
     return total
 
 
+def sorted_projections(features: Tensor, directions: Tensor) -> Tensor:
+    """(projections, N): the N feature vectors of ``features`` (B, C, H, W) projected on each
+    column of ``directions`` (C, projections), sorted."""
+    vectors = features.float().transpose(0, 1).reshape(features.shape[1], -1)
+    return (directions.to(vectors).T @ vectors).sort(dim=1).values
+
+
+def resampled(values: Tensor, length: int) -> Tensor:
+    """Sorted (projections, N) values at ``length`` evenly spaced quantiles (linear)."""
+    if values.shape[1] == length:
+        return values
+    return F.interpolate(values[None], size=length, mode="linear", align_corners=True)[0]
+
+
+def sliced_wasserstein(
+    output_features: dict[str, Tensor],
+    style_features: dict[str, Tensor],
+    projections: int = 64,
+    seed: int = 0,
+) -> float:
+    """The sliced Wasserstein distance of Heitz et al. 2021 ("A Sliced Wasserstein Loss for
+    Neural Texture Synthesis", CVPR, eq. 6), as a relative error: per layer of
+    :data:`LAYERS`, both images' feature vectors projected on ``projections`` random unit
+    directions (a generator seeded with ``seed``: the same directions every call), each
+    projection sorted, the longer set resampled to the shorter's length; then
+    ‖sorted output − sorted style‖² / ‖sorted style‖², averaged over the layers. Unlike
+    means and deviations or Gram matrices it compares the whole distributions."""
+    generator = torch.Generator().manual_seed(seed)
+    total = 0.0
+    for layer in LAYERS:
+        output, style = output_features[layer], style_features[layer]
+        directions = torch.randn(output.shape[1], projections, generator=generator)
+        directions = F.normalize(directions, dim=0)
+        ours, theirs = sorted_projections(output, directions), sorted_projections(style, directions)
+        length = min(ours.shape[1], theirs.shape[1])
+        total += relative_error(resampled(ours, length), resampled(theirs, length))
+    return total / len(LAYERS)
+
+
 def distances(
     output: Tensor,
     content: Reference,
@@ -97,6 +140,7 @@ def distances(
             "content": relative_error(features[CONTENT_LAYER], content.features[CONTENT_LAYER]),
             "style": style_statistics_distance(statistics, style),
             "gram": sum(relative_error(gram_matrix(features[k]), style.grams[k]) for k in LAYERS),
+            "sliced_wasserstein": sliced_wasserstein(features, style.features),
             "laplacian": relative_error(pooled_laplacian(output, 4), content.laplacian),
         }
     if ssim:
@@ -104,6 +148,32 @@ def distances(
             structural_similarity(gray(output), gray(content.image), data_range=255.0)
         )
     return result
+
+
+# ----------------------------------------------------------------------------- border frames
+
+
+def border_ratio(
+    stylize: Callable[[Tensor], Tensor], content: Tensor, pad: int = 64, edge: int = 16
+) -> float:
+    """How much more a stylization depends on where the picture ends near its border than
+    inside: ``content`` is stylized as it is and reflect-padded by ``pad`` pixels (then
+    cropped back); the mean absolute difference of the two within ``edge`` pixels of the
+    border over the mean difference inside, the latter at least one level of 255 (a method
+    whose interior does not change at all is judged by its border alone). 1 means the border
+    is painted like the interior; a decoder that paints a frame along the border (from the
+    encoder's zero padding) gives 4–5."""
+    height, width = content.shape[-2:]
+    if min(height, width) <= 2 * edge:
+        raise ValueError(f"a {width}x{height} image has no interior beyond {edge} px borders")
+    plain = stylize(content).float()
+    padded = F.pad(content, (pad, pad, pad, pad), mode="reflect") if pad else content
+    framed = stylize(padded).float()[..., pad : pad + height, pad : pad + width]
+    difference = (plain - framed).abs().mean(dim=(0, 1))
+    inside = torch.zeros_like(difference, dtype=torch.bool)
+    inside[edge:-edge, edge:-edge] = True
+    interior = difference[inside].mean()
+    return float(difference[~inside].mean() / interior.clamp_min(1 / 255))
 
 
 # ----------------------------------------------------------------------------- video flicker
