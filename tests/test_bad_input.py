@@ -169,7 +169,7 @@ def demo(folder: Path) -> list[str]:
     """``brushwork demo`` into a folder that holds an earlier demo's image."""
     out = folder / "demo"
     out.mkdir(exist_ok=True)
-    (out / "rocket-mosaic-adain.png").write_bytes(b"an earlier demo's image")
+    (out / "chelsea-mosaic-adain.png").write_bytes(b"an earlier demo's image")
     return ["demo", "--out", str(out)]
 
 
@@ -581,7 +581,7 @@ CASES = [
         "training, demo and service",
         "a demo over an earlier demo, without --force",
         demo,
-        "rocket-mosaic-adain.png exists; pass --force to overwrite",
+        "chelsea-mosaic-adain.png exists; pass --force to overwrite",
     ),
     Case(
         "training, demo and service",
