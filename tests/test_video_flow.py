@@ -13,6 +13,7 @@ from brushwork.video.flow import (
     DISFlow,
     FarnebackFlow,
     FramePair,
+    consistency,
     disocclusions,
     flow_tensor,
     gray,
@@ -116,6 +117,37 @@ def test_frame_pair_of_a_pan_is_reliable_inside() -> None:
     )
     target = torch.from_numpy(second).permute(2, 0, 1)[None].float()
     assert float((warped - target)[..., 8:-8, 8:-8].abs().mean()) < 6  # of 255
+
+
+def test_a_pan_is_not_a_cut() -> None:
+    first, second = pan(2, 64, 96, shift=3)
+    pair = FramePair.between(gray(first), gray(second), DISFlow("medium"))
+    assert not pair.cut and pair.change < 0.03
+
+
+@pytest.mark.parametrize("first", ["another scene", "black", "grey"])
+def test_a_scene_cut_is_found(first: str) -> None:
+    """Different scenes, or a flat frame and then the picture: the flow fails there."""
+    picture = texture(64, 96, seed=0)
+    before = {
+        "another scene": texture(64, 96, seed=7),
+        "black": np.zeros_like(picture),
+        "grey": np.full_like(picture, 128),
+    }[first]
+    pair = FramePair.between(gray(before), gray(picture), DISFlow("medium"))
+    assert pair.cut
+
+
+def test_soft_consistency_is_one_where_reliable_and_zero_where_not() -> None:
+    backward = np.zeros((20, 30, 2), np.float32)
+    backward[..., 0] = 2.0
+    forward = -backward.copy()
+    forward[5:10, 5:10, 0] = 3.0  # disagrees: disoccluded (eq. 6)
+    soft = consistency(forward, backward)
+    hard = reliable(forward, backward)
+    assert soft.dtype == np.float32 and soft.min() >= 0 and soft.max() <= 1
+    assert (soft[hard == 0] == 0).all()
+    assert (soft[12:, 12:] == 1).all()
 
 
 def test_gray_takes_arrays_and_tensors() -> None:

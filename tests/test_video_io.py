@@ -1,6 +1,6 @@
-"""Video in and out (brushwork.video.io): scanning inputs, frame folders, timestamps,
-rotation, odd sizes, audio, containers and codecs; every bad input is one clear error
-before any work."""
+"""Video in and out (brushwork.video.io, brushwork.video.writer): scanning inputs, frame
+folders, timestamps, rotation, odd sizes, audio, containers and codecs; every bad input is
+one clear error before any work."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from videoclips import packets, pan, read_clip, texture, truncated_clip, write_c
 from brushwork import events as ev
 from brushwork.errors import BrushworkError
 from brushwork.outputs import OutputPlan
-from brushwork.video.io import add_output, even, plan_output, read_frames, scan, write_video
+from brushwork.video.io import even, read_frames, scan
+from brushwork.video.writer import add_output, plan_output, write_video
 
 
 @pytest.fixture

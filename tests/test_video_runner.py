@@ -192,6 +192,76 @@ def test_an_interrupted_run_resumes_to_the_same_frames(
     assert all(np.array_equal(a, b) for a, b in zip(_frames(whole), _frames(resumed), strict=True))
 
 
+def test_a_resumed_run_continues_the_texture_tracking_exactly(
+    tmp_path: Path, adain_model: str
+) -> None:
+    """Interrupted after an anchor frame (a new texture source): the resumed run reads the
+    tracker's state and its sources (stylization and grey input) back."""
+    clip = write_clip(tmp_path / "long.mp4", pan(12, 32, 48, shift=2))
+    options: dict[str, Any] = {"size": 48, "model": adain_model}
+    stylize_video(clip, STYLE, tmp_path / "whole", "adain", **options)
+    with pytest.raises(KeyboardInterrupt):
+        stylize_video(clip, STYLE, tmp_path / "out.mp4", "adain", events=_StopAt(10), **options)
+    work = tmp_path / "out.mp4.work"
+    assert (work / "inputs").is_dir() and (work / "tracker.npz").is_file()
+    done = stylize_video(
+        clip, STYLE, tmp_path / "resumed", "adain", resume=True, work_dir=str(work), **options
+    )
+    assert done.stylized == 2
+    whole, resumed = _frames(tmp_path / "whole"), _frames(tmp_path / "resumed")
+    assert all(np.array_equal(a, b) for a, b in zip(whole, resumed, strict=True))
+
+
+def _folder(path: Path, frames: list[np.ndarray]) -> Path:
+    """A folder of PNG frames (exact pixels, unlike an encoded clip)."""
+    path.mkdir()
+    for index, frame in enumerate(frames):
+        Image.fromarray(frame).save(path / f"{index:03d}.png")
+    return path
+
+
+@pytest.mark.parametrize(("method", "options"), [("adain", {}), ("gatys", {"iterations": 2})])
+def test_a_scene_cut_starts_the_next_frame_afresh(
+    tmp_path: Path, adain_model: str, method: str, options: dict[str, Any]
+) -> None:
+    """Bad input (issue 20): a video with a scene cut. The first frame of the new scene is
+    its own stylization, as without temporal consistency: no texture (tracking) and no
+    warped start (optimization) from the other scene."""
+    if method == "adain":
+        options = {"model": adain_model}
+    scenes = pan(4, 32, 48, shift=2) + pan(3, 32, 48, shift=2, seed=5)
+    clip = _folder(tmp_path / "cut", scenes)
+    stylize_video(clip, STYLE, tmp_path / "temporal", method, size=48, **options)
+    stylize_video(clip, STYLE, tmp_path / "alone", method, size=48, temporal=False, **options)
+    temporal, alone = _frames(tmp_path / "temporal"), _frames(tmp_path / "alone")
+    assert np.array_equal(temporal[4], alone[4])
+    assert not np.array_equal(temporal[3], alone[3])  # within a scene: temporal
+
+
+def test_a_black_first_frame_is_not_what_the_clip_is_painted_from(
+    tmp_path: Path, adain_model: str
+) -> None:
+    """Bad input (issue 20): a video whose first frame is black. Colour preservation
+    matches the styles to the first frame that shows something, and the picture is tracked
+    from its own first frame: the frames are those of the clip without the black one."""
+    frames = pan(5, 32, 48, shift=2)
+    _folder(tmp_path / "black", [np.zeros_like(frames[0]), *frames])
+    _folder(tmp_path / "plain", frames)
+    for name in ("black", "plain"):
+        stylize_video(
+            tmp_path / name,
+            STYLE,
+            tmp_path / f"out-{name}",
+            "adain",
+            size=48,
+            model=adain_model,
+            preserve_color="linear",
+        )
+    black, plain = _frames(tmp_path / "out-black"), _frames(tmp_path / "out-plain")
+    assert len(black) == 6 and np.isfinite(black[0]).all()
+    assert all(np.array_equal(a, b) for a, b in zip(black[1:], plain, strict=True))
+
+
 def test_a_resumed_run_keeps_the_encoding_free(
     tmp_path: Path, clip: Path, adain_model: str
 ) -> None:
@@ -289,10 +359,9 @@ def _peak(tmp_path: Path, count: int, adain_model: str) -> tuple[int, int]:
     ahead of the encoder."""
     source = write_clip(tmp_path / f"long{count}.mp4", pan(count, 64, 96))
     decoded = written = ahead = 0
-    read, write = runner.__dict__, None
-    from brushwork.video import io
+    from brushwork.video import io, writer
 
-    original_read, original_write = io.read_frames, io.VideoWriter.write
+    original_read, original_write = io.read_frames, writer.VideoWriter.write
 
     def reading(*args: Any, **kwargs: Any) -> Any:
         nonlocal decoded
@@ -306,10 +375,9 @@ def _peak(tmp_path: Path, count: int, adain_model: str) -> tuple[int, int]:
         ahead = max(ahead, decoded - written)
         original_write(self, rgb, index)
 
-    del read, write
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(io, "read_frames", reading)
-        patch.setattr(io.VideoWriter, "write", writing)
+        patch.setattr(writer.VideoWriter, "write", writing)
         tracemalloc.start()
         stylize_video(
             source, STYLE, tmp_path / f"out{count}.mp4", "adain", size=96, model=adain_model
@@ -463,4 +531,4 @@ def test_the_api_is_exported_lazily() -> None:
 
 def test_describe_lists_the_video_options() -> None:
     names = {o["name"] for o in runner.describe()}
-    assert {"temporal", "blend", "temporal_weight", "resume", "report"} <= names
+    assert {"temporal", "blend", "max_age", "temporal_weight", "resume", "report"} <= names

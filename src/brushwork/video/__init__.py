@@ -1,13 +1,18 @@
 """Video: stylize a clip with temporal consistency (``brushwork video``,
 :func:`brushwork.stylize_video`).
 
-* :mod:`brushwork.video.io`: PyAV decoding and encoding, frame folders, timestamps
-  (variable frame rates too), rotation, audio copy, and every check of input and output;
+* :mod:`brushwork.video.io`: PyAV decoding, frame folders, timestamps (variable frame
+  rates too), rotation, and every check of the input;
+* :mod:`brushwork.video.writer`: PyAV encoding, frame folders, rotation and audio copy, and
+  every check of the output;
 * :mod:`brushwork.video.flow`: OpenCV DIS optical flow, the forward–backward consistency and
-  motion-boundary masks of Ruder et al. 2016 (eq. 6-7), warping;
+  motion-boundary masks of Ruder et al. 2016 (eq. 6-7), scene cuts, warping;
 * :mod:`brushwork.video.temporal`: the temporal loss and warped start of the optimization
-  methods (Ruder et al. 2016) and the flow-guided blend of the feed-forward ones;
+  methods (Ruder et al. 2016);
+* :mod:`brushwork.video.tracking`: the texture tracking of the feed-forward ones;
 * :mod:`brushwork.video.work`: the work folder that makes runs resumable;
+* :mod:`brushwork.video.options`: :class:`VideoOptions` and :class:`VideoResult`;
+* :mod:`brushwork.video.plan`: the checks before any work;
 * :mod:`brushwork.video.runner`: the streaming run (:func:`stylize_video`);
 * :mod:`brushwork.video.cli`: ``brushwork video``.
 

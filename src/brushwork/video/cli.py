@@ -91,7 +91,6 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def cmd_video(argv: Sequence[str]) -> int:
-    from brushwork import events
     from brushwork.video.runner import frames_kept, stylize_video
 
     method = method_of(argv, DEFAULT_ONE_PASS_METHOD)
@@ -123,6 +122,14 @@ def cmd_video(argv: Sequence[str]) -> int:
         else:
             print("brushwork: interrupted; no output written", file=sys.stderr)
         return 130
+    return _summarize(args, done)
+
+
+def _summarize(args: argparse.Namespace, done: Any) -> int:
+    """Print what a finished run did: the output's path (and the warping error with
+    ``--report``), or with ``--json`` a summary."""
+    from brushwork import events
+
     if done.lost:
         print(
             f"brushwork: {done.lost} frame(s) of {args.input} did not decode and are not in "

@@ -177,13 +177,35 @@ def warp(image: Tensor, flow: Tensor, mode: str = "bilinear") -> Tensor:
     return warped
 
 
+CUT_RELIABLE = 0.4
+"""A frame pair whose flow is reliable on less than this share of the frame is a cut."""
+CUT_CHANGE = 0.08
+"""A frame pair whose grey input (in [0, 1]) still changes by this much on average after
+warping along the flow is a cut (a pan or a zoom: about 0.01)."""
+
+
+def consistency(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """A soft form of :func:`reliable`: 1 where the forward–backward error of eq. 6 is
+    below 0.8 of its threshold, 0 from the threshold on (and on motion boundaries, eq. 7),
+    linear between. (H, W) float32 in [0, 1]."""
+    warped = _sample(forward, backward)
+    error = np.square(warped + backward).sum(-1)
+    threshold = 0.01 * (np.square(warped).sum(-1) + np.square(backward).sum(-1)) + 0.5
+    soft = np.clip((1.0 - error / threshold) / 0.2, 0.0, 1.0)
+    return (soft * ~motion_boundaries(backward)).astype(np.float32)
+
+
 @dataclass
 class FramePair:
     """What the temporal methods and the metric need of two input frames (t−j, t): the
-    backward flow t → t−j, and where warping along it is reliable."""
+    backward flow t → t−j, where warping along it is reliable, the forward flow, and how
+    much the input still changes once warped (a scene cut: :attr:`cut`)."""
 
     backward: np.ndarray
     mask: np.ndarray
+    forward: np.ndarray | None = None
+    change: float = 0.0
+    """Mean |frame t − warp(frame t−j)| of the grey inputs, in [0, 1]."""
 
     @classmethod
     def between(
@@ -192,10 +214,25 @@ class FramePair:
         """From two grey frames (frame t−j, frame t)."""
         backward = flow(later, earlier)
         forward = flow(earlier, later)
-        return cls(backward, reliable(forward, backward))
+        warped = _sample(np.ascontiguousarray(earlier, dtype=np.float32)[..., None], backward)
+        change = float(np.abs(later.astype(np.float32) - warped.reshape(later.shape)).mean())
+        return cls(backward, reliable(forward, backward), forward, change / 255)
 
     @property
     def usable(self) -> np.ndarray:
         """:attr:`mask` without the pixels whose flow leaves the frame (a warp only
         repeats the edge there): what the temporal methods follow."""
         return self.mask * inside(self.backward)
+
+    @property
+    def cut(self) -> bool:
+        """Whether the two frames show different scenes (a cut, a flash, a black frame and
+        the picture): the flow is reliable on less than :data:`CUT_RELIABLE` of the frame,
+        or the input changes by more than :data:`CUT_CHANGE` even along it."""
+        return float(self.mask.mean()) < CUT_RELIABLE or self.change > CUT_CHANGE
+
+    def consistency(self) -> np.ndarray:
+        """Per-pixel trust in the warp, (H, W) float32 in [0, 1]: :func:`consistency` (or
+        :attr:`mask` without the forward flow) where the flow stays inside the frame."""
+        soft = self.mask if self.forward is None else consistency(self.forward, self.backward)
+        return soft * inside(self.backward)

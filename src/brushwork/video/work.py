@@ -4,9 +4,10 @@ interrupted run continues where it stopped (``--resume``).
 Layout: ``manifest.json`` (what the frames were made from: the input's fingerprint and every
 setting that changes a stylized frame) and ``frames/000001.png`` ... (8-bit RGB, each written
 to a temporary file and renamed, so a frame on disk is always whole). Feed-forward runs with
-temporal consistency also keep each frame's own stylization (``painted/``) and the texture
-tracker's state after the last finished frame (``tracker.npz``,
-:class:`brushwork.video.temporal.TextureTracker`).
+temporal consistency also keep the frames their texture is tracked from (their own
+stylization in ``painted/``, their grey input in ``inputs/``) and the texture tracker's state
+after the last finished frame (``tracker.npz``,
+:class:`brushwork.video.tracking.TextureTracker`).
 
 The work folder is an output like any other (:func:`plan_work_folder`, the rule of
 :mod:`brushwork.outputs`): it holds no input and no output, is made whole beside its place
@@ -29,11 +30,13 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+from torch import Tensor
 
 from brushwork.errors import BrushworkError
 from brushwork.outputs import (
@@ -49,8 +52,9 @@ from brushwork.video.io import VideoInfo, frame_name
 MANIFEST = "manifest.json"
 FRAMES = "frames"
 PAINTED = "painted"
+INPUTS = "inputs"
 TRACKER = "tracker.npz"
-WRITTEN = (MANIFEST, FRAMES, PAINTED, TRACKER)
+WRITTEN = (MANIFEST, FRAMES, PAINTED, INPUTS, TRACKER)
 """Everything brushwork writes in a work folder (what its marker lists)."""
 LABEL = "work folder"
 _HASHED = 1 << 20
@@ -98,6 +102,59 @@ def fingerprint(info: VideoInfo) -> dict[str, Any]:
         "bytes": info.path.stat().st_size,
         "frames": info.frames,
         "sha256": file_digest(info.path, ends_only=True),
+    }
+
+
+def digest(value: Any) -> str | None:
+    """A hash of a style or mask input (file, PIL image or tensor; None otherwise)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        return file_digest(Path(value))
+    if isinstance(value, Image.Image):
+        return hashlib.sha256(value.tobytes() + repr((value.mode, value.size)).encode()).hexdigest()
+    if isinstance(value, Tensor):
+        return hashlib.sha256(value.detach().cpu().float().numpy().tobytes()).hexdigest()
+    return None
+
+
+def settings(
+    stylizer: Any,
+    size: tuple[int, int],
+    styles: Sequence[Any],
+    mask: Any,
+    regions: Mapping[str, int | None] | None,
+    temporal: dict[str, Any],
+) -> dict[str, Any]:
+    """Everything that changes a stylized frame (what a resumed run must share): the
+    method and its options, the controls, the styles and masks (hashed), the temporal
+    settings."""
+    c = stylizer.controls
+    return {
+        "method": stylizer.name,
+        "options": stylizer.method.options.as_dict(),
+        "controls": {
+            "size": list(size),
+            "style_size": c.style_size,
+            "style_scale": c.style_scale,
+            "preserve_color": c.preserve_color,
+            "start_size": c.start_size,
+            "scale_iterations": c.scale_iterations,
+            "precision": stylizer.precision.name,
+            "weights": c.weights,
+        },
+        "styles": [
+            {
+                "image": digest(st.image),
+                "weight": st.weight,
+                "layers": st.layers,
+                "mask": digest(st.mask),
+            }
+            for st in styles
+        ],
+        "mask": digest(mask),
+        "regions": dict(regions or {}),
+        "temporal": temporal,
     }
 
 
@@ -154,6 +211,7 @@ def _clear_temporaries(path: Path) -> None:
         path / TRACKER,
         path / FRAMES / frame_name(done),
         path / PAINTED / frame_name(done),
+        path / INPUTS / frame_name(done),
     ):
         clear_temporaries(target)
 
@@ -262,12 +320,12 @@ class WorkFolder:
         except (OSError, ValueError) as error:
             raise BrushworkError(f"cannot resume: {path} does not read ({error})") from None
 
-    def load(self, index: int, folder: str = FRAMES) -> np.ndarray:
-        """A finished frame as RGB uint8 (H, W, 3)."""
+    def load(self, index: int, folder: str = FRAMES, mode: str = "RGB") -> np.ndarray:
+        """A finished frame as RGB uint8 (H, W, 3) (``mode`` "L": grey, (H, W))."""
         path = self.frame(index, folder)
         try:
             with Image.open(path) as image:
-                return np.array(image.convert("RGB"), dtype=np.uint8)
+                return np.array(image.convert(mode), dtype=np.uint8)
         except OSError as error:
             raise BrushworkError(
                 f"cannot resume: {path} does not read ({error}); remove it and resume again"
