@@ -9,7 +9,7 @@ import torch
 from videoclips import texture
 
 from brushwork.video.flow import DISFlow, FramePair, gray
-from brushwork.video.tracking import TextureTracker, match_colours
+from brushwork.video.tracking import TextureTracker, gaussian, match_colours
 
 HEIGHT, WIDTH = 24, 32
 
@@ -33,8 +33,8 @@ def _pair(dx: float = 0.0, mask: np.ndarray | None = None, change: float = 0.0) 
 
 
 def _input(shift: int = 0) -> np.ndarray:
-    """A grey input with texture (not flat), moved ``shift`` px left: frame t of a pan."""
-    wide = gray(texture(HEIGHT, WIDTH + 16, seed=3))
+    """An input frame with texture (not flat), moved ``shift`` px left: frame t of a pan."""
+    wide = texture(HEIGHT, WIDTH + 16, seed=3)
     return np.ascontiguousarray(wide[:, shift : shift + WIDTH])
 
 
@@ -51,9 +51,9 @@ def test_the_texture_follows_the_motion_sampled_once_from_its_frame() -> None:
         tracked = tracker.source == 0
         columns = int(tracked.all(0).sum())
         assert columns >= WIDTH - 2 * t - 4  # the entering band and its border, not more
-        assert torch.allclose(
-            out[..., :columns], _quantized(first)[..., 2 * t : 2 * t + columns], atol=1e-6
-        )
+        moved = _quantized(first)[..., 2 * t : 2 * t + columns]
+        # (the first columns compare a blurred input whose edge is mirrored: not exact)
+        assert torch.allclose(out[..., 2:columns], moved[..., 2:], atol=1e-6)
         assert torch.equal(out[..., ~tracked], fresh[..., ~tracked])
 
 
@@ -74,11 +74,11 @@ def test_a_scene_cut_restarts_from_the_current_frame() -> None:
 def test_a_black_first_frame_is_followed_by_the_picture_not_its_texture() -> None:
     """A black frame, then the picture: a cut; the picture's frame is its own stylization."""
     tracker = TextureTracker()
-    black = np.zeros((HEIGHT * 2, WIDTH * 2), np.uint8)
-    picture = gray(texture(HEIGHT * 2, WIDTH * 2, seed=1))
+    black = np.zeros((HEIGHT * 2, WIDTH * 2, 3), np.uint8)
+    picture = texture(HEIGHT * 2, WIDTH * 2, seed=1)
     tracker.step(torch.rand(1, 3, HEIGHT * 2, WIDTH * 2), black)
     fresh = torch.rand(1, 3, HEIGHT * 2, WIDTH * 2, generator=torch.Generator().manual_seed(9))
-    pair = FramePair.between(black, picture, DISFlow("medium"))
+    pair = FramePair.between(gray(black), gray(picture), DISFlow("medium"))
     assert torch.equal(tracker.step(fresh, picture, pair), fresh)
 
 
@@ -110,7 +110,7 @@ def test_an_inconsistent_region_takes_the_current_frame() -> None:
     assert torch.equal(out[..., 4:12, 4:12], fresh[..., 4:12, 4:12])
     assert not torch.allclose(out[..., 16:, 16:], fresh[..., 16:, 16:])
     changed = _input().copy()
-    changed[12:20, 18:28] = 255  # something bright comes in; the flow does not see it
+    changed[12:20, 18:28] = (255, 0, 0)  # something red comes in; the flow does not see it
     fresh = _random(2)
     out = tracker.step(fresh, changed, _pair())
     assert torch.equal(out[..., 12:20, 18:28], fresh[..., 12:20, 18:28])
@@ -120,7 +120,7 @@ def test_flat_input_keeps_its_texture_without_the_flow() -> None:
     """On flat input (sky) the flow cannot be checked and need not be right: the texture
     stays instead of being painted anew each frame."""
     tracker = TextureTracker(feather=0, match=0)
-    flat = np.full((HEIGHT, WIDTH), 90, np.uint8)
+    flat = np.full((HEIGHT, WIDTH, 3), 90, np.uint8)
     first = _random(0)
     tracker.step(first, flat)
     mask = np.ones((HEIGHT, WIDTH), np.float32)
@@ -140,13 +140,19 @@ def test_history_bounds_the_source_frames_kept() -> None:
     assert set(tracker.painted) == set(TextureTracker.needed_by(tracker.state()))
 
 
-def test_a_weaker_blend_averages_with_the_new_frame() -> None:
+def test_a_weaker_blend_mixes_in_the_new_frame_keeping_contrast() -> None:
+    """Half and half: both textures' deviations from the local mean, summed with weights
+    whose squares add to one (Heitz & Neyret 2018), not averaged into a fainter one."""
     tracker = TextureTracker(strength=0.5, feather=0, match=0)
     first = _random(0)
     tracker.step(first, _input())
     fresh = _random(1)
     out = tracker.step(fresh, _input(), _pair())
-    assert torch.allclose(out, 0.5 * fresh + 0.5 * _quantized(first), atol=1e-6)
+    mean = gaussian(fresh, 4.0)
+    wanted = mean + (0.5 * (_quantized(first) - mean) + 0.5 * (fresh - mean)) / 0.5**0.5
+    assert torch.allclose(out, wanted.clamp(0, 1), atol=1e-5)
+    average = 0.5 * fresh + 0.5 * _quantized(first)
+    assert float(out.std()) > float(average.std()) * 1.2
 
 
 def test_the_tracked_texture_takes_the_current_frames_colours() -> None:

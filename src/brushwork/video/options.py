@@ -48,8 +48,8 @@ class VideoOptions(Options):
         BLEND,
         "feed-forward methods: share of each reliable pixel painted "
         "by the texture tracked along the flow (1: the texture follows the "
-        "motion; lower values average it with the new frame's: less "
-        "flicker, fainter style)",
+        "motion; lower values mix in the new frame's texture, contrast kept: "
+        "more flicker)",
         minimum=0.0,
         maximum=1.0,
     )

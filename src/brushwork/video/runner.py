@@ -194,14 +194,14 @@ class _Run(PlannedRun):
         self,
         index: int,
         content: Tensor,
-        grey: np.ndarray,
+        rgb: np.ndarray,
         pairs: dict[int, FramePair],
         previous: deque[Tensor],
     ) -> tuple[Tensor, dict[str, float]]:
         """One frame: with temporal consistency when there is a previous output of the same
         scene (after a cut, a frame starts again as the first one)."""
         if self.tracking:
-            return self._track(index, content, grey, pairs.get(1))
+            return self._track(index, content, rgb, pairs.get(1))
         pair = pairs.get(1)
         cut = pair is not None and pair.cut
         if self.optimization and pair is not None and not cut:
@@ -211,17 +211,17 @@ class _Run(PlannedRun):
         return out.tensor, out.result.losses
 
     def _track(
-        self, index: int, content: Tensor, grey: np.ndarray, pair: FramePair | None
+        self, index: int, content: Tensor, rgb: np.ndarray, pair: FramePair | None
     ) -> tuple[Tensor, dict[str, float]]:
         """A feed-forward frame: its own stylization, then the texture tracker; a frame
-        that becomes a source of texture is kept in the work folder with its grey input."""
+        that becomes a source of texture is kept in the work folder with its input."""
         stylizer = self.stylizer
         out = stylizer.stylize(content, self.prepared, stage=FRAME_STAGE)
         fresh = _as_tensor(_as_rgb(out.tensor), stylizer.device)
-        image = self.tracker.step(fresh, grey, pair)
+        image = self.tracker.step(fresh, rgb, pair)
         if self.tracker.anchored:
             self.work.save(index, _as_rgb(fresh), PAINTED)
-            self.work.save(index, grey, INPUTS)
+            self.work.save(index, rgb, INPUTS)
         return image, out.result.losses
 
     def _optimize(
@@ -279,7 +279,7 @@ class _Run(PlannedRun):
             if index < self.done:
                 result = self.work.load(index)
             else:
-                result = self._make(index, content, grey, looks)
+                result = self._make(index, content, rgb, looks)
                 spent += time.perf_counter() - begin
             image = _as_tensor(result, self.stylizer.device)  # as a resumed run reads it
             self._measure(index, content, image, grey)
@@ -289,16 +289,18 @@ class _Run(PlannedRun):
         self.frame_seconds = spent / self.stylized if self.stylized else 0.0
 
     def _make(
-        self, index: int, content: Tensor, grey: np.ndarray, looks: tuple[int, ...]
+        self, index: int, content: Tensor, rgb: np.ndarray, looks: tuple[int, ...]
     ) -> np.ndarray:
         """Stylize frame ``index`` now, keep it in the work folder and report progress."""
+        from brushwork.video.flow import gray
+
         pairs = {}
         if self.video.temporal and index > 0:
-            greys = self.greys
+            grey, greys = gray(rgb), self.greys
             pairs = {
                 j: FramePair.between(greys[-j], grey, self.flow) for j in looks if j <= len(greys)
             }
-        image, losses = self._stylize(index, content, grey, pairs, self.outputs)
+        image, losses = self._stylize(index, content, rgb, pairs, self.outputs)
         result = _as_rgb(image)
         self.work.save(index, result)
         if self.tracking:
@@ -346,7 +348,7 @@ class _Run(PlannedRun):
             k: torch.from_numpy(self.work.load(k, PAINTED).copy()).permute(2, 0, 1)[None]
             for k in needed
         }
-        self.tracker.restore(state, painted, {k: self.work.load(k, INPUTS, "L") for k in needed})
+        self.tracker.restore(state, painted, {k: self.work.load(k, INPUTS) for k in needed})
 
     def _first(self) -> tuple[Generator[np.ndarray, None, None], np.ndarray]:
         """The decoder and the first frame (the styles are prepared with it)."""

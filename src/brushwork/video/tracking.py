@@ -13,12 +13,14 @@ accumulating streaks, drift and stale texture:
 * **Blend weights per pixel** from the forward–backward consistency of the flow (a soft
   form of Ruder, Dosovitskiy & Brox 2016, eq. 6, with their motion-boundary test, eq. 7)
   and from the warping error of the *input*: the current frame against the source frame's
-  input at the tracked position (grey, blurred by 2 px; the error Lai et al. 2018 measure,
-  taken along the whole track, so drift, lighting changes and fades are caught however
-  slowly they build up). Flat input (sky, a wall) is trusted without the flow, which is
-  undefined there. Pixels whose weight falls below one half, with their neighbours (a
-  morphological opening, then a dilation: regions, never single pixels), take the current
-  frame's stylization.
+  input at the tracked position (colour, blurred by 2 px; the error Lai et al. 2018
+  measure, taken along the whole track, so drift, lighting changes and fades are caught
+  however slowly they build up). A position outside its source frame is never sampled
+  (its edge, repeated, made streaks). Flat input (sky, a wall) is trusted without the
+  check, which it cannot pass or fail; where the flow fails its check it is replaced by
+  the checked flow around (normalized convolution), so nothing is dragged apart. Pixels
+  whose weight falls below one half, with their neighbours (a round opening and dilation:
+  regions, not single pixels), take the current frame's stylization.
 * **An age limit**: a pixel is carried ``max_age`` frames at most, then painted anew.
 * **Anchor frames**: a pixel is painted anew only from an anchor frame (every ``every``
   frames); until then it shows each frame's own stylization. New content entering at the
@@ -35,12 +37,13 @@ accumulating streaks, drift and stale texture:
   contrast (Gaussian windows of ``match`` px) and its colour covariance (the linear colour
   transfer of Pitié & Kokaram 2007).
 
-A pixel's output is ``w·tracked + (1 − w)·fresh`` (``w`` its weight times ``strength``,
-feathered over ``feather`` px next to freshly painted pixels); where ``w`` is 0 it is the
-current frame's stylization, exactly. Blending two textures washes both out (the style
-distance of a half-and-half mix is nearly twice a frame's), so the weights are steep ramps
-and renewals are not cross-faded. Measured: BENCHMARKS.md, video, and
-``scripts/video_consistency.py``.
+A pixel's output mixes the tracked texture, with weight ``w`` (its weight times
+``strength``, feathered over ``feather`` px next to freshly painted pixels), and the
+current frame's, keeping contrast (Heitz & Neyret 2018: a plain average of two textures is
+fainter than either, and the style distance of a half-and-half average is nearly twice a
+frame's); where ``w`` is 0 it is the current frame's stylization, exactly. Measured:
+``python -m benchmarks.video_consistency`` (BENCHMARKS.md, "Video: texture tracking frame
+by frame").
 """
 
 from __future__ import annotations
@@ -55,17 +58,21 @@ from torch import Tensor
 
 from brushwork.video.flow import FramePair, inside
 
-MAX_AGE = 96
-"""Frames a pixel is carried at most (four seconds at 24 fps)."""
+MAX_AGE = 192
+"""Frames a pixel is carried at most (eight seconds at 24 fps): renewing texture is a jump
+where the picture stands still, so it is renewed no more often than drift needs (the input
+check catches drift earlier)."""
 EVERY = 8
 """Frames between anchors: new texture sources."""
 TOLERANCE = 0.1
-"""Largest change of the (blurred, grey, [0, 1]) input between a pixel's source and now."""
+"""Largest change of the input (blurred, [0, 1], the largest over the colour channels)
+between a pixel's source and now."""
 FLAT = 0.02
-"""Input whose local deviation (blurred grey, [0, 1]) is below this is flat: trusted
+"""Input whose local deviation (blurred, [0, 1], in every channel) is below this is flat:
+trusted
 without the flow (up to twice this, in part)."""
 _INPUT_BLUR = 2.0
-"""Deviation (px) of the blur of the grey inputs compared (sub-pixel misalignment of a
+"""Deviation (px) of the blur of the inputs compared (sub-pixel misalignment of a
 sharp edge is not a change)."""
 
 
@@ -139,18 +146,32 @@ def _sample(image: Tensor, x: Tensor, y: Tensor, mode: str = "bicubic") -> Tenso
     return values[0, :, 0]
 
 
-def _grey(grey: np.ndarray) -> Tensor:
-    """An (H, W) uint8 grey input as the blurred (1, 1, H, W) float the tracker compares."""
-    image = torch.from_numpy(np.ascontiguousarray(grey)).float().div(255)[None, None]
+def filled_flow(pair: FramePair, sigma: float = 8.0) -> Tensor:
+    """The backward flow, (2, H, W), where it passes its forward–backward check; elsewhere
+    (flat input, occlusions) the average of the checked flow around (normalized convolution,
+    Knutsson & Westin 1993), so that texture there moves with its surroundings instead of
+    being dragged apart by a flow nothing supports."""
+    flow = torch.from_numpy(np.ascontiguousarray(pair.backward)).float().permute(2, 0, 1)
+    trust = torch.from_numpy(pair.consistency()).float()[None]
+    spread = gaussian((flow * trust)[None], sigma)[0]
+    weight = gaussian(trust[None], sigma)[0]
+    filled = spread / weight.clamp_min(1e-3)
+    return torch.where(trust >= 0.5, flow, filled)
+
+
+def _input(rgb: np.ndarray) -> Tensor:
+    """An (H, W, 3) uint8 input frame as the blurred (1, 3, H, W) float the tracker
+    compares."""
+    image = torch.from_numpy(np.array(rgb)).float().div(255).permute(2, 0, 1)[None]
     return gaussian(image, _INPUT_BLUR)
 
 
 class TextureTracker:
     """Temporal consistency for feed-forward methods (see the module docstring).
 
-    :meth:`step` takes each frame's own stylization, its grey input and the
+    :meth:`step` takes each frame's own stylization, its input and the
     :class:`~brushwork.video.flow.FramePair` from the previous frame, and returns the
-    output. At most ``history`` source frames are kept (one stylization and one grey input
+    output. At most ``history`` source frames are kept (one stylization and one input
     each): when one more is needed, the one that paints the fewest pixels is dropped and its
     pixels are painted anew. :meth:`state` and :meth:`restore` resume a run exactly.
     """
@@ -178,7 +199,7 @@ class TextureTracker:
         self.painted: dict[int, Tensor] = {}
         """Source frame → its stylization, (1, 3, H, W) uint8."""
         self.inputs: dict[int, Tensor] = {}
-        """Source frame → its blurred grey input, (1, 1, H, W) in [0, 1]."""
+        """Source frame → its blurred input, (1, 3, H, W) in [0, 1]."""
         self.frame = -1
         self.anchor = 0
         """The frame of the last restart: anchors follow every ``every`` frames."""
@@ -187,19 +208,19 @@ class TextureTracker:
         self.source: Tensor | None = None
         self.x = self.y = self.age = torch.zeros(0)
 
-    def step(self, fresh: Tensor, grey: np.ndarray, pair: FramePair | None = None) -> Tensor:
+    def step(self, fresh: Tensor, rgb: np.ndarray, pair: FramePair | None = None) -> Tensor:
         """The output of the next frame from its own stylization ``fresh`` ((1, 3, H, W) in
-        [0, 1]), its grey input ((H, W) uint8) and the flow from the previous frame (None:
+        [0, 1]), its input frame ((H, W, 3) uint8) and the flow from the previous frame (None:
         the first frame)."""
         self.frame += 1
         device = fresh.device
         fresh = fresh.detach().float().cpu().clamp(0, 1)
         painted = fresh.mul(255).round().byte()
-        current = _grey(grey)
+        current = _input(rgb)
         if pair is None or pair.cut or self.source is None:
             self._restart(painted, current)
             return fresh.to(device)
-        source, x, y, age = self._follow(pair.backward)
+        source, x, y, age = self._follow(filled_flow(pair))
         weight = self._weights(pair, current, source, x, y)
         keep = self._regions(weight) & (source >= 0) & (age < self.max_age)
         anchor = (self.frame - self.anchor) % self.every == 0
@@ -228,14 +249,13 @@ class TextureTracker:
         )
         return ys, xs
 
-    def _follow(self, backward: np.ndarray) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _follow(self, backward: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The state moved along the backward flow: each pixel takes the state of the
         nearest pixel it comes from, plus the flow's sub-pixel remainder."""
         assert self.source is not None
         height, width = self.source.shape
         ys, xs = self._grid(height, width)
-        flow = torch.from_numpy(np.ascontiguousarray(backward)).float()
-        qx, qy = xs + flow[..., 0], ys + flow[..., 1]
+        qx, qy = xs + backward[0], ys + backward[1]
         ix = qx.round().clamp(0, width - 1).long()
         iy = qy.round().clamp(0, height - 1).long()
         x = self.x[iy, ix] + (qx - ix)
@@ -247,29 +267,32 @@ class TextureTracker:
     ) -> Tensor:
         """Per pixel, how much the tracked texture is trusted, (H, W) in [0, 1]: the flow's
         consistency (or flat input), times the input's agreement with the source's."""
-        expected = current[0, 0].clone()
+        expected = current[0].clone()
         for frame, image in self.inputs.items():
             chosen = source == frame
             if bool(chosen.any()):
-                expected[chosen] = _sample(image, x[chosen], y[chosen], "bilinear")[0]
-        change = (current[0, 0] - expected).abs()
+                expected[:, chosen] = _sample(image, x[chosen], y[chosen], "bilinear")
+        change = (current[0] - expected).abs().amax(0)
         weight = torch.from_numpy(pair.consistency()).float()
         if self.flat > 0:  # flat input: any flow fits, none can be checked
             mean = gaussian(current, 4.0)
-            spread = (gaussian(current * current, 4.0) - mean * mean).clamp_min(0).sqrt()[0, 0]
+            spread = (gaussian(current * current, 4.0) - mean * mean).clamp_min(0).sqrt()
+            spread = spread[0].amax(0)
             flat = ramp(spread, self.flat, 2 * self.flat) * torch.from_numpy(inside(pair.backward))
             weight = torch.maximum(weight, flat)
-        return weight * ramp(change, 0.8 * self.tolerance, self.tolerance)
+        height, width = source.shape
+        within = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)  # in the source
+        return weight * ramp(change, 0.8 * self.tolerance, self.tolerance) * within
 
     @staticmethod
     def _regions(weight: Tensor) -> Tensor:
         """The pixels that keep their track: not where the weight is below one half, with
-        its neighbours (opening of radius 1, then dilation of radius 2: regions, not single
-        pixels)."""
+        its neighbours (a round opening, then a round dilation by about 2 px: regions, not
+        single pixels, with no corners)."""
         bad = (weight < 0.5).float()[None, None]
-        bad = -F.max_pool2d(-bad, 3, 1, 1)  # erosion: isolated doubts stay tracked
-        bad = F.max_pool2d(bad, 7, 1, 3)  # dilation of the opened mask, radius 1 + 2
-        return (bad[0, 0] < 0.5) & (weight > 0)
+        bad = (gaussian(bad, 1.0) > 0.5).float()  # isolated doubts stay tracked
+        bad = gaussian(bad, 1.5) > 0.05
+        return ~bad[0, 0] & (weight > 0)
 
     def _evict(self, source: Tensor, keep: Tensor, anchor: bool) -> Tensor:
         """Drop source frames until ``history`` remain (counting the one an anchor frame may
@@ -305,7 +328,7 @@ class TextureTracker:
         anchor: tuple[Tensor, Tensor] | None,
     ) -> None:
         """The new state: kept pixels go on; the others are painted from this frame on when
-        it is an anchor (``anchor``: its stylization and grey input), else anew each frame
+        it is an anchor (``anchor``: its stylization and input), else anew each frame
         until the next anchor."""
         ys, xs = self._grid(*keep.shape)
         new = self.frame if anchor is not None else -1
@@ -321,20 +344,27 @@ class TextureTracker:
 
     def _blend(self, fresh: Tensor, tracked: Tensor, weight: Tensor, keep: Tensor) -> Tensor:
         """``w·tracked + (1 − w)·fresh``, the tracked texture first matched to the current
-        frame's statistics, the seams next to freshly painted pixels feathered."""
+        frame's statistics, the seams next to freshly painted pixels feathered; contrast is
+        kept where the two mix (their deviations from the local mean are summed with weights
+        whose squares add up to one, the blend of Heitz & Neyret 2018), so that no mix is
+        fainter than either."""
         if not bool(keep.any()):
             return fresh
         share = (weight * keep)[None, None]
-        if self.feather > 0:
-            share = torch.minimum(share, gaussian(keep.float()[None, None], self.feather))
         if self.match > 0:
             tracked = match_colours(match_local(tracked, fresh, self.match), fresh)
-        return fresh + self.strength * share * (tracked - fresh)
+        if self.feather > 0:
+            share = torch.minimum(share, gaussian(keep.float()[None, None], self.feather))
+        share = self.strength * share
+        mean = gaussian(fresh, 4.0)
+        norm = (share * share + (1 - share) * (1 - share)).sqrt()
+        mixed = mean + (share * (tracked - mean) + (1 - share) * (fresh - mean)) / norm
+        return torch.where(share > 0, mixed.clamp(0, 1), fresh)
 
     # -- resuming ------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        """What :meth:`restore` needs besides the source frames (their stylizations and grey
+        """What :meth:`restore` needs besides the source frames (their stylizations and
         inputs, which the work folder keeps as images)."""
         assert self.source is not None
         return {
@@ -350,7 +380,7 @@ class TextureTracker:
         self, state: dict[str, Any], painted: dict[int, Tensor], inputs: dict[int, np.ndarray]
     ) -> None:
         """Continue from a saved :meth:`state`, the stylizations ((1, 3, H, W) uint8) and
-        the grey inputs ((H, W) uint8) of the source frames it refers to."""
+        the inputs ((H, W, 3) uint8) of the source frames it refers to."""
         self.frame = int(state["frame"])
         self.anchor = int(state["anchor"])
         self.source = torch.from_numpy(np.asarray(state["source"])).long()
@@ -358,7 +388,7 @@ class TextureTracker:
         self.y = torch.from_numpy(np.asarray(state["y"], dtype=np.float32))
         self.age = torch.from_numpy(np.asarray(state["age"])).long()
         self.painted = dict(painted)
-        self.inputs = {k: _grey(v) for k, v in inputs.items()}
+        self.inputs = {k: _input(v) for k, v in inputs.items()}
 
     @staticmethod
     def needed_by(state: dict[str, Any]) -> list[int]:

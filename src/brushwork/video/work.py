@@ -5,7 +5,7 @@ Layout: ``manifest.json`` (what the frames were made from: the input's fingerpri
 setting that changes a stylized frame) and ``frames/000001.png`` ... (8-bit RGB, each written
 to a temporary file and renamed, so a frame on disk is always whole). Feed-forward runs with
 temporal consistency also keep the frames their texture is tracked from (their own
-stylization in ``painted/``, their grey input in ``inputs/``) and the texture tracker's state
+stylization in ``painted/``, their input in ``inputs/``) and the texture tracker's state
 after the last finished frame (``tracker.npz``,
 :class:`brushwork.video.tracking.TextureTracker`).
 
