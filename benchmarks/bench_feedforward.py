@@ -103,14 +103,14 @@ def measure(name: str, size: int, precision: Precision, args: argparse.Namespace
     method, device = stylizer.method, torch.device(args.device)
     content_image, style_image = square_pair(size)
     content, style = to_tensor(content_image).to(device), to_tensor(style_image).to(device)
-    targets = [StyleTarget(style)]
+    targets = [StyleTarget(style)] if method.style_images else []  # johnson: its own
     prepare_seconds = device_seconds(lambda: method.prepare(targets), args.repeats, device)
     prepared = method.prepare(targets)
 
     def paint() -> object:
         return method.stylize(content, prepared)
 
-    plan = method.plan(size, size, [(size, size)], device)
+    plan = method.plan(size, size, [(size, size)] if targets else [], device)
     flops = conv_flops(paint)  # also loads the networks: not counted in the peak
     peak = peak_bytes(paint, device)
     seconds = device_seconds(paint, args.repeats, device)

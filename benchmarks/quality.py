@@ -120,6 +120,8 @@ def measure_pair(
     after = border_ratio(reusing(output, content, stylize), content, PAD, EDGE)
     encoder = cached_vgg19("relu4_1", "max", "cpu")
     found = distances(output.float(), *references, encoder, ssim=False)
+    if not method.style_images:  # it paints its own style, not the pair's
+        found |= {"style": math.nan, "sliced_wasserstein": math.nan}
     return {**found, "border_before": before, "border_after": after, "seconds": seconds}
 
 
@@ -131,7 +133,7 @@ def measure_method(name: str, pairs: Pairs) -> list[dict[str, float]]:
     rows, prepared_styles = [], {}
     for content_name, content, style_name, style in pairs:
         if style_name not in prepared_styles:
-            prepared_styles[style_name] = method.prepare(style)
+            prepared_styles[style_name] = method.prepare(style if method.style_images else [])
         references = (Reference.of(content, encoder), Reference.of(style, encoder))
         row = measure_pair(method, prepared_styles[style_name], content, references)
         print(
@@ -166,11 +168,14 @@ def summary(rows: list[dict[str, float]]) -> list[str]:
     def mean(key: str) -> float:
         return statistics.mean(r[key] for r in rows)
 
+    def shown(key: str) -> str:  # "—": not measured (a method painting its own styles)
+        return "—" if math.isnan(mean(key)) else f"{mean(key):.3f}"
+
     before = "" if math.isnan(mean("border_before")) else f"{mean('border_before'):.2f} → "
     return [
-        f"{mean('content'):.3f}",
-        f"{mean('style'):.3f}",
-        f"{mean('sliced_wasserstein'):.3f}",
+        shown("content"),
+        shown("style"),
+        shown("sliced_wasserstein"),
         f"{before}**{mean('border_after'):.2f}**",
         f"{max(r['border_after'] for r in rows):.2f}",
         f"{statistics.median(r['seconds'] for r in rows):.2f}",
@@ -202,7 +207,10 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "over the mean inside (1: no frame; issue 20's goal ≤ 1.5), mean over the pairs with "
         "the method's margin off (`margin = 0`) → as shipped, and the largest as shipped. "
         "s / image: the median over the pairs of one `stylize` with the style prepared, "
-        "after the margin-off passes warmed the networks.\n\n" + markdown_table(header, rows) + "\n"
+        "after the margin-off passes warmed the networks. A method that paints its "
+        "network's own styles has no style distance to the pair's painting (—).\n\n"
+        + markdown_table(header, rows)
+        + "\n"
     )
 
 

@@ -39,11 +39,39 @@ def _wct_folder(folder: Path, encoder: VGG19) -> dict[str, Any]:
     return {"models": str(target)}
 
 
+JOHNSON_STYLES = ("first", "second")
+"""The styles of the tiny johnson network (:func:`save_johnson`)."""
+
+
+def save_johnson(path: Path, styles: tuple[str, ...] = JOHNSON_STYLES, seed: int = 3) -> Path:
+    """A tiny random conditional transform network for ``styles`` (each with its own
+    normalization parameters, so that they paint differently), as `brushwork train johnson`
+    writes one."""
+    from brushwork.checkpoints import Checkpoint, save_checkpoint
+    from brushwork.methods.johnson_net import TransformNet
+    from brushwork.models import Style
+    from brushwork.models.parts import style_metadata
+
+    torch.manual_seed(seed)
+    network = TransformNet(len(styles), width=0.25)
+    with torch.no_grad():
+        for norm in network.norms():
+            norm.gamma.uniform_(0.5, 1.5)
+            norm.beta.normal_(0.0, 0.5)
+    pictures = [to_pil(smooth_image(12, 12, seed=i)) for i in range(len(styles))]
+    metadata = style_metadata(
+        [(Style(n, f"{n}.png", "test"), p) for n, p in zip(styles, pictures, strict=True)]
+    )
+    checkpoint = Checkpoint("johnson", "none", network.state_dict())
+    return save_checkpoint(path, checkpoint, metadata=metadata)
+
+
 ONE_PASS_NETWORKS: dict[str, Callable[[Path, VGG19], dict[str, Any]]] = {
     "adain": lambda folder, encoder: {
         "model": str(save_decoder(folder / "adain.safetensors", encoder))
     },
     "wct": _wct_folder,
+    "johnson": lambda folder, encoder: {"model": str(save_johnson(folder / "johnson.safetensors"))},
     "styleswap-inverse": lambda folder, encoder: {
         "model": str(save_decoder(folder / "inverse.safetensors", encoder, "styleswap", "relu3_1"))
     },
@@ -139,6 +167,19 @@ def run_wct_export(
     return image
 
 
+def run_johnson_export(
+    path: Path, content: torch.Tensor, style: torch.Tensor, options: Any
+) -> np.ndarray:
+    """The transform network's one graph: (content, style weights) → image; the weights
+    of the styles the options choose, in the order the graph's metadata names them."""
+    from brushwork.methods.johnson import style_weights
+
+    session = _session(path)
+    names = json.loads(session.get_modelmeta().custom_metadata_map["brushwork_styles"])
+    weights = np.array([style_weights(names, options.styles, "export")], dtype=np.float32)
+    return session.run(["image"], {"content": content.numpy(), "style_weights": weights})[0]
+
+
 @dataclass(frozen=True)
 class Export:
     """How the contract exports a method and runs the result."""
@@ -153,6 +194,11 @@ class Export:
 ONNX_RUNNERS: dict[str, Export] = {
     "adain": Export("adain.onnx", run_adain_export, {"alpha": 0.7}),
     "wct": Export("wct", run_wct_export, {"alpha": 0.7, "levels": ("relu2_1", "relu1_1")}),
+    "johnson": Export(
+        "johnson.onnx",
+        run_johnson_export,
+        {"styles": (f"{JOHNSON_STYLES[1]}:2", JOHNSON_STYLES[0])},
+    ),
 }
 """Method with an exporter → how its export is run."""
 
@@ -226,11 +272,17 @@ def _fixed_depth(folder: Path) -> tuple[tuple[Path, ...], list[str]]:
     return (depth_folder(folder / "pairs", 5),), sizes
 
 
+def _content_and_style_image(data: tuple[Path, ...]) -> list[str]:
+    style = data[1] / "0.png"  # the first of image_folder's images
+    return ["--content-dir", str(data[0]), "--style", str(style), "--style-size", "16"]
+
+
 TRAINER_DATA: dict[str, TrainerData] = {
     "adain": TrainerData(_content_and_style, CROPS, _fixed_images),
     "adain-temporal": TrainerData(
         _content_and_style, CROPS, _fixed_images, _start("adain", "relu4_1")
     ),
+    "johnson": TrainerData(_content_and_style_image, [*CROPS, "--width", "0.25"], _fixed_images),
     "styleswap-inverse": TrainerData(
         _content_and_style, CROPS, _fixed_images, _start("wct", "relu3_1")
     ),

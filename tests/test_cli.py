@@ -642,6 +642,7 @@ def test_demo_writes_every_example(capsys, tmp_path) -> None:
     from brushwork.models import MODELS, for_method
 
     bundled = (MODELS["adain"], *for_method("wct"), MODELS["styleswap-inverse"])
+    bundled += (MODELS["johnson-8styles"],)
     missing = [m.name for m in bundled if not m.path.is_file()]
     if missing:
         pytest.skip(f"bundled decoders not installed: {', '.join(missing)}")
@@ -653,13 +654,14 @@ def test_demo_writes_every_example(capsys, tmp_path) -> None:
         "astronaut-strokes-gatys.png",
         "chelsea-mosaic-adain.png",
         "chelsea-strokes-gatys-laplacian.png",
+        "coffee-johnson.png",
         "coffee-mosaic-styleswap.png",
         "coffee-strokes-wct.png",
     ]
     for path in out.iterdir():
         with Image.open(path) as image:
             assert max(image.size) == 32
-    assert len(capsys.readouterr().out.splitlines()) == 6
+    assert len(capsys.readouterr().out.splitlines()) == 7
     # a second demo replaces the first one's images only with --force
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     message = expect_error(capsys, ["demo", "--out", str(out), "--size", "32"])

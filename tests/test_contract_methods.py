@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import requires_weights, smooth_image
-from contract import ONNX_RUNNERS, method_options
+from contract import JOHNSON_STYLES, ONNX_RUNNERS, method_options
 
 from brushwork import events as ev
 from brushwork.encoders import VGG19
@@ -64,6 +64,22 @@ STYLE = smooth_image(29, 33, seed=1)
 OTHER = smooth_image(35, 31, seed=2)
 
 
+def styles(method: Method, *images: torch.Tensor) -> list[StyleTarget]:
+    """``images`` as styles for a method that takes style images; none for one whose
+    network paints its own (johnson), which refuses them."""
+    return [StyleTarget(i) for i in images] if method.style_images else []
+
+
+def refuses_style_images(method: Method, image: torch.Tensor = STYLE) -> bool:
+    """For a method without style images: check that one given is refused in one line."""
+    if method.style_images:
+        return False
+    with pytest.raises(BrushworkError) as error:
+        method.prepare(image)
+    assert "takes no style image" in one_line(error)
+    return True
+
+
 def one_line(error: pytest.ExceptionInfo[BrushworkError]) -> str:
     message = str(error.value)
     assert message and "\n" not in message
@@ -81,7 +97,7 @@ def halves(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("size", [(37, 45), (19, 23)])
 def test_odd_sizes_keep_their_size_and_the_unit_range(method: Method, size) -> None:
-    image = method.stylize(smooth_image(*size, seed=3), STYLE).image
+    image = method.stylize(smooth_image(*size, seed=3), styles(method, STYLE)).image
     assert image.shape == (1, 3, *size) and image.dtype == torch.float32
     assert bool(torch.isfinite(image).all())
     assert float(image.min()) >= 0 and float(image.max()) <= 1
@@ -92,8 +108,10 @@ def test_non_finite_inputs_are_refused_in_one_line(method: Method) -> None:
     broken = CONTENT.clone()
     broken[0, 1, 5, 7] = float("nan")
     with pytest.raises(BrushworkError) as error:
-        method.stylize(broken, STYLE)
+        method.stylize(broken, styles(method, STYLE))
     assert "not finite" in one_line(error)
+    if refuses_style_images(method, broken):
+        return
     with pytest.raises(BrushworkError) as error:
         method.prepare(broken)
     assert "not finite" in one_line(error)
@@ -108,13 +126,15 @@ def test_non_finite_inputs_are_refused_in_one_line(method: Method) -> None:
 def test_flat_inputs_give_a_finite_image(method: Method, flat: str) -> None:
     content = torch.full_like(CONTENT, 0.5) if flat != "style" else CONTENT
     style = torch.full_like(STYLE, 0.3) if flat != "content" else STYLE
-    image = method.stylize(content, style).image
+    image = method.stylize(content, styles(method, style)).image
     assert image.shape == CONTENT.shape
     assert bool(torch.isfinite(image).all())
     assert float(image.min()) >= 0 and float(image.max()) <= 1
 
 
 def test_a_style_too_small_is_refused_in_one_line(method: Method) -> None:
+    if refuses_style_images(method):
+        return
     least = method.min_style_side()
     assert least > 1, f"{method.name}: which style is too small?"
     for size in ((least - 1, 40), (40, least - 1)):
@@ -126,12 +146,13 @@ def test_a_style_too_small_is_refused_in_one_line(method: Method) -> None:
 @pytest.mark.usefixtures("no_work")
 def test_the_memory_plan_refuses_a_run_over_the_limit(case, encoder: VGG19) -> None:
     name, options = case
+    sizes = [(33, 29)] if get_method(name).style_images else []
     stylizer = Stylizer(name, Controls(size=None, max_memory=1024), encoder=encoder, **options)
     with pytest.raises(BrushworkError) as error:
-        stylizer.plan((45, 37), [(33, 29)])
+        stylizer.plan((45, 37), sizes)
     assert "memory" in one_line(error)
     stylizer = Stylizer(name, Controls(size=None), encoder=encoder, **options)
-    assert stylizer.plan((45, 37), [(33, 29)]).memory.estimate > 0
+    assert stylizer.plan((45, 37), sizes).memory.estimate > 0
 
 
 # ----------------------------------------------------------------------------- runs
@@ -140,12 +161,12 @@ def test_the_memory_plan_refuses_a_run_over_the_limit(case, encoder: VGG19) -> N
 def test_progress_events_count_the_steps(method: Method) -> None:
     steps = method.steps()
     collect = ev.Collect()
-    method.stylize(CONTENT, STYLE, events=collect)
+    method.stylize(CONTENT, styles(method, STYLE), events=collect)
     progress = collect.of(ev.Progress)
     assert [(e.step, e.total) for e in progress] == [(i, steps) for i in range(1, steps + 1)]
     collect = ev.Collect()
     counter = StepCounter("frames", offset=5, total=5 + 2 * steps)
-    method.stylize(CONTENT, STYLE, events=collect, progress=counter)
+    method.stylize(CONTENT, styles(method, STYLE), events=collect, progress=counter)
     progress = collect.of(ev.Progress)
     assert [(e.stage, e.step, e.total) for e in progress] == [
         ("frames", 5 + i, 5 + 2 * steps) for i in range(1, steps + 1)
@@ -153,10 +174,10 @@ def test_progress_events_count_the_steps(method: Method) -> None:
 
 
 def test_a_prepared_style_gives_the_same_image_every_time(method: Method) -> None:
-    prepared = method.prepare(STYLE)
+    prepared = method.prepare(styles(method, STYLE))
     first = method.stylize(CONTENT, prepared).image
     assert torch.equal(first, method.stylize(CONTENT, prepared).image)
-    assert torch.equal(first, method.stylize(CONTENT, STYLE).image)
+    assert torch.equal(first, method.stylize(CONTENT, styles(method, STYLE)).image)
     other = method.stylize(smooth_image(37, 45, seed=5), prepared).image
     assert not torch.equal(first, other)
 
@@ -170,6 +191,9 @@ def _masks(method: Method) -> bool:
 
 
 def test_blends_weigh_the_styles(method: Method) -> None:
+    if not method.style_images:  # the network's own styles, blended by its options
+        _check_option_blends(method)
+        return
     pair = [StyleTarget(STYLE, 1.0), StyleTarget(OTHER, 0.0)]
     if not _blends(method):
         with pytest.raises(BrushworkError) as error:
@@ -182,7 +206,30 @@ def test_blends_weigh_the_styles(method: Method) -> None:
     assert float((even - alone).abs().max()) > 1e-3
 
 
+def _check_option_blends(method: Method) -> None:
+    """A network that paints its own styles blends them by weight in its ``styles``
+    option: a weight of 0 leaves a style out, even weights give a third image."""
+    first, second = JOHNSON_STYLES
+
+    def paint(*choices: str) -> torch.Tensor:
+        options = method.options.replace(styles=choices)
+        return type(method)(options, encoder=method.encoder).stylize(CONTENT, []).image
+
+    alone = paint(first)
+    torch.testing.assert_close(paint(first, f"{second}:0"), alone, atol=1e-5, rtol=0)
+    torch.testing.assert_close(method.stylize(CONTENT, []).image, alone)  # the first: default
+    even = paint(first, second)
+    assert float((even - alone).abs().max()) > 1e-3
+    assert float((even - paint(second)).abs().max()) > 1e-3
+    unknown = type(method)(method.options.replace(styles=("third",)), encoder=method.encoder)
+    with pytest.raises(BrushworkError) as error:
+        unknown.check_files()
+    assert "no style 'third'" in one_line(error)
+
+
 def test_masks_place_the_styles(method: Method) -> None:
+    if refuses_style_images(method):
+        return
     left, right = halves(37, 45)
     targets = [StyleTarget(STYLE, mask=left), StyleTarget(OTHER, mask=right)]
     if not _masks(method):
@@ -204,7 +251,7 @@ def test_masks_place_the_styles(method: Method) -> None:
 
 
 def test_two_threads_at_once_get_what_one_gets(method: Method) -> None:
-    prepared = method.prepare(STYLE)
+    prepared = method.prepare(styles(method, STYLE))
     contents = [CONTENT, smooth_image(37, 45, seed=6)]
     alone = [method.stylize(c, prepared).image for c in contents]
     results: dict[int, torch.Tensor] = {}
@@ -246,7 +293,7 @@ def test_the_export_computes_what_the_method_does(
     method = cls(options, encoder=encoder)
     for size in ((37, 45), (20, 27)):
         content = smooth_image(*size, seed=7)
-        expected = method.stylize(content, STYLE).image.numpy()
+        expected = method.stylize(content, styles(method, STYLE)).image.numpy()
         got = export.run(path, content, STYLE, options)
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, atol=2e-3)
@@ -275,6 +322,19 @@ class RecordingEncoder(torch.nn.Module):
         return self.encoder(image, layers)
 
 
+class RecordingNetwork(torch.nn.Module):
+    """A network without an encoder, keeping every image it is given in ``seen``."""
+
+    def __init__(self, network: torch.nn.Module, seen: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.network = network
+        self.seen = seen
+
+    def forward(self, image: torch.Tensor, *args: Any) -> Any:
+        self.seen.append(image.detach().clone())
+        return self.network(image, *args)
+
+
 @pytest.mark.parametrize("name", ONE_PASS)
 def test_the_networks_see_the_content_with_a_mirrored_margin(
     name: str, encoder: VGG19, tmp_path: Path
@@ -284,7 +344,10 @@ def test_the_networks_see_the_content_with_a_mirrored_margin(
     outside the picture, which is cropped back."""
     recording = RecordingEncoder(encoder)
     method = get_method(name)(encoder=recording, **method_options(name, tmp_path, encoder))
-    prepared = method.prepare(STYLE)
+    prepared = method.prepare(styles(method, STYLE))
+    if method.encoder_request() is None:  # a network without an encoder: record its input
+        network = method.networks()  # type: ignore[attr-defined]
+        method.networks = lambda: RecordingNetwork(network, recording.seen)  # type: ignore
     recording.seen.clear()
     content = smooth_image(37, 45, seed=8)
     output = method.stylize(content, prepared).image
@@ -311,10 +374,10 @@ def test_a_strip_or_an_image_smaller_than_the_margin_is_painted_or_refused(
     content = smooth_image(*size, seed=9)
     if min(size) < method.min_content_side():
         with pytest.raises(BrushworkError) as error:
-            method.stylize(content, STYLE)
+            method.stylize(content, styles(method, STYLE))
         assert f"needs at least {method.min_content_side()}" in one_line(error)
         return
-    image = method.stylize(content, STYLE).image
+    image = method.stylize(content, styles(method, STYLE)).image
     assert image.shape == content.shape and bool(torch.isfinite(image).all())
     assert float(image.min()) >= 0 and float(image.max()) <= 1
 
@@ -330,6 +393,7 @@ def test_the_bundled_networks_paint_no_frame_along_the_border(name: str) -> None
     stylizer.load_encoder()
     method = stylizer.method
     content = to_tensor(content_image("astronaut").resize((256, 256)))
-    prepared = method.prepare(to_tensor(open_image(style_path("strokes")).resize((256, 256))))
+    style = to_tensor(open_image(style_path("strokes")).resize((256, 256)))
+    prepared = method.prepare(styles(method, style))
     ratio = border_ratio(lambda x: method.stylize(x, prepared).image, content, pad=64, edge=16)
     assert ratio <= 1.5

@@ -213,6 +213,7 @@ BUNDLED_SHA256 = {
     "adain-temporal": "6eaf029e377eacb7ced69019eac6cf6aa3b4f7e30456ebc08a02e4fc60bd73eb",
     "adain": "b855b3cded7806da920f2dc586b3aed135e678cc8dc92b90bc75a328b08740c2",
     "depth": "7d1d39b7769514fe78f6906a02e4fcf9fdd81fa770dc590ee41e047d75007456",
+    "johnson-8styles": "833f391e49069417af98c6119a40adb62c74698070aea6d894a1e1de7648b771",
     "styleswap-inverse": "e42b025c90afe5234b2aea691af33e9a1070c53a98bddb8ca51c4a19ceb7e621",
     "wct-relu1_1": "edc7fd35a19bd85bf034277148308d2d82e8dcc17fcd19c45e763a18998a56a1",
     "wct-relu2_1": "5d3f04caef6fa4a86f48790cdd40a4e7409762f19d2d44866069dfbb0ebce2de",
@@ -220,7 +221,8 @@ BUNDLED_SHA256 = {
     "wct-relu4_1": "1a66a53fe8dc4c8d438fbc8f0d6a1fcb82d289d0300e606f3291753aef54ea59",
     "wct-relu5_1": "99d9080ba068219e85bd4165de3586b31a8f315f13d2750ee265cd6b7cf8076e",
 }
-"""The committed weights' digests, taken before models had styles and parts."""
+"""The committed weights' digests (the first eleven taken before models had styles and
+parts)."""
 
 
 def test_bundled_files_are_unchanged() -> None:
@@ -339,6 +341,7 @@ def test_per_style_models_are_listed_under_their_method(
         "adain",
         "wct",
         "styleswap-inverse",
+        "johnson",
         "depth",
         "lapstyle",
     ]
@@ -384,11 +387,13 @@ def test_the_thumbnail_is_drawn_in_a_terminal(
 
 
 def test_the_bundled_models_list_as_before() -> None:
-    """Today's bundled models: one group per method, none per style, same names, sizes
-    and descriptions as the flat listing had."""
+    """Today's bundled models: one group per method, the networks for any style under
+    ``models``, the per-style ones (johnson's) under ``styles``; same names, sizes and
+    descriptions as the flat listing had."""
     groups = models.listing()
-    assert all(g["styles"] == [] for g in groups)
-    names = [r["name"] for g in groups for r in g["models"]]
+    per_style = [r["name"] for g in groups for r in g["styles"]]
+    assert per_style == ["johnson-8styles"]
+    names = [r["name"] for g in groups for r in [*g["models"], *g["styles"]]]
     assert names == list(models.MODELS)
     text = models.listing_text(thumbnails=False)
     for info in models.MODELS.values():

@@ -45,7 +45,7 @@ from brushwork.stylizer import Stylization
 
 def run(
     content: ImageInput,
-    style: ImageInput | Style | Sequence[ImageInput | Style],
+    style: ImageInput | Style | Sequence[ImageInput | Style] | None,
     method: str = DEFAULT_METHOD,
     *,
     mask: ImageInput | None = None,
@@ -77,7 +77,7 @@ def run(
 
 def stylize(
     content: ImageInput,
-    style: ImageInput | Style | Sequence[ImageInput | Style],
+    style: ImageInput | Style | Sequence[ImageInput | Style] | None,
     method: str = DEFAULT_METHOD,
     **options: Any,
 ) -> Image.Image:

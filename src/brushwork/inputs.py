@@ -74,13 +74,14 @@ def as_image(value: ImageInput, what: str, max_pixels: int | None) -> Image.Imag
     raise BrushworkError(f"{what} must be a path, a PIL image or a tensor, not {type(value)}")
 
 
-def as_styles(style: ImageInput | Style | Sequence[ImageInput | Style]) -> list[Style]:
-    """One image, one :class:`Style` or a list of them, as a non-empty list of styles."""
+def as_styles(style: ImageInput | Style | Sequence[ImageInput | Style] | None) -> list[Style]:
+    """One image, one :class:`Style` or a list of them (empty for a method whose network
+    paints its own styles: :meth:`brushwork.stylizer.Stylizer.plan` checks), as a list of
+    styles."""
+    if style is None:
+        return []
     items = style if isinstance(style, (list, tuple)) else [cast("ImageInput | Style", style)]
-    styles = [s if isinstance(s, Style) else Style(s) for s in items]
-    if not styles:
-        raise BrushworkError("at least one style image is needed")
-    return styles
+    return [s if isinstance(s, Style) else Style(s) for s in items]
 
 
 def load_masks(

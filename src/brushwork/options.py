@@ -47,6 +47,7 @@ def option(
     cli: bool = True,
     names: tuple[str | None, ...] | None = None,
     main: bool = False,
+    never_path: bool = False,
 ) -> Any:
     """A dataclass field with what the CLI, the service and validation need to know.
 
@@ -56,9 +57,10 @@ def option(
     ``metavar``, ``flag`` (the flag's name, default ``--field-name``) and ``short`` (e.g.
     ``-o``), ``cli=False`` to keep a field off the command line; ``names``, for an option
     that takes a file path or a name, the names it takes that are not paths (a front end
-    that must never open a client's path, the HTTP service, allows only these); ``main``
-    for the few options a form shows first (the service's page puts the rest under "more
-    options").
+    that must never open a client's path, the HTTP service, allows only these);
+    ``never_path`` for free text that never names a file (names of a model's styles), which
+    such a front end may take as it is; ``main`` for the few options a form shows first (the
+    service's page puts the rest under "more options").
     """
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for sequence defaults")
@@ -76,6 +78,7 @@ def option(
         "cli": cli,
         "names": names,
         "main": main,
+        "never_path": never_path,
     }
     if default is REQUIRED:
         return field(metadata=metadata)
@@ -120,6 +123,11 @@ class FieldSpec:
         (``learning-rate``)."""
         flag = (self.metadata or {}).get("flag") if self.metadata is not None else None
         return flag.lstrip("-") if flag else self.name.replace("_", "-")
+
+    @property
+    def never_path(self) -> bool:
+        """Whether the option's text never names a file (``option(..., never_path=True)``)."""
+        return bool((self.metadata or {}).get("never_path"))
 
     @property
     def main(self) -> bool:

@@ -54,6 +54,7 @@ from brushwork.methods.base import (
     StepCounter,
     StyleTarget,
     StylizeResult,
+    refuse_style_images,
 )
 from brushwork.options import Options, option, split_options
 from brushwork.precision import PRECISIONS, Precision, resolve_device, resolve_precision
@@ -341,7 +342,9 @@ class Stylizer:
         they are now) and return what it will do; nothing is allocated."""
         c = self.controls
         method = self.method
-        if not style_sizes:
+        if style_sizes and not method.style_images:
+            refuse_style_images(method.name)
+        if not style_sizes and method.style_images:
             raise BrushworkError("at least one style image is needed")
         if layer_assignments is not None:
             method.check_style_layers(list(layer_assignments))

@@ -128,17 +128,18 @@ def batch_items(args: argparse.Namespace, out_dir: Path) -> tuple[list[Item], li
         contents, styles = images(args.inputs), images(args.styles)
         if not contents:
             raise BrushworkError("the inputs name no image")
-        if not styles:
+        if not styles and args.styles:
             raise BrushworkError("--style names no image")
-        items = plan_items(contents, styles, out_dir, args.format)
+        items = plan_items(contents, styles or [None], out_dir, args.format)
         read = [Path(spec).expanduser() for spec in [*args.inputs, *args.styles]]
-    files = {Path(p) for item in items for p in (item.content, item.style)}
+    files = {Path(p) for item in items for p in (item.content, item.style) if p}
     return items, [p for p in read if p.exists()] + sorted(files)
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
     """Inputs given one way (``--pairs``, or INPUTS with ``--style``), the Ray options."""
     from brushwork.batch.ray_engine import check_ray_options, require_ray
+    from brushwork.cli.common import takes_style_images
 
     if args.pairs and (args.inputs or args.styles):
         raise BrushworkError("give either --pairs or INPUTS with --style, not both")
@@ -147,7 +148,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
             raise BrushworkError(
                 "no inputs: give content images, folders or list files (or --pairs)"
             )
-        if not args.styles:
+        if not args.styles and takes_style_images(args.method):
             raise BrushworkError("no style: give --style PATH (or --pairs)")
     check_ray_options(args.ray_workers, args.ray_cpus, args.ray_gpus)
     if args.engine == "ray":

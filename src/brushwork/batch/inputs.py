@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from brushwork.errors import BrushworkError
 from brushwork.outputs import MAX_NAME_BYTES, check_not_input
@@ -20,11 +21,18 @@ LIST_SUFFIXES = (".txt", ".lst", ".list")
 
 @dataclass(frozen=True)
 class Item:
-    """One content × style pair and where its output goes."""
+    """One content × style pair and where its output goes (``style`` empty: the content
+    alone, for a method whose network paints its own styles)."""
 
     content: str
     style: str
     output: str
+
+    def styles(self) -> list[Any]:
+        """The item's styles as a painter takes them (none without a style image)."""
+        from brushwork.inputs import Style
+
+        return [Style(self.style)] if self.style else []
 
 
 def _has_magic(text: str) -> bool:
@@ -206,27 +214,29 @@ def _clip(text: str, size: int) -> str:
     return text
 
 
-def output_name(content: Path, style: Path, fmt: str) -> str:
-    """``CONTENT--STYLE.FMT``. A name over :data:`MAX_NAME_BYTES` keeps the start of both
-    names and ends with a digest of the whole name: the same name each run (a rerun
-    resumes), a different one for different inputs."""
-    name = f"{content.stem}--{style.stem}.{fmt}"
+def output_name(content: Path, style: Path | None, fmt: str) -> str:
+    """``CONTENT--STYLE.FMT`` (``CONTENT.FMT`` without a style image). A name over
+    :data:`MAX_NAME_BYTES` keeps the start of both names and ends with a digest of the
+    whole name: the same name each run (a rerun resumes), a different one for different
+    inputs."""
+    name = f"{content.stem}--{style.stem}.{fmt}" if style else f"{content.stem}.{fmt}"
     if len(os.fsencode(name)) <= MAX_NAME_BYTES:
         return name
     digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
     room = MAX_NAME_BYTES - len(f"---{digest}.{fmt}")
-    style_part = _clip(style.stem, room // 2)
+    style_part = _clip(style.stem, room // 2) if style else ""
     content_part = _clip(content.stem, room - len(os.fsencode(style_part)))
     return f"{content_part}--{style_part}-{digest}.{fmt}"
 
 
 def plan_items(
-    contents: Sequence[Path], styles: Sequence[Path], out_dir: Path, fmt: str
+    contents: Sequence[Path], styles: Sequence[Path | None], out_dir: Path, fmt: str
 ) -> list[Item]:
     """Every content × style pair (styles outermost, so a worker reuses each prepared
-    style); two pairs that would write one file are refused."""
+    style; ``[None]``: each content alone); two pairs that would write one file are
+    refused."""
     items = [
-        Item(str(c), str(s), str(out_dir / output_name(c, s, fmt)))
+        Item(str(c), str(s or ""), str(out_dir / output_name(c, s, fmt)))
         for s in styles
         for c in contents
     ]

@@ -23,13 +23,12 @@ def paint_item(painter: Any, item: Item, *, force: bool = False) -> dict[str, An
     failure of this item (bad file, no memory, any exception) is recorded, not raised;
     an interrupt is not an exception here and stops the batch."""
     from brushwork.image import save_image
-    from brushwork.inputs import Style
 
     start = time.perf_counter()
     if Path(item.output).exists() and not force:
         return skipped_record(item, painter.method)
     try:
-        painting = painter.paint(item.content, [Style(item.style)])
+        painting = painter.paint(item.content, item.styles())
         Path(item.output).parent.mkdir(parents=True, exist_ok=True)
         save_image(painting.image, item.output, force=force)
     except BrushworkError as error:
@@ -65,14 +64,13 @@ def check_runnable(painter: Any, items: Sequence[Item]) -> None:
     need or a style that fails every item): items are planned from their files' headers
     (:meth:`~brushwork.painter.Painter.check`: sizes, memory; nothing decoded) until one
     passes. When some can run, the others fail alone, each recorded in the manifest."""
-    from brushwork.inputs import Style
 
     first: tuple[Item, BrushworkError] | None = None
     with warnings.catch_warnings():  # the painting warns again, where it is reported
         warnings.simplefilter("ignore", BrushworkWarning)
         for item in items:
             try:
-                painter.check(item.content, [Style(item.style)])
+                painter.check(item.content, item.styles())
                 return
             except BrushworkError as error:
                 first = first or (item, error)

@@ -355,6 +355,14 @@ def _unknown_option_message(extra: list[str], method: str) -> str:
     return f"unrecognized arguments: {' '.join(extra)}"
 
 
+def takes_style_images(method: str | None) -> bool:
+    """Whether ``method`` (None: a front end without one) takes style images (a per-style
+    network paints its own)."""
+    from brushwork.methods import get_method
+
+    return method is None or get_method(method).style_images
+
+
 def styles_from_args(args: argparse.Namespace) -> list[Any]:
     """The :class:`brushwork.inputs.Style` list of STYLE, ``--style`` and ``--style-mask``."""
     from brushwork.inputs import Style
@@ -362,7 +370,7 @@ def styles_from_args(args: argparse.Namespace) -> list[Any]:
     specs = ([{"image": args.style, "weight": 1.0, "layers": None}] if args.style else []) + [
         parse_style_spec(spec) for spec in args.styles
     ]
-    if not specs:
+    if not specs and takes_style_images(getattr(args, "method", None)):
         raise BrushworkError("no style image: give STYLE or --style PATH")
     if args.style_masks and len(args.style_masks) != len(specs):
         raise BrushworkError(

@@ -10,19 +10,21 @@ from typing import Any
 
 from brushwork.cli.common import _Parser
 
-SHOWCASE: dict[str, tuple[str, str, dict[str, Any]]] = {
+SHOWCASE: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     "gatys": ("astronaut", "strokes", {}),
     "gatys-laplacian": ("chelsea", "strokes", {"style_weight": 10.0}),
     "styleswap": ("coffee", "mosaic", {}),
     "adain": ("chelsea", "mosaic", {}),
     "wct": ("coffee", "strokes", {}),
     "styleswap-inverse": ("astronaut", "mosaic", {}),
+    "johnson": ("coffee", None, {"styles": ("boccioni-city",)}),
 }
 """Per method, the bundled photo, style and options that show what it does, chosen by
 looking at the outputs at 256 px and 100 iterations: the Laplacian term needs a stronger
 style weight to paint more than a tint while it keeps the cat's whiskers, and the patch-based
 methods show their cells on the mosaic. A method not listed takes the photos and styles in
-turn with its defaults."""
+turn with its defaults; a method that paints its network's own styles (style None) takes
+no style image."""
 
 
 def demo_parser() -> _Parser:
@@ -41,7 +43,7 @@ def demo_parser() -> _Parser:
     return parser
 
 
-def demo_jobs(iterations: int) -> list[tuple[str, str, str, dict[str, Any]]]:
+def demo_jobs(iterations: int) -> list[tuple[str, str, str | None, dict[str, Any]]]:
     """(method, content, style, options) per registered method, each method's options
     checked: its :data:`SHOWCASE` entry, else the photos and styles in turn."""
     from brushwork.examples import CONTENTS, STYLES
@@ -49,21 +51,24 @@ def demo_jobs(iterations: int) -> list[tuple[str, str, str, dict[str, Any]]]:
 
     jobs = []
     for index, (name, entry) in enumerate(REGISTRY.items()):
-        turn: tuple[str, str, dict[str, Any]] = (
+        cls = entry.load()
+        turn: tuple[str, str | None, dict[str, Any]] = (
             CONTENTS[index % len(CONTENTS)],
-            STYLES[index % len(STYLES)],
+            STYLES[index % len(STYLES)] if cls.style_images else None,
             {},
         )
         content, style, shown = SHOWCASE.get(name, turn)
         options: dict[str, Any] = dict(shown)
         if entry.kind == "optimization":
             options["iterations"] = iterations
-        entry.load().default_options().replace(**options)
+        cls.default_options().replace(**options)
         jobs.append((name, content, style, options))
     return jobs
 
 
-def demo_paths(args: argparse.Namespace, jobs: Sequence[tuple[str, str, str, Any]]) -> list[Path]:
+def demo_paths(
+    args: argparse.Namespace, jobs: Sequence[tuple[str, str, str | None, Any]]
+) -> list[Path]:
     """Each job's output, checked (:class:`~brushwork.outputs.OutputPlan`) before any work."""
     from brushwork.examples import STYLES, style_path
     from brushwork.outputs import OutputPlan
@@ -71,7 +76,10 @@ def demo_paths(args: argparse.Namespace, jobs: Sequence[tuple[str, str, str, Any
     out = Path(args.out)
     plan = OutputPlan(force=args.force, inputs=[style_path(style) for style in STYLES])
     plan.add_folder(out, flag="--out", replaced=False)
-    paths = [out / f"{content}-{style}-{name}.png" for name, content, style, _ in jobs]
+    paths = [
+        out / ("-".join(p for p in (content, style, name) if p) + ".png")
+        for name, content, style, _ in jobs
+    ]
     if out.is_dir():
         for path in paths:
             plan.add(path, flag="--out")
@@ -96,7 +104,8 @@ def cmd_demo(argv: Sequence[str]) -> int:
     with events.bound(events.ProgressBar(disable=True)), made_folder(Path(args.out)):
         for (name, content, style, options), path in zip(jobs, paths, strict=True):
             start = time.perf_counter()
-            done = run(content_image(content), style_path(style), name, size=args.size, **options)
+            styles = style_path(style) if style else None
+            done = run(content_image(content), styles, name, size=args.size, **options)
             save_image(done.image, path, force=args.force)
             print(f"{path}  ({time.perf_counter() - start:.1f} s)", flush=True)
     return 0

@@ -116,6 +116,16 @@ REGISTRY: dict[str, MethodEntry] = {
             "Chen & Schmidt 2016, §4",
             trainers={"styleswap-inverse": "brushwork.training.styleswap:InverseObjective"},
         ),
+        MethodEntry(
+            "johnson",
+            "brushwork.methods.johnson:Johnson",
+            "one pass, no VGG: a transform network trained per style (several styles in "
+            "one network by conditional instance norm, blended by weight)",
+            "feed-forward",
+            "Johnson, Alahi & Fei-Fei, ECCV 2016; Dumoulin, Shlens & Kudlur, ICLR 2017",
+            trainers={"johnson": "brushwork.training.johnson:JohnsonObjective"},
+            exporter="brushwork.methods.johnson:export_onnx",
+        ),
     )
 }
 
@@ -159,6 +169,7 @@ def describe() -> list[dict[str, Any]]:
                 "models": [m.name for m in models.for_method(name)],
                 "trainers": list(entry.trainers),
                 "export": entry.exporter is not None,
+                "style_images": cls.style_images,
             }
         )
     return found

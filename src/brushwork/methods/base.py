@@ -78,6 +78,15 @@ class PreparedStyle:
             )
 
 
+def refuse_style_images(method: str) -> None:
+    """The one-line refusal of style images given to a method whose network paints its own
+    styles."""
+    raise BrushworkError(
+        f"{method} takes no style image: its network paints the styles it was trained for "
+        "(choose them with its styles option; see `brushwork models`)"
+    )
+
+
 def style_targets(style: Tensor | StyleTarget | Sequence[StyleTarget]) -> list[StyleTarget]:
     """Check styles and return them as a list; a tensor becomes one :class:`StyleTarget`
     of weight 1."""
@@ -126,7 +135,7 @@ def check_style_weights(weights: Sequence[float]) -> None:
             or weight < 0
         ):
             raise BrushworkError(f"style weights must be finite numbers >= 0, not {weight}")
-    if sum(weights) <= 0:
+    if weights and sum(weights) <= 0:
         raise BrushworkError("style weights must not sum to zero")
 
 
@@ -234,6 +243,9 @@ class Method(ABC, Generic[OptionsT]):
     description: ClassVar[str] = ""
     options_class: ClassVar[type[Options]]
     preset: ClassVar[dict[str, Any]] = {}
+    style_images: ClassVar[bool] = True
+    """Whether the method takes style images; False: its trained network paints the
+    styles it was trained for, chosen by its options, and style images are refused."""
     """Option values that differ from ``options_class``'s defaults for this method."""
 
     def __init__(
@@ -335,12 +347,20 @@ class Method(ABC, Generic[OptionsT]):
         (:func:`style_targets`, :meth:`check_styles`), encoded by :meth:`encode_prepared`
         and wrapped with the time it all took."""
         start = time.perf_counter()
-        targets = style_targets(styles)
+        targets = style_targets(styles) if self.style_images else self.no_style_images(styles)
         self.check_styles(targets)
         data = self.encode_prepared(targets)
         return PreparedStyle(
             self.name, targets, data, mask_size(targets), time.perf_counter() - start
         )
+
+    def no_style_images(self, styles: Tensor | StyleTarget | Sequence[StyleTarget]) -> list:
+        """An empty list of styles, for a method without style images (any given are
+        refused: :func:`refuse_style_images`)."""
+        given = [styles] if isinstance(styles, (Tensor, StyleTarget)) else list(styles)
+        if given:
+            refuse_style_images(self.name)
+        return []
 
     @abstractmethod
     def encode_prepared(self, targets: list[StyleTarget]) -> Any:

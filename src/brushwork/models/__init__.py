@@ -36,6 +36,11 @@ STYLE_KEY = "style"
 """Metadata key of the :class:`Style` a per-style model paints (JSON)."""
 THUMBNAIL_KEY = "thumbnail"
 """Metadata key of that style's thumbnail: a small PNG, base64."""
+STYLES_KEY = "styles"
+"""Metadata key of the styles a multi-style model paints (a JSON list of :class:`Style`),
+in the order of its network's style parameters (conditional instance normalization)."""
+THUMBNAILS_KEY = "thumbnails"
+"""Metadata key of those styles' thumbnails: a JSON list of base64 PNGs."""
 PART_PREFIX = "part."
 PART_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -90,7 +95,10 @@ class ModelInfo:
     layer: str | None = None
     """The encoder layer a decoder starts from."""
     style: Style | None = None
-    """The one style it paints (a per-style model); None: any style."""
+    """The one style it paints (a per-style model); None: any style, or several."""
+    styles: tuple[Style, ...] = ()
+    """The styles a multi-style model paints, in its network's order (conditional instance
+    normalization, Dumoulin et al. 2017); its file lists the same with their thumbnails."""
     parts: tuple[str, ...] = ()
     """The named networks its file holds; none: one network."""
 
@@ -112,6 +120,40 @@ def _decoder(
     return ModelInfo(
         name, f"{name}.safetensors", method, f"vgg19:{layer}:{channels}", card, description, layer
     )
+
+
+_PEOPLE_ART = "PeopleArt (BathVisArtData/PeopleArt, JPEGImages/{}), via ../shared/train"
+_PUBLIC_DOMAIN = "public domain: the artist died in {}"
+
+
+def _painting(name: str, title: str, folder: str, died: int) -> Style:
+    """A public-domain painting of the training corpus (its manifest's source and terms)."""
+    return Style(name, f"{title}; {_PEOPLE_ART.format(folder)}", _PUBLIC_DOMAIN.format(died))
+
+
+EIGHT_STYLES = (
+    _painting("boccioni-city", "Umberto Boccioni, The City Rises (1910)", "Divisionism", 1916),
+    _painting("russolo-lightning", "Luigi Russolo, I lampi (1910)", "Divisionism", 1947),
+    _painting(
+        "ciurlionis-sea",
+        "Mikalojus Čiurlionis, Allegro (Sonata of the Sea, 1908)",
+        "Symbolism",
+        1911,
+    ),
+    _painting("roerich-ridge", "Nicholas Roerich, All Ridge (1924)", "Symbolism", 1947),
+    _painting(
+        "klimt-beeches", "Gustav Klimt, Beech Grove (Buchenhain)", "ArtNouveau(Modern)", 1918
+    ),
+    _painting("malevich-bureau", "Kazimir Malevich, Bureau and Room (1913)", "Cubism", 1935),
+    _painting("hartley-e", "Marsden Hartley, E (1915)", "Cubism", 1943),
+    _painting(
+        "gauguin-sermon",
+        "Paul Gauguin, Vision after the Sermon (1888)",
+        "Synthetism",
+        1903,
+    ),
+)
+"""The styles of the conditional network ``johnson-8styles``, in its order."""
 
 
 MODELS: dict[str, ModelInfo] = {
@@ -174,6 +216,16 @@ MODELS: dict[str, ModelInfo] = {
             256,
             "docs/models/styleswap.md",
             "Style Swap inverse network: swapped relu3_1 features to an image in one pass",
+        ),
+        ModelInfo(
+            "johnson-8styles",
+            "johnson-8styles.safetensors",
+            "johnson",
+            "none",
+            "docs/models/johnson.md",
+            "Johnson et al. transform network, conditional instance norm: eight paintings in "
+            "one network, blendable",
+            styles=EIGHT_STYLES,
         ),
         ModelInfo(
             "depth",
@@ -328,6 +380,32 @@ def style_of(metadata: dict[str, str]) -> Style | None:
         return None
 
 
+def styles_of(metadata: dict[str, str]) -> tuple[Style, ...]:
+    """The styles a multi-style model's metadata lists (none when it lists none, or
+    nothing readable)."""
+    try:
+        return tuple(Style(**s) for s in json.loads(metadata[STYLES_KEY]))
+    except (KeyError, ValueError, TypeError, BrushworkError):
+        return ()
+
+
+def read_thumbnails(path: Path) -> list[bytes | None]:
+    """The PNG thumbnails of a multi-style model's styles, in order (None for one that is
+    not a PNG); empty when the file lists none."""
+    try:
+        encoded = json.loads(file_metadata(path).get(THUMBNAILS_KEY, "[]"))
+    except ValueError:
+        return []
+    found: list[bytes | None] = []
+    for text in encoded if isinstance(encoded, list) else []:
+        try:
+            data = base64.b64decode(str(text), validate=True)
+        except (binascii.Error, ValueError):
+            data = b""
+        found.append(data if data.startswith(PNG_SIGNATURE) else None)
+    return found
+
+
 def read_thumbnail(path: Path) -> bytes | None:
     """The PNG thumbnail of a per-style model's style, from its file's metadata; None when
     the file has none (or none that is a PNG)."""
@@ -360,9 +438,19 @@ def row(info: ModelInfo, *, paths: bool = True) -> dict[str, Any]:
         found["file"] = str(info.path)
     if info.style is not None:
         png = read_thumbnail(info.path) if installed else None
-        uri = None if png is None else "data:image/png;base64," + base64.b64encode(png).decode()
-        found["style"] = asdict(info.style) | {"thumbnail": uri}
+        found["style"] = asdict(info.style) | {"thumbnail": _data_uri(png)}
+    if info.styles:
+        pngs = read_thumbnails(info.path) if installed else []
+        pngs += [None] * (len(info.styles) - len(pngs))
+        found["styles"] = [
+            asdict(s) | {"thumbnail": _data_uri(p)} for s, p in zip(info.styles, pngs, strict=False)
+        ]
     return found
+
+
+def _data_uri(png: bytes | None) -> str | None:
+    """A PNG as a ``data:`` URI (for an ``<img>``); None stays None."""
+    return None if png is None else "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def listing() -> list[dict[str, Any]]:
@@ -371,7 +459,7 @@ def listing() -> list[dict[str, Any]]:
     groups: dict[str, dict[str, Any]] = {}
     for info in MODELS.values():
         group = groups.setdefault(info.method, {"method": info.method, "models": [], "styles": []})
-        group["styles" if info.style else "models"].append(row(info))
+        group["styles" if info.style or info.styles else "models"].append(row(info))
     return list(groups.values())
 
 
@@ -389,10 +477,12 @@ def listing_text(*, thumbnails: bool | None = None) -> str:
         if group["styles"]:
             lines.append("  per style:")
         for r in group["styles"]:
-            lines += [f"    {_line(r)}", f"      {_style_line(r['style'])}"]
-            if thumbnails and r["style"]["thumbnail"]:
-                png = base64.b64decode(r["style"]["thumbnail"].partition(",")[2])
-                lines += [f"      {line}" for line in preview(png)]
+            lines.append(f"    {_line(r)}")
+            for style in [r["style"]] if r["style"] else r.get("styles", []):
+                lines.append(f"      {_style_line(style)}")
+                if thumbnails and style["thumbnail"]:
+                    png = base64.b64decode(style["thumbnail"].partition(",")[2])
+                    lines += [f"      {line}" for line in preview(png)]
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from io import BytesIO
 from pathlib import Path
@@ -28,7 +28,9 @@ from brushwork.models import (
     PART_PREFIX,
     PARTS_KEY,
     STYLE_KEY,
+    STYLES_KEY,
     THUMBNAIL_KEY,
+    THUMBNAILS_KEY,
     Style,
     check_part_names,
     checkpoint_method,
@@ -53,6 +55,21 @@ def make_thumbnail(style: str | Path | Image.Image, size: int = THUMBNAIL_SIZE) 
     return buffer.getvalue()
 
 
+def style_metadata(styles: Sequence[tuple[Style, str | Path | Image.Image]]) -> dict[str, str]:
+    """The metadata naming the styles a model paints, each with a thumbnail made from its
+    image: one style under ``style`` and ``thumbnail``, several (in the order of the
+    network's style parameters) as lists under ``styles`` and ``thumbnails``; none: {}."""
+    if not styles:
+        return {}
+    thumbnails = [base64.b64encode(make_thumbnail(image)).decode() for _, image in styles]
+    if len(styles) == 1:
+        return {STYLE_KEY: json.dumps(asdict(styles[0][0])), THUMBNAIL_KEY: thumbnails[0]}
+    return {
+        STYLES_KEY: json.dumps([asdict(s) for s, _ in styles]),
+        THUMBNAILS_KEY: json.dumps(thumbnails),
+    }
+
+
 def save_model(
     path: str | Path,
     network: Mapping[str, Tensor] | None = None,
@@ -62,12 +79,14 @@ def save_model(
     encoder: str,
     style: Style | None = None,
     style_image: str | Path | Image.Image | None = None,
+    styles: Sequence[tuple[Style, str | Path | Image.Image]] = (),
     config: Mapping[str, object] | None = None,
     dtype: torch.dtype | None = torch.float16,
 ) -> Path:
     """Write a model to ship: one ``network``'s tensors, or named ``parts`` (each a
     network's tensors) under ``part.NAME.``; for a per-style model its ``style`` with a
-    thumbnail made from ``style_image`` (both or neither). Floating tensors are stored as
+    thumbnail made from ``style_image`` (both or neither), for a multi-style one its
+    ``styles`` with their images (:func:`style_metadata`). Floating tensors are stored as
     ``dtype`` (float16, as the bundled models). Refused before writing: both or neither
     of ``network`` and ``parts``, a bad or empty part, a style without its image."""
     if (network is None) == (parts is None):
@@ -80,8 +99,10 @@ def save_model(
         tensors = _joined(parts, f"model {path}")
         metadata[PARTS_KEY] = json.dumps(list(parts))
     if style is not None and style_image is not None:
-        metadata[STYLE_KEY] = json.dumps(asdict(style))
-        metadata[THUMBNAIL_KEY] = base64.b64encode(make_thumbnail(style_image)).decode()
+        if styles:
+            raise BrushworkError("give either one style or several, not both")
+        styles = [(style, style_image)]
+    metadata.update(style_metadata(styles))
     checkpoint = Checkpoint(checkpoint_method(method), encoder, tensors, dict(config or {}))
     return save_checkpoint(path, checkpoint, dtype=dtype, metadata=metadata)
 

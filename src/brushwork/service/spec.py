@@ -146,7 +146,7 @@ def is_free_text(spec: FieldSpec) -> bool:
     """Whether an option takes any text (a string, or a list of strings, without declared
     choices): such a value could name a file, so only :func:`file_choices` are allowed."""
     text = spec.kind == "str" or (spec.kind == "list" and (spec.item or "str") == "str")
-    return text and not spec.choices
+    return text and not spec.choices and not spec.never_path
 
 
 def one_pass(method: Any) -> bool:

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from brushwork.defaults import DEFAULT_METHOD, DEFAULT_ONE_PASS_METHOD
 from brushwork.errors import BrushworkError
+from brushwork.methods import get_method
 from brushwork.service.config import ServiceConfig
 from brushwork.service.jobs import JobManager
 from brushwork.service.records import new_id, valid_id
@@ -169,8 +170,6 @@ class Service:
         regions, and the files the options name."""
         config = self.config
         kind = check_kind(kind)
-        if not style:
-            raise ApiError(422, "at least one style image is needed")
         if len(style) > config.max_styles:
             raise ApiError(
                 422, f"{len(style)} style images; this server takes at most {config.max_styles}"
@@ -184,6 +183,8 @@ class Service:
         )
         if kind == "video":
             check_video_options(values)
+        if not style and get_method(method).style_images:
+            raise ApiError(422, "at least one style image is needed")
         weights = parse_styles(styles, len(style))
         region_map = parse_regions(regions)
         if region_map is not None and mask is None:

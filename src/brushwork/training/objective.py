@@ -222,6 +222,11 @@ class Objective(ABC, Generic[ConfigT]):
     def load_state(self, tensors: dict[str, Tensor]) -> None:
         self.network().load_state_dict(tensors)
 
+    def model_metadata(self) -> dict[str, str]:
+        """Metadata the finished model file carries besides the checkpoint's (e.g. the
+        names and thumbnails of the styles a per-style network paints)."""
+        return {}
+
     def details(self) -> dict[str, Any]:
         """What the result reports besides steps (e.g. the sizes of a data split)."""
         return {}

@@ -231,10 +231,14 @@ def check_resumed_config(config: Any, stored: dict[str, Any], free: set[str], pa
             f"({', '.join(unknown)}); it was written by another version"
         )
     before = kind(**{**getattr(kind, "trained_before", {}), **stored})
+
+    def plain(value: Any) -> Any:  # JSON stores a tuple as a list
+        return list(value) if isinstance(value, tuple) else value
+
     changed = [
         f.name
         for f in dataclasses.fields(kind)
-        if f.name not in free and getattr(before, f.name) != getattr(config, f.name)
+        if f.name not in free and plain(getattr(before, f.name)) != plain(getattr(config, f.name))
     ]
     if changed:
         raise BrushworkError(

@@ -322,7 +322,12 @@ class _Run:
                 ev.Finished(self.stage, elapsed, {"step": self.step, "finished": self.finished})
             )
         if self.rank == 0 and self.finished:
-            save_checkpoint(self.out / MODEL, objective.checkpoint(self.step), dtype=torch.float16)
+            save_checkpoint(
+                self.out / MODEL,
+                objective.checkpoint(self.step),
+                dtype=torch.float16,
+                metadata=objective.model_metadata(),
+            )
         if self.world > 1:
             dist.barrier()
         return TrainResult(

@@ -56,9 +56,12 @@ async def create_job(
         UploadFile, File(description="the content image (kind video: a video file)")
     ],
     style: Annotated[
-        list[UploadFile],
-        File(description="style images (repeat)", json_schema_extra=STYLES_FORM),
-    ],
+        list[UploadFile] | None,
+        File(
+            description="style images (repeat; none for a method that paints its own)",
+            json_schema_extra=STYLES_FORM,
+        ),
+    ] = None,
     mask: Annotated[
         UploadFile | None, File(description="label image: one flat colour per region")
     ] = None,
@@ -101,7 +104,7 @@ async def create_job(
             "styles": styles,
             "regions": regions,
             "content": content,
-            "style": style,
+            "style": style or [],
             "mask": mask,
         },
     )

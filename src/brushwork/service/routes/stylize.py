@@ -47,9 +47,12 @@ async def stylize_now(
     service: ServiceDep,
     content: Annotated[UploadFile, File(description="the content image")],
     style: Annotated[
-        list[UploadFile],
-        File(description="style images (repeat)", json_schema_extra=STYLES_FORM),
-    ],
+        list[UploadFile] | None,
+        File(
+            description="style images (repeat; none for a method that paints its own)",
+            json_schema_extra=STYLES_FORM,
+        ),
+    ] = None,
     mask: Annotated[UploadFile | None, File(description="label image")] = None,
     method: Annotated[
         str,
@@ -79,7 +82,7 @@ async def stylize_now(
             "styles": styles,
             "regions": regions,
             "content": content,
-            "style": style,
+            "style": style or [],
             "mask": mask,
         },
         sync=True,

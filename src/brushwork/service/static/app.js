@@ -163,21 +163,27 @@ function optionLabel(option) {
 }
 
 function modelStyle(select) {
-  // the style a per-style model paints: its thumbnail beside the choice, when it has one
-  const img = document.createElement("img");
-  img.className = "model-style";
+  // the styles a per-style model paints: their thumbnails beside the choice, named by
+  // their titles (a multi-style model's names are what its "styles" option takes)
+  const box = document.createElement("span");
+  box.className = "model-styles";
   const show = () => {
-    const style = (state.models[select.value] || {}).style;
-    img.hidden = !(style && style.thumbnail);
-    if (img.hidden) { img.removeAttribute("src"); img.alt = ""; img.title = ""; return; }
-    img.src = style.thumbnail;
-    img.alt = "style: " + style.name;
-    img.title = style.name + (style.source ? " (" + style.source + ")" : "") +
-      (style.licence ? ", " + style.licence : "");
+    const model = state.models[select.value] || {};
+    const styles = model.style ? [model.style] : (model.styles || []);
+    box.replaceChildren(...styles.filter((s) => s.thumbnail).map((style) => {
+      const img = document.createElement("img");
+      img.className = "model-style";
+      img.src = style.thumbnail;
+      img.alt = "style: " + style.name;
+      img.title = style.name + (style.source ? " (" + style.source + ")" : "") +
+        (style.licence ? ", " + style.licence : "");
+      return img;
+    }));
+    box.hidden = !box.children.length;
   };
   select.addEventListener("change", show);
   show();
-  return img;
+  return box;
 }
 
 function control(option) {
@@ -266,6 +272,7 @@ function renderOptions() {
   const method = currentMethod();
   if (!method) return;
   $("method-help").textContent = method.description + (method.paper ? " (" + method.paper + ")" : "") +
+    (method.style_images === false ? " It paints its network's own styles: no style image is used." : "") +
     (method.ready === false && method.problem ? " Unavailable with its defaults here: " + method.problem : "");
   const main = $("main-options");
   const more = $("more-options");
@@ -482,14 +489,17 @@ async function follow(id) {
 async function submit(event) {
   event.preventDefault();
   if (!state.content) { say("Choose a photo first.", true); $("content-file").focus(); return; }
-  if (!state.styles.length) { say("Choose at least one style.", true); $("style-file").focus(); return; }
+  // a per-style network paints its own styles (chosen in its options), from no style image
+  const ownStyles = (currentMethod() || {}).style_images === false;
+  const styles = ownStyles ? [] : state.styles;
+  if (!ownStyles && !styles.length) { say("Choose at least one style.", true); $("style-file").focus(); return; }
   const form = new FormData();
   form.append("content", state.content.file, state.content.name);
-  for (const style of state.styles) form.append("style", style.file, style.name);
+  for (const style of styles) form.append("style", style.file, style.name);
   form.append("method", $("method").value);
   form.append("kind", state.content.kind || "image");
   form.append("options", JSON.stringify(chosenOptions()));
-  form.append("styles", JSON.stringify(state.styles.map((s) => ({ weight: s.weight }))));
+  form.append("styles", JSON.stringify(styles.map((s) => ({ weight: s.weight }))));
   $("start").disabled = true;
   $("download").hidden = true;
   say("Uploading…");

@@ -1,0 +1,271 @@
+"""Per-style networks in one pass, no VGG at inference: Johnson, Alahi & Fei-Fei 2016's
+transform network with instance normalization (Ulyanov et al. 2017), and several styles in
+one network by conditional instance normalization (Dumoulin, Shlens & Kudlur 2017), blended
+by mixing their normalization parameters (§4.2)::
+
+    T(c; w) = f(c; γ = Σ_i w_i γ_i, β = Σ_i w_i β_i)
+
+The network (:class:`~brushwork.methods.johnson_net.TransformNet`) paints the styles it was
+trained for (``brushwork train johnson``, :mod:`brushwork.training.johnson`): this method takes
+no style image (:attr:`~brushwork.methods.base.Method.style_images` is False); ``--styles``
+chooses among the model's styles by name, with weights. Padding (a reflected margin, the
+stride), memory plan, progress and result are
+:class:`~brushwork.methods.onepass.OnePassMethod`'s.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from brushwork import models
+from brushwork.errors import BrushworkError
+from brushwork.methods.base import PreparedStyle, StyleTarget
+from brushwork.methods.johnson_net import STRIDE, TransformNet, infer_shape
+from brushwork.methods.onepass import OnePassMethod, padded_pass
+from brushwork.ops import pad_to_multiple, reflect_margin
+from brushwork.options import Options, option
+
+if TYPE_CHECKING:
+    from brushwork.export import ExportOptions
+
+DEFAULT_MODEL = "johnson-8styles"
+LEAST_SIDE = 16
+"""The least padded side: 4×4 at the residual blocks."""
+
+
+def parse_style_choice(text: str) -> tuple[str, float]:
+    """``NAME`` or ``NAME:W`` → (name, weight)."""
+    name, colon, weight = text.rpartition(":")
+    if not colon:
+        return text, 1.0
+    try:
+        value = float(weight)
+    except ValueError:
+        raise BrushworkError(f"--styles {text!r}: expected NAME or NAME:WEIGHT") from None
+    if not (value >= 0 and value != float("inf")):
+        raise BrushworkError(f"--styles {text!r}: a weight is a finite number >= 0")
+    return name, value
+
+
+@dataclass
+class JohnsonOptions(Options):
+    model: str = option(
+        DEFAULT_MODEL,
+        "the transform network: a bundled name (see `brushwork models`) or a checkpoint of "
+        "`brushwork train johnson`",
+        metavar="NAME|PATH",
+        main=True,
+    )
+    styles: tuple[str, ...] = option(
+        (),
+        "which of the network's styles to paint, by name, with blend weights "
+        "(comma-separated NAME[:W]; default: its first style)",
+        metavar="NAME[:W],...",
+        main=True,
+        never_path=True,
+    )
+
+    def check(self) -> None:
+        choices = [parse_style_choice(s) for s in self.styles]
+        if choices and sum(w for _, w in choices) <= 0:
+            raise BrushworkError("--styles: at least one weight must be above 0")
+
+
+def style_names(path: Path) -> list[str]:
+    """The names of the styles a johnson model file paints, in its network's order."""
+    metadata = models.file_metadata(path)
+    single = models.style_of(metadata)
+    if single is not None:
+        return [single.name]
+    return [s.name for s in models.styles_of(metadata)]
+
+
+def style_weights(names: Sequence[str], choices: Sequence[str], model: str) -> list[float]:
+    """The (normalized) weight of each of the network's styles ``names`` from ``--styles``
+    choices (none: the first style); an unknown name is refused, listing the known ones."""
+    if not choices:
+        return [1.0] + [0.0] * (len(names) - 1)
+    weights = [0.0] * len(names)
+    for choice in choices:
+        name, weight = parse_style_choice(choice)
+        if name not in names:
+            known = ", ".join(names) or "none recorded"
+            raise BrushworkError(f"model {model} has no style {name!r}; its styles: {known}")
+        weights[names.index(name)] += weight
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, stamp: tuple[int, int]) -> TransformNet:
+    from brushwork.checkpoints import load_checkpoint
+
+    tensors = load_checkpoint(path, method="johnson", what="model").tensors
+    if "down.0.norm.gamma" not in tensors:
+        raise BrushworkError(f"model {path} is not a johnson transform network")
+    network = TransformNet(*infer_shape(tensors))
+    try:
+        network.load_state_dict({k: v.float() for k, v in tensors.items()})
+    except RuntimeError:
+        raise BrushworkError(f"model {path} does not hold a whole transform network") from None
+    return network.eval().requires_grad_(False)
+
+
+def load_network(model: str) -> TransformNet:
+    """The transform network of ``model`` (a bundled name or a file), loaded once per
+    process and file version."""
+    path = models.resolve(model, method="johnson")
+    stat = os.stat(path)
+    return _load(str(path), (stat.st_mtime_ns, stat.st_size))
+
+
+class Johnson(OnePassMethod[JohnsonOptions]):
+    """A per-style transform network (one style, or several by conditional instance
+    normalization), one pass, no encoder."""
+
+    name = "johnson"
+    options_class = JohnsonOptions
+    style_images = False
+    style_masks = False
+    # measured with `brushwork stylize -m johnson --precision float32` on a CPU: peak RSS
+    # 1.08 GB at 1024x682, 3.23 GB at 2048x1363, 999 bytes per padded pixel between them
+    # (margin included) and 0.29 GB fixed
+    bytes_per_pixel = 1000
+    fixed_bytes = 300 * 1024 * 1024
+
+    def encoder_request(self) -> None:
+        return None
+
+    def stride(self) -> int:
+        return STRIDE
+
+    def min_content_side(self) -> int:
+        return 1
+
+    def min_style_side(self) -> int:
+        return 1
+
+    def check_files(self) -> None:
+        """The model, and the styles ``--styles`` names among those it records (a file that
+        records none, a bare checkpoint, numbers them: checked when it loads)."""
+        path = models.resolve(self.options.model, method=self.name)
+        names = style_names(path)
+        if names:
+            style_weights(names, self.options.styles, self.options.model)
+
+    def style_bytes(self, height: int, width: int) -> int:
+        return 0
+
+    def networks(self) -> TransformNet:
+        return load_network(self.options.model)
+
+    def encode_styles(self, targets: list[StyleTarget]) -> Tensor:
+        """The blend weights of the network's styles, (1, N), from ``--styles``."""
+        path = models.resolve(self.options.model, method=self.name)
+        names = style_names(path)
+        network = self.networks()
+        if len(names) != network.styles:  # a file without names: its styles by number
+            names = [str(i) for i in range(1, network.styles + 1)]
+        weights = style_weights(names, self.options.styles, self.options.model)
+        return torch.tensor([weights])
+
+    def passes(
+        self,
+        content: Tensor,
+        prepared: PreparedStyle,
+        networks: TransformNet,
+        details: dict[str, Any],
+    ) -> Iterator[Tensor]:
+        """One pass of the network on the content with its reflected margin."""
+        weights: Tensor = prepared.data
+        network = networks.to(content.device)
+
+        def paint(padded: Tensor, targets: list[StyleTarget]) -> Tensor:
+            return network(padded, weights.to(padded.device))
+
+        details["model"] = str(self.options.model)
+        details["styles"] = json.dumps(weights[0].tolist())
+        yield padded_pass(content, [], STRIDE, LEAST_SIDE, paint, self.margin)
+
+
+# ----------------------------------------------------------------------------- ONNX export
+
+INPUT_NAMES = ("content", "style_weights")
+OUTPUT_NAMES = ("image",)
+
+
+class JohnsonGraph(nn.Module):
+    """The method as one module for export: (content (1, 3, H, W) in [0, 1], style weights
+    (1, N)) → image of the content's size, with the method's reflected margin and padding."""
+
+    def __init__(self, network: TransformNet) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, content: Tensor, weights: Tensor) -> Tensor:
+        height, width = content.shape[-2:]
+        framed, (top, left) = reflect_margin(content, Johnson.margin)
+        padded, _ = pad_to_multiple(framed, STRIDE, LEAST_SIDE)
+        image = self.network(padded, weights)
+        return image[..., top : top + height, left : left + width].clamp(0, 1)
+
+
+def export_onnx(options: ExportOptions, method: JohnsonOptions | None = None, **_: Any) -> Path:
+    """Write the network ``method.model`` with its padding as one ONNX graph to
+    ``options.output``, atomically (refused without ``options.force`` where a file is).
+    The graph's metadata names its styles in the order of the ``style_weights`` input."""
+    from brushwork.export import export_graph, model_name, require_onnx
+    from brushwork.outputs import OutputPlan, inputs_of, write_atomically
+
+    options.validate()
+    method = method or JohnsonOptions()
+    require_onnx()
+    source = models.resolve(method.model, method="johnson")
+    plan = OutputPlan(options.force, inputs=inputs_of(source))
+    output = plan.add(options.output, extensions=(".onnx",), what="model", flag="-o")
+    network = copy.deepcopy(load_network(method.model))
+    names = style_names(source) or [str(i) for i in range(1, network.styles + 1)]
+    generator = torch.Generator().manual_seed(0)  # sizes off the stride: padding traced
+    example = (torch.rand(1, 3, 37, 45, generator=generator), torch.ones(1, network.styles))
+    axes = {
+        "content": {2: "content_height", 3: "content_width"},
+        "image": {2: "content_height", 3: "content_width"},
+    }
+    write_atomically(
+        output,
+        lambda tmp: export_graph(
+            JohnsonGraph(network).eval(),
+            example,
+            tmp,
+            (list(INPUT_NAMES), list(OUTPUT_NAMES)),
+            axes,
+            options.opset,
+            {
+                "brushwork_method": "johnson",
+                "brushwork_model": model_name(method.model, source),
+                "brushwork_styles": json.dumps(names),
+            },
+        ),
+        replace=options.force,
+    )
+    return output
+
+
+__all__ = [
+    "Johnson",
+    "JohnsonOptions",
+    "export_onnx",
+    "load_network",
+    "style_names",
+    "style_weights",
+]
