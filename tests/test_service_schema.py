@@ -97,6 +97,21 @@ schemathesis.openapi.format("binary", st.sampled_from(_images()))
 schemathesis.openapi.format("json", _json_texts())
 
 
+@schemathesis.hook
+def map_body(context: Any, body: Any) -> Any:
+    """Style uploads are optional in the schema (a method that paints its network's own
+    styles takes none), but most forms need one: a generated form without any gets one
+    when its method takes style images, so that the fuzzer reaches real jobs, not only the
+    "at least one style image is needed" answer."""
+    from brushwork.methods import REGISTRY, get_method
+
+    if isinstance(body, dict) and "content" in body and not body.get("style"):
+        method = body.get("method", "adain")
+        if method not in REGISTRY or get_method(method).style_images:
+            body["style"] = [_images()[0]]
+    return body
+
+
 def _schema() -> Any:
     """The app's schema; built at import (schemathesis parametrizes from it), its data in a
     temporary folder removed at exit."""

@@ -587,7 +587,11 @@ def test_each_objective_plans_its_own_step() -> None:
 
     run = RunOptions(workers=2, max_memory=2**50)
     pair = {"content_dir": "photos", "style_dir": "paintings"}
-    required = {"wct": {"image_dirs": ("photos",)}, "depth": {"data_dir": "pairs"}}
+    required = {
+        "wct": {"image_dirs": ("photos",)},
+        "depth": {"data_dir": "pairs"},
+        "johnson": {"content_dir": "photos", "style": ("painting.jpg",)},
+    }
     for name in trainers():
         objective_class = get_objective(name)
         args = required.get(name, pair)

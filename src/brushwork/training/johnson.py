@@ -153,6 +153,8 @@ class JohnsonObjective(Objective[JohnsonConfig]):
     free = frozenset({"iterations", "content_dir", "style", "init_from"})
     bytes_per_pixel = 4200
     input_fields: ClassVar[tuple[str, ...]] = ("content_dir", "style", "init_from")
+    streams: ClassVar[int] = 1
+    """How many :class:`~brushwork.training.data.Batches` it reads (content crops only)."""
 
     def __init__(self, config: JohnsonConfig, *, encoder: VGG19 | None = None) -> None:
         super().__init__(config)
@@ -231,7 +233,9 @@ class JohnsonObjective(Objective[JohnsonConfig]):
 
     def data_bytes(self, run: RunOptions) -> float:
         config = self.config
-        return loader_bytes(config.batch_size, config.crop_size, config.load_size, run.workers)
+        return self.streams * loader_bytes(
+            config.batch_size, config.crop_size, config.load_size, run.workers
+        )
 
     def start_data(self, run: RunOptions, seed: int) -> None:
         config = self.config

@@ -56,12 +56,13 @@ async def create_job(
         UploadFile, File(description="the content image (kind video: a video file)")
     ],
     style: Annotated[
-        list[UploadFile] | None,
+        list[UploadFile],
         File(
+            default_factory=list,
             description="style images (repeat; none for a method that paints its own)",
             json_schema_extra=STYLES_FORM,
         ),
-    ] = None,
+    ],
     mask: Annotated[
         UploadFile | None, File(description="label image: one flat colour per region")
     ] = None,
@@ -104,7 +105,7 @@ async def create_job(
             "styles": styles,
             "regions": regions,
             "content": content,
-            "style": style or [],
+            "style": style,
             "mask": mask,
         },
     )

@@ -47,12 +47,13 @@ async def stylize_now(
     service: ServiceDep,
     content: Annotated[UploadFile, File(description="the content image")],
     style: Annotated[
-        list[UploadFile] | None,
+        list[UploadFile],
         File(
+            default_factory=list,
             description="style images (repeat; none for a method that paints its own)",
             json_schema_extra=STYLES_FORM,
         ),
-    ] = None,
+    ],
     mask: Annotated[UploadFile | None, File(description="label image")] = None,
     method: Annotated[
         str,
@@ -82,7 +83,7 @@ async def stylize_now(
             "styles": styles,
             "regions": regions,
             "content": content,
-            "style": style or [],
+            "style": style,
             "mask": mask,
         },
         sync=True,
