@@ -67,3 +67,19 @@ def test_style_names_are_checked_before_anything_loads(
     message = expect_error(capsys, _argv(tmp_path / "again", out, "--style-names", "a,a"))
     assert message == "two styles are named 'a'; give --style-names"
     assert not out.exists()
+
+
+def test_a_missing_style_or_a_foreign_start_is_refused_before_anything_loads(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny_encoder: object
+) -> None:
+    from conftest import save_decoder
+
+    out = tmp_path / "run"
+    argv = _argv(tmp_path, out)
+    missing = tmp_path / "no-such.png"
+    argv[argv.index("--style") + 1] = str(missing)
+    assert expect_error(capsys, argv) == f"{missing}: no such file"
+    decoder = save_decoder(tmp_path / "adain.safetensors", tiny_encoder)  # type: ignore[arg-type]
+    message = expect_error(capsys, [*_argv(tmp_path / "b", out), "--init-from", str(decoder)])
+    assert message == f"model {decoder} is a 'adain' checkpoint, not 'johnson'"
+    assert not out.exists()

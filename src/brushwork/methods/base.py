@@ -354,7 +354,9 @@ class Method(ABC, Generic[OptionsT]):
             self.name, targets, data, mask_size(targets), time.perf_counter() - start
         )
 
-    def no_style_images(self, styles: Tensor | StyleTarget | Sequence[StyleTarget]) -> list:
+    def no_style_images(
+        self, styles: Tensor | StyleTarget | Sequence[StyleTarget]
+    ) -> list[StyleTarget]:
         """An empty list of styles, for a method without style images (any given are
         refused: :func:`refuse_style_images`)."""
         given = [styles] if isinstance(styles, (Tensor, StyleTarget)) else list(styles)

@@ -143,17 +143,8 @@ class Johnson(OnePassMethod[JohnsonOptions]):
     bytes_per_pixel = 1000
     fixed_bytes = 300 * 1024 * 1024
 
-    def encoder_request(self) -> None:
-        return None
-
     def stride(self) -> int:
         return STRIDE
-
-    def min_content_side(self) -> int:
-        return 1
-
-    def min_style_side(self) -> int:
-        return 1
 
     def check_files(self) -> None:
         """The model, and the styles ``--styles`` names among those it records (a file that

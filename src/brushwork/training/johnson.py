@@ -35,9 +35,8 @@ from brushwork.methods.johnson_net import TransformNet, infer_shape, one_hot
 from brushwork.ops import gram_matrix
 from brushwork.options import REQUIRED, option, redefault
 from brushwork.precision import Precision
-from brushwork.training.data import Batches, list_images, loader_bytes, to_device
-from brushwork.training.objective import Objective
-from brushwork.training.runs import DEFAULT_OPTIMIZER
+from brushwork.training.data import Batches, list_images, to_device
+from brushwork.training.objective import CropObjective
 from brushwork.training.trainer import CropTrainingConfig, RunOptions
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -142,7 +141,7 @@ class PerceptualLoss(nn.Module):
         return {"content": content_term, "style": style_term, "tv": tv, "total": total}
 
 
-class JohnsonObjective(Objective[JohnsonConfig]):
+class JohnsonObjective(CropObjective[JohnsonConfig]):
     """``brushwork train johnson``: a per-style (or conditional multi-style) network."""
 
     name = "johnson"
@@ -153,8 +152,6 @@ class JohnsonObjective(Objective[JohnsonConfig]):
     free = frozenset({"iterations", "content_dir", "style", "init_from"})
     bytes_per_pixel = 4200
     input_fields: ClassVar[tuple[str, ...]] = ("content_dir", "style", "init_from")
-    streams: ClassVar[int] = 1
-    """How many :class:`~brushwork.training.data.Batches` it reads (content crops only)."""
 
     def __init__(self, config: JohnsonConfig, *, encoder: VGG19 | None = None) -> None:
         super().__init__(config)
@@ -164,12 +161,6 @@ class JohnsonObjective(Objective[JohnsonConfig]):
         self.style_images: list[Tensor] = []
         self.start: dict[str, Tensor] | None = None
         self.generator = torch.Generator().manual_seed(config.seed)
-
-    def inputs(self, run: RunOptions) -> list[Path]:
-        from brushwork.outputs import inputs_of
-
-        config = self.config
-        return inputs_of(config.content_dir, *config.style, config.init_from)
 
     def check_inputs(self, run: RunOptions) -> None:
         from brushwork.image import load_image
@@ -228,27 +219,8 @@ class JohnsonObjective(Objective[JohnsonConfig]):
         params = [p for p in self.network().parameters() if p.requires_grad]
         return [{"params": params, "lr": self.config.learning_rate}]
 
-    def learning_rates(self, step: int) -> dict[str, list[float]]:
-        return {DEFAULT_OPTIMIZER: [self.config.learning_rate / (1 + self.config.lr_decay * step)]}
-
-    def data_bytes(self, run: RunOptions) -> float:
-        config = self.config
-        return self.streams * loader_bytes(
-            config.batch_size, config.crop_size, config.load_size, run.workers
-        )
-
     def start_data(self, run: RunOptions, seed: int) -> None:
-        config = self.config
-        self.contents = Batches(
-            self.content_files,
-            batch_size=config.batch_size,
-            load_size=config.load_size,
-            crop_size=config.crop_size,
-            workers=run.workers,
-            seed=seed,
-            cache=run.cache_images,
-            what="content",
-        )
+        self.contents = self.crops(self.content_files, run, seed, "content")
         self.generator.manual_seed(seed)
 
     def batch(self, device: torch.device) -> tuple[Tensor, ...]:
@@ -317,12 +289,8 @@ def _only_rows_from(first: int) -> Any:
 
 
 def read_network(model: str) -> dict[str, Tensor]:
-    """The float32 tensors of a johnson network (a bundled name or a file)."""
-    from brushwork import models
-    from brushwork.checkpoints import load_checkpoint
+    """The float32 tensors of a johnson network (a bundled name or a file), copied from
+    the one :func:`~brushwork.methods.johnson.load_network` loads (and checks)."""
+    from brushwork.methods.johnson import load_network
 
-    path = models.resolve(model, method="johnson")
-    tensors = load_checkpoint(path, method="johnson", what="model").tensors
-    if "down.0.norm.gamma" not in tensors:
-        raise BrushworkError(f"model {path} is not a johnson transform network")
-    return {k: v.float() for k, v in tensors.items()}
+    return {k: v.clone() for k, v in load_network(model).state_dict().items()}

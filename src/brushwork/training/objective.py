@@ -242,11 +242,42 @@ class Objective(ABC, Generic[ConfigT]):
         )
 
 
-class DecoderObjective(Objective[CropConfigT]):
+class CropObjective(Objective[CropConfigT]):
+    """An objective trained on random square crops (a :class:`CropTrainingConfig`), with
+    Adam at ``learning_rate / (1 + lr_decay · step)`` (Huang & Belongie 2017's schedule)
+    and its data read by :attr:`streams` :class:`~brushwork.training.data.Batches`
+    (:meth:`crops`)."""
+
+    streams: ClassVar[int] = 1
+    """How many :class:`~brushwork.training.data.Batches` it reads."""
+
+    def learning_rates(self, step: int) -> dict[str, list[float]]:
+        return {DEFAULT_OPTIMIZER: [self.config.learning_rate / (1 + self.config.lr_decay * step)]}
+
+    def data_bytes(self, run: RunOptions) -> float:
+        config = self.config
+        return self.streams * loader_bytes(
+            config.batch_size, config.crop_size, config.load_size, run.workers
+        )
+
+    def crops(self, files: list[Path], run: RunOptions, seed: int, what: str) -> Batches:
+        """An endless stream of batches of random crops of ``files``, as configured."""
+        config = self.config
+        return Batches(
+            files,
+            batch_size=config.batch_size,
+            load_size=config.load_size,
+            crop_size=config.crop_size,
+            workers=run.workers,
+            seed=seed,
+            cache=run.cache_images,
+            what=what,
+        )
+
+
+class DecoderObjective(CropObjective[CropConfigT]):
     """An objective that trains one decoder from :attr:`layer` (AdaIN, the WCT decoders,
-    Style Swap's inverse network), with Adam at ``learning_rate / (1 + lr_decay · step)``
-    (Huang & Belongie 2017's schedule) and, by :meth:`start_pairs`, batches of content and
-    style crops."""
+    Style Swap's inverse network) on batches of content and style crops."""
 
     decoder: nn.Module | None = None
     encoder: Any = None
@@ -274,25 +305,9 @@ class DecoderObjective(Objective[CropConfigT]):
         assert self.encoder is not None
         return decoder_id(self.layer, self.encoder.out_channels[self.layer])
 
-    def learning_rates(self, step: int) -> dict[str, list[float]]:
-        return {DEFAULT_OPTIMIZER: [self.config.learning_rate / (1 + self.config.lr_decay * step)]}
-
-    def data_bytes(self, run: RunOptions) -> float:
-        config = self.config
-        return self.streams * loader_bytes(
-            config.batch_size, config.crop_size, config.load_size, run.workers
-        )
-
     def start_data(self, run: RunOptions, seed: int) -> None:
-        args: dict[str, Any] = {
-            "batch_size": self.config.batch_size,
-            "load_size": self.config.load_size,
-            "crop_size": self.config.crop_size,
-            "workers": run.workers,
-            "cache": run.cache_images,
-        }
-        self.contents = Batches(self.content_files, seed=seed, what="content", **args)
-        self.styles = Batches(self.style_files, seed=seed + 1, what="style", **args)
+        self.contents = self.crops(self.content_files, run, seed, "content")
+        self.styles = self.crops(self.style_files, run, seed + 1, "style")
 
     def batch(self, device: torch.device) -> tuple[Tensor, ...]:
         """A batch of content crops and one of style crops."""
