@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from conftest import save_decoder, smooth_image
+from conftest import random_decoder, save_decoder, smooth_image
 from PIL import Image
 
 from brushwork.encoders import VGG19
@@ -66,12 +66,46 @@ def save_johnson(path: Path, styles: tuple[str, ...] = JOHNSON_STYLES, seed: int
     return save_checkpoint(path, checkpoint, metadata=metadata)
 
 
+def save_lapstyle(path: Path, encoder: VGG19, seed: int = 4) -> Path:
+    """A tiny random LapStyle model for ``encoder``: a random draft (:func:`random_decoder`,
+    random AdaIN skips and style statistics) and revisions that add random detail, written
+    with its parts and style as `brushwork train lapstyle` writes one."""
+    from brushwork.methods.feedforward import decoder_id
+    from brushwork.methods.lapstyle_net import PARTS, LapStyleNet
+    from brushwork.models import Style
+    from brushwork.models.parts import save_model
+
+    network = LapStyleNet(width=encoder.out_channels["relu4_1"] / 512)
+    network.draft.decoder.load_state_dict(random_decoder(encoder, seed).state_dict())
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for skip in (network.draft.skip3, network.draft.skip2):
+            skip.weight.normal_(0, 0.1)
+        for mean, std in network.draft.style().values():
+            mean.uniform_(0, 2)
+            std.uniform_(0.5, 2)
+        for revision in network.revisions():
+            revision.up[-1].weight.normal_(0, 0.01)
+    return save_model(
+        path,
+        parts={part: getattr(network, part).state_dict() for part in PARTS},
+        method="lapstyle",
+        encoder=decoder_id("relu4_1", encoder.out_channels["relu4_1"]),
+        style=Style("dots", "dots.png", "test"),
+        style_image=to_pil(smooth_image(12, 12, seed=seed)),
+        dtype=torch.float32,
+    )
+
+
 ONE_PASS_NETWORKS: dict[str, Callable[[Path, VGG19], dict[str, Any]]] = {
     "adain": lambda folder, encoder: {
         "model": str(save_decoder(folder / "adain.safetensors", encoder))
     },
     "wct": _wct_folder,
     "johnson": lambda folder, encoder: {"model": str(save_johnson(folder / "johnson.safetensors"))},
+    "lapstyle": lambda folder, encoder: {
+        "model": str(save_lapstyle(folder / "lapstyle.safetensors", encoder))
+    },
     "styleswap-inverse": lambda folder, encoder: {
         "model": str(save_decoder(folder / "inverse.safetensors", encoder, "styleswap", "relu3_1"))
     },
@@ -180,6 +214,14 @@ def run_johnson_export(
     return session.run(["image"], {"content": content.numpy(), "style_weights": weights})[0]
 
 
+def run_lapstyle_export(
+    path: Path, content: torch.Tensor, style: torch.Tensor, options: Any
+) -> np.ndarray:
+    """LapStyle's one graph: (content, alpha) → image."""
+    feeds = {"content": content.numpy(), "alpha": np.array([options.alpha], dtype=np.float32)}
+    return _session(path).run(["image"], feeds)[0]
+
+
 @dataclass(frozen=True)
 class Export:
     """How the contract exports a method and runs the result."""
@@ -199,6 +241,7 @@ ONNX_RUNNERS: dict[str, Export] = {
         run_johnson_export,
         {"styles": (f"{JOHNSON_STYLES[1]}:2", JOHNSON_STYLES[0])},
     ),
+    "lapstyle": Export("lapstyle.onnx", run_lapstyle_export, {"alpha": 0.6}),
 }
 """Method with an exporter → how its export is run."""
 
@@ -283,6 +326,11 @@ TRAINER_DATA: dict[str, TrainerData] = {
         _content_and_style, CROPS, _fixed_images, _start("adain", "relu4_1")
     ),
     "johnson": TrainerData(_content_and_style_image, [*CROPS, "--width", "0.25"], _fixed_images),
+    "lapstyle": TrainerData(
+        lambda data: ["--content-dir", str(data[0]), "--style", str(data[1] / "0.png")],
+        [*CROPS, "--style-size", "64", "--draft-from", "none", "--samples", "32"],
+        _fixed_images,
+    ),
     "styleswap-inverse": TrainerData(
         _content_and_style, CROPS, _fixed_images, _start("wct", "relu3_1")
     ),

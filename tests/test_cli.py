@@ -378,7 +378,7 @@ def test_another_methods_option_names_its_owners(capsys, images, out_dir) -> Non
     content, style = images
     argv = stylize_args(content, style, out_dir / "o.png", "--alpha", "0.5")
     assert expect_error(capsys, argv) == (
-        "--alpha does not apply to method 'gatys' (it is an option of adain, wct)"
+        "--alpha does not apply to method 'gatys' (it is an option of adain, wct, lapstyle)"
     )
     assert list(out_dir.iterdir()) == []
 
@@ -642,7 +642,7 @@ def test_demo_writes_every_example(capsys, tmp_path) -> None:
     from brushwork.models import MODELS, for_method
 
     bundled = (MODELS["adain"], *for_method("wct"), MODELS["styleswap-inverse"])
-    bundled += (MODELS["johnson-8styles"],)
+    bundled += (MODELS["johnson-8styles"], MODELS["lapstyle-klimt-beeches"])
     missing = [m.name for m in bundled if not m.path.is_file()]
     if missing:
         pytest.skip(f"bundled decoders not installed: {', '.join(missing)}")
@@ -650,6 +650,7 @@ def test_demo_writes_every_example(capsys, tmp_path) -> None:
     assert main(["demo", "--out", str(out), "--size", "32", "--iterations", "1"]) == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == [
+        "astronaut-lapstyle.png",
         "astronaut-mosaic-styleswap-inverse.png",
         "astronaut-strokes-gatys.png",
         "chelsea-mosaic-adain.png",
@@ -661,7 +662,7 @@ def test_demo_writes_every_example(capsys, tmp_path) -> None:
     for path in out.iterdir():
         with Image.open(path) as image:
             assert max(image.size) == 32
-    assert len(capsys.readouterr().out.splitlines()) == 7
+    assert len(capsys.readouterr().out.splitlines()) == 8
     # a second demo replaces the first one's images only with --force
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     message = expect_error(capsys, ["demo", "--out", str(out), "--size", "32"])

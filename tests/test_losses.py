@@ -1,5 +1,6 @@
 """Tests for brushwork.ops and brushwork.losses: Gram matrices, content, total variation and
-Laplacian losses, on small tensors made in the test."""
+Laplacian losses, LapStyle's relaxed EMD, self-similarity and normalized content terms, on
+small tensors made in the test."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ import pytest
 import torch
 from conftest import smooth_image
 
-from brushwork.losses import content_loss, gram_loss, laplacian_loss, total_variation_loss
+from brushwork.losses import (
+    content_loss,
+    gram_loss,
+    laplacian_loss,
+    normalized_content_loss,
+    relaxed_emd_loss,
+    self_similarity_loss,
+    total_variation_loss,
+)
 from brushwork.ops import LAPLACIAN_KERNEL, gram_matrix, laplacian, pooled_laplacian
 
 # ----------------------------------------------------------------------------- Gram matrix
@@ -158,3 +167,34 @@ def test_gram_matrix_gradient_is_exact(channels_last: bool) -> None:
         features = features.contiguous(memory_format=torch.channels_last)
     features.requires_grad_(True)
     assert torch.autograd.gradcheck(gram_matrix, (features,))
+
+
+# ----------------------------------------------------------------------------- LapStyle's terms
+
+
+def test_the_relaxed_emd_is_zero_for_the_same_set_in_any_order_and_grows_apart() -> None:
+    torch.manual_seed(0)
+    features = torch.rand(2, 8, 30)
+    shuffled = features[..., torch.randperm(30)]
+    assert float(relaxed_emd_loss(features, shuffled)) < 1e-6
+    near = relaxed_emd_loss(features, shuffled + 0.01 * torch.randn_like(shuffled))
+    far = relaxed_emd_loss(features, torch.rand(2, 8, 30) - 0.5)
+    assert 0 < float(near) < float(far)
+    half = relaxed_emd_loss(features, features[..., :15])  # half the style unmatched
+    assert float(half) > float(near)
+
+
+def test_the_self_similarity_ignores_scale_and_sees_rearranged_structure() -> None:
+    torch.manual_seed(1)
+    content = torch.rand(1, 8, 40)
+    assert float(self_similarity_loss(content * 3.0, content)) < 1e-5
+    rearranged = content[..., torch.randperm(40)]
+    assert float(self_similarity_loss(rearranged, content)) > 0.1
+
+
+def test_the_normalized_content_loss_ignores_each_channel_s_statistics() -> None:
+    torch.manual_seed(2)
+    content = torch.rand(1, 4, 6, 6)
+    restyled = content * torch.tensor([2.0, 0.5, 3.0, 1.0])[:, None, None] + 7
+    assert float(normalized_content_loss(restyled, content)) < 1e-4
+    assert float(normalized_content_loss(content.flip(-1), content)) > 0.1

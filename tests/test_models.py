@@ -194,7 +194,7 @@ def test_entries_with_bad_parts_or_styles_are_refused() -> None:
 def test_bundled_entries_agree_with_their_files() -> None:
     """Every installed bundled file says what its entry says: the method (as checkpoints
     name it), the parts and the style; the bundled ones today are single networks for any
-    style, listed as before."""
+    style, listed as before, and per-style ones (johnson's; lapstyle's, of named parts)."""
     for info in models.MODELS.values():
         if not info.path.is_file():
             continue
@@ -204,7 +204,7 @@ def test_bundled_entries_agree_with_their_files() -> None:
         assert models.parts_of(metadata) == info.parts
         assert models.style_of(metadata) == info.style
         assert (models.read_thumbnail(info.path) is not None) == (info.style is not None)
-        assert models.resolve(info.name, method=info.method) == info.path
+        assert models.resolve(info.name, method=info.method, parts=info.parts) == info.path
 
 
 BUNDLED_SHA256 = {
@@ -214,6 +214,8 @@ BUNDLED_SHA256 = {
     "adain": "b855b3cded7806da920f2dc586b3aed135e678cc8dc92b90bc75a328b08740c2",
     "depth": "7d1d39b7769514fe78f6906a02e4fcf9fdd81fa770dc590ee41e047d75007456",
     "johnson-8styles": "833f391e49069417af98c6119a40adb62c74698070aea6d894a1e1de7648b771",
+    "lapstyle-boccioni-city": "de6436ba34b21e8e52521bc0f08f57a8ec61613a1395aeb8a5786362be69f37e",
+    "lapstyle-klimt-beeches": "8cd6e1f77f17d93a68da4672531a1db94155b0e33b134f6d4a00ee45665ebbdd",
     "styleswap-inverse": "e42b025c90afe5234b2aea691af33e9a1070c53a98bddb8ca51c4a19ceb7e621",
     "wct-relu1_1": "edc7fd35a19bd85bf034277148308d2d82e8dcc17fcd19c45e763a18998a56a1",
     "wct-relu2_1": "5d3f04caef6fa4a86f48790cdd40a4e7409762f19d2d44866069dfbb0ebce2de",
@@ -342,14 +344,16 @@ def test_per_style_models_are_listed_under_their_method(
         "wct",
         "styleswap-inverse",
         "johnson",
-        "depth",
         "lapstyle",
+        "depth",
     ]
-    lapstyle = groups[-1]
+    lapstyle = groups[4]
     assert lapstyle["models"] == [] and [r["name"] for r in lapstyle["styles"]] == [
-        "lapstyle-mosaic"
+        "lapstyle-klimt-beeches",
+        "lapstyle-boccioni-city",
+        "lapstyle-mosaic",
     ]
-    row = lapstyle["styles"][0]
+    row = lapstyle["styles"][-1]
     assert row["parts"] == list(LAP_PARTS) and row["file"] == str(lapstyle_mosaic)
     uri = row["style"]["thumbnail"]
     assert uri.startswith("data:image/png;base64,")
@@ -366,9 +370,9 @@ def test_per_style_models_are_listed_under_their_method(
     text = capsys.readouterr().out.splitlines()
     start = text.index("lapstyle")
     assert text[start + 1] == "  per style:"
-    assert text[start + 2].startswith("    lapstyle-mosaic ")
-    assert text[start + 2].endswith("[parts: draft, revise-1, revise-2]")
-    assert text[start + 3] == f"      style 'Mosaic' from {MOSAIC.source} (CC0-1.0)"
+    line = next(i for i, t in enumerate(text) if t.startswith("    lapstyle-mosaic "))
+    assert text[line].endswith("[parts: draft, revise-1, revise-2]")
+    assert text[line + 1] == f"      style 'Mosaic' from {MOSAIC.source} (CC0-1.0)"
     assert "\x1b[" not in "\n".join(text)  # no thumbnail drawn when not a terminal
 
 
@@ -382,17 +386,19 @@ def test_the_thumbnail_is_drawn_in_a_terminal(
     with Image.open(style_path("mosaic")) as style:
         assert len(drawn) == max(1, round(8 * style.height / style.width / 2))
     assert all(line.count("\u2580") == 8 and line.endswith("\x1b[0m") for line in drawn)
-    text = models.listing_text(thumbnails=True).splitlines()
-    assert [line.strip() for line in text[-len(models.preview(png)) :]] == models.preview(png)
+    text = [line.strip() for line in models.listing_text(thumbnails=True).splitlines()]
+    drawn = models.preview(png)
+    start = text.index(drawn[0])
+    assert text[start : start + len(drawn)] == drawn
 
 
 def test_the_bundled_models_list_as_before() -> None:
     """Today's bundled models: one group per method, the networks for any style under
-    ``models``, the per-style ones (johnson's) under ``styles``; same names, sizes and
+    ``models``, the per-style ones (johnson's, lapstyle's) under ``styles``; same names, sizes and
     descriptions as the flat listing had."""
     groups = models.listing()
     per_style = [r["name"] for g in groups for r in g["styles"]]
-    assert per_style == ["johnson-8styles"]
+    assert per_style == ["johnson-8styles", "lapstyle-klimt-beeches", "lapstyle-boccioni-city"]
     names = [r["name"] for g in groups for r in [*g["models"], *g["styles"]]]
     assert names == list(models.MODELS)
     text = models.listing_text(thumbnails=False)

@@ -55,8 +55,8 @@ def test_unknown_method_is_one_clear_error() -> None:
 def test_models_name_existing_files_of_their_method() -> None:
     for info in models.MODELS.values():
         assert info.method in REGISTRY or info.method == "depth"
-        own_styles = info.method != "depth" and not get_method(info.method).style_images
-        assert info.encoder == "none" if own_styles else info.encoder.startswith("vgg19:")
+        encoded = info.method == "depth" or get_method(info.method)().encoder_request()
+        assert info.encoder.startswith("vgg19:") if encoded else info.encoder == "none"
     with pytest.raises(BrushworkError, match="is a bundled adain model, not a wct one"):
         models.resolve("adain", method="wct")
     with pytest.raises(BrushworkError, match="neither a bundled adain model"):

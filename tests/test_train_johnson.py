@@ -83,3 +83,14 @@ def test_a_missing_style_or_a_foreign_start_is_refused_before_anything_loads(
     message = expect_error(capsys, [*_argv(tmp_path / "b", out), "--init-from", str(decoder)])
     assert message == f"model {decoder} is a 'adain' checkpoint, not 'johnson'"
     assert not out.exists()
+
+
+def test_crops_may_grow_when_a_run_resumes(tmp_path: Path) -> None:
+    """Larger crops on --resume: a curriculum against the blobs a network paints in flat
+    regions larger than its crops."""
+    out = tmp_path / "run"
+    assert main(_argv(tmp_path, out)) == 0
+    larger = ["--resume", "--iterations", "3", "--crop-size", "24", "--load-size", "24"]
+    assert main(_argv(tmp_path / "more", out, *larger)) == 0
+    checkpoint = load_checkpoint(out / "checkpoint.safetensors", method="johnson")
+    assert checkpoint.step == 3 and checkpoint.config["crop_size"] == 24

@@ -327,3 +327,26 @@ def test_resume_refuses_a_checkpoint_whose_optimizers_differ(tmp_path, change, e
     assert str(error.value).startswith(f"cannot resume: {out / CHECKPOINT} {expected}")
     assert "\n" not in str(error.value)
     assert objective.seen == [] and (out / CHECKPOINT).read_bytes() == before
+
+
+# ----------------------------------------------------------------------------- the run folder
+
+
+def test_a_run_folder_in_use_is_refused_and_free_again_afterwards(tmp_path) -> None:
+    """While one run trains in a folder (its lock held), a second run there (``--resume``)
+    is refused in one line before it loads anything; once the first stops, it resumes."""
+    import fcntl
+
+    out = tmp_path / "run"
+    objective = ToyGAN(_gan(iterations=2))
+    assert train(objective, _options(out)).finished
+    holder = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        again = ToyGAN(_gan(iterations=4))
+        with pytest.raises(BrushworkError, match="is in use by another training run"):
+            train(again, _options(out, resume=True))
+        assert len(again.nets) == 0  # refused before anything was built
+    finally:
+        os.close(holder)
+    assert train(ToyGAN(_gan(iterations=4)), _options(out, resume=True)).step == 4

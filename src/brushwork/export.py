@@ -154,6 +154,34 @@ def export_graph(
         raise BrushworkError(f"ONNX export failed: {type(error).__name__}: {message}") from error
 
 
+IMAGE_AXES = {
+    "content": {2: "content_height", 3: "content_width"},
+    "image": {2: "content_height", 3: "content_width"},
+}
+"""The dynamic axes of a graph whose output has its content input's size."""
+
+
+def write_graph(
+    output: Path,
+    module: nn.Module,
+    inputs: tuple[Tensor, ...],
+    names: tuple[list[str], list[str]],
+    axes: dict[str, dict[int, str]],
+    options: ExportOptions,
+    metadata: dict[str, str],
+) -> Path:
+    """:func:`export_graph` into ``output``, written atomically (a file there is replaced
+    only with ``options.force``, as the output plan allowed)."""
+    from brushwork.outputs import write_atomically
+
+    write_atomically(
+        output,
+        lambda tmp: export_graph(module, inputs, tmp, names, axes, options.opset, metadata),
+        replace=options.force,
+    )
+    return output
+
+
 def encoder_copy(encoder: VGG19 | None, layer: str, weights: str | None) -> VGG19:
     """A float32, contiguous copy on the CPU of ``encoder`` (default: the shared pretrained
     VGG-19 to ``layer``) to trace."""

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from brushwork.ops import gram_matrix, pooled_laplacian
+from brushwork.ops import gram_matrix, mean_std, pooled_laplacian
 
 
 def content_loss(features: Tensor, target: Tensor) -> Tensor:
@@ -175,3 +175,44 @@ class _Fit:
         """Mean over images with at least one valid pixel (0 when none has)."""
         has_pixels = (self.count > 0).float()
         return (per_image * has_pixels).sum() / has_pixels.sum().clamp_min(1)
+
+
+def normalized_content_loss(features: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error between features each normalized to zero mean and unit deviation
+    per channel (LapStyle's content loss, Lin et al. 2021 §3.5, as in Park & Lee 2019's
+    SANet): the structure, whatever the style's statistics."""
+    mean, std = mean_std(features)
+    target_mean, target_std = mean_std(target)
+    return F.mse_loss((features.float() - mean) / std, (target.float() - target_mean) / target_std)
+
+
+def cosine_distances(x: Tensor, y: Tensor) -> Tensor:
+    """1 − cosine similarity between every column of (B, C, N) ``x`` and of (B, C, M) ``y``
+    → (B, N, M), in float32."""
+    with torch.autocast(x.device.type, enabled=False):  # bfloat16 would round them to 1/128
+        x = F.normalize(x.float(), dim=1)
+        y = F.normalize(y.float(), dim=1)
+        return 1 - x.transpose(1, 2) @ y
+
+
+def relaxed_emd_loss(features: Tensor, style: Tensor) -> Tensor:
+    """Relaxed earth mover's distance between two sets of feature vectors, (B, C, N) and
+    (B, C, M) (Kolkin, Salavon & Shakhnarovich 2019, "STROTSS", eq. 4-5): with cosine
+    distances C, ``max(mean_i min_j C_ij, mean_j min_i C_ij)`` — each output feature near
+    some style feature and each style feature near some output feature."""
+    distances = cosine_distances(features, style)
+    to_style = distances.min(dim=2).values.mean(dim=1)
+    from_style = distances.min(dim=1).values.mean(dim=1)
+    return torch.maximum(to_style, from_style).mean()
+
+
+def self_similarity_loss(features: Tensor, content: Tensor) -> Tensor:
+    """How differently the output's features relate to each other than the content's do,
+    at the same (B, C, N) positions (STROTSS eq. 7; LapStyle's relative content loss):
+    cosine-distance matrices, each column normalized to sum 1, compared by mean absolute
+    difference, times N (so the loss does not shrink with more positions)."""
+    found = cosine_distances(features, features)
+    wanted = cosine_distances(content, content)
+    found = found / found.sum(dim=1, keepdim=True).clamp_min(1e-8)
+    wanted = wanted / wanted.sum(dim=1, keepdim=True).clamp_min(1e-8)
+    return (found - wanted).abs().mean() * features.shape[-1]

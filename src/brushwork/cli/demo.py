@@ -18,6 +18,7 @@ SHOWCASE: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     "wct": ("coffee", "strokes", {}),
     "styleswap-inverse": ("astronaut", "mosaic", {}),
     "johnson": ("coffee", None, {"styles": ("boccioni-city",)}),
+    "lapstyle": ("astronaut", None, {"model": "lapstyle-klimt-beeches"}),
 }
 """Per method, the bundled photo, style and options that show what it does, chosen by
 looking at the outputs at 256 px and 100 iterations: the Laplacian term needs a stronger

@@ -126,6 +126,17 @@ REGISTRY: dict[str, MethodEntry] = {
             trainers={"johnson": "brushwork.training.johnson:JohnsonObjective"},
             exporter="brushwork.methods.johnson:export_onnx",
         ),
+        MethodEntry(
+            "lapstyle",
+            "brushwork.methods.lapstyle:LapStyle",
+            "a per-style Laplacian pyramid: a drafting network paints the style at a quarter "
+            "of the size, two revision networks add the detail",
+            "feed-forward",
+            "Lin, Wang, Zhou, Li, Yang, Ding & Deng, CVPR 2021",
+            trainers={"lapstyle": "brushwork.training.lapstyle:LapStyleObjective"},
+            exporter="brushwork.methods.lapstyle:export_onnx",
+            parts=("draft", "revision1", "revision2"),
+        ),
     )
 }
 

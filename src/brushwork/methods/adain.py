@@ -146,8 +146,14 @@ def export_onnx(
 ) -> Path:
     """Write AdaIN with the decoder ``method.model`` as one ONNX graph to
     ``options.output``, atomically; refuses to overwrite without ``options.force``."""
-    from brushwork.export import encoder_copy, export_graph, model_name, require_onnx
-    from brushwork.outputs import OutputPlan, inputs_of, write_atomically
+    from brushwork.export import (
+        IMAGE_AXES,
+        encoder_copy,
+        model_name,
+        require_onnx,
+        write_graph,
+    )
+    from brushwork.outputs import OutputPlan, inputs_of
 
     options.validate()
     method = method or AdaINOptions()
@@ -167,26 +173,16 @@ def export_onnx(
     generator = torch.Generator().manual_seed(0)
     content = torch.rand(1, 3, 37, 45, generator=generator)
     style = torch.rand(1, 3, 29, 33, generator=generator)
-    axes = {
-        "content": {2: "content_height", 3: "content_width"},
-        "style": {2: "style_height", 3: "style_width"},
-        "image": {2: "content_height", 3: "content_width"},
-    }
-    write_atomically(
+    return write_graph(
         output,
-        lambda tmp: export_graph(
-            graph,
-            (content, style, torch.tensor([1.0])),
-            tmp,
-            (list(INPUT_NAMES), list(OUTPUT_NAMES)),
-            axes,
-            options.opset,
-            {
-                "brushwork_method": "adain",
-                "brushwork_model": model_name(method.model, source),
-                "brushwork_encoder": decoder_id(LAYER, encoder.out_channels[LAYER]),
-            },
-        ),
-        replace=options.force,
+        graph,
+        (content, style, torch.tensor([1.0])),
+        (list(INPUT_NAMES), list(OUTPUT_NAMES)),
+        {**IMAGE_AXES, "style": {2: "style_height", 3: "style_width"}},
+        options,
+        {
+            "brushwork_method": "adain",
+            "brushwork_model": model_name(method.model, source),
+            "brushwork_encoder": decoder_id(LAYER, encoder.out_channels[LAYER]),
+        },
     )
-    return output

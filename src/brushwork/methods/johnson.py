@@ -215,8 +215,8 @@ def export_onnx(options: ExportOptions, method: JohnsonOptions | None = None, **
     """Write the network ``method.model`` with its padding as one ONNX graph to
     ``options.output``, atomically (refused without ``options.force`` where a file is).
     The graph's metadata names its styles in the order of the ``style_weights`` input."""
-    from brushwork.export import export_graph, model_name, require_onnx
-    from brushwork.outputs import OutputPlan, inputs_of, write_atomically
+    from brushwork.export import IMAGE_AXES, model_name, require_onnx, write_graph
+    from brushwork.outputs import OutputPlan, inputs_of
 
     options.validate()
     method = method or JohnsonOptions()
@@ -228,28 +228,19 @@ def export_onnx(options: ExportOptions, method: JohnsonOptions | None = None, **
     names = style_names(source) or [str(i) for i in range(1, network.styles + 1)]
     generator = torch.Generator().manual_seed(0)  # sizes off the stride: padding traced
     example = (torch.rand(1, 3, 37, 45, generator=generator), torch.ones(1, network.styles))
-    axes = {
-        "content": {2: "content_height", 3: "content_width"},
-        "image": {2: "content_height", 3: "content_width"},
-    }
-    write_atomically(
+    return write_graph(
         output,
-        lambda tmp: export_graph(
-            JohnsonGraph(network).eval(),
-            example,
-            tmp,
-            (list(INPUT_NAMES), list(OUTPUT_NAMES)),
-            axes,
-            options.opset,
-            {
-                "brushwork_method": "johnson",
-                "brushwork_model": model_name(method.model, source),
-                "brushwork_styles": json.dumps(names),
-            },
-        ),
-        replace=options.force,
+        JohnsonGraph(network).eval(),
+        example,
+        (list(INPUT_NAMES), list(OUTPUT_NAMES)),
+        IMAGE_AXES,
+        options,
+        {
+            "brushwork_method": "johnson",
+            "brushwork_model": model_name(method.model, source),
+            "brushwork_styles": json.dumps(names),
+        },
     )
-    return output
 
 
 __all__ = [

@@ -62,18 +62,29 @@ def padded_pass(
     (:func:`~brushwork.ops.pad_to_multiple`: an encoder halves the size at each pooling; a
     decoder's 3×3 reflection padding needs 2×2 features), the styles' masks padded alike;
     its output cropped back to the image, in float32, clamped to [0, 1]."""
-    height, width = image.shape[-2:]
-
-    def pad(x: Tensor) -> tuple[Tensor, tuple[int, int]]:
-        framed, offsets = reflect_margin(x, margin)
-        return pad_to_multiple(framed, multiple, least)[0], offsets
-
     padded_targets = [
-        t if t.mask is None else dataclasses.replace(t, mask=pad(t.mask)[0]) for t in targets
+        t
+        if t.mask is None
+        else dataclasses.replace(t, mask=frame(t.mask, multiple, least, margin)[0])
+        for t in targets
     ]
-    framed, (top, left) = pad(image)
-    output = paint(framed, padded_targets)
-    return output[..., top : top + height, left : left + width].float().clamp(0, 1)
+    framed, crop = frame(image, multiple, least, margin)
+    return crop(paint(framed, padded_targets))
+
+
+def frame(
+    image: Tensor, multiple: int, least: int, margin: int
+) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+    """``image`` framed and padded as :func:`padded_pass` does, and the function that crops
+    an output of the framed size back to the image (float32, clamped to [0, 1])."""
+    height, width = image.shape[-2:]
+    framed, (top, left) = reflect_margin(image, margin)
+    padded = pad_to_multiple(framed, multiple, least)[0]
+
+    def crop(output: Tensor) -> Tensor:
+        return output[..., top : top + height, left : left + width].float().clamp(0, 1)
+
+    return padded, crop
 
 
 class OnePassMethod(Method[OptionsT]):
@@ -90,6 +101,12 @@ class OnePassMethod(Method[OptionsT]):
     cannot)."""
     style_masks: ClassVar[bool] = True
     """Whether styles may be placed by masks."""
+    encoder_scale: ClassVar[int] = 1
+    """How many times smaller than the framed content the image the encoder sees is (2×2
+    averages: a Laplacian pyramid's low-pass level)."""
+    encoder_margin: ClassVar[int] = 0
+    """Pixels mirrored again onto that smaller image before the encoder sees it, so that
+    the margin at the encoder's scale is :attr:`margin` still."""
     margin: ClassVar[int] = 32
     """Pixels mirrored onto each side of the content before a pass and cropped after
     (:func:`padded_pass`): VGG-19 pads with zeros, so features within a few pixels of an

@@ -154,6 +154,8 @@ EIGHT_STYLES = (
     ),
 )
 """The styles of the conditional network ``johnson-8styles``, in its order."""
+PAINTINGS = {s.name: s for s in EIGHT_STYLES}
+"""Those styles by name (the per-style models paint some of them too)."""
 
 
 MODELS: dict[str, ModelInfo] = {
@@ -226,6 +228,22 @@ MODELS: dict[str, ModelInfo] = {
             "Johnson et al. transform network, conditional instance norm: eight paintings in "
             "one network, blendable",
             styles=EIGHT_STYLES,
+        ),
+        *(
+            ModelInfo(
+                f"lapstyle-{style.name}",
+                f"lapstyle-{style.name}.safetensors",
+                "lapstyle",
+                "vgg19:relu4_1:512",
+                "docs/models/lapstyle.md",
+                f"LapStyle drafting + revision networks for one painting: {title}",
+                style=style,
+                parts=("draft", "revision1", "revision2"),
+            )
+            for style, title in (
+                (PAINTINGS["klimt-beeches"], "Klimt's Beech Grove"),
+                (PAINTINGS["boccioni-city"], "Boccioni's The City Rises"),
+            )
         ),
         ModelInfo(
             "depth",

@@ -149,7 +149,9 @@ class JohnsonObjective(CropObjective[JohnsonConfig]):
     config_class = JohnsonConfig
     method = "johnson"
     log_names = LOSS_NAMES
-    free = frozenset({"iterations", "content_dir", "style", "init_from"})
+    free = frozenset({"iterations", "content_dir", "style", "init_from", "crop_size", "load_size"})
+    """Crops may grow on ``--resume`` (a curriculum: the blobs a network paints in flat
+    regions larger than its crops go away with larger crops)."""
     bytes_per_pixel = 4200
     input_fields: ClassVar[tuple[str, ...]] = ("content_dir", "style", "init_from")
 

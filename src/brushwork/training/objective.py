@@ -227,6 +227,11 @@ class Objective(ABC, Generic[ConfigT]):
         names and thumbnails of the styles a per-style network paints)."""
         return {}
 
+    def model_checkpoint(self, step: int) -> Checkpoint:
+        """What the finished model file holds (default: :meth:`checkpoint`'s weights; an
+        objective that trains helpers, e.g. a discriminator, leaves them out)."""
+        return self.checkpoint(step)
+
     def details(self) -> dict[str, Any]:
         """What the result reports besides steps (e.g. the sizes of a data split)."""
         return {}

@@ -17,10 +17,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import fcntl
 import os
 import signal
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,26 @@ def check_run_folder(out: Path, inputs: Iterable[Path], resume: bool) -> None:
         )
     if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
         raise BrushworkError(f"cannot write the run folder {out}: permission denied")
+
+
+@contextlib.contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """Hold the run folder for one run while it trains: an exclusive lock on the folder itself
+    (``flock``, released when the process ends however it ends; nothing is written), so that
+    a second ``--resume`` of the same folder is refused instead of interleaving its
+    checkpoints and log with the first's."""
+    descriptor = os.open(out, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BrushworkError(
+                f"{out} is in use by another training run; wait for it to stop (Ctrl-C saves "
+                "a checkpoint) or choose another --out"
+            ) from None
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def make_run_folder(out: Path) -> list[Path]:

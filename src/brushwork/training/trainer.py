@@ -15,6 +15,7 @@ every check passed (and removed again if the run saves nothing).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -42,6 +43,7 @@ from brushwork.training.runs import (
     StopRequest,
     check_resumed_config,
     check_run_folder,
+    locked,
     make_run_folder,
     move_optimizer_state,
     optimizer_states,
@@ -241,7 +243,10 @@ def _train(
         raise BrushworkError(
             f"{objective.name} training runs in one process; start it without torchrun"
         )
-    with ev.bound(ev.combine(events) if rank == 0 else None):
+    with (
+        locked(out) if rank == 0 else contextlib.nullcontext(),
+        ev.bound(ev.combine(events) if rank == 0 else None),
+    ):
         return _Run(objective, run, out, rank, world).train()
 
 
@@ -324,7 +329,7 @@ class _Run:
         if self.rank == 0 and self.finished:
             save_checkpoint(
                 self.out / MODEL,
-                objective.checkpoint(self.step),
+                objective.model_checkpoint(self.step),
                 dtype=torch.float16,
                 metadata=objective.model_metadata(),
             )
