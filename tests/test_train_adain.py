@@ -591,6 +591,7 @@ def test_each_objective_plans_its_own_step() -> None:
         "wct": {"image_dirs": ("photos",)},
         "depth": {"data_dir": "pairs"},
         "johnson": {"content_dir": "photos", "style": ("painting.jpg",)},
+        "lapstyle": {"content_dir": "photos", "style": "painting.jpg"},
     }
     for name in trainers():
         objective_class = get_objective(name)
