@@ -96,3 +96,17 @@ def test_stages_and_sizes_are_checked_before_anything_loads(
     message = expect_error(capsys, _argv(tmp_path, out, "--crop-size", "20", "--load-size", "24"))
     assert message.startswith("--crop-size 20: the draft stage takes a multiple of 8")
     assert not out.exists()
+
+
+def test_a_missing_or_foreign_start_is_refused_before_anything_loads(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny_encoder: VGG19
+) -> None:
+    out = tmp_path / "run"
+    missing = str(tmp_path / "no-such.safetensors")
+    flags = ["--stage", "revision1", "--crop-size", "32", "--init-from", missing]
+    message = expect_error(capsys, _argv(tmp_path, out, *flags))
+    assert message.startswith(f"model {missing} is neither a bundled lapstyle model")
+    wct = save_decoder(tmp_path / "wct.safetensors", tiny_encoder, "wct", "relu3_1")
+    message = expect_error(capsys, _argv(tmp_path, out, "--draft-from", str(wct)))
+    assert "adain" in message
+    assert not out.exists()

@@ -114,8 +114,10 @@ class LapStyle(OnePassMethod[LapStyleOptions]):
     encoder_margin = DRAFT_MARGIN
     margin = 64
     """Twice the other methods': with 32 px (8 at the draft's quarter size, 24 more
-    mirrored there) the padded-vs-plain comparison of issue 20 still found a frame (edge /
-    interior 1.98 on the astronaut at 256 px); with 64, 1.02."""
+    mirrored there) the padded-vs-plain comparison of issue 20
+    (:func:`brushwork.metrics.border_ratio`, the astronaut at 256 px, as the contract test)
+    still found a frame on an untrained model (the AdaIN draft, revisions adding nothing):
+    edge / interior 1.98; with 64, 1.02. The shipped models: 0.80 and 1.12."""
     # measured with `brushwork stylize -m lapstyle --model lapstyle-boccioni-city
     # --precision float32` on a CPU: peak RSS 1.53 GB at 1024x682 and 4.43 GB at 2048x1363
     # (padded with the margin: 1152x832 and 2176x1504), 1,257 bytes per padded pixel

@@ -294,6 +294,8 @@ class LapStyleObjective(CropObjective[LapStyleConfig]):
         self.style_image: Tensor | None = None
         self.start: dict[str, dict[str, Tensor]] | None = None
         self.loss: LapStyleLoss | None = None
+        self.style_at_scale = torch.empty(0)
+        """The style image at the stage's scale (set by :meth:`build`)."""
         self.generator = torch.Generator().manual_seed(config.seed)
 
     def check_inputs(self, run: RunOptions) -> None:
@@ -373,9 +375,12 @@ class LapStyleObjective(CropObjective[LapStyleConfig]):
         return found
 
     def learning_rates(self, step: int) -> dict[str, list[float]]:
-        rate = self.config.learning_rate / (1 + self.config.lr_decay * step)
-        names = [DEFAULT_OPTIMIZER, *([DISCRIMINATOR] if DISCRIMINATOR in self.nets else [])]
-        return {name: [rate] for name in names}
+        """The decayed rate (:class:`CropObjective`'s) for the networks and the
+        discriminator alike."""
+        rates = super().learning_rates(step)
+        if DISCRIMINATOR in self.nets:
+            rates[DISCRIMINATOR] = rates[DEFAULT_OPTIMIZER]
+        return rates
 
     def train_step(
         self,
@@ -423,12 +428,9 @@ class LapStyleObjective(CropObjective[LapStyleConfig]):
         """The style's networks under ``part.NAME.`` (:mod:`brushwork.models.parts`),
         without the discriminator."""
         tensors = self.nets["lapstyle"].state_dict()
-        return Checkpoint(
-            self.method,
-            self.encoder_id(),
-            {f"{models.PART_PREFIX}{k}": v for k, v in tensors.items()},
-            dataclasses.asdict(self.config),
-            step,
+        return dataclasses.replace(
+            self.checkpoint(step),
+            tensors={f"{models.PART_PREFIX}{k}": v for k, v in tensors.items()},
         )
 
     def model_metadata(self) -> dict[str, str]:
