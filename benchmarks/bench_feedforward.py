@@ -20,7 +20,7 @@ a GPU):
 
 The method runs with its default options (its bundled models) and any ``--option
 KEY=VALUE`` (e.g. ``--option model=adain-laplacian``). Writes the ``feedforward-NAME``
-section of BENCHMARKS.md.
+section of BENCHMARKS.md (``feedforward-MODEL`` with a ``model`` option).
 
 ``--quality`` instead measures every one-pass method on photo × painting pairs at 512 px:
 content, style and sliced-Wasserstein distances, the border ratio with the margin off and
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -158,6 +159,11 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def model_title(result: dict[str, Any]) -> str:
+    model = result["options"].get("model")
+    return f" (`{model}`)" if model else ""
+
+
 def markdown(result: dict[str, Any], command: str) -> str:
     """The section: what was timed, how, and the table."""
     on_cpu = result["device"] == "cpu"
@@ -177,7 +183,7 @@ def markdown(result: dict[str, Any], command: str) -> str:
     ]
     options = ", ".join(f"{k}={v!r}" for k, v in result["options"].items()) or "defaults"
     return (
-        f"## {result['method']}: one stylization against the FLOP floor\n\n"
+        f"## {result['method']}{model_title(result)}: one stylization against the FLOP floor\n\n"
         f"`{command}` on {result['machine']}. Content {CONTENT}, style {STYLE} (bundled "
         f"examples), both resized to S×S; method options: {options}. s / image: median of "
         f"{result['repeats']} `stylize` calls after one warm-up, the style prepared once "
@@ -234,7 +240,8 @@ def main() -> None:
         parser.error(f"{args.method!r} is not a one-pass method: {', '.join(one_pass_methods())}")
     print(machine(), flush=True)
     result = benchmark(args)
-    section = f"feedforward-{args.method}"
+    model = dict(args.option).get("model")  # another model of the method: its own section
+    section = f"feedforward-{Path(str(model)).stem if model else args.method}"
     text = markdown(result, command)
     if args.json:
         merge_json(args.json, {section: {**result, "command": command, "markdown": text}})

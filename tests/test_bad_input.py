@@ -307,6 +307,42 @@ CASES = [
     Case("option values", "size 0", stylize("--size", "0"), "size must be >= 1"),
     Case(
         "option values",
+        "a johnson network given to lapstyle",
+        stylize("-m", "lapstyle", "--model", "johnson-klimt-beeches", style=None),
+        "model 'johnson-klimt-beeches' is johnson's network for the one style 'klimt-beeches'; "
+        "lapstyle cannot use it",
+    ),
+    Case(
+        "option values",
+        "a lapstyle model given to johnson",
+        stylize("-m", "johnson", "--model", "lapstyle-boccioni-city", style=None),
+        "model 'lapstyle-boccioni-city' is lapstyle's network for the one style "
+        "'boccioni-city'; johnson cannot use it",
+    ),
+    Case(
+        "option values",
+        "regions for one of a per-style network's styles",
+        stylize(
+            "-m", "johnson", "--styles", "klimt-beeches", "--regions", "@labels.png", style=None
+        ),
+        "--regions paints each region in one of --styles: name two or more",
+    ),
+    Case(
+        "option values",
+        "fewer regions than the per-style network's styles named",
+        stylize(
+            "-m",
+            "johnson",
+            "--styles",
+            "klimt-beeches,hartley-e,roerich-ridge",
+            "--regions",
+            "@labels.png",
+            style=None,
+        ),
+        "the label image has 2 regions but there are 3 styles: every style needs a region",
+    ),
+    Case(
+        "option values",
         "a size no image can have",
         stylize("--size", str(10**9)),
         "size must be <= 65536",
@@ -576,6 +612,22 @@ CASES = [
         "a run folder inside a training data folder",
         train("adain", "--content-dir", "@", "--style-dir", "@"),
         "--out .*run lies inside the data folder",
+    ),
+    Case(
+        "training, demo and service",
+        "a style image too small for a training stage's losses",
+        train(
+            "lapstyle",
+            "--content-dir",
+            "@",
+            "--style",
+            "@labels.png",
+            "--style-size",
+            "64",
+            out="../lapstyle-run",
+        ),
+        "style .*labels.png is 64x53 px at --style-size 64; its losses reach relu5_1 and need "
+        "at least 64 px a side there",
     ),
     Case(
         "training, demo and service",

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from conftest import expect_error, smooth_image
@@ -21,10 +22,17 @@ from servicekit import png_bytes
 from brushwork import models
 from brushwork.cli import main
 from brushwork.errors import BrushworkError
+from brushwork.export import ExportOptions
 from brushwork.image import to_pil
 from brushwork.methods import get_entry, get_method
-from brushwork.methods.johnson import Johnson, JohnsonOptions, style_names, style_weights
-from brushwork.methods.johnson_net import TransformNet, infer_shape, one_hot
+from brushwork.methods.johnson import (
+    Johnson,
+    JohnsonOptions,
+    export_onnx,
+    style_names,
+    style_weights,
+)
+from brushwork.methods.johnson_net import TransformNet, frozen_statistics, infer_shape, one_hot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FIRST, SECOND = JOHNSON_STYLES
@@ -90,6 +98,43 @@ def test_added_styles_leave_the_trained_ones_as_they_were() -> None:
     torch.testing.assert_close(first.gamma[2], first.gamma[:2].mean(0))
 
 
+@torch.no_grad()
+def test_tiles_normalized_by_the_whole_picture_s_statistics_paint_as_the_whole() -> None:
+    """URST's thumbnail instance normalization: statistics frozen from the whole picture
+    (here at full size, so exactly the picture's) make a tile's inside paint as the whole
+    picture does there; each tile's own statistics do not."""
+    torch.manual_seed(2)
+    network = TransformNet(styles=1, width=0.25)
+    weights = torch.ones(1, 1)
+    picture = smooth_image(96, 96, seed=4)
+    picture[..., :48, :] *= 0.3  # a dark top half: its tiles' statistics differ from the whole
+    whole = network(picture, weights)
+    with frozen_statistics(network, picture, weights):
+        torch.testing.assert_close(network(picture, weights), whole, atol=1e-4, rtol=0)
+        frozen = network(picture[..., :48, :48], weights)
+    own = network(picture[..., :48, :48], weights)
+    assert all(norm.statistics is None for norm in network.norms())  # thawed after the block
+    inside = (..., slice(8, 40), slice(8, 40))
+    frozen_error = float((frozen - whole[..., :48, :48])[inside].abs().mean())
+    own_error = float((own - whole[..., :48, :48])[inside].abs().mean())
+    assert frozen_error < own_error / 2, (frozen_error, own_error)
+
+
+@torch.no_grad()
+def test_a_weight_map_paints_each_pixel_in_its_own_mix() -> None:
+    """Per-pixel (γ, β) (regions in one pass): a map constant over the image paints as the
+    same weights given once."""
+    torch.manual_seed(3)
+    network = TransformNet(styles=2, width=0.25)
+    for norm in network.norms():
+        norm.gamma.uniform_(0.5, 1.5)
+        norm.beta.normal_(0, 0.5)
+    image = smooth_image(32, 40, seed=5)
+    weights = torch.tensor([[0.3, 0.7]])
+    constant = weights[:, :, None, None].expand(1, 2, 32, 40)
+    torch.testing.assert_close(network(image, constant), network(image, weights))
+
+
 # ----------------------------------------------------------------------------- choosing
 
 
@@ -135,6 +180,75 @@ def test_the_cli_paints_the_named_styles_without_a_style_image(
     other = tmp_path / "other.png"
     expect_error(capsys, [*argv[:-1], str(other), "--styles", "third"])
     assert not other.exists()
+
+
+def test_regions_are_painted_in_their_styles_in_one_pass(
+    capsys: pytest.CaptureFixture[str], model: Path, photo: Path, tmp_path: Path
+) -> None:
+    """A label image's darker region gets the first of --styles, the lighter the second:
+    inside each region the output is nearer that style's own painting than the other's
+    (a tiny random network: its receptive field spans both halves of the 52 px picture)."""
+    labels = tmp_path / "labels.png"
+    halves = Image.new("RGB", (52, 40), "white")
+    halves.paste((0, 0, 0), (0, 0, 26, 40))
+    halves.save(labels)
+    argv = ["stylize", str(photo), "-m", "johnson", "--model", str(model), "--size", "52", "-q"]
+    paintings = {}
+    for name, styles in (("first", FIRST), ("second", SECOND), ("both", f"{FIRST},{SECOND}")):
+        out = tmp_path / f"{name}.png"
+        extra = ["--regions", str(labels)] if name == "both" else []
+        assert main([*argv, "--styles", styles, *extra, "-o", str(out)]) == 0
+        paintings[name] = torch.from_numpy(np.asarray(Image.open(out), dtype=np.float32))
+    both, first, second = paintings["both"], paintings["first"], paintings["second"]
+    left, right = (slice(4, 36), slice(2, 18)), (slice(4, 36), slice(34, 50))
+    for inside, own, other in ((left, first, second), (right, second, first)):
+        near, far = ((both[inside] - p[inside]).abs().mean() for p in (own, other))
+        assert near < 0.8 * far  # not equal: one normalization over the whole picture
+    capsys.readouterr()
+
+
+def test_strength_mixes_the_painting_with_the_photo_in_pixel_space(model: Path) -> None:
+    photo = smooth_image(24, 28, seed=6)
+    full = Johnson(model=str(model)).stylize(photo, []).image
+    half = Johnson(model=str(model), strength=0.25).stylize(photo, []).image
+    torch.testing.assert_close(half, 0.75 * photo + 0.25 * full)
+    torch.testing.assert_close(
+        Johnson(model=str(model), strength=0.0).stylize(photo, []).image, photo
+    )
+
+
+def test_regions_are_checked_before_any_work(
+    capsys: pytest.CaptureFixture[str], model: Path, photo: Path, tmp_path: Path
+) -> None:
+    labels = tmp_path / "labels.png"
+    three = Image.new("RGB", (30, 30), "white")
+    three.paste((0, 0, 0), (0, 0, 10, 30))
+    three.paste((128, 128, 128), (10, 0, 20, 30))
+    three.save(labels)
+    out = tmp_path / "out.png"
+    argv = ["stylize", str(photo), "-m", "johnson", "--model", str(model), "-o", str(out)]
+    message = expect_error(capsys, [*argv, "--styles", FIRST, "--regions", str(labels)])
+    assert message == "--regions paints each region in one of --styles: name two or more"
+    message = expect_error(
+        capsys, [*argv, "--styles", f"{FIRST},{SECOND}", "--regions", str(labels)]
+    )
+    assert message.startswith(
+        "the label image has 3 regions (#000000, #808080, #ffffff) but there are 2 styles"
+    )
+    missing = tmp_path / "none.png"
+    message = expect_error(
+        capsys, [*argv, "--styles", f"{FIRST},{SECOND}", "--regions", str(missing)]
+    )
+    assert message.startswith(f"{missing}")
+    assert not out.exists()
+    overwrite = [*argv[:-1], str(labels), "--styles", f"{FIRST},{SECOND}", "--force"]
+    message = expect_error(capsys, [*overwrite, "--regions", str(labels)])
+    assert message == f"-o {labels} is the input {labels}; choose another path"
+    with pytest.raises(BrushworkError, match="takes no --regions or --strength"):
+        export_onnx(
+            ExportOptions(output=str(tmp_path / "m.onnx")),
+            JohnsonOptions(model=str(model), styles=(FIRST, SECOND), regions=str(labels)),
+        )
 
 
 def test_a_batch_paints_each_content_alone(

@@ -9,7 +9,14 @@ import torch
 from conftest import smooth_image
 
 from brushwork.encoders import VGG19
-from brushwork.metrics import LAYERS, Reference, distances, relative_error, sliced_wasserstein
+from brushwork.metrics import (
+    LAYERS,
+    Reference,
+    distances,
+    relative_error,
+    sharpness,
+    sliced_wasserstein,
+)
 
 
 def test_relative_error() -> None:
@@ -30,6 +37,7 @@ def test_an_image_is_at_distance_zero_from_itself(tiny_encoder: VGG19) -> None:
     assert found["laplacian"] == pytest.approx(0, abs=1e-9)
     assert found["sliced_wasserstein"] == pytest.approx(0, abs=1e-9)
     assert found["ssim"] == pytest.approx(1.0)
+    assert found["sharpness"] == pytest.approx(1.0)
 
 
 def test_distances_grow_away_from_their_reference(tiny_encoder: VGG19) -> None:
@@ -43,6 +51,17 @@ def test_distances_grow_away_from_their_reference(tiny_encoder: VGG19) -> None:
     assert near_style["sliced_wasserstein"] < near_content["sliced_wasserstein"]
     assert near_content["ssim"] > near_style["ssim"]
     assert "ssim" not in distances(content, c, s, tiny_encoder, ssim=False)
+
+
+def test_sharpness_is_the_laplacian_energy_relative_to_the_content() -> None:
+    photo = smooth_image(48, 48, seed=4)
+    blurred = torch.nn.functional.avg_pool2d(photo, 3, 1, 1, count_include_pad=False)
+    noisy = (
+        photo + 0.05 * torch.randn(photo.shape, generator=torch.Generator().manual_seed(0))
+    ).clamp(0, 1)
+    assert sharpness(blurred, photo) < 1 < sharpness(noisy, photo)
+    assert sharpness(photo * 0.5, photo) == pytest.approx(0.25, rel=1e-4)  # energy: squared
+    assert sharpness(torch.full_like(photo, 0.5), photo) == 0
 
 
 # ----------------------------------------------------------------------------- sliced Wasserstein

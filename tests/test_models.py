@@ -214,6 +214,14 @@ BUNDLED_SHA256 = {
     "adain": "b855b3cded7806da920f2dc586b3aed135e678cc8dc92b90bc75a328b08740c2",
     "depth": "7d1d39b7769514fe78f6906a02e4fcf9fdd81fa770dc590ee41e047d75007456",
     "johnson-8styles": "833f391e49069417af98c6119a40adb62c74698070aea6d894a1e1de7648b771",
+    "johnson-boccioni-city": "d547c4434f6066e5217411d74604bcd210898a867f1886c9d8d1f38be21fd4d0",
+    "johnson-fast-boccioni-city": (
+        "633687a7d113a301e55b6c6ff77d33dfc2888b4a2b3a3c68f291e93e7428cfe9"
+    ),
+    "johnson-fast-klimt-beeches": (
+        "1f9fa99ffb6d80d58717a47df3394d714081fc8a77e4c437fa48767c1722f5c4"
+    ),
+    "johnson-klimt-beeches": "dcbdbfc38c36cbdeafc9a140c4fbb9fafa9e5edfa887cbfc77f411101597f5fd",
     "lapstyle-boccioni-city": "de6436ba34b21e8e52521bc0f08f57a8ec61613a1395aeb8a5786362be69f37e",
     "lapstyle-klimt-beeches": "8cd6e1f77f17d93a68da4672531a1db94155b0e33b134f6d4a00ee45665ebbdd",
     "styleswap-inverse": "e42b025c90afe5234b2aea691af33e9a1070c53a98bddb8ca51c4a19ceb7e621",
@@ -398,7 +406,15 @@ def test_the_bundled_models_list_as_before() -> None:
     descriptions as the flat listing had."""
     groups = models.listing()
     per_style = [r["name"] for g in groups for r in g["styles"]]
-    assert per_style == ["johnson-8styles", "lapstyle-klimt-beeches", "lapstyle-boccioni-city"]
+    assert per_style == [
+        "johnson-8styles",
+        "johnson-klimt-beeches",
+        "johnson-boccioni-city",
+        "johnson-fast-klimt-beeches",
+        "johnson-fast-boccioni-city",
+        "lapstyle-klimt-beeches",
+        "lapstyle-boccioni-city",
+    ]
     names = [r["name"] for g in groups for r in [*g["models"], *g["styles"]]]
     assert names == list(models.MODELS)
     text = models.listing_text(thumbnails=False)

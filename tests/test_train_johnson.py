@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import expect_error
 from contract import JOHNSON_STYLES, image_folder, save_johnson
+from PIL import Image
 
 from brushwork import models
 from brushwork.checkpoints import load_checkpoint
@@ -82,6 +83,24 @@ def test_a_missing_style_or_a_foreign_start_is_refused_before_anything_loads(
     decoder = save_decoder(tmp_path / "adain.safetensors", tiny_encoder)  # type: ignore[arg-type]
     message = expect_error(capsys, [*_argv(tmp_path / "b", out), "--init-from", str(decoder)])
     assert message == f"model {decoder} is a 'adain' checkpoint, not 'johnson'"
+    assert not out.exists()
+
+
+def test_a_style_too_small_for_the_loss_layers_is_refused_before_anything_loads(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A strip 24 px long and 2 px high is 5 px high at --style-size 64: relu4_1, the style
+    loss's deepest layer, needs 8."""
+    out = tmp_path / "run"
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (24, 2), "red").save(strip)
+    argv = _argv(tmp_path, out, "--style-size", "64")
+    argv[argv.index("--style") + 1] = str(strip)
+    message = expect_error(capsys, argv)
+    assert message == (
+        f"style {strip} is 64x5 px at --style-size 64; its losses reach relu4_1 and need at "
+        "least 8 px a side there"
+    )
     assert not out.exists()
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import expect_error, save_decoder
 from contract import image_folder
+from PIL import Image
 
 from brushwork import models
 from brushwork.checkpoints import load_checkpoint
@@ -95,6 +96,24 @@ def test_stages_and_sizes_are_checked_before_anything_loads(
     assert message.startswith("the revision1 stage revises a trained draft: give --init-from")
     message = expect_error(capsys, _argv(tmp_path, out, "--crop-size", "20", "--load-size", "24"))
     assert message.startswith("--crop-size 20: the draft stage takes a multiple of 8")
+    assert not out.exists()
+
+
+def test_a_style_too_small_for_the_stage_s_loss_layers_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The draft stage sees the style at a quarter of --style-size: relu5_1's 16 px need
+    64 there; the last revision, at full size, 16."""
+    out = tmp_path / "run"
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (128, 40), "red").save(wide)
+    argv = _argv(tmp_path, out, "--crop-size", "16", "--load-size", "24")
+    argv[argv.index("--style") + 1] = str(wide)
+    message = expect_error(capsys, argv)
+    assert message == (
+        f"style {wide} is 64x20 px at --style-size 64; its losses reach relu5_1 and need at "
+        "least 64 px a side there"
+    )
     assert not out.exists()
 
 

@@ -12,6 +12,9 @@ squared norm), so that they compare across images, sizes and methods:
 * ``sliced_wasserstein``: the whole feature distributions at the same layers, compared along
   random directions (Heitz et al. 2021; :func:`sliced_wasserstein`), averaged;
 * ``laplacian``: the 4×4-pooled Laplacian of the output vs the content's (Li et al. 2017);
+* ``sharpness``: the energy of the output's Laplacian over the content's
+  (:func:`sharpness`): detail and stroke texture, above 1 where the painting adds some,
+  below 1 where a network paints soft;
 * ``ssim``: structural similarity of the grey output to the grey content (scikit-image).
 
 :class:`Reference` computes a content's or style's side once.
@@ -27,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from brushwork.ops import gram_matrix, mean_std, pooled_laplacian
+from brushwork.ops import gram_matrix, laplacian, mean_std, pooled_laplacian
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 CONTENT_LAYER = "relu4_1"
@@ -43,6 +46,19 @@ def gray(image: Tensor) -> np.ndarray:
     """An image tensor as 8-bit grey (BT.601 weights), for SSIM."""
     array = image[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
     return array @ np.array([0.299, 0.587, 0.114])
+
+
+def laplacian_energy(image: Tensor) -> float:
+    """Mean squared 3×3 Laplacian of the image's luminance (BT.601), in levels of 1."""
+    weights = torch.tensor([0.299, 0.587, 0.114]).to(image.device)
+    luminance = (image.float().clamp(0, 1) * weights[:, None, None]).sum(-3, keepdim=True)
+    return float(laplacian(luminance).pow(2).mean())
+
+
+def sharpness(output: Tensor, content: Tensor) -> float:
+    """Laplacian energy of ``output`` relative to ``content``'s (Pech-Pacheco et al. 2000's
+    focus measure, as a ratio): 1 as much fine detail as the photo, less is softer."""
+    return laplacian_energy(output) / max(laplacian_energy(content), 1e-12)
 
 
 @dataclass
@@ -142,6 +158,7 @@ def distances(
             "gram": sum(relative_error(gram_matrix(features[k]), style.grams[k]) for k in LAYERS),
             "sliced_wasserstein": sliced_wasserstein(features, style.features),
             "laplacian": relative_error(pooled_laplacian(output, 4), content.laplacian),
+            "sharpness": sharpness(output, content.image),
         }
     if ssim:
         result["ssim"] = float(

@@ -21,6 +21,9 @@ followed by a 3×3 conv, 9×9 conv to RGB; every conv but the last is followed b
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -29,6 +32,7 @@ BASE_CHANNELS = (32, 64, 128)
 RESIDUAL_BLOCKS = 5
 STRIDE = 4
 """The network halves the size twice: inputs are padded to a multiple of this."""
+EPSILON = 1e-5
 
 
 def channels(width: float) -> tuple[int, int, int]:
@@ -39,18 +43,41 @@ def channels(width: float) -> tuple[int, int, int]:
 class ConditionalInstanceNorm(nn.Module):
     """Instance normalization with one learned scale and shift per style (Dumoulin et al.
     2017, eq. 5): ``γ_s · (x − μ(x)) / σ(x) + β_s``; with style weights w (B, N), γ = w·Γ and
-    β = w·B, the convex combination of §4.2."""
+    β = w·B, the convex combination of §4.2; with a weight map w (B, N, H, W), that
+    combination at each pixel (regions painted in different styles in one pass).
+
+    μ and σ may be frozen (:func:`frozen_statistics`): every later input is normalized by
+    those of one image seen before, as URST's thumbnail instance normalization does for
+    tiles (Chen et al. 2022, §3.2), instead of by its own."""
 
     def __init__(self, channels: int, styles: int) -> None:
         super().__init__()
         self.gamma = nn.Parameter(torch.ones(styles, channels))
         self.beta = nn.Parameter(torch.zeros(styles, channels))
+        self.statistics: tuple[Tensor, Tensor] | None = None
+        """Frozen (mean, variance), each (B, C), float32; None: each input's own."""
+        self.recording = False
+        """Whether the next input's statistics are frozen as it passes."""
 
     def forward(self, x: Tensor, weights: Tensor) -> Tensor:
-        normalized = F.instance_norm(x, eps=1e-5)
-        gamma = (weights.to(self.gamma.dtype) @ self.gamma).to(x.dtype)
-        beta = (weights.to(self.beta.dtype) @ self.beta).to(x.dtype)
-        return normalized * gamma[:, :, None, None] + beta[:, :, None, None]
+        if self.recording:
+            self.statistics = (x.float().mean((2, 3)), x.float().var((2, 3), unbiased=False))
+        if self.statistics is None:
+            normalized = F.instance_norm(x, eps=EPSILON)
+        else:
+            mean, variance = (t[:, :, None, None] for t in self.statistics)
+            normalized = ((x - mean) * torch.rsqrt(variance + EPSILON)).to(x.dtype)
+        return normalized * self.mixed(self.gamma, weights, x) + self.mixed(self.beta, weights, x)
+
+    @staticmethod
+    def mixed(parameter: Tensor, weights: Tensor, x: Tensor) -> Tensor:
+        """The styles' ``parameter`` (N, C) mixed by ``weights``: (B, N) gives one mix per
+        image, (B, N, H, W) one per pixel (regions), averaged down to ``x``'s size."""
+        if weights.dim() == 2:
+            return (weights.to(parameter.dtype) @ parameter).to(x.dtype)[:, :, None, None]
+        height, width = x.shape[-2:]
+        shrunk = F.adaptive_avg_pool2d(weights.to(parameter.dtype), (height, width))
+        return torch.einsum("bnhw,nc->bchw", shrunk, parameter).to(x.dtype)
 
 
 def _conv(inputs: int, outputs: int, kernel: int, stride: int = 1) -> nn.Conv2d:
@@ -99,7 +126,8 @@ class ResidualBlock(nn.Module):
 
 
 class TransformNet(nn.Module):
-    """Image (B, 3, H, W) in [0, 1] and style weights (B, N) → stylized image in [0, 1].
+    """Image (B, 3, H, W) in [0, 1] and style weights (B, N), or a map of them (B, N, H, W)
+    for regions, → stylized image in [0, 1].
 
     H and W must be multiples of :data:`STRIDE` (the method pads). ``styles`` is N, the
     number of (γ, β) sets; a network for one style has N = 1 and weights ``[[1.0]]``.
@@ -145,6 +173,27 @@ class TransformNet(nn.Module):
                 new = old.detach().mean(0, keepdim=True).expand(count, -1)
                 setattr(norm, name, nn.Parameter(torch.cat([old.detach(), new]).contiguous()))
         self.styles += count
+
+
+@contextlib.contextmanager
+def frozen_statistics(network: TransformNet, thumbnail: Tensor, weights: Tensor) -> Iterator[None]:
+    """Within the block, every normalization of ``network`` uses the statistics it saw when
+    ``network`` painted ``thumbnail`` (a small copy of the whole picture), so tiles of the
+    picture share one normalization and paint as the whole would (URST, Chen et al. 2022:
+    thumbnail instance normalization)."""
+    norms = network.norms()
+    for norm in norms:
+        norm.recording = True
+    try:
+        network(thumbnail, weights)
+    finally:
+        for norm in norms:
+            norm.recording = False
+    try:
+        yield
+    finally:
+        for norm in norms:
+            norm.statistics = None
 
 
 def one_hot(indices: Tensor, styles: int) -> Tensor:

@@ -231,6 +231,22 @@ MODELS: dict[str, ModelInfo] = {
         ),
         *(
             ModelInfo(
+                f"johnson{kind}-{style.name}",
+                f"johnson{kind}-{style.name}.safetensors",
+                "johnson",
+                "none",
+                "docs/models/johnson.md",
+                f"Johnson et al. transform network for one painting ({what}): {title}",
+                style=style,
+            )
+            for kind, what in (("", "width 1"), ("-fast", "width 0.5, a quarter of the cost"))
+            for style, title in (
+                (PAINTINGS["klimt-beeches"], "Klimt's Beech Grove"),
+                (PAINTINGS["boccioni-city"], "Boccioni's The City Rises"),
+            )
+        ),
+        *(
+            ModelInfo(
                 f"lapstyle-{style.name}",
                 f"lapstyle-{style.name}.safetensors",
                 "lapstyle",

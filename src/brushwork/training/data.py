@@ -41,6 +41,24 @@ def list_images(folder: str | Path, what: str) -> list[Path]:
     return files
 
 
+def load_style(path: str | Path, size: int, layer: str, scale: float = 1.0) -> Tensor:
+    """A style image with its longest side at ``size`` px, refused (one line, before any
+    network loads) where the losses, seeing it ``scale`` times that size, would get less than
+    one feature cell at ``layer``, the deepest they use."""
+    from brushwork.encoders.vgg import pools_before
+    from brushwork.image import load_image
+
+    image = load_image(path, size=size)
+    height, width = image.shape[-2:]
+    least = 2 ** pools_before(layer)
+    if min(height, width) * scale < least:
+        raise BrushworkError(
+            f"style {path} is {width}x{height} px at --style-size {size}; its losses reach "
+            f"{layer} and need at least {int(np.ceil(least / scale))} px a side there"
+        )
+    return image
+
+
 def random_crop(
     image: Image.Image, load_size: int | None, crop_size: int, rng: random.Random
 ) -> Tensor:

@@ -35,7 +35,7 @@ from brushwork.methods.johnson_net import TransformNet, infer_shape, one_hot
 from brushwork.ops import gram_matrix
 from brushwork.options import REQUIRED, option, redefault
 from brushwork.precision import Precision
-from brushwork.training.data import Batches, list_images, to_device
+from brushwork.training.data import Batches, list_images, load_style, to_device
 from brushwork.training.objective import CropObjective
 from brushwork.training.trainer import CropTrainingConfig, RunOptions
 
@@ -165,11 +165,11 @@ class JohnsonObjective(CropObjective[JohnsonConfig]):
         self.generator = torch.Generator().manual_seed(config.seed)
 
     def check_inputs(self, run: RunOptions) -> None:
-        from brushwork.image import load_image
-
         config = self.config
         self.content_files = list_images(config.content_dir, "content")
-        self.style_images = [load_image(p, size=config.style_size) for p in config.style]
+        self.style_images = [
+            load_style(p, config.style_size, STYLE_LAYERS[-1]) for p in config.style
+        ]
         if config.init_from is not None:
             self.start = read_network(config.init_from)
 

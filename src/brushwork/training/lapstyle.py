@@ -50,7 +50,7 @@ from brushwork.ops import mean_std
 from brushwork.options import REQUIRED, option, redefault
 from brushwork.precision import Precision
 from brushwork.training.adain import style_distance
-from brushwork.training.data import Batches, list_images, to_device
+from brushwork.training.data import Batches, list_images, load_style, to_device
 from brushwork.training.objective import CropObjective, StepContext
 from brushwork.training.runs import DEFAULT_OPTIMIZER
 from brushwork.training.trainer import CropTrainingConfig, RunOptions
@@ -299,11 +299,10 @@ class LapStyleObjective(CropObjective[LapStyleConfig]):
         self.generator = torch.Generator().manual_seed(config.seed)
 
     def check_inputs(self, run: RunOptions) -> None:
-        from brushwork.image import load_image
-
         config = self.config
         self.content_files = list_images(config.content_dir, "content")
-        self.style_image = load_image(config.style, size=config.style_size)
+        scale = 2.0 ** (config.level - 2)  # the stage's share of the full size
+        self.style_image = load_style(config.style, config.style_size, LOSS_LAYERS[-1], scale)
         if config.init_from is not None:
             self.start = read_model(config.init_from)
         elif config.draft_from != "none":
