@@ -142,8 +142,10 @@ def paint(method: Any, content: Tensor, styles: list[StyleTarget], border: bool)
     start = time.perf_counter()
     output = stylize(content)
     seconds = time.perf_counter() - start
-    ratio = border_ratio(reusing(output, content, stylize), content, PAD, EDGE) if border else None
-    return output, seconds, math.nan if ratio is None else ratio
+    ratio = (
+        border_ratio(reusing(output, content, stylize), content, PAD, EDGE) if border else math.nan
+    )
+    return output, seconds, ratio
 
 
 @dataclass

@@ -215,6 +215,9 @@ def test_strength_mixes_the_painting_with_the_photo_in_pixel_space(model: Path) 
     torch.testing.assert_close(
         Johnson(model=str(model), strength=0.0).stylize(photo, []).image, photo
     )
+    for bad in (-0.1, 1.5):
+        with pytest.raises(BrushworkError, match="strength"):
+            JohnsonOptions(strength=bad).validate()
 
 
 def test_regions_are_checked_before_any_work(
