@@ -15,10 +15,7 @@ BENCHMARKS.md.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks.harness import (
@@ -27,6 +24,7 @@ from benchmarks.harness import (
     machine,
     markdown_table,
     recorded_command,
+    run_cli,
     write_section,
 )
 
@@ -63,13 +61,6 @@ SMOKE_RUNS: dict[int, list[tuple[str, list[str]]]] = {
     ],
 }
 """``--smoke``: the same pipeline at 64 px in seconds, to check the script."""
-WRAPPER = (
-    "import resource, sys\n"
-    "from brushwork.cli import main\n"
-    "code = main(sys.argv[1:])\n"
-    "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-    "sys.exit(code)\n"
-)
 
 
 def pair() -> tuple[str, str, str]:
@@ -86,44 +77,12 @@ def pair() -> tuple[str, str, str]:
 def run(
     content: str, style: str, size: int, extra: list[str], max_memory: str, output: Path
 ) -> dict:
-    command = [
-        sys.executable,
-        "-c",
-        WRAPPER,
-        "stylize",
-        content,
-        style,
-        "-o",
-        str(output),
-        "--size",
-        str(size),
-        "--max-memory",
-        max_memory,
-        "--precision",
-        "float32",
-        "--json",
-        "-q",
-        "-f",
-        *extra,
-    ]
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    peak = next(
-        (
-            int(line.split()[1]) * 1024
-            for line in done.stderr.splitlines()
-            if line.startswith("PEAK_KIB")
-        ),
-        0,
-    )
-    if done.returncode != 0:
-        error = next(
-            (line for line in done.stderr.splitlines() if line.startswith("brushwork: error")),
-            done.stderr.strip()[-300:],
-        )
-        return {"wall": wall, "peak": peak, "error": error}
-    return {"wall": wall, "peak": peak, **json.loads(done.stdout)}
+    argv = ["stylize", content, style, "-o", str(output), "--size", str(size)]
+    argv += ["--max-memory", max_memory, "--precision", "float32", "--json", "-q", "-f", *extra]
+    result = run_cli(argv)
+    if "error" in result:
+        return {"wall": result["wall"], "peak": result["peak"], "error": result["error"]}
+    return {"wall": result["wall"], "peak": result["peak"], **json.loads(result["stdout"])}
 
 
 def main() -> None:

@@ -353,6 +353,38 @@ def save_stand_in(path: Path, method: str, decoder: Decoder, encoder: VGG19) -> 
     return save_checkpoint(path, checkpoint, dtype=torch.float16)
 
 
+# --- whole processes ---------------------------------------------------------------------------
+
+PEAK_WRAPPER = (
+    "import resource, sys\n"
+    "from brushwork.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def run_cli(argv: list[str]) -> dict[str, Any]:
+    """``brushwork ARGV`` in a process of its own: ``wall`` seconds, ``peak`` RSS bytes
+    (its own), ``stdout``, and ``error`` (the one-line message, or the end of stderr) when
+    it failed."""
+    import subprocess
+
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_WRAPPER, *argv], capture_output=True, text=True
+    )
+    wall = time.perf_counter() - start
+    lines = done.stderr.splitlines()
+    peak = next((int(x.split()[1]) * 1024 for x in lines if x.startswith("PEAK_KIB")), 0)
+    result: dict[str, Any] = {"wall": wall, "peak": peak, "stdout": done.stdout}
+    if done.returncode != 0:
+        result["error"] = next(
+            (x for x in lines if x.startswith("brushwork: error")), done.stderr.strip()[-300:]
+        )
+    return result
+
+
 # --- BENCHMARKS.md ----------------------------------------------------------------------------
 
 

@@ -284,7 +284,7 @@ class TestBadOutput:
         assert step.read_bytes() == b"precious"
         assert list(out_dir.iterdir()) == [step]
 
-    @pytest.mark.parametrize("name", ["o.gif", "o.tiff", "o"])
+    @pytest.mark.parametrize("name", ["o.gif", "o.bmp", "o"])
     def test_unsupported_output_extension(self, capsys, images, out_dir, name) -> None:
         content, style = images
         message = expect_error(capsys, stylize_args(content, style, out_dir / name))

@@ -110,3 +110,17 @@ def test_progress_bar_shows_steps_losses_and_warnings() -> None:
     assert "4/4" in text and "total=0.5" in text
     assert "gatys bfloat16" in text  # the progress line says which precision runs
     assert "brushwork: warning: something adjusted" in text
+
+
+def test_steps_inside_a_step_reach_the_sink_as_heartbeats() -> None:
+    """Within ``steps_inside("outer")`` another stage's progress becomes a heartbeat (not
+    shown, a place to stop), the outer stage's and warnings pass as they are."""
+    collected = events.Collect()
+    with events.bound(collected):
+        with events.steps_inside("outer"):
+            events.emit(events.Progress("outer tile", 1, 1))
+            events.emit(events.Progress("outer", 1, 2))
+            events.warn("careful")
+        events.emit(events.Progress("outer tile", 1, 1))
+    kinds = [type(e).__name__ for e in collected.events]
+    assert kinds == ["Heartbeat", "Progress", "Warned", "Progress"]

@@ -522,13 +522,13 @@ def test_check_output_path_ok(tmp_path: Path) -> None:
     assert bi.check_output_path(str(tmp_path / "out.jpeg")) == tmp_path / "out.jpeg"
 
 
-@pytest.mark.parametrize("name", ["out.gif", "out.bmp", "out.tiff", "out"])
+@pytest.mark.parametrize("name", ["out.gif", "out.bmp", "out.heic", "out"])
 def test_unsupported_output_extension(tmp_path: Path, name: str) -> None:
     with pytest.raises(BrushworkError) as info:
         bi.check_output_path(tmp_path / name)
     msg = str(info.value)
     assert msg.startswith(str(tmp_path / name)) and "unsupported output format" in msg
-    assert msg.endswith("use .png, .jpg, .jpeg or .webp")
+    assert msg.endswith("use .png, .jpg, .jpeg, .webp, .tif or .tiff")
 
 
 def test_output_is_directory(tmp_path: Path) -> None:
@@ -688,3 +688,70 @@ def test_atomic_save_failure_keeps_existing_target(
 def test_is_image_path(name: str, expected: bool) -> None:
     assert bi.is_image_path(name) is expected
     assert bi.is_image_path(Path(name)) is expected
+
+
+# ----------------------------------------------------------------------------- large outputs
+
+
+@pytest.mark.parametrize("name", ["out.png", "out.tif"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_arrays_are_written_at_their_depth_band_by_band(
+    tmp_path: Path, name: str, dtype: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PNG rows and TIFF tiles leave a band at a time (bands smaller than the image here),
+    at 8 or 16 bits, and read back exactly."""
+    monkeypatch.setattr(bi, "BAND_ROWS", 16)
+    top = np.iinfo(dtype).max
+    pixels = np.random.default_rng(0).integers(0, top, (37, 53, 3), dtype=dtype)
+    path = bi.save_pixels(pixels, tmp_path / name)
+    if name.endswith(".tif"):
+        import tifffile
+
+        back = tifffile.imread(path)
+    else:
+        import png
+
+        width, height, rows, info = png.Reader(filename=str(path)).read()
+        assert info["bitdepth"] == 8 * np.dtype(dtype).itemsize
+        back = np.vstack([np.asarray(r, dtype=dtype) for r in rows]).reshape(height, width, 3)
+    assert back.dtype == dtype and np.array_equal(back, pixels)
+
+
+def test_a_16_bit_array_to_jpeg_is_written_at_8_bits(tmp_path: Path) -> None:
+    pixels = np.full((20, 30, 3), 65535, dtype=np.uint16)
+    pixels[:10] = 257 * 100
+    path = bi.save_pixels(pixels, tmp_path / "out.jpg")
+    back = np.asarray(Image.open(path)).astype(int)
+    assert abs(back[:10].mean() - 100) < 2 and back[10:].mean() > 250
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "depth", "message"),
+    [
+        ("out.jpg", (70000, 10), 8, "too large for JPEG"),
+        ("out.webp", (20000, 10), 8, "too large for WEBP"),
+        ("out.jpg", (100, 100), 16, "JPEG holds 8"),
+        ("out.gif", (100, 100), 8, "cannot write"),
+    ],
+)
+def test_an_output_its_format_cannot_hold_is_refused(
+    tmp_path: Path, name: str, size: tuple[int, int], depth: int, message: str
+) -> None:
+    with pytest.raises(BrushworkError, match=message):
+        bi.check_output(tmp_path / name, *size, depth)
+    bi.check_output(tmp_path / "out.png", 70000, 10, 16)  # PNG holds both
+
+
+def test_an_output_its_disk_has_no_room_for_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(
+        "brushwork.outputs.shutil.disk_usage", lambda _: usage._replace(free=100 * 2**20)
+    )
+    bi.check_output(tmp_path / "out.png", 4000, 4000)  # 48 MiB at most
+    with pytest.raises(BrushworkError, match="needs about 385 MiB, and its disk has 100 MiB"):
+        bi.check_output(tmp_path / "out.png", 8192, 8192, 16)
+    assert list(tmp_path.iterdir()) == []

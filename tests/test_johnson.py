@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from servicekit import png_bytes
 
-from brushwork import models
+from brushwork import frozen, models
 from brushwork.cli import main
 from brushwork.errors import BrushworkError
 from brushwork.export import ExportOptions
@@ -32,7 +32,7 @@ from brushwork.methods.johnson import (
     style_names,
     style_weights,
 )
-from brushwork.methods.johnson_net import TransformNet, frozen_statistics, infer_shape, one_hot
+from brushwork.methods.johnson_net import TransformNet, infer_shape, one_hot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FIRST, SECOND = JOHNSON_STYLES
@@ -108,14 +108,17 @@ def test_tiles_normalized_by_the_whole_picture_s_statistics_paint_as_the_whole()
     weights = torch.ones(1, 1)
     picture = smooth_image(96, 96, seed=4)
     picture[..., :48, :] *= 0.3  # a dark top half: its tiles' statistics differ from the whole
-    whole = network(picture, weights)
-    with frozen_statistics(network, picture, weights):
+    with frozen.recording() as table:
+        whole = network(picture, weights)
+    assert len(table.values) == len(network.norms())
+    with frozen.replaying(table):
         torch.testing.assert_close(network(picture, weights), whole, atol=1e-4, rtol=0)
-        frozen = network(picture[..., :48, :48], weights)
+    with frozen.replaying(table):
+        tile = network(picture[..., :48, :48], weights)
     own = network(picture[..., :48, :48], weights)
-    assert all(norm.statistics is None for norm in network.norms())  # thawed after the block
+    torch.testing.assert_close(network(picture, weights), whole)  # thawed after the block
     inside = (..., slice(8, 40), slice(8, 40))
-    frozen_error = float((frozen - whole[..., :48, :48])[inside].abs().mean())
+    frozen_error = float((tile - whole[..., :48, :48])[inside].abs().mean())
     own_error = float((own - whole[..., :48, :48])[inside].abs().mean())
     assert frozen_error < own_error / 2, (frozen_error, own_error)
 
@@ -247,6 +250,15 @@ def test_regions_are_checked_before_any_work(
     overwrite = [*argv[:-1], str(labels), "--styles", f"{FIRST},{SECOND}", "--force"]
     message = expect_error(capsys, [*overwrite, "--regions", str(labels)])
     assert message == f"-o {labels} is the input {labels}; choose another path"
+    two = Image.new("RGB", (30, 30), "white")
+    two.paste((0, 0, 0), (0, 0, 15, 30))
+    two.save(labels)
+    message = expect_error(
+        capsys,
+        [*argv, "--styles", f"{FIRST},{SECOND}", "--regions", str(labels), "--tile", "128"],
+    )
+    assert message.startswith("johnson paints --regions on a whole picture only")
+    assert not out.exists()
     with pytest.raises(BrushworkError, match="takes no --regions or --strength"):
         export_onnx(
             ExportOptions(output=str(tmp_path / "m.onnx")),

@@ -4,9 +4,11 @@ tiny random encoder and a tiny AdaIN decoder stand in."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+import png
 import pytest
 from conftest import save_decoder
 from PIL import Image
@@ -130,3 +132,34 @@ def test_the_style_cache_is_bounded_in_bytes(
     small.paint(content, [Style(styles[0])])
     assert small.cached_bytes == 0
     assert not small.paint(content, [Style(styles[0])]).reused_styles
+
+
+def test_a_picture_too_large_to_paint_whole_is_painted_in_tiles(
+    tmp_path: Path, model: Path, tiny_encoder: VGG19
+) -> None:
+    """Tiles (asked for here; the planner asks when the picture does not fit) are progress
+    steps of unit "tile" (streamed statistics: two passes); the result is an array of the
+    asked bit depth, written at that depth, with the content's transparency."""
+    rgba = Image.open(io.BytesIO(png_bytes(300, 260, seed=3))).convert("RGBA")
+    rgba.putalpha(Image.new("L", rgba.size, 128))
+    content = tmp_path / "c.png"
+    rgba.save(content)
+    style = tmp_path / "s.png"
+    style.write_bytes(png_bytes(64, 64, seed=4))
+    collected = events.Collect()
+    values = {"model": str(model), "size": None, "tile": 160, "bit_depth": 16}
+    painting = Painter("adain", values, encoder=tiny_encoder).paint(
+        content, [Style(style)], events=collected
+    )
+    (started,) = [e for e in collected.events if isinstance(e, events.Started)]
+    steps = [e.step for e in collected.events if isinstance(e, events.Progress)]
+    assert started.unit == "tile" and started.total == painting.plan.tiles.steps == 12
+    assert steps == list(range(1, 13))  # 6 tiles, streamed first
+    assert painting.pixels.dtype == np.uint16 and painting.pixels.shape == (260, 300, 3)
+    written = painting.save(tmp_path / "out.png")
+
+    width, height, rows, info = png.Reader(filename=str(written)).read()
+    assert (width, height, info["bitdepth"], info["alpha"]) == (300, 260, 16, True)
+    first = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(260, 300, 4)
+    assert np.array_equal(first[..., :3], painting.pixels)
+    assert (first[..., 3] == 128 * 257).all()

@@ -352,6 +352,26 @@ def test_adain_job_from_submission_to_result(client: TestClient) -> None:
     assert wait_for(client, again["id"])["details"]["reused_styles"] is True
 
 
+def test_a_job_too_large_to_paint_whole_is_painted_in_tiles(make_client: Any) -> None:
+    """Print size as a job: a picture over the server's memory limit is painted in tiles
+    (the server's, from its limit: 4 at 460 MiB), its progress counts them, its details
+    say how many; a job may ask for 16 bits; it may not choose the tiles."""
+    client = make_client(max_memory=460 * 2**20)
+    refused = client.post("/jobs", **adain(tile=144))
+    assert "tile is set by the server" in error_of(refused, 422)
+    response = client.post("/jobs", **adain(size=256, bit_depth=16))
+    assert response.status_code == 202, response.text
+    done = wait_for(client, response.json()["id"])
+    assert done["state"] == "done", done
+    assert done["details"]["tiles"] == 4 and done["details"]["size"] == [256, 213]
+    assert done["progress"]["fraction"] == 1.0
+    import png
+
+    result = client.get(done["links"]["result"]).content
+    width, height, _, info = png.Reader(bytes=result).read()
+    assert (width, height, info["bitdepth"]) == (256, 213, 16)
+
+
 def test_weighted_styles_mask_and_regions(client: TestClient) -> None:
     """A submission with everything the form takes: two weighted styles (one with its own
     layers), a label image and its regions."""

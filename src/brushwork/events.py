@@ -158,6 +158,34 @@ def bound(sinks: Sinks) -> Iterator[Sink | None]:
         _current.reset(token)
 
 
+class StepsInside:
+    """Pass every event on to ``sink``, but the progress of stages other than ``stage`` as
+    a :class:`Heartbeat`: steps inside one step of ``stage`` (an optimization inside a
+    video frame, a method's passes inside a tile), not shown, where a sink may still stop
+    the work."""
+
+    def __init__(self, sink: Sink, stage: str) -> None:
+        self.sink = sink
+        self.stage = stage
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Progress) and event.stage != self.stage:
+            event = Heartbeat(event.stage)
+        self.sink(event)
+
+
+@contextlib.contextmanager
+def steps_inside(stage: str) -> Iterator[None]:
+    """Within the block, the bound sink sees other stages' progress as heartbeats
+    (:class:`StepsInside`)."""
+    outer = _current.get()
+    token = _current.set(None if outer is None else StepsInside(outer, stage))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
 def emit(event: Event) -> None:
     """Send ``event`` to the bound sink (nothing happens without one)."""
     sink = _current.get()

@@ -30,6 +30,7 @@ Saving (:func:`save_image`)
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from brushwork.errors import BrushworkError
-from brushwork.outputs import check_output_path, write_atomically
+from brushwork.outputs import check_output_path, check_room, write_atomically
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -45,6 +46,8 @@ __all__ = [
     "MAX_PIXELS_ENV",
     "READ_FORMATS",
     "SAVE_FORMATS",
+    "check_output",
+    "check_output_format",
     "check_output_path",
     "is_image_path",
     "load_image",
@@ -54,8 +57,10 @@ __all__ = [
     "probe_image",
     "resize",
     "save_image",
+    "save_pixels",
     "split_alpha",
     "to_pil",
+    "to_pixels",
     "to_tensor",
 ]
 
@@ -67,10 +72,21 @@ READ_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP")
 #: File extensions :func:`is_image_path` recognises as input images.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"})
 #: Output extension -> Pillow format name.
-SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+SAVE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
 
 _SUPPORTED_READ = "JPEG, PNG, WebP, TIFF, BMP"
-_ALPHA_FORMATS = frozenset({"PNG", "WEBP"})
+_ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF"})
+_DEEP_FORMATS = frozenset({"PNG", "TIFF"})
+"""Formats written with 16 bits a channel when asked."""
+BAND_ROWS = 256
+"""Rows (PNG) or the tile side (TIFF) written at a time from an array."""
 _MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383}
 _INT_GRAY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 
@@ -386,6 +402,142 @@ def is_image_path(path: PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
+def check_output_format(path: PathLike, width: int, height: int, bit_depth: int = 8) -> str:
+    """The format ``path``'s extension names, refused before any work if it cannot hold a
+    ``width`` × ``height`` image (JPEG at most 65,500 px a side, WebP 16,383) of
+    ``bit_depth`` bits a channel (16: PNG and TIFF only)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in SAVE_FORMATS:
+        raise BrushworkError(f"cannot write {path}: use one of {', '.join(sorted(SAVE_FORMATS))}")
+    fmt = SAVE_FORMATS[suffix]
+    limit = _MAX_SIDE.get(fmt)
+    if limit is not None and max(width, height) > limit:
+        raise BrushworkError(
+            f"cannot write {path}: {width}x{height} is too large for {fmt} "
+            f"(at most {limit} pixels a side); use .png or .tif, or a smaller --size"
+        )
+    if bit_depth != 8 and fmt not in _DEEP_FORMATS:
+        raise BrushworkError(
+            f"cannot write {path} with {bit_depth} bits a channel: {fmt} holds 8; use .png or .tif"
+        )
+    return fmt
+
+
+COMPRESSION = {"PNG": 1.0, "TIFF": 1.0, "JPEG": 0.25, "WEBP": 0.25}
+"""An output file's size at most, as a share of its raw pixels: zlib (PNG, TIFF) may not
+shrink them at all; JPEG and WebP at quality 95 shrink a painting to well under a
+quarter."""
+
+
+def check_output(path: PathLike, width: int, height: int, bit_depth: int = 8) -> None:
+    """Everything about writing a ``width`` × ``height`` output to ``path`` that can be
+    checked before the work: the format (:func:`check_output_format`) and the room on its
+    disk for the file at its largest (:data:`COMPRESSION`)."""
+    fmt = check_output_format(path, width, height, bit_depth)
+    raw = width * height * 3 * bit_depth // 8
+    check_room(path, int(raw * COMPRESSION[fmt]) + 2**20)
+
+
+def to_pixels(t: torch.Tensor, bit_depth: int = 8) -> np.ndarray:
+    """A ``(1, 3, H, W)`` tensor in [0, 1] → (H, W, 3) uint8 or uint16 (``bit_depth``),
+    rounded, NaN as 0."""
+    top = 2**bit_depth - 1
+    x = torch.nan_to_num(t.detach().to(device="cpu", dtype=torch.float32)[0], nan=0.0)
+    x = x.clamp_(0.0, 1.0).mul_(top).round_()
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    return x.permute(1, 2, 0).numpy().astype(dtype)
+
+
+def save_pixels(
+    pixels: np.ndarray,
+    path: PathLike,
+    *,
+    force: bool = False,
+    alpha: Image.Image | None = None,
+    quality: int = 95,
+) -> Path:
+    """Save an (H, W, 3) uint8 or uint16 array atomically, without a full copy where the
+    format allows: PNG row band by row band (pypng), TIFF tile by tile (tifffile, zlib),
+    both at the array's depth; JPEG and WebP through Pillow at 8 bits. ``alpha`` is
+    re-attached (resized) where the format has transparency."""
+    p = check_output_path(path, force=force)
+    height, width = pixels.shape[:2]
+    bit_depth = 8 * pixels.dtype.itemsize
+    fmt = check_output_format(p, width, height)
+    if fmt not in _DEEP_FORMATS:
+        eight = pixels if bit_depth == 8 else (pixels // 257).astype(np.uint8)
+        save_image(Image.fromarray(eight), p, force=force, alpha=alpha, quality=quality)
+        return p
+    opacity = None
+    if alpha is not None:
+        mask = alpha.convert("L")
+        if mask.size != (width, height):
+            mask = mask.resize((width, height), Image.Resampling.LANCZOS)
+        opacity = np.asarray(mask)[:, :, None].astype(pixels.dtype) * (
+            257 if bit_depth == 16 else 1
+        )
+    write = _write_png if fmt == "PNG" else _write_tiff
+    write_atomically(p, lambda tmp: write(tmp, pixels, opacity), replace=force)
+    return p
+
+
+def _band(
+    pixels: np.ndarray, opacity: np.ndarray | None, rows: slice, columns: slice
+) -> np.ndarray:
+    band = pixels[rows, columns]
+    return band if opacity is None else np.concatenate([band, opacity[rows, columns]], axis=2)
+
+
+def _write_png(tmp: str, pixels: np.ndarray, opacity: np.ndarray | None) -> None:
+    import png  # pypng: writes rows as they come
+
+    height, width = pixels.shape[:2]
+    writer = png.Writer(
+        width,
+        height,
+        greyscale=False,
+        alpha=opacity is not None,
+        bitdepth=8 * pixels.dtype.itemsize,
+        compression=6,
+    )
+
+    def rows() -> Iterator[np.ndarray]:
+        for top in range(0, height, BAND_ROWS):
+            band = _band(pixels, opacity, slice(top, top + BAND_ROWS), slice(None))
+            yield from band.reshape(band.shape[0], -1)
+
+    with open(tmp, "wb") as handle:
+        writer.write(handle, rows())
+
+
+def _write_tiff(tmp: str, pixels: np.ndarray, opacity: np.ndarray | None) -> None:
+    import tifffile
+
+    height, width = pixels.shape[:2]
+    channels = 3 if opacity is None else 4
+    side = BAND_ROWS
+
+    def tiles() -> Iterator[np.ndarray]:
+        for top in range(0, height, side):
+            for left in range(0, width, side):
+                tile = np.zeros((side, side, channels), dtype=pixels.dtype)
+                part = _band(pixels, opacity, slice(top, top + side), slice(left, left + side))
+                tile[: part.shape[0], : part.shape[1]] = part
+                yield tile
+
+    tifffile.imwrite(
+        tmp,
+        data=tiles(),
+        shape=(height, width, channels),
+        dtype=pixels.dtype,
+        tile=(side, side),
+        compression="zlib",
+        photometric="rgb",
+        extrasamples=("unassalpha",) if opacity is not None else None,
+        bigtiff=height * width * channels * pixels.dtype.itemsize > 2**31,
+    )
+
+
 def save_image(
     img_or_tensor: Image.Image | torch.Tensor,
     path: PathLike,
@@ -401,18 +553,12 @@ def save_image(
     JPEG and WebP.
     """
     p = check_output_path(path, force=force)
-    fmt = SAVE_FORMATS[p.suffix.lower()]
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise BrushworkError(f"--quality must be an integer in 1..100, got {quality!r}")
 
     img = to_pil(img_or_tensor) if isinstance(img_or_tensor, torch.Tensor) else img_or_tensor
     img = normalize_mode(img)
-    limit = _MAX_SIDE.get(fmt)
-    if limit is not None and max(img.size) > limit:
-        raise BrushworkError(
-            f"cannot write {path}: {img.width}x{img.height} is too large for {fmt} "
-            f"(at most {limit} pixels a side); use .png or a smaller --size"
-        )
+    fmt = check_output_format(p, img.width, img.height)
     if fmt in _ALPHA_FORMATS:
         if alpha is not None:
             mask = alpha.convert("L")

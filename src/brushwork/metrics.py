@@ -22,7 +22,7 @@ squared norm), so that they compare across images, sizes and methods:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,6 +191,37 @@ def border_ratio(
     inside[edge:-edge, edge:-edge] = True
     interior = difference[inside].mean()
     return float(difference[~inside].mean() / interior.clamp_min(1 / 255))
+
+
+def seam_ratio(
+    pixels: np.ndarray,
+    rows: Sequence[tuple[int, int]],
+    columns: Sequence[tuple[int, int]],
+    band: int = 512,
+) -> float:
+    """How much more the picture changes across tile seams than elsewhere: the mean
+    absolute step between neighbouring columns (rows) of its luminance at the middle of
+    the seams' cross-fades (5 steps around the centre of each; ``columns``, ``rows``:
+    (first, end) of each cross-fade), over the mean step between all neighbouring columns
+    (rows); the larger of the two. 1: no seam stands out; tiles cut edge to edge and
+    painted unlike each other give a step there, and more. ``pixels``
+    (H, W, 3) of any integer depth is read ``band`` rows at a time."""
+    height, width = pixels.shape[:2]
+    across_columns = np.zeros(max(width - 1, 0))
+    across_rows = np.zeros(max(height - 1, 0))
+    for top in range(0, height, band):
+        start = max(top - 1, 0)  # one row of the band above, for the step into this one
+        grey = pixels[start : top + band].astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+        across_columns += np.abs(np.diff(grey[top - start :], axis=1)).sum(0)
+        across_rows[start : start + len(grey) - 1] = np.abs(np.diff(grey, axis=0)).mean(1)
+    across_columns /= height
+
+    def ratio(steps: np.ndarray, seams: Sequence[tuple[int, int]]) -> float:
+        centres = [(first + end) // 2 for first, end in seams]
+        at = [i for c in centres for i in range(max(c - 3, 0), min(c + 2, len(steps)))]
+        return float(steps[at].mean() / max(steps.mean(), 1e-9)) if at else 1.0
+
+    return max(ratio(across_columns, columns), ratio(across_rows, rows))
 
 
 # ----------------------------------------------------------------------------- video flicker

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from brushwork import frozen
+from brushwork.encoders.vgg import pools_before
 
 
 class _SelfProduct(torch.autograd.Function):
@@ -227,10 +233,137 @@ def adain(
     """Adaptive instance normalization (Huang & Belongie 2017, eq. 8): normalize each channel
     of the content features to zero mean and unit deviation, then give it the style's
     (B, C, 1, 1) mean and deviation. With a ``mask``, the content statistics are those of the
-    masked region (for styling regions separately, §7.3 of the paper)."""
-    mean, std = mean_std(content, mask)
+    masked region (for styling regions separately, §7.3 of the paper); frozen while
+    tiling (:mod:`brushwork.frozen`)."""
+    if frozen.active():
+        mean, std = frozen.moments(content, mask).mean_std()
+    else:
+        mean, std = mean_std(content, mask)
     normalized = (content.float() - mean) / std
     return (normalized * style_std + style_mean).to(content.dtype)
+
+
+@dataclass(frozen=True)
+class Moments:
+    """The channel statistics of features, in float64, that merge exactly across tiles of
+    one image (Chan, Golub & LeVeque 1979, pairwise update): the number of positions, the
+    channel means (B, C, 1) and the scatter Σ (x − m)(x − m)ᵀ, (B, C, C), or only its
+    diagonal, (B, C, 1), when not ``full``."""
+
+    count: float
+    mean: Tensor
+    scatter: Tensor
+
+    @classmethod
+    def of(cls, features: Tensor, full: bool = True, mask: Tensor | None = None) -> Moments:
+        """The moments of (B, C, H, W) ``features`` (centred and multiplied in float32,
+        kept in float64); with a (B, 1, H, W) ``mask`` (values in [0, 1]), each position
+        weighted by its value (``count``: the sum of the weights)."""
+        b, c = features.shape[:2]
+        with torch.autocast(features.device.type, enabled=False):
+            x = features.float().reshape(b, c, -1)
+            weight = None if mask is None else mask.float().reshape(b, 1, -1)
+            count = float(x.shape[-1]) if weight is None else float(weight.sum())
+            total = (
+                x.double().sum(-1, keepdim=True)
+                if weight is None
+                else (x * weight).double().sum(-1, keepdim=True)
+            )
+            mean = total / max(count, 1e-8)
+            centred = x - mean.float()
+            weighted = centred if weight is None else centred * weight
+            if full:
+                scatter = torch.bmm(weighted, centred.transpose(1, 2))
+            else:
+                scatter = (weighted * centred).sum(-1, keepdim=True)
+        return cls(count, mean, scatter.double())
+
+    def __add__(self, other: Moments) -> Moments:
+        count = self.count + other.count
+        if count <= 0:
+            return self
+        delta = other.mean - self.mean
+        if self.scatter.shape[-1] == 1:
+            spread = delta.pow(2)
+        else:
+            spread = torch.bmm(delta, delta.transpose(1, 2))
+        return Moments(
+            count,
+            self.mean + delta * (other.count / count),
+            self.scatter + other.scatter + spread * (self.count * other.count / count),
+        )
+
+    def mean_std(self, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
+        """As :func:`mean_std`: (B, C, 1, 1) means and deviations, float32."""
+        variance = (
+            self.scatter
+            if self.scatter.shape[-1] == 1
+            else torch.diagonal(self.scatter, dim1=1, dim2=2)[..., None]
+        )
+        std = (variance / max(self.count, 1e-8) + eps).sqrt()
+        return self.mean.float()[..., None], std.float()[..., None]
+
+    def coloring(self) -> tuple[Tensor, Tensor]:
+        """As :func:`coloring_statistics`: means (B, C, 1) and E D^1/2 Eᵀ of the
+        covariance (divided by n − 1), float32."""
+        return self.mean.float(), symmetric_power(self.covariance(), 0.5)
+
+    def covariance(self) -> Tensor:
+        """The (B, C, C) covariance, divided by n − 1 (at least 1), float32."""
+        return (self.scatter / max(self.count - 1, 1)).float()
+
+    def whitening(self) -> Tensor:
+        """E D^-1/2 Eᵀ of the covariance (:func:`whiten_color`), float32."""
+        return symmetric_power(self.covariance(), -0.5)
+
+
+STYLE_TILE = 1024
+"""Side of the tiles a style image larger than :data:`STYLE_TILE_LIMIT` is encoded in."""
+STYLE_CONTEXT = 64
+"""Pixels of the style image around each tile encoded with it and cropped from its features,
+so that the encoder's padding shapes none of the features kept."""
+STYLE_TILE_LIMIT = 2048 * 2048
+"""Style images with more pixels are encoded tile by tile."""
+
+
+def encoded_moments(
+    encoder: Callable[[Tensor, list[str]], dict[str, Tensor]],
+    image: Tensor,
+    layers: Sequence[str],
+    full: bool,
+) -> dict[str, Moments]:
+    """The :class:`Moments` of ``image``'s features at each of ``layers``:
+    of one encoder pass, or, for an image over :data:`STYLE_TILE_LIMIT` pixels, merged
+    from tiles of :data:`STYLE_TILE` px encoded with :data:`STYLE_CONTEXT` px of the image
+    around them (the features of the context cropped off), so memory stays that of one
+    tile at any style size."""
+    height, width = image.shape[-2:]
+    if height * width <= STYLE_TILE_LIMIT:
+        features = encoder(image, list(layers))
+        return {layer: Moments.of(features[layer], full) for layer in layers}
+    merged: dict[str, Moments] = {}
+    for top in range(0, height, STYLE_TILE):
+        for left in range(0, width, STYLE_TILE):
+            above, before = min(top, STYLE_CONTEXT), min(left, STYLE_CONTEXT)
+            bottom, right = min(top + STYLE_TILE, height), min(left + STYLE_TILE, width)
+            window = image[
+                ...,
+                top - above : min(bottom + STYLE_CONTEXT, height),
+                left - before : min(right + STYLE_CONTEXT, width),
+            ]
+            features = encoder(window, list(layers))
+            for layer in layers:
+                stride = 2 ** pools_before(layer)
+                kept = features[layer][
+                    ...,
+                    above // stride : (above + bottom - top) // stride,
+                    before // stride : (before + right - left) // stride,
+                ]
+                if kept.numel() == 0:
+                    continue
+                moments = Moments.of(kept, full)
+                merged[layer] = merged[layer] + moments if layer in merged else moments
+    return merged
 
 
 def covariance(features: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -286,11 +419,16 @@ def whiten_color(
 
     ``style_mean`` (B, C, 1) and ``coloring`` (E_s D_s^{1/2} E_sᵀ, (B, C, C)) come from
     :func:`coloring_statistics`. With a ``mask``, the content statistics are those of the
-    masked region (each region its own transform, §4). Matrix work in float32 (the
+    masked region (each region its own transform, §4); frozen while tiling
+    (:mod:`brushwork.frozen`). Matrix work in float32 (the
     eigendecomposition in float64); the result has the content's dtype and layout."""
     b, c, h, w = content.shape
-    mean, cov = covariance(content, mask)
-    whitening = symmetric_power(cov, -0.5)
+    if frozen.active():
+        statistics = frozen.moments(content, mask, full=True)
+        mean, whitening = statistics.mean.float(), statistics.whitening()
+    else:
+        mean, cov = covariance(content, mask)
+        whitening = symmetric_power(cov, -0.5)
     with torch.autocast(content.device.type, enabled=False):
         x = content.float().reshape(b, c, -1) - mean
         out = torch.bmm(coloring.float(), torch.bmm(whitening, x)) + style_mean.float()

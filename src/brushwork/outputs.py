@@ -40,7 +40,7 @@ from pathlib import Path
 from brushwork.errors import BrushworkError
 
 PathLike = str | os.PathLike[str]
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 MARKER = ".brushwork-output.json"
 """The file a folder brushwork wrote holds: ``{"files": [names]}``, what brushwork put
 there. ``--force`` replaces such a folder only while it holds nothing else."""
@@ -354,6 +354,17 @@ def _existing_parent(path: Path) -> Path:
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     return parent
+
+
+def check_room(path: PathLike, need: int, what: str = "output") -> None:
+    """Refuse, before any work, a file of about ``need`` bytes the disk that would hold
+    ``path`` has no room for."""
+    free = shutil.disk_usage(_existing_parent(Path(path))).free
+    if need > free:
+        raise BrushworkError(
+            f"the {what} {path} needs about {need / 2**20:,.0f} MiB, and its disk has "
+            f"{free / 2**20:,.0f} MiB free; free some space or write it elsewhere"
+        )
 
 
 def _file_mode() -> int:

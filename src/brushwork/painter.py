@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
@@ -33,6 +34,7 @@ from brushwork import events as ev
 from brushwork.image import split_alpha, to_tensor
 from brushwork.inputs import ImageInput, Style, as_image, check_inputs, style_targets
 from brushwork.stylizer import Prepared, RunPlan, Stylization, Stylizer, make_stylizer
+from brushwork.tiling import THUMBNAIL, thumbnail_tensor
 
 MIB = 2**20
 DEFAULT_CACHE_BYTES = 512 * MIB
@@ -154,7 +156,9 @@ class Painter:
         with ev.bound(events):
             plan = plan or self.check(content, styles, mask)
             between()
-            content_tensor, alpha = self._content(content, plan)
+            image, alpha = self._content(content, plan)
+            pixels = to_tensor(image) if plan.tiles is None else np.array(image)
+            del image
             between()
             key = self._key(plan, styles, mask, regions)
             found = self._cache.get(key) if key is not None else None
@@ -163,28 +167,38 @@ class Painter:
                 targets = style_targets(
                     styles, plan, mask, regions, self.stylizer.controls.max_pixels
                 )
-                prepared = self.stylizer.prepare(plan, targets, content_tensor)
+                reference = (
+                    pixels if isinstance(pixels, Tensor) else thumbnail_tensor(pixels, THUMBNAIL)
+                )
+                prepared = self.stylizer.prepare(plan, targets, reference)
             between()
-            done = self._stylize(content_tensor, prepared, stage or self.stylizer.name)
+            done = self._stylize(pixels, prepared, stage or self.stylizer.name)
             if key is not None:
                 self._keep(key, prepared)
         done.alpha, done.reused_styles = alpha, found is not None
         done.seconds = time.perf_counter() - start
         return done
 
-    def _content(self, content: ImageInput, plan: RunPlan) -> tuple[Tensor, Image.Image | None]:
-        """The content decoded at the planned size, and its transparency (None: opaque)."""
+    def _content(
+        self, content: ImageInput, plan: RunPlan
+    ) -> tuple[Image.Image, Image.Image | None]:
+        """The content decoded (8 bits a channel, held within the pixel limit) at the
+        planned size, and its transparency (None: opaque)."""
         image, alpha = split_alpha(as_image(content, "content", self.stylizer.controls.max_pixels))
         if image.size != plan.content_size:
             image = image.resize(plan.content_size, Image.Resampling.LANCZOS)
-        return to_tensor(image), alpha
+        return image, alpha
 
-    def _stylize(self, content: Tensor, prepared: Prepared, stage: str) -> Stylization:
-        """Paint between a ``Started`` event (steps, precision, plan) and a ``Finished``."""
+    def _stylize(self, content: Tensor | np.ndarray, prepared: Prepared, stage: str) -> Stylization:
+        """Paint between a ``Started`` event (steps or tiles, precision, plan) and a
+        ``Finished``."""
         plan, precision = prepared.plan, self.stylizer.precision
         details = {"precision": precision.name, "reason": precision.reason, **plan.describe()}
-        ev.emit(ev.Started(stage, plan.total_steps, details=details))
-        done = self.stylizer.stylize(content, prepared, stage=stage)
+        ev.emit(ev.Started(stage, plan.total_steps, plan.unit, details=details))
+        if isinstance(content, np.ndarray):
+            done = self.stylizer.stylize_tiled(content, prepared, stage=stage)
+        else:
+            done = self.stylizer.stylize(content, prepared, stage=stage)
         ev.emit(ev.Finished(stage, done.seconds))
         return done
 

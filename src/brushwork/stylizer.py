@@ -33,18 +33,21 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from brushwork import color
+from brushwork import color, frozen
 from brushwork import events as ev
 from brushwork.defaults import DEFAULT_METHOD
 from brushwork.errors import BrushworkError
-from brushwork.image import to_pil
-from brushwork.memory import MAX_SIDE, check_side, parse_bytes
+from brushwork.image import save_image, save_pixels, to_pil, to_pixels
+from brushwork.memory import MAX_SIDE, check_side, memory_limit, parse_bytes
 from brushwork.methods import get_entry
 from brushwork.methods.base import (
     LossTerm,
@@ -56,8 +59,19 @@ from brushwork.methods.base import (
     StylizeResult,
     refuse_style_images,
 )
+from brushwork.methods.onepass import OnePassMethod
 from brushwork.options import Options, option, split_options
 from brushwork.precision import PRECISIONS, Precision, resolve_device, resolve_precision
+from brushwork.tiling import (
+    TileGrid,
+    TileRequest,
+    Window,
+    paint_tiles,
+    plan_tiles,
+    shared_statistics,
+    tile_style,
+    to_tensor,
+)
 
 COARSE_TO_FINE_HINT = 1024
 """Optimizing outputs larger than this in one scale draws a warning suggesting coarse to
@@ -130,6 +144,25 @@ class Controls(Options):
         "refuse input images with more pixels (default: BRUSHWORK_MAX_PIXELS or 40M)",
         minimum=1,
         metavar="N",
+    )
+    tile: int | None = option(
+        None,
+        "paint one-pass methods in tiles of at most N px a side, normalized by a "
+        "thumbnail's statistics (default: only when the picture does not fit whole, "
+        "tiles sized from --max-memory)",
+        minimum=16,
+        maximum=MAX_SIDE,
+        metavar="N",
+    )
+    tile_overlap: int = option(
+        64,
+        "pixels neighbouring tiles overlap by; they are cross-faded across it",
+        minimum=0,
+        maximum=MAX_SIDE,
+        metavar="PX",
+    )
+    bit_depth: int = option(
+        8, "bits per channel of the output image (16: PNG and TIFF)", choices=(8, 16)
     )
     device: str = option("auto", "auto, cpu, cuda, cuda:1, ...")
     precision: str = option(
@@ -232,10 +265,22 @@ class RunPlan:
     schedule: list[tuple[int, int | None]]
     memory: MemoryPlan
     explicit_iterations: bool = False
+    tiles: TileGrid | None = None
+    """The tiles a one-pass method paints a picture too large to paint whole in (None:
+    whole)."""
+    bit_depth: int = 8
 
     @property
     def total_steps(self) -> int:
+        """Progress steps: iterations (or passes) of every scale, or tiles."""
+        if self.tiles is not None:
+            return self.tiles.steps
         return sum(n or 1 for _, n in self.schedule)
+
+    @property
+    def unit(self) -> str:
+        """What a progress step is."""
+        return "step" if self.tiles is None else "tile"
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -243,6 +288,7 @@ class RunPlan:
             "style_sizes": [list(s) for s in self.style_sizes],
             "scales": [s for s, _ in self.schedule],
             **self.memory.describe(),
+            **({} if self.tiles is None else {"tiles": self.tiles.count, "tile": self.tiles.tile}),
         }
 
 
@@ -259,13 +305,14 @@ class Prepared:
 @dataclass
 class Stylization:
     """One stylization, from the stylizer to every front end (API, CLI, service, batch,
-    video): the stylized ``tensor`` ((1, 3, H, W) in [0, 1] on the stylizer's device), the
-    method's result of the last scale (losses, details), the plan, each scale's size,
-    steps, seconds and losses, the precision and the seconds spent. ``alpha`` is the
-    content's transparency (a painter sets it), ``reused_styles`` whether the prepared
-    styles came from a painter's cache."""
+    video): what was painted (``painted``: a (1, 3, H, W) tensor in [0, 1] on the
+    stylizer's device, or, from tiles, an (H, W, 3) uint8 or uint16 array), the method's
+    result of the last scale (losses, details), the plan, each scale's size, steps,
+    seconds and losses, the precision and the seconds spent. ``alpha`` is the content's
+    transparency (a painter sets it), ``reused_styles`` whether the prepared styles came
+    from a painter's cache."""
 
-    tensor: Tensor
+    painted: Tensor | np.ndarray
     result: StylizeResult
     plan: RunPlan
     scales: list[dict[str, Any]]
@@ -274,14 +321,43 @@ class Stylization:
     alpha: Image.Image | None = None
     reused_styles: bool = False
 
+    @property
+    def tensor(self) -> Tensor:
+        """The stylized image as a (1, 3, H, W) float32 tensor in [0, 1] (of a tiled run: a
+        full float copy, made on request)."""
+        if isinstance(self.painted, Tensor):
+            return self.painted
+        top = float(np.iinfo(self.painted.dtype).max)
+        return torch.from_numpy(self.painted).permute(2, 0, 1)[None].float() / top
+
+    @cached_property
+    def pixels(self) -> np.ndarray:
+        """The stylized image as (H, W, 3) integers of the plan's bit depth."""
+        if isinstance(self.painted, Tensor):
+            return to_pixels(self.painted, self.plan.bit_depth)
+        return self.painted
+
     @cached_property
     def image(self) -> Image.Image:
-        """The stylized image as PIL (RGBA, with the content's transparency resized to it,
-        when the content had transparency)."""
-        image = to_pil(self.tensor.detach().cpu())
+        """The stylized image as PIL, 8 bits a channel (RGBA, with the content's
+        transparency resized to it, when the content had transparency)."""
+        if isinstance(self.painted, Tensor):
+            image = to_pil(self.painted.detach().cpu())
+        else:
+            pixels = self.painted
+            if pixels.dtype != np.uint8:
+                pixels = (pixels // 257).astype(np.uint8)
+            image = Image.fromarray(pixels)
         if self.alpha is not None:
             image.putalpha(self.alpha.resize(image.size, Image.Resampling.LANCZOS))
         return image
+
+    def save(self, path: str | Path, *, force: bool = False, quality: int = 95) -> Path:
+        """Write the image to ``path`` (format from the extension) at the plan's bit depth;
+        a tiled run's array is written band by band where the format allows."""
+        if isinstance(self.painted, Tensor) and self.plan.bit_depth == 8:
+            return save_image(self.image, path, force=force, quality=quality)
+        return save_pixels(self.pixels, path, force=force, alpha=self.alpha, quality=quality)
 
     @property
     def content_size(self) -> tuple[int, int]:
@@ -289,9 +365,10 @@ class Stylization:
         return self.plan.content_size
 
     @property
-    def style_size(self) -> tuple[int, int]:
-        """The first style's (width, height) as the method saw it."""
-        return self.plan.style_sizes[0]
+    def style_size(self) -> tuple[int, int] | None:
+        """The first style's (width, height) as the method saw it (None: a method without
+        style images)."""
+        return self.plan.style_sizes[0] if self.plan.style_sizes else None
 
 
 class Stylizer:
@@ -357,7 +434,7 @@ class Stylizer:
         first_ratio = schedule[0][0] / final
         self._check_first_scale(scaled_size(width, height, schedule[0][0]), first_ratio < 1)
         sizes = self._style_sizes(style_sizes, final, first_ratio)
-        memory = method.plan(height, width, [(h, w) for w, h in sizes], self.device, c.max_memory)
+        memory, tiles = self._memory((width, height), sizes, len(schedule) > 1)
         if len(schedule) == 1 and method.accepts_init() and final > COARSE_TO_FINE_HINT:
             ev.warn(
                 f"single-scale at {final} px: each step costs about "
@@ -365,7 +442,40 @@ class Stylizer:
                 "not form; --start-size 256 (coarse to fine) is faster and looks more "
                 "painted"
             )
-        return RunPlan((width, height), sizes, schedule, memory, c.scale_iterations is not None)
+        return RunPlan(
+            (width, height),
+            sizes,
+            schedule,
+            memory,
+            c.scale_iterations is not None,
+            tiles,
+            c.bit_depth,
+        )
+
+    def _memory(
+        self, size: tuple[int, int], style_sizes: list[tuple[int, int]], coarse_to_fine: bool
+    ) -> tuple[MemoryPlan, TileGrid | None]:
+        """The memory plan of the run: whole if it fits (and no --tile is asked for), else
+        in tiles."""
+        c, method = self.controls, self.method
+        (width, height), styles = size, [(h, w) for w, h in style_sizes]
+        if c.tile is None and (
+            not isinstance(method, OnePassMethod)
+            or coarse_to_fine
+            or method.need(height, width, styles) <= memory_limit(c.max_memory, self.device)[0]
+        ):
+            return method.plan(height, width, styles, self.device, c.max_memory), None
+        if not isinstance(method, OnePassMethod):
+            raise BrushworkError(
+                f"{method.name} does not paint in tiles (one-pass methods do); drop --tile"
+            )
+        return plan_tiles(
+            method,
+            (height, width),
+            styles,
+            TileRequest(c.tile, c.tile_overlap, c.bit_depth, c.max_memory),
+            self.device,
+        )
 
     def _schedule(self, final: int) -> list[tuple[int, int | None]]:
         """(longest side, iterations) per scale: one scale, or coarse to fine."""
@@ -452,7 +562,9 @@ class Stylizer:
         images = [
             resized(image, h, w) for image, (w, h) in zip(images, plan.style_sizes, strict=True)
         ]
-        reference = resized(reference.to(self.device), height, width)
+        reference = reference.to(self.device)
+        if plan.tiles is None:  # (a tiled run's reference is a thumbnail)
+            reference = resized(reference, height, width)
         images = color.prepare_styles(images, reference, mode)
         targets = []
         for s, image in zip(styles, images, strict=True):
@@ -498,6 +610,8 @@ class Stylizer:
         loss)."""
         start = time.perf_counter()
         plan = prepared.plan
+        if plan.tiles is not None:
+            raise BrushworkError("this run was planned in tiles: paint it with stylize_tiled")
         width, height = plan.content_size
         if tuple(content.shape[-2:]) != (height, width):
             raise BrushworkError(
@@ -543,6 +657,77 @@ class Stylizer:
         output = color.after_transfer(output, content, mode)
         seconds = time.perf_counter() - start
         return Stylization(output, result, plan, scales, seconds, self.precision)
+
+    def stylize_tiled(
+        self, content: np.ndarray, prepared: Prepared, *, stage: str | None = None
+    ) -> Stylization:
+        """Paint ``content`` ((H, W, 3) uint8 at the planned size) tile by tile, as the
+        plan's :class:`~brushwork.tiling.TileGrid` says: every tile is normalized by the
+        whole picture's statistics (:func:`~brushwork.tiling.shared_statistics`: streamed
+        from every tile, or a thumbnail's), the tiles are cross-faded into the output (8 or
+        16 bits a channel, the plan's), and each tile pass is one progress step."""
+        start = time.perf_counter()
+        plan, grid = prepared.plan, prepared.plan.tiles
+        assert grid is not None, "a plan without tiles paints through stylize()"
+        width, height = plan.content_size
+        if content.shape != (height, width, 3) or content.dtype != np.uint8:
+            raise BrushworkError(
+                f"tiles are painted from a {width}x{height} RGB uint8 array, not "
+                f"{content.dtype} of shape {content.shape}"
+            )
+        stage = stage or self.method.name
+        style = self._at_scale(prepared, max(plan.content_size), (height, width))
+
+        def paint_tile(window: Window | None, tile: Tensor) -> Tensor:
+            return self._paint_tile(style, window, tile.to(self.device), stage)
+
+        def read(window: Window) -> Tensor:
+            y0, y1, x0, x1 = window
+            return to_tensor(content[y0:y1, x0:x1])
+
+        def done(number: int) -> None:
+            elapsed = time.perf_counter() - start
+            ev.emit(ev.Progress(stage, number, grid.steps, seconds=elapsed))
+
+        statistics = shared_statistics(grid, content, paint_tile, read, done)
+        top = 2**plan.bit_depth - 1
+        output = np.empty((height, width, 3), dtype=np.uint8 if top == 255 else np.uint16)
+
+        def paint(window: Window) -> Tensor:
+            with frozen.replaying(statistics):
+                return paint_tile(window, read(window))
+
+        def write(band: np.ndarray, row: int) -> None:
+            output[row : row + len(band)] = np.rint(band * top)
+
+        offset = grid.count if grid.streamed else 0
+        paint_tiles(grid, paint, write, lambda number: done(offset + number))
+        seconds = time.perf_counter() - start
+        details = {
+            "tiles": grid.count,
+            "tile": grid.tile,
+            "overlap": grid.overlap,
+            "align": grid.align,
+            "streamed_statistics": grid.streamed,
+            "memory_estimate": plan.memory.estimate,
+        }
+        result = StylizeResult(torch.empty(0), {}, seconds, details)
+        scale = {"size": [width, height], "iterations": None, "seconds": round(seconds, 3)}
+        return Stylization(output, result, plan, [scale], seconds, self.precision)
+
+    def _paint_tile(
+        self, style: PreparedStyle, window: Window | None, tile: Tensor, stage: str
+    ) -> Tensor:
+        """The method on one tile (``window``; None: the thumbnail) with colour
+        preservation around it, its own progress as heartbeats of ``stage``."""
+        mode = self.controls.preserve_color
+        with ev.steps_inside(stage):
+            result = self.method.stylize(
+                color.prepare_content(tile, mode),
+                tile_style(style, window, tile),
+                progress=StepCounter(f"{stage} tile"),
+            )
+        return color.after_transfer(result.image, tile, mode)
 
     def _paint_scale(
         self,

@@ -16,7 +16,7 @@ from brushwork.batch.run import STAGE, BatchResult, check_runnable, run_batch, t
 from brushwork.errors import BrushworkError
 from brushwork.outputs import OutputPlan, made_folder
 
-FORMATS = ("png", "jpg", "webp")
+FORMATS = ("png", "jpg", "webp", "tif")
 
 
 class _BatchEvents:

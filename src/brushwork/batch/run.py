@@ -22,15 +22,18 @@ def paint_item(painter: Any, item: Item, *, force: bool = False) -> dict[str, An
     """Stylize one item with ``painter`` and write its output; its manifest record. A
     failure of this item (bad file, no memory, any exception) is recorded, not raised;
     an interrupt is not an exception here and stops the batch."""
-    from brushwork.image import save_image
+    from brushwork.image import check_output
 
     start = time.perf_counter()
     if Path(item.output).exists() and not force:
         return skipped_record(item, painter.method)
     try:
-        painting = painter.paint(item.content, item.styles())
+        plan = painter.check(item.content, item.styles())
+        width, height = plan.content_size
+        check_output(item.output, width, height, plan.bit_depth)
+        painting = painter.paint(item.content, item.styles(), plan=plan)
         Path(item.output).parent.mkdir(parents=True, exist_ok=True)
-        save_image(painting.image, item.output, force=force)
+        painting.save(item.output, force=force)
     except BrushworkError as error:
         return item_record(
             item, painter.method, "failed", time.perf_counter() - start, error=str(error)

@@ -199,7 +199,7 @@ def _summary(
         "styles": [{"image": str(s.image), "weight": s.weight, "layers": s.layers} for s in styles],
         "method": painter.method,
         "size": list(done.content_size),
-        "style_size": list(done.style_size),
+        "style_size": None if done.style_size is None else list(done.style_size),
         "preserve_color": painter.stylizer.controls.preserve_color,
         "precision": done.precision.name,
         "precision_reason": done.precision.reason,
@@ -211,6 +211,7 @@ def _summary(
             for k in ("memory_estimate", "checkpointing", "lbfgs_history")
             if k in details
         },
+        "tiling": {k: details[k] for k in ("tiles", "tile", "overlap", "align") if k in details},
         "intermediate": [str(p) for p in watch.kept],
         "seconds": round(done.seconds, 3),
     }
@@ -220,7 +221,7 @@ def cmd_stylize(argv: Sequence[str]) -> int:
     """``brushwork stylize``: check everything, paint with one painter, write the image
     (and the plot, animation, intermediate images) and print its path or a JSON summary."""
     from brushwork import events
-    from brushwork.image import save_image
+    from brushwork.image import check_output
     from brushwork.painter import Painter
 
     method = method_of(argv)
@@ -233,6 +234,7 @@ def cmd_stylize(argv: Sequence[str]) -> int:
         _check_flags(args, method, painter.stylizer.method.has_losses())
         outputs, output = _plan_outputs(args, styles, values)
         run_plan = painter.check(args.content, styles, args.mask)
+        check_output(output, *run_plan.content_size, run_plan.bit_depth)
         if args.save_every:
             for step in range(args.save_every, run_plan.total_steps + 1, args.save_every):
                 outputs.add(_intermediate_path(output, step), flag="--save-every")
@@ -249,7 +251,7 @@ def cmd_stylize(argv: Sequence[str]) -> int:
         except KeyboardInterrupt:
             print(watch.interrupted(), file=sys.stderr)
             return 130
-        save_image(done.image, output, force=args.force)
+        done.save(output, force=args.force)
         _record(args, method, done, watch)
     if args.json:
         summary = _summary(args, painter, styles, done, watch)

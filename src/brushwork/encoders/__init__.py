@@ -15,6 +15,7 @@ from brushwork.encoders.vgg import (
     feature_elements,
     inference_peak_elements,
     pools_before,
+    receptive_field,
 )
 
 
@@ -72,4 +73,5 @@ __all__ = [
     "inference_peak_elements",
     "load_vgg19",
     "pools_before",
+    "receptive_field",
 ]

@@ -60,6 +60,20 @@ def pools_before(layer: str) -> int:
     return sum(name.startswith("pool") for name in LAYERS[: LAYER_INDEX[layer]])
 
 
+def receptive_field(layer: str) -> int:
+    """Pixels a side of the input that one feature at ``layer`` sees (3×3 convolutions and
+    2×2 poolings up to it): 68 at relu4_1, 156 at relu5_1."""
+    check_layers([layer])
+    size, jump = 1, 1
+    for name in LAYERS[: LAYER_INDEX[layer] + 1]:
+        if name.startswith("conv"):
+            size += 2 * jump
+        elif name.startswith("pool"):
+            size += jump
+            jump *= 2
+    return size
+
+
 def downsample_mask(mask: Tensor, layer: str) -> Tensor:
     """A (B, 1, H, W) image-space mask at ``layer``'s resolution: the same 2×2 poolings the
     features went through, averaged, so each feature pixel gets the share of its input

@@ -35,7 +35,7 @@ from brushwork.methods.feedforward import (
     min_side,
     mix_styles,
 )
-from brushwork.ops import adain, mean_std, pad_to_multiple, reflect_margin, remove_lattice
+from brushwork.ops import Moments, adain, mean_std, pad_to_multiple, reflect_margin, remove_lattice
 from brushwork.options import Options, option
 
 if TYPE_CHECKING:
@@ -89,8 +89,14 @@ class AdaIN(FeedForwardMethod[AdaINOptions]):
     def decoder_model(self, layer: str) -> str:
         return self.options.model
 
+    full_moments = False
+    streamed_statistics = True
+
     def style_statistics(self, features: Tensor, layer: str) -> tuple[Tensor, Tensor]:
         return mean_std(features)
+
+    def moments_statistics(self, moments: Moments, layer: str) -> tuple[Tensor, Tensor]:
+        return moments.mean_std()
 
     def transform(
         self, content: Tensor, statistics: Any, mask: Tensor | None, layer: str

@@ -25,18 +25,19 @@ from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
 
-from brushwork import models
+from brushwork import frozen, models
 from brushwork.checkpoints import load_checkpoint
 from brushwork.encoders import VGG19, downsample_mask, inference_peak_elements, pools_before
 from brushwork.encoders.vgg import CONV_LAYERS, LAYER_INDEX
 from brushwork.errors import BrushworkError
 from brushwork.methods.base import OptionsT, PreparedStyle, StyleTarget, blend_weights
 from brushwork.methods.onepass import OnePassMethod, padded_pass
+from brushwork.ops import STYLE_CONTEXT, STYLE_TILE, STYLE_TILE_LIMIT, Moments, encoded_moments
 
 DECODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 """The layers a :class:`Decoder` can start from."""
@@ -260,26 +261,25 @@ def mix_styles(
     if any(m is not None for m in masks):
         target = torch.zeros_like(content)
         covered = torch.zeros_like(content[:, :1])
-        for stats, weight, mask in zip(statistics, weights, masks, strict=True):
+        for index, (stats, weight, mask) in enumerate(zip(statistics, weights, masks, strict=True)):
             if weight == 0:
                 continue
             region = torch.ones_like(covered) if mask is None else mask
             if float(region.sum()) == 0:
                 continue
             strength = min(weight, 1.0)
-            styled = transform(content, stats, region)
+            with frozen.scope(f"style{index}"):
+                styled = transform(content, stats, region)
             target = target + region * (strength * styled + (1 - strength) * content)
             covered = covered + region
         target = torch.where(covered > 1, target / covered.clamp_min(1), target)
         target = target + (1 - covered.clamp(max=1)) * content
     else:
-        target = cast(
-            Tensor,
-            sum(
-                w * transform(content, stats, None)
-                for stats, w in zip(statistics, weights, strict=True)
-            ),
-        )
+        blend: Any = 0
+        for index, (stats, weight) in enumerate(zip(statistics, weights, strict=True)):
+            with frozen.scope(f"style{index}"):  # (tiles replay each style's statistics)
+                blend = blend + weight * transform(content, stats, None)
+        target = cast(Tensor, blend)
     return alpha * target + (1 - alpha) * content
 
 
@@ -297,9 +297,17 @@ class FeedForwardMethod(OnePassMethod[OptionsT]):
     def decoder_model(self, layer: str) -> str:
         """The decoder (bundled name or file) for ``layer``."""
 
+    full_moments: ClassVar[bool] = True
+    """Whether :meth:`moments_statistics` needs the features' full covariance (else only
+    each channel's variance)."""
+
     @abstractmethod
     def style_statistics(self, features: Tensor, layer: str) -> Any:
         """What a style contributes at ``layer``, from its features there."""
+
+    @abstractmethod
+    def moments_statistics(self, moments: Moments, layer: str) -> Any:
+        """The same, from the moments of the features of a style too large for one pass."""
 
     @abstractmethod
     def transform(
@@ -331,7 +339,10 @@ class FeedForwardMethod(OnePassMethod[OptionsT]):
         return len(self.levels())
 
     def style_bytes(self, height: int, width: int) -> int:
-        """The style's encoder pass to the deepest level, float32."""
+        """The style's encoder pass to the deepest level, float32 (of one tile, for a style
+        encoded in tiles: :meth:`encode_styles`)."""
+        if height * width > STYLE_TILE_LIMIT:
+            height = width = STYLE_TILE + 2 * STYLE_CONTEXT
         return inference_peak_elements(height, width, self.encoder_request()[0], self.levels()) * 4
 
     def check_files(self) -> None:
@@ -352,13 +363,23 @@ class FeedForwardMethod(OnePassMethod[OptionsT]):
         }
 
     def encode_styles(self, targets: list[StyleTarget]) -> list[dict[str, Any]]:
-        """Each style's :meth:`style_statistics` at every level."""
+        """Each style's :meth:`style_statistics` at every level (of a style over
+        :data:`~brushwork.ops.STYLE_TILE_LIMIT` pixels, encoded tile by tile:
+        :meth:`moments_statistics`)."""
         encoder = self.get_encoder()
         levels = list(self.levels())
         data = []
         for target in targets:
-            features = encoder(target.image, levels)
-            data.append({layer: self.style_statistics(features[layer], layer) for layer in levels})
+            if target.image.shape[-2] * target.image.shape[-1] > STYLE_TILE_LIMIT:
+                moments = encoded_moments(encoder, target.image, levels, self.full_moments)
+                data.append(
+                    {layer: self.moments_statistics(moments[layer], layer) for layer in levels}
+                )
+            else:
+                features = encoder(target.image, levels)
+                data.append(
+                    {layer: self.style_statistics(features[layer], layer) for layer in levels}
+                )
         return data
 
     def passes(
@@ -375,14 +396,15 @@ class FeedForwardMethod(OnePassMethod[OptionsT]):
         for layer in self.levels():
             statistics = [d[layer] for d in prepared.data]
             paint = functools.partial(self._level, layer, networks[layer], statistics, weights)
-            image = padded_pass(
-                image,
-                prepared.targets,
-                2 ** pools_before(layer),
-                min_side(layer),
-                paint,
-                self.margin,
-            )
+            with frozen.scope(layer):
+                image = padded_pass(
+                    image,
+                    prepared.targets,
+                    2 ** pools_before(layer),
+                    min_side(layer),
+                    paint,
+                    self.margin,
+                )
             yield image
 
     def _level(

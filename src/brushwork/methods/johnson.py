@@ -34,7 +34,7 @@ from brushwork.errors import BrushworkError
 from brushwork.image import open_image
 from brushwork.masks import label_masks
 from brushwork.methods.base import PreparedStyle, StyleTarget
-from brushwork.methods.johnson_net import STRIDE, TransformNet, infer_shape
+from brushwork.methods.johnson_net import RECEPTIVE_FIELD, STRIDE, TransformNet, infer_shape
 from brushwork.methods.onepass import OnePassMethod, frame, padded_pass
 from brushwork.ops import pad_to_multiple, reflect_margin
 from brushwork.options import Options, option
@@ -170,6 +170,16 @@ class Johnson(OnePassMethod[JohnsonOptions]):
 
     def stride(self) -> int:
         return STRIDE
+
+    def receptive_field(self) -> int:
+        return RECEPTIVE_FIELD
+
+    def check_tiling(self) -> None:
+        if self.options.regions is not None:
+            raise BrushworkError(
+                "johnson paints --regions on a whole picture only, and this one needs tiles; "
+                "use a smaller --size (or a larger --max-memory)"
+            )
 
     def check_files(self) -> None:
         """The model, and the styles ``--styles`` names among those it records (a file that

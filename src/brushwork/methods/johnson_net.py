@@ -21,12 +21,11 @@ followed by a 3×3 conv, 9×9 conv to RGB; every conv but the last is followed b
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from brushwork import frozen
 
 BASE_CHANNELS = (32, 64, 128)
 RESIDUAL_BLOCKS = 5
@@ -46,26 +45,22 @@ class ConditionalInstanceNorm(nn.Module):
     β = w·B, the convex combination of §4.2; with a weight map w (B, N, H, W), that
     combination at each pixel (regions painted in different styles in one pass).
 
-    μ and σ may be frozen (:func:`frozen_statistics`): every later input is normalized by
-    those of one image seen before, as URST's thumbnail instance normalization does for
-    tiles (Chen et al. 2022, §3.2), instead of by its own."""
+    μ and σ² are frozen while tiling (:mod:`brushwork.frozen`): every tile is normalized by
+    those of a thumbnail of the whole picture, URST's thumbnail instance normalization
+    (Chen et al. 2022, §3.2), instead of by its own."""
 
     def __init__(self, channels: int, styles: int) -> None:
         super().__init__()
         self.gamma = nn.Parameter(torch.ones(styles, channels))
         self.beta = nn.Parameter(torch.zeros(styles, channels))
-        self.statistics: tuple[Tensor, Tensor] | None = None
-        """Frozen (mean, variance), each (B, C), float32; None: each input's own."""
-        self.recording = False
-        """Whether the next input's statistics are frozen as it passes."""
 
     def forward(self, x: Tensor, weights: Tensor) -> Tensor:
-        if self.recording:
-            self.statistics = (x.float().mean((2, 3)), x.float().var((2, 3), unbiased=False))
-        if self.statistics is None:
+        if not frozen.active():
             normalized = F.instance_norm(x, eps=EPSILON)
         else:
-            mean, variance = (t[:, :, None, None] for t in self.statistics)
+            statistics = frozen.moments(x)
+            mean = statistics.mean.float()[..., None]
+            variance = (statistics.scatter / statistics.count).float()[..., None]
             normalized = ((x - mean) * torch.rsqrt(variance + EPSILON)).to(x.dtype)
         return normalized * self.mixed(self.gamma, weights, x) + self.mixed(self.beta, weights, x)
 
@@ -175,25 +170,10 @@ class TransformNet(nn.Module):
         self.styles += count
 
 
-@contextlib.contextmanager
-def frozen_statistics(network: TransformNet, thumbnail: Tensor, weights: Tensor) -> Iterator[None]:
-    """Within the block, every normalization of ``network`` uses the statistics it saw when
-    ``network`` painted ``thumbnail`` (a small copy of the whole picture), so tiles of the
-    picture share one normalization and paint as the whole would (URST, Chen et al. 2022:
-    thumbnail instance normalization)."""
-    norms = network.norms()
-    for norm in norms:
-        norm.recording = True
-    try:
-        network(thumbnail, weights)
-    finally:
-        for norm in norms:
-            norm.recording = False
-    try:
-        yield
-    finally:
-        for norm in norms:
-            norm.statistics = None
+RECEPTIVE_FIELD = 9 + 2 * 1 + 2 * 2 + RESIDUAL_BLOCKS * 2 * 2 * 4 + 2 * 2 + 2 * 1 + 8
+"""Pixels a side one output pixel depends on (109): the 9×9 convolution, two stride-2 3×3
+ones, the residual blocks' 3×3 pairs at a quarter of the size, two 3×3 after each
+upsampling, the last 9×9."""
 
 
 def one_hot(indices: Tensor, styles: int) -> Tensor:

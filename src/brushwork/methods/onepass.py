@@ -8,9 +8,11 @@ which networks it loads (:meth:`OnePassMethod.networks`), how its passes run
 masks, layers), the memory plan from the method's measured bytes per pixel and fixed bytes,
 the refusal of a start image and of extra loss terms, progress events and the result;
 :func:`padded_pass` pads an image and the styles' masks to a stride and crops the output
-back. The VGG-mirror decoder methods (AdaIN, WCT: :mod:`brushwork.methods.feedforward`) and
-Style Swap's inverse network (:mod:`brushwork.methods.styleswap_inverse`) stand on it; a
-network without VGG-19 can too.
+back. Every one-pass method tiles (:mod:`brushwork.tiling`): its normalizations ask
+:mod:`brushwork.frozen` for their statistics and :func:`frame` reports its framing, so a
+tile is painted with the whole picture's. The VGG-mirror decoder methods (AdaIN, WCT:
+:mod:`brushwork.methods.feedforward`) and Style Swap's inverse network
+(:mod:`brushwork.methods.styleswap_inverse`) stand on it; a network without VGG-19 can too.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import torch
 from torch import Tensor
 
 from brushwork import events as ev
+from brushwork import frozen
+from brushwork.encoders import receptive_field
 from brushwork.errors import BrushworkError
 from brushwork.memory import MIB, require
 from brushwork.methods.base import (
@@ -80,6 +84,7 @@ def frame(
     height, width = image.shape[-2:]
     framed, (top, left) = reflect_margin(image, margin)
     padded = pad_to_multiple(framed, multiple, least)[0]
+    frozen.framed(top, left, padded.shape[-2])
 
     def crop(output: Tensor) -> Tensor:
         return output[..., top : top + height, left : left + width].float().clamp(0, 1)
@@ -91,6 +96,10 @@ class OnePassMethod(Method[OptionsT]):
     """Base of the methods that paint in a fixed number of passes of trained networks."""
 
     kind = "feed-forward"
+    streamed_statistics: ClassVar[bool] = False
+    """Whether every normalization statistic is of the content's own features, taken in
+    one pass before anything depends on them (AdaIN): a tiled run then streams the whole
+    picture's at full resolution instead of a thumbnail's (:mod:`brushwork.frozen`)."""
     bytes_per_pixel: ClassVar[int]
     """Peak memory per content pixel (padded to :meth:`stride`) of one stylization, measured
     on real runs (see :meth:`plan`)."""
@@ -153,6 +162,31 @@ class OnePassMethod(Method[OptionsT]):
             raise BrushworkError(f"{self.name} paints one style; it cannot blend {len(targets)}")
         self.check_style_layers([t.layers for t in targets])
 
+    def receptive_field(self) -> int:
+        """Pixels a side of the content that one output pixel depends on: the encoder's
+        deepest layer's, twice (a decoder mirrors the encoder), at :attr:`encoder_scale`.
+        Tiles must be at least this large."""
+        request = self.encoder_request()
+        assert request is not None, "a method without VGG-19 states its receptive field"
+        return 2 * receptive_field(request[0]) * self.encoder_scale
+
+    def check_tiling(self) -> None:
+        """Refuse, before any work, options that cannot be painted in tiles (none by
+        default)."""
+
+    def need(self, height: int, width: int, style_sizes: Sequence[tuple[int, int]]) -> int:
+        """Peak bytes: :attr:`bytes_per_pixel` per content pixel with its :attr:`margin`,
+        padded to :meth:`stride`, or the largest style's encoding (:meth:`style_bytes`) if
+        more, plus :attr:`fixed_bytes`."""
+        multiple = self.stride()
+        framed_height = height + 2 * min(self.margin, height - 1)  # as reflect_margin frames
+        framed_width = width + 2 * min(self.margin, width - 1)
+        padded = (framed_height + -framed_height % multiple) * (
+            framed_width + -framed_width % multiple
+        )
+        style = max((self.style_bytes(h, w) for h, w in style_sizes), default=0)
+        return int(self.fixed_bytes + max(self.bytes_per_pixel * padded, style))
+
     def plan(
         self,
         height: int,
@@ -161,20 +195,10 @@ class OnePassMethod(Method[OptionsT]):
         device: torch.device | None = None,
         limit: int | None = None,
     ) -> MemoryPlan:
-        """Peak memory: :attr:`bytes_per_pixel` per content pixel with its :attr:`margin`,
-        padded to :meth:`stride`,
-        or the largest style's encoding (:meth:`style_bytes`) if more, plus
-        :attr:`fixed_bytes`."""
-        multiple = self.stride()
-        framed_height = height + 2 * min(self.margin, height - 1)  # as reflect_margin frames
-        framed_width = width + 2 * min(self.margin, width - 1)
-        padded = (framed_height + -framed_height % multiple) * (
-            framed_width + -framed_width % multiple
-        )
-        style = max((self.style_bytes(h, w) for h, w in style_sizes), default=0)
-        need = self.fixed_bytes + max(self.bytes_per_pixel * padded, style)
+        """:meth:`need`, refused over the limit."""
+        need = self.need(height, width, style_sizes)
         require(need, f"a {width}x{height} {self.name} run", limit, device)
-        return MemoryPlan(int(need))
+        return MemoryPlan(need)
 
     def encode_prepared(self, targets: list[StyleTarget]) -> Any:
         """:meth:`encode_styles` in inference mode at the method's precision."""

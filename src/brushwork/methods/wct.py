@@ -44,7 +44,7 @@ from brushwork.methods.feedforward import (
     load_decoder,
     min_side,
 )
-from brushwork.ops import coloring_statistics, whiten_color
+from brushwork.ops import Moments, coloring_statistics, whiten_color
 from brushwork.options import Options, option
 
 if TYPE_CHECKING:
@@ -104,6 +104,9 @@ class WCT(FeedForwardMethod[WCTOptions]):
 
     def style_statistics(self, features: Tensor, layer: str) -> tuple[Tensor, Tensor]:
         return coloring_statistics(features)
+
+    def moments_statistics(self, moments: Moments, layer: str) -> tuple[Tensor, Tensor]:
+        return moments.coloring()
 
     def transform(
         self, content: Tensor, statistics: Any, mask: Tensor | None, layer: str

@@ -72,8 +72,6 @@ def paint_image(
     folder: Path, spec: JobSpec, painter: Painter, sink: JobSink, start: float
 ) -> dict[str, Any]:
     """Paint an image job into its folder; the result's details."""
-    from brushwork.image import save_image
-
     painting = painter.paint(
         folder / spec.content,
         job_styles(folder, spec),
@@ -83,10 +81,11 @@ def paint_image(
         check=sink.check,
     )
     sink.check()
-    save_image(painting.image, folder / RESULT, force=True)
+    painting.save(folder / RESULT, force=True)
     return ev.finite(
         {
             "size": list(painting.plan.content_size),
+            "tiles": None if painting.plan.tiles is None else painting.plan.tiles.count,
             "style_sizes": [list(s) for s in painting.plan.style_sizes],
             "losses": painting.result.losses,
             "scales": painting.scales,

@@ -127,8 +127,10 @@ CLIENT_CONTROLS = (
     "start_size",
     "scale_iterations",
     "precision",
+    "bit_depth",
 )
-"""The controls a job may set; the others are the server's."""
+"""The controls a job may set; the others are the server's (tiles follow its memory
+limit)."""
 
 
 def shown(value: Any) -> str:

@@ -150,6 +150,12 @@ class PlannedRun:
             )
             stylizer.controls.size = max(wanted)
             plan = stylizer.plan(wanted, style_sizes, layers)
+        if plan.tiles is not None:
+            raise BrushworkError(
+                f"video frames are painted whole, and {plan.content_size[0]}x"
+                f"{plan.content_size[1]} px frames would need {plan.tiles.count} tiles; use "
+                "a smaller --size (or a larger --max-memory), without --tile"
+            )
         self.plan = plan
         self.size = plan.content_size
 

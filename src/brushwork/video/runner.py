@@ -82,19 +82,6 @@ FLAT = 2.0
 """A frame whose values deviate by less than this (of 255) is flat."""
 
 
-class _FrameEvents:
-    """Pass every event on, but the per-step progress inside each frame as a
-    :class:`~brushwork.events.Heartbeat` (not shown; a sink may still stop the run there)."""
-
-    def __init__(self, sink: ev.Sink) -> None:
-        self.sink = sink
-
-    def __call__(self, event: ev.Event) -> None:
-        if isinstance(event, ev.Progress) and event.stage != STAGE:
-            event = ev.Heartbeat(event.stage)
-        self.sink(event)
-
-
 def _as_tensor(rgb: np.ndarray, device: torch.device) -> Tensor:
     """An RGB uint8 (H, W, 3) frame as a (1, 3, H, W) tensor in [0, 1]."""
     if not rgb.flags.writeable:
@@ -150,7 +137,7 @@ def stylize_video(
             ``report``, ...).
     """
     sink = ev.combine(events)
-    with ev.bound(_FrameEvents(sink) if sink is not None else None):
+    with ev.bound(ev.StepsInside(sink, STAGE) if sink is not None else None):
         return _Run(input, style, output, method, mask, regions, encoder, force, options).run()
 
 
