@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from brushwork import frozen
 from brushwork.errors import BrushworkError
+from brushwork.image import array_to_tensor
 from brushwork.memory import GIB
 from brushwork.ops import Moments, adain, encoded_moments, mean_std
 from brushwork.tiling import (
@@ -27,7 +28,6 @@ from brushwork.tiling import (
     plan_tiles,
     spans,
     thumbnail_tensor,
-    to_tensor,
 )
 
 grids = st.builds(
@@ -50,7 +50,7 @@ def identity(pixels: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]], Any
 
     def paint(window: Window) -> torch.Tensor:
         y0, y1, x0, x1 = window
-        return to_tensor(pixels[y0:y1, x0:x1])
+        return array_to_tensor(pixels[y0:y1, x0:x1])
 
     def write(band: np.ndarray, row: int) -> None:
         output[row : row + len(band)] = band

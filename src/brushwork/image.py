@@ -46,6 +46,7 @@ __all__ = [
     "MAX_PIXELS_ENV",
     "READ_FORMATS",
     "SAVE_FORMATS",
+    "array_to_tensor",
     "check_output",
     "check_output_format",
     "check_output_path",
@@ -338,6 +339,15 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     arr = np.array(img, dtype=np.uint8)  # (H, W, 3), a writable copy
     t = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)
     return t.to(torch.float32).div_(255.0).contiguous()
+
+
+def array_to_tensor(pixels: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
+    """An RGB uint8 ``(H, W, 3)`` array (a video frame, a tile of a large picture) as a
+    float32 ``(1, 3, H, W)`` tensor in ``[0, 1]`` on ``device``."""
+    if not pixels.flags.writeable:
+        pixels = pixels.copy()
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None]
+    return tensor.float().div(255).to(device)
 
 
 def to_pil(t: torch.Tensor) -> Image.Image:

@@ -46,7 +46,7 @@ from brushwork import color, frozen
 from brushwork import events as ev
 from brushwork.defaults import DEFAULT_METHOD
 from brushwork.errors import BrushworkError
-from brushwork.image import save_image, save_pixels, to_pil, to_pixels
+from brushwork.image import array_to_tensor, save_image, save_pixels, to_pil, to_pixels
 from brushwork.memory import MAX_SIDE, check_side, memory_limit, parse_bytes
 from brushwork.methods import get_entry
 from brushwork.methods.base import (
@@ -70,7 +70,6 @@ from brushwork.tiling import (
     plan_tiles,
     shared_statistics,
     tile_style,
-    to_tensor,
 )
 
 COARSE_TO_FINE_HINT = 1024
@@ -683,7 +682,7 @@ class Stylizer:
 
         def read(window: Window) -> Tensor:
             y0, y1, x0, x1 = window
-            return to_tensor(content[y0:y1, x0:x1])
+            return array_to_tensor(content[y0:y1, x0:x1])
 
         def done(number: int) -> None:
             elapsed = time.perf_counter() - start

@@ -145,14 +145,6 @@ class TileGrid:
         """Tile passes: one per tile, two when the statistics are streamed."""
         return self.count * (2 if self.streamed else 1)
 
-    @property
-    def largest(self) -> tuple[int, int]:
-        """(height, width) of the largest tile."""
-        return (
-            max(end - start for start, end in self.rows),
-            max(end - start for start, end in self.columns),
-        )
-
     @functools.cached_property
     def _ramps(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         return _ramps(self.rows, self.overlap), _ramps(self.columns, self.overlap)
@@ -269,7 +261,9 @@ class TileRequest:
     limit: int | None = None
 
 
-def held_bytes(height: int, width: int, styles: Sequence[tuple[int, int]], bit_depth: int) -> int:
+def whole_picture_bytes(
+    height: int, width: int, styles: Sequence[tuple[int, int]], bit_depth: int
+) -> int:
     """What a tiled run holds whole besides its tile: the content (8 bits a channel), the
     output (8 or 16) and the style images ((H, W) each, float32)."""
     return 3 * height * width * (1 + bit_depth // 8) + sum(12 * h * w for h, w in styles)
@@ -290,14 +284,14 @@ def plan_tiles(
 ) -> tuple[MemoryPlan, TileGrid]:
     """The tiles a one-pass ``method`` paints an (H, W) ``size`` picture in: the asked
     tile, or the largest (a multiple of its stride, at most :data:`LARGEST_TILE`) whose
-    pass, with everything the run holds whole (:func:`held_bytes`, :func:`band_bytes`),
+    pass, with everything the run holds whole (:func:`whole_picture_bytes`, :func:`band_bytes`),
     fits the limit. Refused up front: options the method cannot tile with, a tile smaller
     than its receptive field, an overlap over half the tile, a limit too small for even the
     least tile."""
     method.check_tiling()
     height, width = size
     least = method.receptive_field()
-    held = held_bytes(height, width, styles, request.bit_depth)
+    held = whole_picture_bytes(height, width, styles, request.bit_depth)
     scale = min(1.0, THUMBNAIL / max(height, width))
     thumbnail = method.need(round(height * scale), round(width * scale), styles)
 
@@ -349,11 +343,6 @@ def plan_tiles(
         "use a smaller --tile or --size, or a machine with more memory",
     )
     return MemoryPlan(need(side, whole_thumbnail)), grid
-
-
-def to_tensor(pixels: np.ndarray) -> Tensor:
-    """(h, w, 3) uint8 → (1, 3, h, w) float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float() / 255
 
 
 def thumbnail_tensor(pixels: np.ndarray, side: int) -> Tensor:

@@ -49,6 +49,7 @@ from brushwork import color
 from brushwork import events as ev
 from brushwork.defaults import DEFAULT_ONE_PASS_METHOD
 from brushwork.errors import BrushworkError
+from brushwork.image import array_to_tensor
 from brushwork.video.flow import FramePair
 from brushwork.video.options import (
     BLEND,
@@ -80,19 +81,6 @@ FRAME_STAGE = "video frame"
 """The stage each frame's own stylization reports under (not shown by the bar)."""
 FLAT = 2.0
 """A frame whose values deviate by less than this (of 255) is flat."""
-
-
-def _as_tensor(rgb: np.ndarray, device: torch.device) -> Tensor:
-    """An RGB uint8 (H, W, 3) frame as a (1, 3, H, W) tensor in [0, 1]."""
-    if not rgb.flags.writeable:
-        rgb = rgb.copy()
-    return (
-        torch.from_numpy(np.ascontiguousarray(rgb))
-        .permute(2, 0, 1)[None]
-        .float()
-        .div(255)
-        .to(device)
-    )
 
 
 def _as_rgb(image: Tensor) -> np.ndarray:
@@ -152,7 +140,7 @@ class _Run(PlannedRun):
         stylizer, plan = self.stylizer, self.plan
         max_pixels = stylizer.controls.max_pixels
         targets = style_targets(self.styles, plan, self.mask, self.regions, max_pixels)
-        reference = _as_tensor(self._reference(first), stylizer.device)
+        reference = array_to_tensor(self._reference(first), stylizer.device)
         self.prepared = stylizer.prepare(plan, targets, reference)
         self.later = self.prepared
         later = self.video.later_iterations
@@ -204,7 +192,7 @@ class _Run(PlannedRun):
         that becomes a source of texture is kept in the work folder with its input."""
         stylizer = self.stylizer
         out = stylizer.stylize(content, self.prepared, stage=FRAME_STAGE)
-        fresh = _as_tensor(_as_rgb(out.tensor), stylizer.device)
+        fresh = array_to_tensor(_as_rgb(out.tensor), stylizer.device)
         image = self.tracker.step(fresh, rgb, pair)
         if self.tracker.anchored:
             self.work.save(index, _as_rgb(fresh), PAINTED)
@@ -262,13 +250,13 @@ class _Run(PlannedRun):
                 )
             begin = time.perf_counter()
             grey = gray(rgb)
-            content = _as_tensor(rgb, self.stylizer.device)
+            content = array_to_tensor(rgb, self.stylizer.device)
             if index < self.done:
                 result = self.work.load(index)
             else:
                 result = self._make(index, content, rgb, looks)
                 spent += time.perf_counter() - begin
-            image = _as_tensor(result, self.stylizer.device)  # as a resumed run reads it
+            image = array_to_tensor(result, self.stylizer.device)  # as a resumed run reads it
             self._measure(index, content, image, grey)
             self.greys.append(grey)
             self.outputs.append(image)
